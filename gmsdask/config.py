@@ -1,0 +1,233 @@
+"""Typed job configuration with the option names and defaults of GeoMultiSens' ``set_config``.
+
+Precedence: keyword arguments > JSON/TOML configuration file or string > defaults. A ``JobConfig`` is
+immutable; pass it down explicitly (there is no global configuration object).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import tomllib
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+__all__ = ["JobConfig", "ExecFlags", "set_config", "load_config_file", "LEVELS"]
+
+#: The processing levels, in chain order.
+LEVELS: tuple[str, ...] = ("L1A", "L1B", "L1C", "L2A", "L2B", "L2C")
+
+#: ``[run processor, write output, delete output if not needed anymore]``
+ExecFlags = Annotated[tuple[bool, bool, bool], Field(description="[run, write, delete]")]
+
+
+class JobConfig(BaseModel):
+    """Every option of a gmsdask job.
+
+    The names follow GeoMultiSens (``exec_L1AP``, ``tiling_block_size_XY``, ``path_procdata_MGRS`` ...) so that
+    existing configurations keep working. ``configs/default.toml`` documents each option.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    # --- job and execution -------------------------------------------------------------------------
+    job_ID: int | None = None
+    reset_status: bool = False
+    inmem_serialization: bool = False
+    parallelization_level: Literal["scenes", "tiles"] = "scenes"
+    CPUs: int | None = Field(default=None, ge=1)
+    allow_subMultiprocessing: bool = True
+    disable_exception_handler: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    tiling_block_size_XY: tuple[int, int] = (2048, 2048)
+    is_test: bool = False
+    profiling: bool = False
+    benchmark_global: bool = False
+    scheduler_address: str | None = None
+    memory_limit_per_worker: str = "auto"
+
+    exec_L1AP: ExecFlags = (True, False, True)
+    exec_L1BP: ExecFlags = (True, False, True)
+    exec_L1CP: ExecFlags = (True, False, True)
+    exec_L2AP: ExecFlags = (True, False, True)
+    exec_L2BP: ExecFlags = (True, True, False)
+    exec_L2CP: ExecFlags = (True, True, False)
+
+    # --- paths -----------------------------------------------------------------------------------
+    path_archive: Path = Path("gmsdask_data/archive")
+    path_procdata_scenes: Path = Path("gmsdask_data/processed_scenes")
+    path_procdata_MGRS: Path = Path("gmsdask_data/processed_mgrs_tiles")
+    path_job_logs: Path = Path("gmsdask_data/logs")
+    db_url: str = "sqlite:///gmsdask_data/catalog.sqlite"
+    delete_old_output: bool = False
+
+    # --- L1A: import --------------------------------------------------------------------------------
+    skip_thermal: bool = True
+    skip_pan: bool = True
+    sort_bands_by_cwl: bool = True
+    scale_factor_TOARef: int = 10000
+    scale_factor_BOARef: int = 10000
+
+    # --- L1B: co-registration -----------------------------------------------------------------------
+    skip_coreg: bool = False
+    spatial_ref_min_overlap: float = Field(default=20.0, ge=0, le=100)
+    spatial_ref_min_cloudcov: float = Field(default=0.0, ge=0, le=100)
+    spatial_ref_max_cloudcov: float = Field(default=20.0, ge=0, le=100)
+    spatial_ref_plusminus_days: int = Field(default=30, ge=0)
+    spatial_ref_plusminus_years: int = Field(default=10, ge=0)
+    datasetid_spatial_ref: str = "SENTINEL_2A"
+    coreg_band_wavelength_for_matching: float = 550.0
+    coreg_max_shift_allowed: float = Field(default=5.0, gt=0)
+    coreg_window_size: tuple[int, int] = (256, 256)
+
+    # --- L1C: atmospheric correction ------------------------------------------------------------------
+    skip_ac: bool = False
+    cloud_masking_algorithm: dict[str, str] = Field(
+        default_factory=lambda: {"LANDSAT": "FMASK", "SENTINEL_2": "CLASSIFIER"}
+    )
+    ac_estimate_accuracy: bool = False
+    ac_bandwise_accuracy: bool = False
+    ac_fillnonclear_areas: bool = False
+    ac_clear_area_labels: tuple[int, ...] = (1, 4, 5)
+
+    # --- L2A: geometric homogenization ------------------------------------------------------------------
+    align_coord_grids: bool = True
+    match_gsd: bool = True
+    spatial_resamp_alg_default: Literal["nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average"] = "cubic"
+    clip_to_extent: bool = True
+    mask_clouds_l2a: bool = True
+
+    # --- L2B: spectral homogenization ----------------------------------------------------------------
+    skip_spechomo: bool = False
+    spechomo_method: Literal["LR", "QR", "RFR", "Linear"] = "LR"
+    spechomo_n_clusters: int = Field(default=50, ge=1)
+    spechomo_classif_alg: Literal["MinDist", "kNN", "kNN_MinDist", "SAM", "kNN_SAM", "SID", "kNN_SID", "RF"] = "MinDist"
+    spechomo_kNN_n_neighbors: int = Field(default=10, ge=1)
+    spechomo_estimate_accuracy: bool = False
+    spechomo_bandwise_accuracy: bool = False
+
+    # --- virtual (target) sensor ---------------------------------------------------------------------
+    virtual_sensor_name: str = "SENTINEL_2A"
+    target_bands: tuple[str, ...] = ("B02", "B03", "B04", "B8A", "B11", "B12")
+    target_gsd: float = Field(default=30.0, gt=0)
+    target_epsg: int | None = None
+
+    # --- L2C: MGRS tiling ---------------------------------------------------------------------------------
+    mgrs_pixel_buffer: int = Field(default=10, ge=0)
+    output_compressor: Literal["zstd", "lz4", "none"] = "zstd"
+
+    @field_validator("tiling_block_size_XY", "coreg_window_size")
+    @classmethod
+    def _positive_pair(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if any(v < 16 for v in value):
+            raise ValueError(f"both sizes must be >= 16 pixels, got {value}")
+        return value
+
+    @property
+    def chunks(self) -> dict[str, int]:
+        """Dask chunk sizes ``{"y": ..., "x": ...}`` for scene arrays (``tiling_block_size_XY`` is X, Y)."""
+        block_x, block_y = self.tiling_block_size_XY
+        return {"y": block_y, "x": block_x}
+
+    def exec_flags(self, level: str) -> tuple[bool, bool, bool]:
+        """``(run, write, delete)`` of a processing level such as ``"L2A"``."""
+        if level not in LEVELS:
+            raise ConfigError(f"exec_{level}P", f"unknown processing level; allowed: {', '.join(LEVELS)}")
+        return getattr(self, f"exec_{level}P")
+
+    def replace(self, **changes: Any) -> "JobConfig":
+        """A new, validated configuration with ``changes`` applied."""
+        return _build(self.model_dump() | changes)
+
+
+def _allowed_values(field_name: str) -> str:
+    annotation = JobConfig.model_fields[field_name].annotation
+    literals = [a for a in typing.get_args(annotation)] if typing.get_origin(annotation) is Literal else []
+    return f"; allowed values: {', '.join(map(repr, literals))}" if literals else ""
+
+
+def _build(values: dict[str, Any]) -> JobConfig:
+    known = JobConfig.model_fields
+    for key in values:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(key, f"unknown option{hint} (see configs/default.toml for all options)")
+    try:
+        return JobConfig(**values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(part) for part in first["loc"][:1]) or "?"
+        detail = first["msg"]
+        raise ConfigError(key, f"{detail} (got {first.get('input')!r}){_allowed_values(key)}") from None
+
+
+def load_config_file(source: str | Path) -> dict[str, Any]:
+    """Options from a JSON or TOML file, or a JSON string.
+
+    TOML tables are flattened (``[L2A] spatial_resamp_alg_default = "cubic"`` is the option
+    ``spatial_resamp_alg_default``) so a file can be organised by level.
+    """
+    text_source = str(source).strip()
+    if text_source.startswith("{"):
+        try:
+            return dict(json.loads(text_source))
+        except json.JSONDecodeError as err:
+            raise ConfigError("json_config", f"not valid JSON: {err}") from None
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError("json_config", f"{path} is neither a JSON string nor an existing file")
+    raw = path.read_bytes()
+    try:
+        if path.suffix.lower() == ".toml":
+            options = tomllib.loads(raw.decode())
+        else:
+            options = json.loads(raw)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError("json_config", f"{path}: cannot parse: {err}") from None
+    return _flatten(options, path)
+
+
+def _flatten(options: dict[str, Any], path: Path) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, dict) and key not in JobConfig.model_fields:
+            for sub_key, sub_value in _flatten(value, path).items():
+                if sub_key in flat:
+                    raise ConfigError(sub_key, f"{path}: given twice")
+                flat[sub_key] = sub_value
+        else:
+            flat[key] = value
+    return flat
+
+
+def set_config(job_ID: int | None = None, json_config: str | Path = "", reset_status: bool = False,
+               **kwargs: Any) -> JobConfig:
+    """Set up the configuration of a gmsdask job (the GeoMultiSens signature).
+
+    Parameters
+    ----------
+    job_ID
+        The job's id in the catalogue, or None for a configuration not yet bound to a job.
+    json_config
+        Path of a JSON or TOML file, or a JSON string, with options. Empty: defaults only.
+    reset_status
+        Whether to reset the processing status of the job's scenes (a rerun from L1A).
+    **kwargs
+        Options; they override ``json_config``, which overrides the defaults.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown option or an invalid value, naming the option and the allowed values.
+    """
+    options: dict[str, Any] = load_config_file(json_config) if str(json_config).strip() else {}
+    options.update(kwargs)
+    options["job_ID"] = job_ID if job_ID is not None else options.get("job_ID")
+    options["reset_status"] = reset_status or bool(options.get("reset_status", False))
+    return _build(options)
