@@ -1,0 +1,61 @@
+"""``open_scene``: the one entry point that recognises a product and hands it to its reader."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import xarray as xr
+
+from ..errors import UnknownProductError
+from .archive import ProductFiles
+
+__all__ = ["open_scene", "detect_product_type"]
+
+_LANDSAT_MEMBER = re.compile(r"(^|/)L[CTEOM]0[1-9]_[A-Z0-9]{4}_\d{6}_\d{8}_\d{8}_\d{2}_[A-Z0-9]{2}_MTL\.(txt|xml)$"
+                             r"|(^|/)L[CTEOM][0-9]\d{13}[A-Z]{3}\d{2}_MTL\.txt$")
+_SENTINEL2_SAFE = re.compile(r"(^|/)MTD_MSIL(1C|2A)\.xml$")
+_SENTINEL2_AWS = re.compile(r"(^|/)S2[ABC]_OPER_MSI_L1C_TL_[^/]*/metadata\.xml$|^metadata\.xml$")
+
+
+def detect_product_type(files: ProductFiles) -> str:
+    """``"landsat"`` or ``"sentinel2"`` from a container's member names; else ``UnknownProductError``."""
+    if any(_SENTINEL2_SAFE.search(m) for m in files.members):
+        return "sentinel2"
+    if any(_LANDSAT_MEMBER.search(m) for m in files.members):
+        return "landsat"
+    if any(_SENTINEL2_AWS.search(m) for m in files.members) and any(m.endswith(".jp2") for m in files.members):
+        return "sentinel2"
+    raise UnknownProductError(files.path, "no Landsat MTL (*_MTL.txt/*_MTL.xml) or Sentinel-2 metadata "
+                                          "(MTD_MSIL1C.xml, MTD_MSIL2A.xml, tile metadata.xml) found")
+
+
+def open_scene(path: str | os.PathLike[str], *,
+               chunks: int | Sequence[int] | Mapping[str, int] | None = None) -> xr.DataTree:
+    """Open a Landsat or Sentinel-2 product lazily as a scene ``DataTree``.
+
+    Parameters
+    ----------
+    path
+        A product directory, ``.tar``/``.tar.gz``/``.zip`` archive (read in place), a ``.SAFE`` directory,
+        or a Landsat ``*_MTL.txt``/``*_MTL.xml`` file (its directory is the product).
+    chunks
+        Dask chunk size in pixels: an int, ``(y, x)`` or ``{"y": .., "x": ..}``; default 2048 x 2048.
+
+    Returns
+    -------
+    xarray.DataTree
+        One group per native resolution (``r10m``, ``r30m``, ...), float32 reflectance (thermal: K), NaN for
+        no data, masks, and homogenized metadata in root attrs (``docs/scene-model.md``). No pixel is read.
+    """
+    from . import landsat, sentinel2
+
+    path = Path(path)
+    mtl_file = path if path.is_file() and re.search(r"_MTL\.(txt|xml)$", path.name) else None
+    files = ProductFiles.open(path.parent if mtl_file else path)
+    kind = "landsat" if mtl_file else detect_product_type(files)
+    if kind == "landsat":
+        return landsat.open_landsat(files, chunks=chunks, mtl_member=mtl_file.name if mtl_file else None)
+    return sentinel2.open_sentinel2(files, chunks=chunks)
