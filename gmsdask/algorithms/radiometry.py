@@ -28,10 +28,13 @@ def _as_utc(time: datetime) -> datetime:
 def earth_sun_distance_au(time: datetime) -> float:
     """Earth-Sun distance in astronomical units for any date (no table that ends).
 
-    ``d = 1 - 0.01672 cos(0.9856 (doy - 4))`` with the angle in degrees; within ~2e-4 AU of the ephemeris.
+    USNO's approximation ``d = 1.00014 - 0.01671 cos g - 0.00014 cos 2g`` with the Sun's mean anomaly
+    ``g = 357.529 + 0.98560028 (JD - 2451545)`` degrees: within ~3e-5 AU of USGS' ephemeris values, where the
+    day-of-year cosine often quoted (``1 - 0.01672 cos(0.9856 (doy - 4))``) is off by up to 1e-3 AU.
     """
-    day_of_year = _as_utc(time).timetuple().tm_yday
-    return float(1.0 - 0.01672 * np.cos(np.deg2rad(0.9856 * (day_of_year - 4))))
+    julian_day = _as_utc(time).timestamp() / 86400.0 + 2440587.5
+    mean_anomaly = np.deg2rad(357.529 + 0.98560028 * (julian_day - 2451545.0))
+    return float(1.00014 - 0.01671 * np.cos(mean_anomaly) - 0.00014 * np.cos(2 * mean_anomaly))
 
 
 def solar_position(latitude_deg: np.ndarray, longitude_deg: np.ndarray,

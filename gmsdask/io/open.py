@@ -14,7 +14,7 @@ from .archive import ProductFiles
 
 __all__ = ["open_scene", "detect_product_type"]
 
-_LANDSAT_MEMBER = re.compile(r"(^|/)L[CTEOM]0[1-9]_[A-Z0-9]{4}_\d{6}_\d{8}_\d{8}_\d{2}_[A-Z0-9]{2}_MTL\.(txt|xml)$"
+_LANDSAT_MEMBER = re.compile(r"L[CTEOM]0[1-9]_[A-Z0-9]{4}_\d{6}_\d{8}_[\w]*_MTL\.(txt|xml)$"
                              r"|(^|/)L[CTEOM][0-9]\d{13}[A-Z]{3}\d{2}_MTL\.txt$")
 _SENTINEL2_SAFE = re.compile(r"(^|/)MTD_MSIL(1C|2A)\.xml$")
 _SENTINEL2_AWS = re.compile(r"(^|/)S2[ABC]_OPER_MSI_L1C_TL_[^/]*/metadata\.xml$|^metadata\.xml$")
