@@ -90,40 +90,55 @@ def solar_position(latitude_deg: np.ndarray, longitude_deg: np.ndarray,
     return np.rad2deg(zenith), (np.rad2deg(azimuth) + 180.0) % 360.0
 
 
-def _masked(values: np.ndarray, dn: np.ndarray, fill_dn: int | None) -> np.ndarray:
-    values = values.astype(np.float32, copy=False)
+def _linear(dn: np.ndarray, mult: float, add: float, fill_dn: int | None) -> np.ndarray:
+    """``mult * dn + add`` in float32, computed in place (float32 keeps 7 digits: ample for 16-bit DNs)."""
+    values = dn.astype(np.float32)
+    values *= np.float32(mult)
+    values += np.float32(add)
     if fill_dn is not None:
         values[dn == fill_dn] = np.nan
     return values
 
 
-def landsat_toa_reflectance(dn: np.ndarray, mult: float, add: float, sun_zenith_deg: np.ndarray | float,
+def landsat_toa_reflectance(dn: np.ndarray, mult: float, add: float, cos_sun_zenith: np.ndarray | float,
                             fill_dn: int | None = 0) -> np.ndarray:
-    """Landsat TOA reflectance: ``(mult * Q + add) / cos(sun zenith)``; fill DN -> NaN. float32."""
-    rho = (mult * dn.astype(np.float64) + add) / np.cos(np.deg2rad(sun_zenith_deg))
-    return _masked(rho, dn, fill_dn)
+    """Landsat TOA reflectance ``(mult * Q + add) / cos(sun zenith)``; fill DN -> NaN; float32.
+
+    ``cos_sun_zenith`` is a scalar or an array broadcasting to ``dn`` (the cosine, so that per-pixel angle grids
+    are interpolated in cosine space and no per-pixel trigonometry is needed).
+    """
+    values = _linear(dn, mult, add, fill_dn)
+    values /= np.asarray(cos_sun_zenith, dtype=np.float32)
+    return values
 
 
 def scaled_reflectance(dn: np.ndarray, mult: float, add: float, fill_dn: int | None = 0) -> np.ndarray:
     """A linear rescaling ``mult * Q + add`` (Level-2 surface reflectance, surface temperature); fill -> NaN."""
-    return _masked(mult * dn.astype(np.float64) + add, dn, fill_dn)
+    return _linear(dn, mult, add, fill_dn)
 
 
 def radiance(dn: np.ndarray, mult: float, add: float, fill_dn: int | None = 0) -> np.ndarray:
     """At-sensor spectral radiance ``L = mult * Q + add`` in W m-2 sr-1 um-1; fill -> NaN."""
-    return scaled_reflectance(dn, mult, add, fill_dn)
+    return _linear(dn, mult, add, fill_dn)
 
 
 def brightness_temperature(dn: np.ndarray, radiance_mult: float, radiance_add: float, k1: float, k2: float,
                            fill_dn: int | None = 0) -> np.ndarray:
-    """At-sensor brightness temperature in K: ``K2 / ln(K1 / L + 1)``; fill -> NaN."""
-    spectral_radiance = radiance_mult * dn.astype(np.float64) + radiance_add
+    """At-sensor brightness temperature in K: ``K2 / ln(K1 / L + 1)``; fill -> NaN; float32."""
+    spectral_radiance = _linear(dn, radiance_mult, radiance_add, fill_dn).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        temperature = k2 / np.log(k1 / spectral_radiance + 1.0)
-    return _masked(temperature, dn, fill_dn)
+        return (k2 / np.log(k1 / spectral_radiance + 1.0)).astype(np.float32)
 
 
 def sentinel2_reflectance(dn: np.ndarray, offset: float, quantification: float,
                           fill_dn: int | None = 0) -> np.ndarray:
-    """Sentinel-2 reflectance ``(DN + offset) / quantification`` (L1C TOA, L2A BOA); DN 0 -> NaN."""
-    return _masked((dn.astype(np.float64) + offset) / quantification, dn, fill_dn)
+    """Sentinel-2 reflectance ``(DN + offset) / quantification`` (L1C TOA, L2A BOA); DN 0 -> NaN; float32.
+
+    ``DN + offset`` is integer arithmetic (exact in float32 below 2**24), so ``DN == -offset`` gives exactly 0.
+    """
+    values = dn.astype(np.float32)
+    values += np.float32(offset)
+    values /= np.float32(quantification)
+    if fill_dn is not None:
+        values[dn == fill_dn] = np.nan
+    return values

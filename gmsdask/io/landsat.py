@@ -95,10 +95,11 @@ class SunAngleGrid:
         grid_x, grid_y = np.meshgrid(self.x, self.y)
         lon, lat = _transformer_to_lonlat(crs_wkt).transform(grid_x, grid_y)
         self.zenith, self.azimuth = solar_position(lat, lon, time)
+        self.cos_zenith = np.cos(np.deg2rad(self.zenith))
 
-    def zenith_at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Solar zenith (degrees) at every pixel centre of the rectilinear grid ``y`` x ``x``."""
-        return bilinear_from_grid(self.y, self.x, self.zenith, y, x)
+    def cos_zenith_at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Cosine of the solar zenith at every pixel centre of the rectilinear grid ``y`` x ``x`` (float32)."""
+        return bilinear_from_grid(self.y, self.x, self.cos_zenith, y, x).astype(np.float32)
 
     def as_dataset(self) -> xr.Dataset:
         coords = {"y": ("y", self.y, {"units": "m"}), "x": ("x", self.x, {"units": "m"})}
@@ -112,7 +113,7 @@ class SunAngleGrid:
 
 def _toa_block(dn: np.ndarray, x: np.ndarray, y: np.ndarray, *, mult: float, add: float,
                sun: SunAngleGrid, fill_dn: int) -> np.ndarray:
-    return landsat_toa_reflectance(dn, mult, add, sun.zenith_at(x, y), fill_dn)
+    return landsat_toa_reflectance(dn, mult, add, sun.cos_zenith_at(x, y), fill_dn)
 
 
 def _thermal_block(dn: np.ndarray, x: np.ndarray, y: np.ndarray, *, mult: float, add: float, k1: float,

@@ -1,0 +1,34 @@
+"""Shared helpers of the benchmarks: timing, result files, and where the real data is."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("GMSDASK_TEST_DATA", REPO.parent / "shared" / "data"))
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def best_of(function: Callable[[], Any], repeat: int = 3) -> float:
+    """Fastest of ``repeat`` wall-clock runs, seconds (the least disturbed by other load)."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def report(name: str, results: dict[str, Any]) -> dict[str, Any]:
+    """Print and store one benchmark's results as ``benchmarks/results/<name>.json``."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2))
+    print(f"== {name}")
+    for key, value in results.items():
+        print(f"  {key:<40} {value:.3f}" if isinstance(value, float) else f"  {key:<40} {value}")
+    return results
