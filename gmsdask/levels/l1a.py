@@ -1,0 +1,38 @@
+"""L1A: import and metadata homogenization (the readers), band selection for the processing chain."""
+
+from __future__ import annotations
+
+import os
+
+import xarray as xr
+
+from ..config import JobConfig
+from ..io import open_scene
+from ..sensors import get_sensor
+from . import LevelOutcome
+
+__all__ = ["run"]
+
+
+def _chain_bands(scene: xr.DataTree, cfg: JobConfig) -> xr.DataTree:
+    """The scene without the thermal and panchromatic bands where ``skip_thermal``/``skip_pan`` say so."""
+    sensor = get_sensor(scene.attrs["platform"])
+    drop = {band.name for band in sensor.bands
+            if (cfg.skip_thermal and band.kind == "thermal") or (cfg.skip_pan and band.kind == "pan")}
+    children = {}
+    for name, child in scene.children.items():
+        dataset = child.to_dataset()
+        bands_here = [v for v in dataset.data_vars if v in drop]
+        kept = [v for v in dataset.data_vars if v in sensor.band_names and v not in drop]
+        if bands_here and not kept:
+            continue  # a group of dropped bands only (Landsat r15m pan) goes entirely
+        children[name] = xr.DataTree(dataset.drop_vars(bands_here))
+    attrs = dict(scene.attrs)
+    attrs["band_names"] = [b for b in attrs["band_names"] if b not in drop]
+    return xr.DataTree(xr.Dataset(attrs=attrs), children=children)
+
+
+def run(product_path: str | os.PathLike[str], cfg: JobConfig) -> LevelOutcome:
+    """Open a product lazily on ``cfg``'s chunk grid and keep the bands the chain processes."""
+    scene = open_scene(product_path, chunks=cfg.chunks)
+    return LevelOutcome(_chain_bands(scene, cfg), "done")

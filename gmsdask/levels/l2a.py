@@ -1,0 +1,348 @@
+"""L2A, geometric homogenization: every resolution group of a scene onto one target pixel grid, lazily.
+
+One resampling step per variable does everything: it applies the L1B shift (by translating the source grid, not
+by resampling twice), changes the CRS if asked, and lands on a grid whose pixel corners nest into the
+Sentinel-2 MGRS tiles. Reflectance uses area averaging where the source is finer than the target (Sentinel-2
+10/20 m -> 30 m, as NASA HLS does) and ``cfg.spatial_resamp_alg_default`` (cubic) otherwise; masks and integer
+QA layers use nearest neighbour. The work is a Dask graph with one task per output block and variable; each task
+reads only the source blocks under its output block plus a kernel-sized margin, so memory per worker is bounded
+by the block size and results do not depend on where blocks are cut.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+
+import dask.array as da
+import numpy as np
+import odc.geo.xr  # noqa: F401  (registers the .odc accessor: a Dataset's GeoBox)
+import rioxarray  # noqa: F401  (registers the .rio accessor: CRS and transform on the output)
+import xarray as xr
+from affine import Affine
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+from odc.geo.geobox import GeoBox, GeoboxTiles
+from odc.geo.overlap import compute_reproject_roi
+from pyproj import CRS
+
+from ..algorithms.warp import RESAMPLING_RADIUS_PX, assemble_window, warp_block
+from ..config import JobConfig
+from ..errors import ConfigError, ProcessingError
+from ..mgrs_grid import grid_anchor, tile_epsg, tile_origin
+
+__all__ = [
+    "RESOLUTION_GROUP",
+    "resolution_groups",
+    "group_geobox",
+    "shift_geobox",
+    "target_geobox",
+    "choose_resampling",
+    "qa_fill_value",
+    "warp_lazy",
+    "warp_variable",
+    "geometric_homogenization",
+]
+
+#: Names of resolution groups in a scene tree (``r10m``, ``r30m`` ...).
+RESOLUTION_GROUP = re.compile(r"^r\d+m$")
+MASKS = ("nodata", "saturated")
+
+# Fill values of the products' integer QA layers where the layer itself says "no data" (SCL class 0 is NO_DATA,
+# bit 0 of Landsat QA_PIXEL/BQA is the fill flag); layers not listed get their dtype's extreme value.
+_QA_FILL = {"SCL": 0, "QA_PIXEL": 1, "BQA": 1, "QA_RADSAT": 0}
+
+
+def _scene_name(scene: xr.DataTree) -> str:
+    return str(scene.attrs.get("product_id") or scene.attrs.get("product_path") or "scene")
+
+
+def resolution_groups(scene: xr.DataTree) -> dict[str, xr.Dataset]:
+    """The scene's resolution groups (``r10m`` ...) as Datasets, finest first."""
+    groups = {name: child.to_dataset() for name, child in scene.children.items() if RESOLUTION_GROUP.match(name)}
+    if not groups:
+        raise ProcessingError(_scene_name(scene), "L2A", "the scene tree has no resolution group (r10m, r30m ...)")
+    return dict(sorted(groups.items(), key=lambda item: abs(group_geobox(item[1], item[0]).resolution.x)))
+
+
+def group_geobox(ds: xr.Dataset, name: str = "group") -> GeoBox:
+    """The pixel grid of a resolution group (from its x/y coordinates and ``spatial_ref``)."""
+    gbox = ds.odc.geobox
+    if not isinstance(gbox, GeoBox) or gbox.crs is None:
+        raise ProcessingError(name, "L2A", "group has no georeferenced north-up grid (x/y coordinates and a "
+                                           "spatial_ref CRS are required, see docs/scene-model.md)")
+    return gbox
+
+
+def shift_geobox(gbox: GeoBox, shift_m: tuple[float, float]) -> GeoBox:
+    """The grid with the image content moved back by ``shift_m`` = (dx, dy) metres (x east, y north).
+
+    A shift (dx, dy) means a feature appears dx east and dy north of its true position; the corrected grid
+    puts every pixel dx west and dy south of where the product says it is.
+    """
+    dx, dy = shift_m
+    if dx == 0 and dy == 0:
+        return gbox
+    return GeoBox(gbox.shape, Affine.translation(-dx, -dy) @ gbox.affine, gbox.crs)
+
+
+def _is_metric_projected(crs: CRS) -> bool:
+    return crs.is_projected and all(axis.unit_name in ("metre", "meter") for axis in crs.axis_info)
+
+
+def _default_epsg(scene: xr.DataTree, gbox: GeoBox) -> int:
+    """The tile's UTM zone; else the scene's own UTM zone; else the UTM zone of the footprint centre."""
+    tile = str(scene.attrs.get("mgrs_tile") or "")
+    if tile:
+        return tile_epsg(tile)
+    own = CRS.from_user_input(str(gbox.crs))
+    if own.utm_zone is not None and own.to_epsg():
+        return int(own.to_epsg())
+    centre = gbox.footprint("EPSG:4326").centroid
+    lon, lat = centre.coords[0]
+    zone = int((lon + 180.0) // 6.0) % 60 + 1
+    return (32600 if lat >= 0 else 32700) + zone
+
+
+def target_geobox(scene: xr.DataTree, cfg: JobConfig, *, shift_m: tuple[float, float] = (0.0, 0.0)) -> GeoBox:
+    """The L2A grid of a scene: CRS ``cfg.target_epsg`` (default: see :func:`_default_epsg`), pixel size
+    ``cfg.target_gsd`` metres, covering the (shifted) scene, pixel corners nested into the MGRS tile grid.
+
+    When the scene's MGRS tile is in the target CRS the grid is anchored at the tile's origin (exact for any GSD
+    dividing the tile); otherwise corners sit on multiples of the GSD from :func:`gmsdask.mgrs_grid.grid_anchor`.
+    """
+    groups = resolution_groups(scene)
+    gboxes = [shift_geobox(group_geobox(ds, name), shift_m) for name, ds in groups.items()]
+    epsg = cfg.target_epsg or _default_epsg(scene, gboxes[0])
+    try:
+        crs = CRS.from_epsg(epsg)
+    except Exception as err:  # pyproj raises CRSError, an unrelated class, for unknown codes
+        raise ConfigError("target_epsg", f"EPSG:{epsg} is not a known CRS ({err})") from None
+    if not _is_metric_projected(crs):
+        raise ConfigError("target_epsg", f"EPSG:{epsg} is not a projected CRS in metres; target_gsd is metres")
+    gsd = float(cfg.target_gsd)
+    tile = str(scene.attrs.get("mgrs_tile") or "")
+    if tile and tile_epsg(tile) == epsg:
+        _, anchor_x, anchor_y = tile_origin(tile)
+    else:
+        anchor_x, anchor_y = grid_anchor(epsg)
+    target_crs = f"EPSG:{epsg}"
+    bounds = np.array([g.footprint(target_crs).boundingbox for g in gboxes])  # left, bottom, right, top
+    left, bottom = bounds[:, 0].min(), bounds[:, 1].min()
+    right, top = bounds[:, 2].max(), bounds[:, 3].max()
+    # snap outward to the anchored grid; the tolerance keeps floating-point noise from adding a pixel
+    tol = 1e-6
+    x0 = anchor_x + math.floor((left - anchor_x) / gsd + tol) * gsd
+    x1 = anchor_x + math.ceil((right - anchor_x) / gsd - tol) * gsd
+    y0 = anchor_y + math.floor((bottom - anchor_y) / gsd + tol) * gsd
+    y1 = anchor_y + math.ceil((top - anchor_y) / gsd - tol) * gsd
+    shape = (int(round((y1 - y0) / gsd)), int(round((x1 - x0) / gsd)))
+    return GeoBox(shape, Affine(gsd, 0.0, x0, 0.0, -gsd, y1), target_crs)
+
+
+def _pixel_size_in(src: GeoBox, dst: GeoBox) -> float:
+    """Edge length of a source pixel measured in the target CRS (its units, e.g. metres)."""
+    if src.crs == dst.crs:
+        return abs(src.resolution.x)
+    return math.sqrt(src.footprint(dst.crs).area / (src.shape.x * src.shape.y))
+
+
+def choose_resampling(src: GeoBox, dst: GeoBox, default: str) -> str:
+    """``average`` where source pixels are smaller than target pixels (going coarser), else ``default``."""
+    return "average" if _pixel_size_in(src, dst) < abs(dst.resolution.x) * (1 - 1e-6) else default
+
+
+def qa_fill_value(name: str, dtype: np.dtype, attrs: Mapping[str, object]) -> int:
+    """The value an integer QA layer gets where there is no data (attrs ``nodata``/``_FillValue`` first)."""
+    for key in ("nodata", "_FillValue"):
+        if attrs.get(key) is not None:
+            return int(attrs[key])  # type: ignore[call-overload]
+    if name in _QA_FILL:
+        return _QA_FILL[name]
+    if dtype == bool:
+        return 0
+    info = np.iinfo(dtype)
+    return int(info.max if info.min == 0 else info.min)
+
+
+def _warp_task(blocks: list[np.ndarray], n_block_cols: int, rows: slice, cols: slice,
+               src_affine: tuple[float, ...], src_crs: str, dst_shape: tuple[int, int],
+               dst_affine: tuple[float, ...], dst_crs: str, resampling: str,
+               src_nodata: float | int | None, fill: float | int | bool) -> np.ndarray:
+    window = assemble_window(blocks, n_block_cols, rows, cols)
+    return warp_block(window, Affine(*src_affine[:6]), src_crs, dst_shape, Affine(*dst_affine[:6]), dst_crs,
+                      resampling=resampling, src_nodata=src_nodata, dst_fill=fill)
+
+
+def warp_lazy(data: da.Array, src: GeoBox, dst: GeoBox, *, resampling: str, fill: float | int | bool,
+              chunks: tuple[int, int]) -> da.Array:
+    """A lazy 2-D ``(y, x)`` array on ``dst`` resampled from ``data`` on ``src``; output blocks are ``chunks``.
+
+    One task per output block; it depends on the source blocks under the block's footprint padded by the
+    kernel radius, so the graph has O(blocks) tasks and memory per task is O(block size). Target pixels the
+    source does not reach get ``fill``; source NaN (floats) or ``fill`` (integers, booleans) count as no data.
+    """
+    if data.ndim != 2:
+        raise ValueError(f"warp_lazy takes 2-D (y, x) arrays, got {data.ndim}-D")
+    if resampling not in RESAMPLING_RADIUS_PX:
+        raise ConfigError("spatial_resamp_alg_default",
+                          f"{resampling!r} is not supported; allowed: {', '.join(RESAMPLING_RADIUS_PX)}")
+    dtype = data.dtype
+    src_nodata = np.nan if np.issubdtype(dtype, np.floating) else fill
+    dst_tiles = GeoboxTiles(dst, chunks)
+    row_edges = np.cumsum((0, *data.chunks[0]))
+    col_edges = np.cumsum((0, *data.chunks[1]))
+    pad = RESAMPLING_RADIUS_PX[resampling]
+    name = f"warp-{resampling}-{tokenize(data.name, src, dst, resampling, fill, chunks)}"
+    src_crs, dst_crs = str(src.crs), str(dst.crs)
+    layer: dict = {}
+    n_rows, n_cols = dst_tiles.shape.yx
+    for iy in range(n_rows):
+        for ix in range(n_cols):
+            sub = dst_tiles[iy, ix]
+            rows, cols = compute_reproject_roi(src, sub, padding=pad).roi_src
+            if rows.stop <= rows.start or cols.stop <= cols.start:
+                layer[(name, iy, ix)] = (np.full, sub.shape.yx, fill, dtype)
+                continue
+            by0 = int(np.searchsorted(row_edges, rows.start, side="right")) - 1
+            by1 = int(np.searchsorted(row_edges, rows.stop, side="left"))
+            bx0 = int(np.searchsorted(col_edges, cols.start, side="right")) - 1
+            bx1 = int(np.searchsorted(col_edges, cols.stop, side="left"))
+            keys = [(data.name, by, bx) for by in range(by0, by1) for bx in range(bx0, bx1)]
+            window_affine = src.affine @ Affine.translation(cols.start, rows.start)
+            layer[(name, iy, ix)] = (
+                _warp_task, keys, bx1 - bx0,
+                slice(rows.start - row_edges[by0], rows.stop - row_edges[by0]),
+                slice(cols.start - col_edges[bx0], cols.stop - col_edges[bx0]),
+                tuple(window_affine)[:6], src_crs, sub.shape.yx, tuple(sub.affine)[:6], dst_crs,
+                resampling, src_nodata, fill,
+            )
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[data])
+    return da.Array(graph, name, chunks=dst_tiles.chunks, dtype=dtype, meta=np.empty((0, 0), dtype=dtype))
+
+
+def _grid_dataset(variables: Mapping[str, xr.DataArray], gbox: GeoBox) -> xr.Dataset:
+    """A Dataset on ``gbox`` with pixel-centre x/y coordinates and rioxarray's ``spatial_ref``."""
+    affine = gbox.affine
+    ny, nx = gbox.shape.yx
+    x = affine.c + (np.arange(nx) + 0.5) * affine.a
+    y = affine.f + (np.arange(ny) + 0.5) * affine.e
+    ds = xr.Dataset(dict(variables), coords={"x": ("x", x, {"units": "m", "axis": "X"}),
+                                             "y": ("y", y, {"units": "m", "axis": "Y"})})
+    return ds.rio.write_crs(str(gbox.crs)).rio.write_transform(affine)
+
+
+def warp_variable(var: xr.DataArray, src: GeoBox, dst: GeoBox, *, resampling: str, fill: float | int | bool,
+                  chunks: tuple[int, int]) -> xr.DataArray:
+    """:func:`warp_lazy` for a ``(y, x)`` DataArray; attrs are kept (without coordinates)."""
+    data = var.data if isinstance(var.data, da.Array) else da.from_array(var.data, chunks=chunks)
+    out = warp_lazy(data, src, dst, resampling=resampling, fill=fill, chunks=chunks)
+    return xr.DataArray(out, dims=("y", "x"), attrs=dict(var.attrs))
+
+
+def _is_band(name: str, var: xr.DataArray) -> bool:
+    return name not in MASKS and np.issubdtype(var.dtype, np.floating)
+
+
+def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoBox | None = None,
+                             shift_m: tuple[float, float] = (0.0, 0.0)) -> xr.DataTree:
+    """L2A: all resolution groups of ``scene`` on one grid, in one lazy resampling step per variable.
+
+    Parameters
+    ----------
+    scene
+        A scene tree (docs/scene-model.md).
+    cfg
+        Uses ``target_epsg``, ``target_gsd`` (metres), ``spatial_resamp_alg_default``, ``sort_bands_by_cwl``
+        and ``tiling_block_size_XY`` (output block size).
+    target
+        The output grid; default :func:`target_geobox`.
+    shift_m
+        The L1B shift (dx, dy) in metres, x east and y north: the image content is displaced by this much.
+
+    Returns
+    -------
+    A tree with one group ``r{gsd}m`` holding every band (float32, sorted by central wavelength when
+    ``cfg.sort_bands_by_cwl``), ``nodata`` (any band without data), ``saturated`` and the integer QA layers
+    (``nodata`` attr = their fill value), plus the ``angles`` group unchanged. Root attrs are copied with
+    ``epsg`` set to the output CRS and ``l2a_shift_m``, ``l2a_target_epsg``, ``l2a_resampling`` added.
+    Nothing is computed.
+    """
+    name = _scene_name(scene)
+    groups = resolution_groups(scene)
+    dst = target if target is not None else target_geobox(scene, cfg, shift_m=shift_m)
+    chunks = (cfg.chunks["y"], cfg.chunks["x"])
+    default_alg = cfg.spatial_resamp_alg_default
+
+    bands: dict[str, xr.DataArray] = {}
+    qa_layers: dict[str, xr.DataArray] = {}
+    nodata_parts: list[da.Array] = []
+    saturated_parts: list[da.Array] = []
+    resampling_log: list[str] = []
+    for group_name, ds in groups.items():  # finest first: a variable found twice is taken from the finest grid
+        src = shift_geobox(group_geobox(ds, group_name), shift_m)
+        band_alg = choose_resampling(src, dst, default_alg)
+        resampling_log.append(f"{group_name}:{band_alg}")
+        for var_name, var in ds.data_vars.items():
+            if var.dims != ("y", "x"):
+                raise ProcessingError(name, "L2A", f"{group_name}/{var_name} has dims {var.dims}, expected (y, x)")
+            if var_name in ("nodata", "saturated"):
+                fill = var_name == "nodata"
+                warped = warp_lazy(_as_dask(var.data.astype(bool), chunks), src, dst, resampling="nearest",
+                                   fill=fill, chunks=chunks)
+                (nodata_parts if fill else saturated_parts).append(warped)
+            elif _is_band(var_name, var):
+                if var_name in bands:
+                    continue
+                out = warp_variable(var.astype(np.float32), src, dst, resampling=band_alg, fill=np.nan,
+                                    chunks=chunks)
+                out.attrs.update(resampling=band_alg, l2a_source_group=group_name)
+                bands[var_name] = out
+            elif np.issubdtype(var.dtype, np.integer) or var.dtype == bool:
+                if var_name in qa_layers:
+                    continue
+                fill = qa_fill_value(var_name, var.dtype, var.attrs)
+                out = warp_variable(var, src, dst, resampling="nearest", fill=fill, chunks=chunks)
+                out.attrs.update(nodata=fill, resampling="nearest", l2a_source_group=group_name)
+                qa_layers[var_name] = out
+            else:
+                raise ProcessingError(name, "L2A", f"{group_name}/{var_name}: unsupported dtype {var.dtype}")
+    if not bands:
+        raise ProcessingError(name, "L2A", "the scene has no reflectance bands")
+
+    if cfg.sort_bands_by_cwl:
+        order = sorted(bands, key=lambda b: float(bands[b].attrs.get("central_wavelength_nm", math.inf)))
+    else:
+        sensor_order = list(scene.attrs.get("band_names", []))
+        order = sorted(bands, key=lambda b: sensor_order.index(b) if b in sensor_order else len(sensor_order))
+    # a pixel has no data where any group said so or where any resampled band is NaN (e.g. past its edge)
+    nodata = da.stack([*nodata_parts, *(da.isnan(bands[b].data) for b in order)]).any(axis=0)
+    saturated = (da.stack(saturated_parts).any(axis=0) if saturated_parts
+                 else da.zeros(dst.shape.yx, dtype=bool, chunks=chunks))
+    variables: dict[str, xr.DataArray] = {b: bands[b] for b in order}
+    variables["nodata"] = xr.DataArray(nodata, dims=("y", "x"), attrs={
+        "long_name": "no data in at least one band", "flag_values": [0, 1], "resampling": "nearest"})
+    variables["saturated"] = xr.DataArray(saturated, dims=("y", "x"), attrs={
+        "long_name": "saturated in at least one band", "flag_values": [0, 1], "resampling": "nearest"})
+    variables.update(qa_layers)
+
+    gsd = abs(dst.resolution.x)
+    group_out = f"r{int(round(gsd))}m"
+    out_ds = _grid_dataset(variables, dst)
+    epsg = CRS.from_user_input(str(dst.crs)).to_epsg() or 0
+    attrs = dict(scene.attrs)
+    attrs.update(
+        epsg=int(epsg),
+        l2a_shift_m=[float(shift_m[0]), float(shift_m[1])],
+        l2a_target_epsg=int(epsg),
+        l2a_resampling=[*resampling_log, "masks:nearest", "qa:nearest"],
+    )
+    children = {group_out: xr.DataTree(out_ds)}
+    if "angles" in scene.children:
+        children["angles"] = xr.DataTree(scene["angles"].to_dataset())
+    return xr.DataTree(dataset=xr.Dataset(attrs=attrs), children=children)
+
+
+def _as_dask(data: np.ndarray | da.Array, chunks: tuple[int, int]) -> da.Array:
+    return data if isinstance(data, da.Array) else da.from_array(data, chunks=chunks)

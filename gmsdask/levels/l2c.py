@@ -1,0 +1,211 @@
+"""L2C, MGRS tiling: an L2A scene cut into the Sentinel-2 tiles it touches, each appended to the tile's cube.
+
+For every tile: the scene's L2A grid is cropped to the tile grid (an exact index slice when the grids nest, which
+is the case for the tile's own UTM zone at a GSD dividing 60 m; otherwise a lazy reprojection with the L2A rules),
+tiles without a single valid pixel are skipped, and the rest is written into
+``<cfg.path_procdata_MGRS>/<cfg.virtual_sensor_name>/<TILE>.zarr`` (see :mod:`gmsdask.io.cube`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import odc.geo.xr  # noqa: F401  (the .odc accessor gives a Dataset's GeoBox)
+import xarray as xr
+from odc.geo.geobox import GeoBox
+from odc.geo.overlap import compute_reproject_roi
+
+from .. import __version__
+from ..config import JobConfig
+from ..errors import ProcessingError
+from ..io.cube import allocate_time_slot, slot_dataset, utc_time, write_time_slot
+from ..mgrs_grid import tile_epsg, tile_geobox, tiles_intersecting
+from .l2a import choose_resampling, group_geobox, resolution_groups, warp_lazy
+
+__all__ = ["TileWrite", "TileCrop", "cube_path", "cube_chunks", "crop_to_tile", "write_scene_to_tiles"]
+
+
+@dataclass(frozen=True)
+class TileWrite:
+    """Where one scene went: the tile, its cube, the scene's time slot, and whether cube/slot were new."""
+
+    tile: str
+    path: Path
+    time_index: int
+    scene_id: str
+    created_cube: bool
+    replaced_slot: bool
+
+
+def cube_path(cfg: JobConfig, tile: str) -> Path:
+    """``<path_procdata_MGRS>/<virtual_sensor_name>/<TILE>.zarr``."""
+    return Path(cfg.path_procdata_MGRS) / cfg.virtual_sensor_name / f"{tile}.zarr"
+
+
+def cube_chunks(cfg: JobConfig, gbox: GeoBox) -> tuple[int, int]:
+    """Spatial Zarr/Dask chunks ``(y, x)`` of a cube: ``tiling_block_size_XY`` clipped to the tile."""
+    ny, nx = gbox.shape.yx
+    return min(cfg.chunks["y"], ny), min(cfg.chunks["x"], nx)
+
+
+def _nested_offset(src: GeoBox, dst: GeoBox) -> tuple[int, int] | None:
+    """``(row, col)`` of ``dst``'s first pixel in ``src`` when both grids share CRS, pixel size and corners."""
+    a, b = src.affine, dst.affine
+    if src.crs != dst.crs or a.b or a.d or b.b or b.d:
+        return None
+    if not (math.isclose(a.a, b.a, rel_tol=1e-9) and math.isclose(a.e, b.e, rel_tol=1e-9)):
+        return None
+    col, row = (b.c - a.c) / a.a, (b.f - a.f) / a.e
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    return int(round(row)), int(round(col))
+
+
+def _paste(data: da.Array, offset: tuple[int, int], shape: tuple[int, int], fill: float | int | bool,
+           chunks: tuple[int, int]) -> da.Array:
+    """The part of ``data`` under a nested grid of ``shape`` at ``offset`` (rows, cols), ``fill`` elsewhere."""
+    row0, col0 = offset
+    ny, nx = shape
+    rows = max(row0, 0), min(row0 + ny, data.shape[0])
+    cols = max(col0, 0), min(col0 + nx, data.shape[1])
+    if rows[0] >= rows[1] or cols[0] >= cols[1]:
+        return da.full(shape, fill, dtype=data.dtype, chunks=chunks)
+    part = data[rows[0]:rows[1], cols[0]:cols[1]]
+    pad = ((rows[0] - row0, ny - (rows[1] - row0)), (cols[0] - col0, nx - (cols[1] - col0)))
+    if any(p for pair in pad for p in pair):
+        part = da.pad(part, pad, mode="constant", constant_values=fill)
+    return part.rechunk(chunks)
+
+
+def _fill_of(name: str, var: xr.DataArray) -> float | int | bool:
+    if name == "nodata":
+        return True
+    if name == "saturated":
+        return False
+    if np.issubdtype(var.dtype, np.floating):
+        return np.nan
+    return int(var.attrs.get("nodata", 0))
+
+
+@dataclass(frozen=True)
+class TileCrop:
+    """A scene on part of a tile grid: ``data`` covers ``tile[rows, cols]``, a window of whole cube chunks."""
+
+    rows: slice
+    cols: slice
+    data: xr.Dataset
+
+
+def _chunk_window(rows: tuple[int, int], cols: tuple[int, int], shape: tuple[int, int],
+                  chunks: tuple[int, int]) -> tuple[slice, slice] | None:
+    """The smallest window of whole chunks holding pixel ranges ``rows``, ``cols`` (clipped to ``shape``)."""
+    out = []
+    for (start, stop), size, chunk in zip((rows, cols), shape, chunks):
+        start, stop = max(start, 0), min(stop, size)
+        if start >= stop:
+            return None
+        out.append(slice(start // chunk * chunk, min(-(-stop // chunk) * chunk, size)))
+    return out[0], out[1]
+
+
+def crop_to_tile(ds: xr.Dataset, tile_gbox: GeoBox, cfg: JobConfig) -> TileCrop | None:
+    """The L2A group ``ds`` on the part of ``tile_gbox`` it reaches, lazily, or None where it misses the tile.
+
+    The window is rounded out to whole cube chunks and its Dask chunks equal the cube's Zarr chunks. Nested
+    grids are sliced (no resampling); other grids are resampled like L2A (area average when going coarser,
+    ``cfg.spatial_resamp_alg_default`` otherwise, nearest for masks and QA).
+    """
+    src = group_geobox(ds)
+    chunks = cube_chunks(cfg, tile_gbox)
+    offset = _nested_offset(src, tile_gbox)
+    if offset is not None:
+        reach = (-offset[0], src.shape.y - offset[0]), (-offset[1], src.shape.x - offset[1])
+    else:
+        roi = compute_reproject_roi(src, tile_gbox).roi_dst
+        reach = (roi[0].start, roi[0].stop), (roi[1].start, roi[1].stop)
+    window = _chunk_window(*reach, tile_gbox.shape.yx, chunks)
+    if window is None:
+        return None
+    rows, cols = window
+    dst = tile_gbox[rows, cols]
+    band_alg = choose_resampling(src, dst, cfg.spatial_resamp_alg_default)
+    out: dict[str, xr.DataArray] = {}
+    for name, var in ds.data_vars.items():
+        fill = _fill_of(name, var)
+        data = var.data if isinstance(var.data, da.Array) else da.from_array(var.data, chunks=chunks)
+        if offset is not None:
+            moved = _paste(data, (offset[0] + rows.start, offset[1] + cols.start), dst.shape.yx, fill, chunks)
+        else:
+            alg = band_alg if np.issubdtype(var.dtype, np.floating) else "nearest"
+            moved = warp_lazy(data, src, dst, resampling=alg, fill=fill, chunks=chunks)
+        out[name] = xr.DataArray(moved, dims=("y", "x"), attrs=dict(var.attrs))
+    bands = [v.data for v in out.values() if np.issubdtype(v.dtype, np.floating)]
+    if offset is None and bands and "nodata" in out:
+        # the edge of a resampled band may be NaN where the resampled nodata mask still says "data"
+        out["nodata"] = out["nodata"].copy(data=da.stack([out["nodata"].data, *map(da.isnan, bands)]).any(axis=0))
+    return TileCrop(rows, cols, xr.Dataset(out))
+
+
+def _l2a_group(scene: xr.DataTree, scene_id: str) -> xr.Dataset:
+    groups = resolution_groups(scene)
+    if len(groups) != 1:
+        raise ProcessingError(scene_id, "L2C", f"expected one L2A resolution group, found {', '.join(groups)}; "
+                                               "run geometric_homogenization first")
+    ds = next(iter(groups.values()))
+    if "nodata" not in ds:
+        raise ProcessingError(scene_id, "L2C", "the L2A group has no 'nodata' mask")
+    return ds
+
+
+def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: str,
+                         tiles: Sequence[str] | None = None) -> list[TileWrite]:
+    """Write an L2A scene into the cube of every MGRS tile it covers with at least one valid pixel.
+
+    ``tiles`` default to :func:`gmsdask.mgrs_grid.tiles_intersecting` of the scene's ``footprint``. The tile
+    grid is the 109.8 km tile at ``cfg.target_gsd`` metres grown by ``cfg.mgrs_pixel_buffer`` pixels. A scene
+    already in a cube (same ``scene_id``) overwrites its own time slot. The only eager step is one small
+    reduction per tile deciding whether it has data; the writes run on the current Dask scheduler.
+    """
+    ds = _l2a_group(scene_l2a, scene_id)
+    for key in ("acquisition_time", *(("footprint",) if tiles is None else ())):
+        if not scene_l2a.attrs.get(key):
+            raise ProcessingError(scene_id, "L2C", f"the scene has no {key!r} attribute (docs/scene-model.md)")
+    if tiles is None:
+        tiles = tiles_intersecting(str(scene_l2a.attrs["footprint"]))
+    time = utc_time(str(scene_l2a.attrs["acquisition_time"]))
+    platform = str(scene_l2a.attrs.get("platform", ""))
+    crops: dict[str, tuple[GeoBox, TileCrop]] = {}
+    for tile in tiles:
+        gbox = tile_geobox(tile, cfg.target_gsd, buffer_px=cfg.mgrs_pixel_buffer)
+        crop = crop_to_tile(ds, gbox, cfg)
+        if crop is not None:
+            crops[tile] = gbox, crop
+    # cheap: only the nodata mask is cropped for this check, not the bands
+    masks = [crop_to_tile(ds[["nodata"]], gbox, cfg).data["nodata"].data for gbox, _ in crops.values()]
+    has_data = dask.compute(*[(~mask).any() for mask in masks])
+
+    writes: list[TileWrite] = []
+    pending = []
+    for (tile, (gbox, crop)), valid in zip(crops.items(), has_data):
+        if not valid:
+            continue
+        path = cube_path(cfg, tile)
+        attrs = {"mgrs_tile": tile, "epsg": tile_epsg(tile), "gsd_m": float(cfg.target_gsd),
+                 "pixel_buffer": int(cfg.mgrs_pixel_buffer), "virtual_sensor_name": cfg.virtual_sensor_name,
+                 "title": f"gmsdask L2C datacube of Sentinel-2 MGRS tile {tile}",
+                 "history": f"created by gmsdask {__version__}", "Conventions": "CF-1.8"}
+        variables = dict(crop.data.data_vars)
+        slot, created, replaced = allocate_time_slot(
+            path, variables, gbox, scene_id=scene_id, time=time, platform=platform,
+            chunks=cube_chunks(cfg, gbox), compressor=cfg.output_compressor, attrs=attrs)
+        pending.append(write_time_slot(path, slot_dataset(path, variables), slot,
+                                       origin=(crop.rows.start, crop.cols.start)))
+        writes.append(TileWrite(tile, path, slot, scene_id, created, replaced))
+    dask.compute(*pending)
+    return writes

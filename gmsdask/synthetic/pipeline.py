@@ -1,0 +1,241 @@
+"""The steps every synthetic product shares: parameters, scene set-up, rendering grids to DNs and truth.
+
+The writers (``landsat``, ``sentinel2``) decide grids, bands, encodings and file layout; everything else
+happens here once.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ..sensors import get_sensor
+from .atmosphere import surface_reflectance
+from .grid import PixelGrid
+from .parameters import SyntheticParameterError
+from .render import RenderedBlock, Scene
+from .spectra import MATERIAL_NAMES
+from .truth import TruthStore
+
+__all__ = ["parse_acquisition_time", "GridJob", "GridResult", "render_grid", "prepare_output",
+           "DEFAULT_ACQUISITION_DATE", "STRIP_ROWS"]
+
+DEFAULT_ACQUISITION_DATE = date(2024, 6, 1)
+#: Rows rendered at once; also the truth store's chunk height, so parallel strips never share a chunk.
+STRIP_ROWS = 1024
+
+
+def parse_acquisition_time(value: date | datetime | str | None) -> date | datetime:
+    """A date (the writer picks the overpass time) or a UTC datetime; strings are ISO 8601."""
+    if value is None:
+        return DEFAULT_ACQUISITION_DATE
+    if isinstance(value, str):
+        text = value.strip().replace("Z", "+00:00")
+        try:
+            value = datetime.fromisoformat(text) if "T" in text or " " in text else date.fromisoformat(text)
+        except ValueError:
+            raise SyntheticParameterError("acquisition_time", f"{value!r} is no ISO 8601 date or time") from None
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, date):
+        return value
+    raise SyntheticParameterError("acquisition_time", f"expected a date, datetime or ISO string, got {value!r}")
+
+
+def prepare_output(directory: str | Path, folder_name: str, final_name: str, overwrite: bool) -> tuple[Path, Path]:
+    """``(final path, staging folder)``. The product folder ``folder_name`` is built inside a hidden staging
+    folder and moved (or archived) to ``directory/final_name`` at the end, so an interrupted run leaves no
+    half product under the real name."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / final_name
+    if final.exists():
+        if not overwrite:
+            raise SyntheticParameterError("path", f"{final} exists; pass overwrite=True to replace it")
+        shutil.rmtree(final) if final.is_dir() else final.unlink()
+    staging = directory / f".{final_name}.partial"
+    if staging.exists():
+        shutil.rmtree(staging)
+    (staging / folder_name).mkdir(parents=True)
+    return final, staging
+
+
+@dataclass(frozen=True)
+class GridJob:
+    """What to render on one grid and how to encode it.
+
+    ``encoders`` maps each band to a function ``(values, nodata) -> uint16 DN``; ``level`` ``"L1"`` encodes
+    TOA, ``"L2A"`` encodes the BOA reflectance retrieved from it. ``keep_masks`` keeps the full-grid cloud
+    opacity, shadow and land cover (for QA layers).
+    """
+
+    group: str
+    grid: PixelGrid
+    bands: list[str]
+    encoders: dict[str, Callable[[np.ndarray, np.ndarray | None], np.ndarray]]
+    thermal_bands: list[str] = field(default_factory=list)
+    level: str = "L1"
+    keep_masks: bool = False
+    nodata: Callable[[PixelGrid, int, int], np.ndarray | None] | None = None
+
+
+@dataclass
+class GridResult:
+    """DNs of every band of a grid, and (if kept) its full-grid masks and statistics."""
+
+    dn: dict[str, np.ndarray]
+    cloud_opacity: np.ndarray | None = None
+    shadow_fraction: np.ndarray | None = None
+    land_cover: np.ndarray | None = None
+    nodata: np.ndarray | None = None
+    valid_pixels: int = 0
+    cloud_pixels: int = 0
+    shadow_pixels: int = 0
+    class_pixels: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def cloud_cover_pct(self) -> float:
+        return 100.0 * self.cloud_pixels / self.valid_pixels if self.valid_pixels else 0.0
+
+
+def _truth_variables(job: GridJob, platform: str) -> dict[str, dict[str, tuple[str, dict]]]:
+    sensor = get_sensor(platform)
+
+    def band_attrs(band: str, units: str) -> dict:
+        return {"units": units, "long_name": f"{platform} {band}",
+                "central_wavelength_nm": round(sensor.central_wavelength_nm(band), 2),
+                "native_gsd_m": sensor.band(band).native_gsd_m}
+
+    reflectance = {band: ("float32", band_attrs(band, "1")) for band in job.bands}
+    kinds = {
+        "surface_reflectance": dict(reflectance),
+        "toa": {**reflectance, **{b: ("float32", band_attrs(b, "K")) for b in job.thermal_bands}},
+        "scene": {
+            "land_cover": ("uint8", {"flag_values": list(MATERIAL_NAMES), "flag_meanings": " ".join(MATERIAL_NAMES.values()),
+                                     "long_name": "dominant surface material (0 = no data)"}),
+            "cloud": ("bool", {"long_name": "cloud (opacity >= 0.1)"}),
+            "shadow": ("bool", {"long_name": "cloud shadow (>= 10 % of direct sunlight blocked), not cloud"}),
+            "nodata": ("bool", {"long_name": "outside the data footprint"}),
+            "cloud_opacity": ("float32", {"units": "1", "long_name": "cloud opacity"}),
+            "shadow_fraction": ("float32", {"units": "1", "long_name": "share of direct sunlight blocked"}),
+        },
+    }
+    if job.thermal_bands:
+        kinds["scene"]["surface_temperature"] = ("float32", {"units": "K", "long_name": "surface temperature"})
+    if job.level == "L2A":
+        kinds["boa"] = dict(reflectance)
+    return kinds
+
+
+def render_grid(scene: Scene, job: GridJob, truth: TruthStore, workers: int = 2) -> GridResult:
+    """Render all rows of ``job.grid`` in strips (``workers`` threads), encode DNs, store the truth."""
+    grid = job.grid
+    kinds = _truth_variables(job, scene.platform)
+    for kind, variables in kinds.items():
+        truth.add_grid(kind, job.group, grid, variables)
+    result = GridResult(dn={band: np.zeros(grid.shape, dtype=np.uint16) for band in job.bands + job.thermal_bands})
+    if job.keep_masks:
+        result.cloud_opacity = np.zeros(grid.shape, dtype=np.float32)
+        result.shadow_fraction = np.zeros(grid.shape, dtype=np.float32)
+        result.land_cover = np.zeros(grid.shape, dtype=np.uint8)
+        result.nodata = np.zeros(grid.shape, dtype=bool)
+    statistics: list[tuple[int, int, int, np.ndarray]] = []
+
+    def strip(row_start: int) -> None:
+        row_stop = min(row_start + STRIP_ROWS, grid.rows)
+        block = scene.render(grid, row_start, row_stop, job.bands) if job.bands else RenderedBlock(row_start)
+        if job.thermal_bands:
+            thermal = scene.render_thermal(grid, row_start, row_stop, job.thermal_bands)
+            block.toa.update(thermal.toa)
+            block.surface_temperature = thermal.surface_temperature
+            if block.cloud_opacity is None:
+                block.cloud_opacity, block.shadow_fraction = thermal.cloud_opacity, thermal.shadow_fraction
+        nodata = job.nodata(grid, row_start, row_stop) if job.nodata else None
+        _store_block(scene, job, block, nodata, result, truth)
+        valid = ~nodata if nodata is not None else np.ones(block.cloud_opacity.shape, dtype=bool)
+        land_cover = block.land_cover if block.land_cover is not None else np.zeros(valid.shape, dtype=np.uint8)
+        statistics.append((int(valid.sum()), int((block.cloud & valid).sum()), int((block.shadow & valid).sum()),
+                           np.bincount(land_cover[valid], minlength=len(MATERIAL_NAMES) + 1)))
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(strip, start) for start in range(0, grid.rows, STRIP_ROWS)]:
+            future.result()
+    result.valid_pixels = sum(s[0] for s in statistics)
+    result.cloud_pixels = sum(s[1] for s in statistics)
+    result.shadow_pixels = sum(s[2] for s in statistics)
+    counts = np.sum([s[3] for s in statistics], axis=0)
+    result.class_pixels = {code: int(counts[code]) for code in MATERIAL_NAMES}
+    return result
+
+
+def _store_block(scene: Scene, job: GridJob, block: RenderedBlock, nodata: np.ndarray | None, result: GridResult,
+                 truth: TruthStore) -> None:
+    rows = slice(block.row_start, block.row_start + block.cloud_opacity.shape[0])
+    group, start = job.group, block.row_start
+    sensor = get_sensor(scene.platform)
+
+    def masked(values: np.ndarray) -> np.ndarray:
+        if nodata is None:
+            return values
+        values = values.copy()
+        values[nodata] = np.nan
+        return values
+
+    for band in job.bands:
+        truth.write("surface_reflectance", group, band, start, masked(block.surface_reflectance[band]))
+        toa = masked(block.toa[band])
+        truth.write("toa", group, band, start, toa)
+        encoded = toa
+        if job.level == "L2A":
+            g = scene.geometry
+            encoded = surface_reflectance(toa, wavelength_nm=sensor.central_wavelength_nm(band), aot550=scene.aot550,
+                                          sun_zenith_deg=g.sun_zenith_deg, view_zenith_deg=g.view_zenith_deg)
+            truth.write("boa", group, band, start, encoded)
+        result.dn[band][rows] = job.encoders[band](encoded, nodata)
+    for band in job.thermal_bands:
+        bt = masked(block.toa[band])
+        truth.write("toa", group, band, start, bt)
+        result.dn[band][rows] = job.encoders[band](bt, nodata)
+    if block.surface_temperature is not None:
+        truth.write("scene", group, "surface_temperature", start, masked(block.surface_temperature))
+    land_cover = block.land_cover if block.land_cover is not None else np.zeros(block.cloud_opacity.shape, np.uint8)
+    cloud, shadow = block.cloud, block.shadow
+    if nodata is not None:
+        land_cover = np.where(nodata, np.uint8(0), land_cover)
+        cloud, shadow = cloud & ~nodata, shadow & ~nodata
+    truth.write("scene", group, "land_cover", start, land_cover)
+    truth.write("scene", group, "cloud", start, cloud)
+    truth.write("scene", group, "shadow", start, shadow)
+    truth.write("scene", group, "nodata", start, nodata if nodata is not None else np.zeros(cloud.shape, bool))
+    truth.write("scene", group, "cloud_opacity", start, masked(block.cloud_opacity))
+    truth.write("scene", group, "shadow_fraction", start, masked(block.shadow_fraction))
+    if job.keep_masks:
+        result.cloud_opacity[rows] = block.cloud_opacity
+        result.shadow_fraction[rows] = block.shadow_fraction
+        result.land_cover[rows] = land_cover
+        if nodata is not None:
+            result.nodata[rows] = nodata
+
+
+def round_angle(value: float, digits: int = 8) -> float:
+    """Angles as written in metadata (so computations use exactly what a reader will parse)."""
+    return float(f"{value:.{digits}f}")
+
+
+def utc_iso(value: datetime, digits: int = 3) -> str:
+    """``2024-06-01T10:23:21.638Z``."""
+    text = value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return text[: len(text) - (6 - digits)] + "Z" if digits else text[:19] + "Z"
+
+
+def finite_mean(values: np.ndarray) -> float:
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else math.nan

@@ -1,0 +1,62 @@
+"""Writing band files the way the providers do, byte-identically for identical input.
+
+GDAL writes no timestamps into GeoTIFF or JPEG 2000 unless asked to; side-car ``.aux.xml`` files are turned
+off, and every creation option is fixed here rather than left to GDAL's defaults.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+from .grid import PixelGrid
+
+__all__ = ["write_landsat_geotiff", "write_sentinel2_jp2", "JP2_BLOCK_SIZE", "write_all"]
+
+#: Tile size of the real Sentinel-2 JPEG 2000 files per resolution (read off real L2A products).
+JP2_BLOCK_SIZE = {10: 1024, 20: 640, 60: 192}
+
+_ENV = {"GDAL_PAM_ENABLED": "NO", "GDAL_NUM_THREADS": "1"}
+
+
+def write_landsat_geotiff(path: Path, data: np.ndarray, grid: PixelGrid, nodata: int | None = 0) -> None:
+    """A Collection 2 style band file: tiled, LZW, pixel-is-point (as USGS), uint16."""
+    profile = dict(driver="GTiff", width=grid.cols, height=grid.rows, count=1, dtype=data.dtype.name,
+                   crs=f"EPSG:{grid.epsg}", transform=grid.transform, nodata=nodata, tiled=True,
+                   blockxsize=256, blockysize=256, compress="LZW", predictor=2, interleave="band")
+    with rasterio.Env(**_ENV), rasterio.open(path, "w", **profile) as dst:
+        dst.update_tags(AREA_OR_POINT="Point")
+        dst.write(data, 1)
+
+
+def write_sentinel2_jp2(path: Path, data: np.ndarray, grid: PixelGrid) -> None:
+    """A lossless JPEG 2000 band or mask file (one or more bands), georeferenced like the real ones."""
+    data = data if data.ndim == 3 else data[None]
+    block = JP2_BLOCK_SIZE.get(int(round(grid.res)), 1024)
+    profile = dict(driver="JP2OpenJPEG", width=grid.cols, height=grid.rows, count=data.shape[0],
+                   dtype=data.dtype.name, crs=f"EPSG:{grid.epsg}", transform=grid.transform,
+                   QUALITY=100, REVERSIBLE="YES", YCC="NO", CODEC="JP2",
+                   BLOCKXSIZE=min(block, grid.cols), BLOCKYSIZE=min(block, grid.rows),
+                   RESOLUTIONS=_resolution_levels(min(grid.rows, grid.cols), block),
+                   CODEBLOCK_WIDTH=64, CODEBLOCK_HEIGHT=64, PROGRESSION="LRCP",
+                   GMLJP2="YES", GeoJP2="YES", WRITE_METADATA="NO", INSPIRE_TG="NO")
+    with rasterio.Env(**_ENV), rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+
+
+def _resolution_levels(size: int, block: int) -> int:
+    """Wavelet levels: as many as the tile size allows (OpenJPEG needs tiles >= 2^(levels-1))."""
+    levels = 1
+    while levels < 6 and (min(size, block) >> levels) >= 1:
+        levels += 1
+    return levels
+
+
+def write_all(jobs: list[tuple], workers: int = 2) -> None:
+    """Run ``(function, *args)`` jobs in ``workers`` threads (GDAL encoders release the GIL)."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(job[0], *job[1:]) for job in jobs]:
+            future.result()

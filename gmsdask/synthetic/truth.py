@@ -1,0 +1,129 @@
+"""The known truth that comes back with a synthetic product.
+
+Arrays go to a Zarr store ``<product id>_truth.zarr`` beside the product (groups
+``<kind>/<grid>``, e.g. ``surface_reflectance/r10m``, with CF/rioxarray grid mapping so ``ds.rio.crs``
+works), scalars to ``<product id>_truth.json`` beside it, and both to the returned ``SyntheticProduct``,
+whose datasets are opened lazily from the store (a full tile's truth does not fit comfortably in memory).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+import zarr
+from pyproj import CRS
+
+from .grid import PixelGrid
+
+__all__ = ["SyntheticProduct", "TruthStore", "TRUTH_KINDS", "write_truth_json"]
+
+#: The groups of the truth store: what each holds.
+TRUTH_KINDS = {
+    "surface_reflectance": "ground surface reflectance per band, without clouds or shadows (unitless)",
+    "toa": "top-of-atmosphere reflectance the Level-1 product encodes (thermal bands: brightness temperature, K)",
+    "boa": "bottom-of-atmosphere reflectance the Level-2A product encodes (the exact inverse of the TOA)",
+    "scene": "land_cover (class codes), cloud, shadow, nodata (bool), cloud_opacity, shadow_fraction",
+}
+_CHUNK = (1024, 2048)
+
+
+class TruthStore:
+    """Writes truth arrays block by block into a Zarr store (float32 NaN or integer/bool fill)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if path.exists():
+            shutil.rmtree(path)
+        self._root = zarr.open_group(str(path), mode="w", zarr_format=3)
+        self._arrays: dict[tuple[str, str, str], zarr.Array] = {}
+
+    def add_grid(self, kind: str, group: str, grid: PixelGrid, variables: dict[str, tuple[str, dict[str, Any]]]
+                 ) -> None:
+        """Create ``kind/group`` with coordinates of ``grid`` and ``variables`` = name -> (dtype, attrs)."""
+        node = self._root.require_group(kind).require_group(group)
+        node.create_array("x", data=grid.x_centres(), dimension_names=("x",),
+                          attributes={"units": "m", "standard_name": "projection_x_coordinate"})
+        node.create_array("y", data=grid.y_centres(), dimension_names=("y",),
+                          attributes={"units": "m", "standard_name": "projection_y_coordinate"})
+        crs = CRS.from_epsg(grid.epsg)
+        node.create_array("spatial_ref", shape=(), dtype="int32", fill_value=0,
+                          attributes={**crs.to_cf(), "crs_wkt": crs.to_wkt(), "spatial_ref": crs.to_wkt(),
+                                      "GeoTransform": " ".join(str(v) for v in grid.transform.to_gdal())})
+        chunks = (min(_CHUNK[0], grid.rows), min(_CHUNK[1], grid.cols))
+        for name, (dtype, attrs) in variables.items():
+            fill = np.nan if np.dtype(dtype).kind == "f" else 0
+            self._arrays[kind, group, name] = node.create_array(
+                name, shape=grid.shape, chunks=chunks, dtype=dtype, fill_value=fill, dimension_names=("y", "x"),
+                attributes={**attrs, "grid_mapping": "spatial_ref", "coordinates": "spatial_ref"})
+
+    def write(self, kind: str, group: str, name: str, row_start: int, values: np.ndarray) -> None:
+        """Store rows ``row_start:row_start + len(values)`` of one variable."""
+        array = self._arrays[kind, group, name]
+        array[row_start:row_start + values.shape[0], :] = values.astype(array.dtype, copy=False)
+
+    def open(self, kind: str) -> dict[str, xr.Dataset]:
+        """The lazily loaded datasets of ``kind``, keyed by grid group (``r10m`` ...)."""
+        groups = sorted({group for k, group, _ in self._arrays if k == kind})
+        return {group: xr.open_dataset(self.path, group=f"{kind}/{group}", engine="zarr", chunks={},
+                                       consolidated=False) for group in groups}
+
+
+@dataclass(frozen=True)
+class SyntheticProduct:
+    """A written synthetic product and its truth.
+
+    The datasets are keyed by grid group (``r10m``, ``r20m``, ``r60m``; Landsat ``r30m``, ``r15m``) and
+    hold one variable per band (``scene``: ``land_cover``, ``cloud``, ``shadow``, ``nodata``,
+    ``cloud_opacity``, ``shadow_fraction``; Landsat ``r30m`` also ``surface_temperature``). Pixels outside
+    the data footprint are NaN (reflectances) / ``nodata`` True.
+    """
+
+    path: Path
+    product_id: str
+    platform: str
+    processing_level: str
+    acquisition_time: datetime
+    seed: int
+    shift_m: tuple[float, float]
+    aot550: float
+    cloud_fraction: float
+    cloud_cover_pct: float
+    sun_zenith_deg: float
+    sun_azimuth_deg: float
+    view_zenith_deg: float
+    view_azimuth_deg: float
+    epsg: int
+    footprint_wkt: str
+    truth_json: Path
+    truth_store: Path
+    surface_reflectance: dict[str, xr.Dataset] = field(repr=False)
+    toa: dict[str, xr.Dataset] = field(repr=False)
+    scene: dict[str, xr.Dataset] = field(repr=False)
+    boa: dict[str, xr.Dataset] = field(default_factory=dict, repr=False)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def sun_elevation_deg(self) -> float:
+        return 90.0 - self.sun_zenith_deg
+
+
+def write_truth_json(path: Path, scalars: dict[str, Any]) -> None:
+    """Write ``scalars`` as sorted, indented JSON (byte-identical for identical input)."""
+    path.write_text(json.dumps(scalars, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, Path):
+        return value.name
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {value!r}")

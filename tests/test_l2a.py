@@ -1,0 +1,197 @@
+"""L2A geometric homogenization: laziness, the target grid, exact area averaging, the applied shift."""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+
+from gmsdask.config import JobConfig
+from gmsdask.errors import ConfigError
+from gmsdask.levels.l2a import geometric_homogenization, target_geobox, warp_lazy
+from gmsdask.mgrs_grid import tile_geobox, tile_origin
+
+from .scene_factory import GroupSpec, landsat_scene, make_scene, ramp_values, s2_scene
+
+CFG = JobConfig(tiling_block_size_XY=(64, 64))
+
+
+def _group(tree: xr.DataTree, name: str = "r30m") -> xr.Dataset:
+    assert list(tree.children) == [name]
+    return tree[name].to_dataset()
+
+
+def _must_not_compute(band: str, shape: tuple[int, int], chunks: int) -> da.Array:
+    def explode(block: np.ndarray) -> np.ndarray:
+        raise AssertionError(f"{band} was computed")
+    return da.zeros(shape, dtype=np.float32, chunks=chunks).map_blocks(explode, dtype=np.float32)
+
+
+def test_l2a_is_lazy_and_its_graph_grows_with_blocks_not_pixels():
+    scene = s2_scene(band_array=_must_not_compute)
+    out = geometric_homogenization(scene, CFG)  # would raise if anything were computed
+    assert all(isinstance(v.data, da.Array) for v in _group(out).data_vars.values())
+
+    # a full 10 m tile band (10980^2, never allocated) onto the 30 m tile grid in 2048-pixel blocks
+    tile = tile_geobox("29UNU", 10.0)
+    source = da.zeros(tile.shape.yx, dtype=np.float32, chunks=2048)
+    warped = warp_lazy(source, tile, tile_geobox("29UNU", 30.0), resampling="average", fill=np.nan,
+                       chunks=(2048, 2048))
+    n_source, n_target = source.npartitions, warped.npartitions
+    assert (n_source, n_target) == (36, 4)
+    assert len(warped.__dask_graph__()) <= 2 * n_source + n_target
+    # each output block reads only the source blocks under it (plus the kernel margin): not all 36
+    layer = warped.__dask_graph__().layers[warped.name]
+    deps_per_task = [len(task[1]) for task in layer.values() if isinstance(task, tuple) and len(task) > 2]
+    assert max(deps_per_task) <= 16
+
+
+def test_sentinel2_groups_land_on_one_30m_grid_nested_in_the_tile():
+    scene = s2_scene()
+    out = geometric_homogenization(scene, CFG)
+    ds = _group(out)
+    _, ulx, uly = tile_origin("29UNU")
+    affine = ds.rio.transform()
+    assert ds.rio.crs.to_epsg() == 32629
+    assert (affine.a, affine.e) == (30.0, -30.0)
+    assert (affine.c - ulx) % 30 == 0 and (affine.f - uly) % 30 == 0
+    assert (affine.c, affine.f) == (ulx + 30_000, uly - 30_000)  # the scene's own corner, no extra pixel
+    assert ds.sizes == {"y": 80, "x": 120}
+    # bands sorted by central wavelength; masks and the QA layer follow
+    assert list(ds.data_vars) == ["B01", "B02", "B03", "B04", "B05", "B08", "B8A", "B11", "B12",
+                                  "nodata", "saturated", "SCL"]
+    assert ds.B02.dtype == np.float32 and ds.nodata.dtype == bool and ds.SCL.dtype == np.uint8
+    assert ds.SCL.attrs["nodata"] == 0
+    assert out.attrs["l2a_target_epsg"] == 32629 and out.attrs["l2a_shift_m"] == [0.0, 0.0]
+    assert out.attrs["l2a_resampling"][:3] == ["r10m:average", "r20m:average", "r60m:cubic"]
+    assert out.attrs["mgrs_tile"] == "29UNU"
+
+
+def test_area_averaging_10m_to_30m_gives_exact_block_means():
+    scene = s2_scene()
+    out = _group(geometric_homogenization(scene, CFG))
+    for band, group in [("B02", "r10m"), ("B08", "r10m")]:
+        fine = scene[group][band].values
+        expected = fine.reshape(fine.shape[0] // 3, 3, fine.shape[1] // 3, 3).mean(axis=(1, 3))
+        np.testing.assert_allclose(out[band].values, expected, rtol=0, atol=1e-6)
+    # 20 m -> 60 m is an exact 3 x 3 mean too
+    out60 = _group(geometric_homogenization(scene, CFG.replace(target_gsd=60.0)), "r60m")
+    fine = scene["r20m"]["B11"].values
+    np.testing.assert_allclose(out60.B11.values,
+                               fine.reshape(fine.shape[0] // 3, 3, fine.shape[1] // 3, 3).mean(axis=(1, 3)),
+                               atol=1e-6)
+
+
+def test_results_do_not_depend_on_block_boundaries():
+    scene = s2_scene(values=ramp_values(per_metre=3e-5), chunks=50)
+    small = _group(geometric_homogenization(scene, CFG.replace(tiling_block_size_XY=(16, 16))))
+    large = _group(geometric_homogenization(scene, CFG.replace(tiling_block_size_XY=(512, 512))))
+    xr.testing.assert_identical(small.compute(), large.compute())
+
+
+def test_nodata_is_resampled_and_averaging_skips_missing_pixels():
+    _, ulx, uly = tile_origin("29UNU")
+    # no data in a box of the scene whose edges cut through 30 m pixels (10 m offset)
+    box = (ulx + 30_000, uly - 30_000 - 610, ulx + 30_610, uly - 30_000)
+    scene = s2_scene(nodata_box=box)
+    ds = _group(geometric_homogenization(scene, CFG))
+    nodata = ds.nodata.values
+    assert nodata[:20, :20].all() and not nodata[21:, :].any() and not nodata[:, 21:].any()
+    assert np.isnan(ds.B02.values[:20, :20]).all() and np.isfinite(ds.B02.values[20:, 20:]).all()
+    # 1 of the 9 source pixels of the 30 m pixel (20, 20) is missing: it is the mean of the other 8
+    fine = scene["r10m"]["B02"].values[60:63, 60:63]
+    assert np.isnan(fine).sum() == 1
+    assert np.isclose(ds.B02.values[20, 20], np.nanmean(fine), atol=1e-6)
+
+
+def _bright_pixel_scene(row: int, col: int) -> xr.DataTree:
+    def values(band: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        out = np.full(x.shape, 0.1, dtype=np.float32)
+        out[row, col] = 0.9
+        return out
+    return make_scene([GroupSpec("r30m", 30.0, ["B2", "B3"])], epsg=32629, ulx=531_000.0, uly=5_871_000.0,
+                      width_m=1_800.0, height_m=1_200.0, values=values,
+                      attrs={"platform": "LANDSAT_8", "mgrs_tile": ""})
+
+
+def test_shift_moves_the_content_back_by_the_given_metres():
+    scene = _bright_pixel_scene(20, 30)
+    # the content appears 60 m east and 30 m south of where it belongs: correct it 2 px west, 1 px north
+    out = geometric_homogenization(scene, CFG, shift_m=(60.0, -30.0))
+    ds = _group(out)
+    assert out.attrs["l2a_shift_m"] == [60.0, -30.0]
+    b2 = ds.B2.values
+    bright_y, bright_x = np.unravel_index(np.nanargmax(b2), b2.shape)
+    x, y = float(ds.x[bright_x]), float(ds.y[bright_y])
+    assert (x, y) == (531_000.0 + 30.5 * 30 - 60, 5_871_000.0 - 20.5 * 30 + 30)
+    assert np.isclose(np.nanmax(b2), 0.9, atol=1e-6)  # an integer-pixel shift does not blur
+    # the grid still sits on multiples of 30 m and covers the moved scene
+    assert ds.rio.transform().c == 531_000.0 - 60 and ds.rio.transform().f == 5_871_000.0 + 30
+
+
+def test_subpixel_shift_is_applied_in_the_same_resampling_step():
+    per_metre = 2e-5
+    scene = make_scene([GroupSpec("r30m", 30.0, ["B2"])], epsg=32629, ulx=531_000.0, uly=5_871_000.0,
+                       width_m=1_800.0, height_m=1_200.0, values=ramp_values(per_metre=per_metre),
+                       attrs={"platform": "LANDSAT_8"})
+    plain = _group(geometric_homogenization(scene, CFG)).B2
+    shifted = _group(geometric_homogenization(scene, CFG, shift_m=(12.0, 0.0))).B2
+    common = shifted.sel(x=plain.x[5:-5], y=plain.y[5:-5])
+    # displaced 12 m east: the corrected value at x is the observed value at x + 12 m (cubic keeps a ramp)
+    np.testing.assert_allclose(common.values, plain.isel(x=slice(5, -5), y=slice(5, -5)).values + 12 * per_metre,
+                               atol=2e-6)
+
+
+def test_landsat_grid_moves_half_a_pixel_onto_the_tile_grid():
+    scene = landsat_scene()  # pixel corners at odd multiples of 15 m
+    out = geometric_homogenization(scene, CFG)
+    ds = _group(out)
+    affine = ds.rio.transform()
+    assert affine.c % 30 == 0 and affine.f % 30 == 0
+    assert out.attrs["l2a_resampling"][0] == "r30m:cubic"
+    assert "QA_PIXEL" in ds and ds.QA_PIXEL.attrs["nodata"] == 1
+    assert ds.sizes == {"y": 81, "x": 101}  # the moved grid covers the whole scene
+
+
+def test_southern_hemisphere_grid_nests_relative_to_the_false_northing():
+    scene = s2_scene("55JGF", offset_m=(12_000.0, 18_000.0))
+    ds = _group(geometric_homogenization(scene, CFG))
+    _, ulx, uly = tile_origin("55JGF")
+    affine = ds.rio.transform()
+    assert (affine.c - ulx) % 30 == 0 and (affine.f - uly) % 30 == 0
+    # no tile attr: the anchor is the false northing, which is not a multiple of 30 m
+    landsat = landsat_scene(epsg=32755, ulx=720_015.0, uly=6_580_005.0)
+    affine = _group(geometric_homogenization(landsat, CFG)).rio.transform()
+    assert (affine.f - 10_000_000) % 30 == 0 and (affine.f - uly) % 30 == 0
+
+
+def test_target_epsg_reprojects_in_one_step():
+    scene = s2_scene()
+    out = geometric_homogenization(scene, CFG.replace(target_epsg=32630))
+    ds = _group(out)
+    assert ds.rio.crs.to_epsg() == 32630 and out.attrs["epsg"] == 32630
+    assert ds.rio.transform().c % 30 == 0
+    values = ds.B02.values
+    assert np.isfinite(values).sum() > 0.8 * 120 * 80 and np.isnan(values).any()  # rotated: corners are empty
+    assert (np.isnan(values) <= ds.nodata.values).all()
+    with pytest.raises(ConfigError, match="target_epsg"):
+        geometric_homogenization(scene, CFG.replace(target_epsg=4326))
+
+
+def test_explicit_target_grid_and_unsorted_bands():
+    scene = s2_scene()
+    target = tile_geobox("29UNU", 60.0)[490:510, 490:520]
+    out = geometric_homogenization(scene, CFG.replace(sort_bands_by_cwl=False), target=target)
+    ds = _group(out, "r60m")
+    assert ds.sizes == {"y": 20, "x": 30}
+    assert list(ds.data_vars)[:4] == ["B02", "B03", "B04", "B08"]  # sensor order
+    assert ds.nodata.values[:, :10].all() and not ds.nodata.values[:, 10:].all()
+
+
+def test_l2a_runs_on_the_threaded_scheduler_without_a_cluster():
+    scene = s2_scene()
+    with dask.config.set(scheduler="threads"):
+        ds = _group(geometric_homogenization(scene, CFG)).compute()
+    assert np.isfinite(ds.B02.values).all()
