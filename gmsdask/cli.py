@@ -127,7 +127,7 @@ def status(job_id: Annotated[int, typer.Argument(help="The job.")], config: Conf
     console.print(table)
     for failure in catalog.failures(job_id):
         console.print(f"[red]{failure.product_id}[/red] failed at {failure.level}: "
-                      f"{failure.exception_type}: {failure.message}")
+                      f"{failure.error_type}: {failure.error_message}")
 
 
 @app.command()

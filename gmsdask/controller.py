@@ -111,8 +111,8 @@ class ProcessController:
                 "scene_id": scene_id, "product_id": scene.product_id, "platform": scene.platform,
                 "level_reached": self.catalog.last_completed_level(self.job_ID, scene_id) or "-",
                 "failed_level": failure.level if failure else "",
-                "exception_type": failure.exception_type if failure else "",
-                "message": failure.message if failure else "",
+                "exception_type": failure.error_type if failure else "",
+                "message": failure.error_message if failure else "",
             })
         return pd.DataFrame(rows)
 

@@ -1,0 +1,108 @@
+"""ProcessController: a job of several scenes on a Dask cluster, failures isolated and recorded, reruns resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from distributed import Client
+
+import gmsdask.levels.l2a as l2a_module
+from gmsdask import set_config
+from gmsdask.catalog import Catalog
+from gmsdask.controller import ProcessController
+from gmsdask.errors import CatalogError
+
+from .conftest import data_path
+
+LANDSAT_A = ("landsat", "collection1", "LC08_L1TP_090084_20160121_20170405_01_T1.tar.gz")
+LANDSAT_B = ("landsat", "collection1", "LT05_L1TP_090085_19970406_20161231_01_T1.tar.gz")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0") as dask_client:
+        yield dask_client
+
+
+@pytest.fixture
+def job(tmp_path):
+    # the real products are 60x60 thumbnails of whole scenes (~4 km pixels): a 3660 m target grid nests in
+    # the 109.8 km MGRS tiles and keeps the cubes small
+    cfg = set_config(db_url=f"sqlite:///{tmp_path / 'catalog.sqlite'}", path_procdata_MGRS=tmp_path / "cubes",
+                     path_procdata_scenes=tmp_path / "scenes", path_job_logs=tmp_path / "logs",
+                     target_gsd=3660.0, mgrs_pixel_buffer=0, tiling_block_size_XY=(64, 64),
+                     exec_L1AP=(True, True, True))
+    catalog = Catalog.from_config(cfg)
+    scene_ids = catalog.add_products([data_path(*LANDSAT_A), data_path(*LANDSAT_B)])
+    return catalog, catalog.create_job(scene_ids, cfg, comment="test"), cfg
+
+
+def test_one_failing_scene_leaves_the_others_finished_and_a_rerun_completes(job, client, monkeypatch):
+    catalog, job_id, cfg = job
+    real_l2a = l2a_module.geometric_homogenization
+
+    def failing_for_tm(scene, *args, **kwargs):
+        if scene.attrs["platform"] == "LANDSAT_5":
+            raise RuntimeError("injected failure in L2A")
+        return real_l2a(scene, *args, **kwargs)
+
+    monkeypatch.setattr(l2a_module, "geometric_homogenization", failing_for_tm)
+    controller = ProcessController(job_id, db_url=cfg.db_url)
+    results = controller.run_all_processors()
+
+    assert controller.DB_job_record.status == "finished_with_errors"
+    by_platform = {r.platform: r for r in results}
+    assert by_platform["LANDSAT_8"].level_reached == "L2C" and by_platform["LANDSAT_8"].failed_level is None
+    assert by_platform["LANDSAT_5"].failed_level == "L2A"
+    summary = controller.summary.set_index("platform")
+    assert summary.loc["LANDSAT_5", "failed_level"] == "L2A"
+    assert summary.loc["LANDSAT_5", "exception_type"] == "RuntimeError"
+    assert "injected failure" in summary.loc["LANDSAT_5", "message"]
+    assert summary.loc["LANDSAT_5", "level_reached"] == "L2B" or summary.loc["LANDSAT_5", "level_reached"] == "L1C"
+    failed_id = by_platform["LANDSAT_5"].scene_id
+    assert controller.sceneids_failed == [failed_id]
+    (failure,) = catalog.failures(job_id)
+    assert failure.level == "L2A" and "Traceback" in failure.error_traceback
+    # levels without an algorithm yet are recorded as skipped, not done
+    ok_id = by_platform["LANDSAT_8"].scene_id
+    statuses = catalog.level_status(job_id, ok_id)
+    assert statuses == {"L1A": "done", "L1B": "skipped", "L1C": "skipped", "L2A": "done", "L2B": "skipped",
+                        "L2C": "done"}
+    tiles_before = {(t.tile, t.scene_id) for t in catalog.tiles_written(job_id)}
+    assert tiles_before and all(scene == ok_id for _, scene in tiles_before)
+    l1a_record = [r for r in catalog.level_records(job_id, ok_id) if r.level == "L1A"][0]
+
+    # rerun: the failed scene resumes after its last completed level, the finished one is not redone
+    monkeypatch.setattr(l2a_module, "geometric_homogenization", real_l2a)
+    rerun = ProcessController(job_id, db_url=cfg.db_url)
+    rerun.run_all_processors()
+    assert rerun.DB_job_record.status == "finished"
+    assert rerun.sceneids_failed == []
+    assert catalog.level_status(job_id, failed_id)["L2C"] == "done"
+    assert [r for r in catalog.level_records(job_id, ok_id) if r.level == "L1A"][0] == l1a_record
+    # each scene is in its cubes once: one time slot per scene, none duplicated by the rerun
+    for path in {t.path for t in catalog.tiles_written(job_id)}:
+        cube = xr.open_zarr(path)
+        assert len(set(cube["scene_id"].values.tolist())) == cube.sizes["time"]
+    rerun.shutdown()
+    controller.shutdown()
+
+
+def test_level_products_are_written_where_asked(job, client):
+    catalog, job_id, cfg = job
+    controller = ProcessController(job_id, db_url=cfg.db_url)
+    controller.run_L1A_processing()
+    assert controller.DB_job_record.status == "pending"  # a partial run does not finish the job
+    written = sorted((cfg.path_procdata_scenes / f"job_{job_id}").glob("*/L1A.zarr"))
+    assert len(written) == 2
+    tree = xr.open_datatree(written[0], engine="zarr", decode_coords="all")
+    band = tree["r30m"].ds["B4"]
+    assert band.encoding["dtype"] == np.int16 and band.encoding["scale_factor"] == pytest.approx(1e-4)
+    assert tree["r30m"].ds.rio.crs is not None
+    controller.shutdown()
+
+
+def test_unknown_job_is_named(tmp_path):
+    with pytest.raises(CatalogError, match="42"):
+        ProcessController(42, db_url=f"sqlite:///{tmp_path / 'empty.sqlite'}")
