@@ -92,6 +92,8 @@ STATISTICS_KEYS: tuple[str, ...] = ("done", "failed", "skipped")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_ATTEMPTS = 12
+#: Retries of a locked write stop after this long (each attempt itself waits up to the busy timeout).
+WRITE_RETRY_DEADLINE_S = 120.0
 FIRST_RETRY_DELAY_S = 0.05
 MAX_RETRY_DELAY_S = 2.0
 ID_CHUNK_SIZE = 500
@@ -542,9 +544,9 @@ class Catalog:
         self._write_sessions = sessionmaker(write_engine, expire_on_commit=False)
         try:
             self._write(lambda session: Base.metadata.create_all(session.connection()))
-        except OperationalError as err:
+        except CatalogError as err:
             self._engine.dispose()
-            raise CatalogError(f"cannot open catalogue {self._safe_url}: {err.orig}") from None
+            raise CatalogError(f"cannot open catalogue {self._safe_url}: {err.__cause__ or err}") from None
 
     @classmethod
     def from_config(cls, cfg: JobConfig) -> "Catalog":
@@ -575,25 +577,32 @@ class Catalog:
 
     def _read(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in a short read session."""
-        with self._read_sessions() as session, session.begin():
-            return work(session)
+        try:
+            with self._read_sessions() as session, session.begin():
+                return work(session)
+        except OperationalError as err:
+            raise CatalogError(f"catalogue {self._safe_url}: read failed: {err.orig}") from err
 
     def _write(self, work: Callable[[Session], T], *, retry_on_conflict: bool = False) -> T:
         """Run ``work`` in its own write transaction, retried while the database is locked.
+
+        Database errors (a lock that outlasts the retries included) are raised as :class:`CatalogError`.
 
         ``retry_on_conflict`` also retries a unique-constraint conflict, for inserts that look up the row
         first (another writer may have inserted it in between on databases without ``BEGIN IMMEDIATE``).
         """
         delay = FIRST_RETRY_DELAY_S
+        deadline = time.monotonic() + WRITE_RETRY_DEADLINE_S
         for attempt in range(1, WRITE_ATTEMPTS + 1):
+            last_attempt = attempt == WRITE_ATTEMPTS or time.monotonic() > deadline
             try:
                 with self._write_sessions() as session, session.begin():
                     return work(session)
             except OperationalError as err:
-                if not _is_lock_error(err) or attempt == WRITE_ATTEMPTS:
-                    raise
+                if not _is_lock_error(err) or last_attempt:
+                    raise CatalogError(f"catalogue {self._safe_url}: write failed: {err.orig}") from err
             except IntegrityError:
-                if not retry_on_conflict or attempt == WRITE_ATTEMPTS:
+                if not retry_on_conflict or last_attempt:
                     raise
             time.sleep(delay * (0.5 + random.random()))
             delay = min(2 * delay, MAX_RETRY_DELAY_S)

@@ -119,6 +119,7 @@ class JobConfig(BaseModel):
 
     # --- L2C: MGRS tiling ---------------------------------------------------------------------------------
     mgrs_pixel_buffer: int = Field(default=10, ge=0)
+    target_mgrs_tiles: tuple[str, ...] = ()
     output_compressor: Literal["zstd", "lz4", "none"] = "zstd"
 
     @field_validator("tiling_block_size_XY", "coreg_window_size")

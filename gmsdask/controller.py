@@ -256,7 +256,9 @@ class ProcessController:
                 outcome = LevelOutcome(state if isinstance(state, xr.DataTree) else l1a.run(state, self.config).scene,
                                        "skipped", f"{level}: disabled by exec_{level}P")
             elif level == "L2C":
-                writes = l2c.write_scene_to_tiles(state, self.config, scene_id=scene.product_id)
+                tiles = [t for t in scene.mgrs_tiles if not self.config.target_mgrs_tiles
+                         or t in self.config.target_mgrs_tiles]
+                writes = l2c.write_scene_to_tiles(state, self.config, scene_id=scene.product_id, tiles=tiles)
                 for tile_write in writes:
                     self.catalog.record_tile(self.job_ID, tile_write.tile, self.config.virtual_sensor_name,
                                              tile_write.path, scene.id)

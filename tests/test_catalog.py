@@ -726,7 +726,7 @@ def test_a_writer_waits_for_a_lock_held_by_another_connection(db_url: str, tmp_p
 
     with Catalog(db_url) as catalog:
         job_id, [scene_id] = make_concurrency_job(catalog, 1)
-        other = sqlite3.connect(tmp_path / "catalog.sqlite", isolation_level=None)
+        other = sqlite3.connect(tmp_path / "catalog.sqlite", isolation_level=None, check_same_thread=False)
         other.execute("BEGIN IMMEDIATE")                                   # another process is writing
         release = threading.Timer(0.5, lambda: other.execute("COMMIT"))
         started = time.perf_counter()
@@ -737,3 +737,9 @@ def test_a_writer_waits_for_a_lock_held_by_another_connection(db_url: str, tmp_p
         other.close()
         assert waited >= 0.4
         assert catalog.level_status(job_id, scene_id) == {"L1A": "done"}
+
+
+def test_an_unopenable_database_is_a_catalog_error(tmp_path: Path) -> None:
+    (tmp_path / "a_folder.sqlite").mkdir()
+    with pytest.raises(CatalogError, match="cannot open catalogue .*a_folder.sqlite"):
+        Catalog(f"sqlite:///{tmp_path / 'a_folder.sqlite'}")
