@@ -273,8 +273,12 @@ def open_landsat(files: ProductFiles, *, chunks: int | Sequence[int] | Mapping[s
     missing: list[str] = []
 
     # The grid of the first band fixes the CRS and the extent of the solar-angle grid.
-    probe_key = _band_key(sensor.bands[0], level2)
-    probe = _open_raster(files, _member_dir(meta, files) + meta.text(f"FILE_NAME_BAND_{probe_key}", _FILE_GROUPS))
+    named = [meta.find(f"FILE_NAME_BAND_{_band_key(band, level2)}", _FILE_GROUPS) for band in sensor.bands
+             if band.product_gsd_m == 30]
+    named = [name for name in named if name is not None]
+    if not named:
+        raise MetadataError(meta.source, "the metadata names no 30 m band files (FILE_NAME_BAND_n)")
+    probe = _open_raster(files, _member_dir(meta, files) + str(named[0]))
     if probe.crs is None:
         raise BandFileError(probe.name, "band raster has no coordinate reference system")
     left, top = probe.transform.c, probe.transform.f
