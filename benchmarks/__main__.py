@@ -1,6 +1,11 @@
-"""Run every benchmark: ``python -m benchmarks`` (or ``make bench``)."""
+"""Run every benchmark: ``python -m benchmarks [read|pipeline]`` (or ``make bench``)."""
 
-from . import bench_read
+import sys
+
+from . import bench_pipeline, bench_read
+
+BENCHMARKS = {"read": bench_read.main, "pipeline": bench_pipeline.main}
 
 if __name__ == "__main__":
-    bench_read.main()
+    for name in sys.argv[1:] or list(BENCHMARKS):
+        BENCHMARKS[name]()
