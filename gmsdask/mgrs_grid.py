@@ -26,7 +26,7 @@ from shapely.geometry import Polygon, box
 
 from .errors import GmsdaskError
 
-__all__ = ["TILE_SIZE_M", "TILE_GRID_M", "tile_origin", "tile_epsg", "tile_geobox", "tile_polygon",
+__all__ = ["TILE_SIZE_M", "TILE_GRID_M", "normalize_tile", "tile_origin", "tile_epsg", "tile_geobox", "tile_polygon",
            "tiles_intersecting", "grid_anchor"]
 
 #: Edge length of a Sentinel-2 tile, metres.
@@ -79,6 +79,12 @@ def _parse(tile: str) -> tuple[int, str, str, str]:
         raise GmsdaskError(f"MGRS tile {tile!r}: column letter {column!r} does not exist in UTM zone {zone} "
                            f"(allowed: {_COLUMN_SETS[zone % 3]})")
     return zone, band, column, row
+
+
+def normalize_tile(tile: str) -> str:
+    """A tile name in the canonical form ``29UNU`` (from ``T29UNU``, ``t29unu``, ``1CCV`` -> ``01CCV``)."""
+    zone, band, column, row = _parse(tile)
+    return f"{zone:02d}{band}{column}{row}"
 
 
 def _square_centre_latitude(zone: int, north: bool, column: int, row: int) -> float:

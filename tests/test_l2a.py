@@ -59,6 +59,7 @@ def test_sentinel2_groups_land_on_one_30m_grid_nested_in_the_tile():
     assert (affine.c - ulx) % 30 == 0 and (affine.f - uly) % 30 == 0
     assert (affine.c, affine.f) == (ulx + 30_000, uly - 30_000)  # the scene's own corner, no extra pixel
     assert ds.sizes == {"y": 80, "x": 120}
+    assert ds.odc.geobox == target_geobox(scene, CFG)
     # bands sorted by central wavelength; masks and the QA layer follow
     assert list(ds.data_vars) == ["B01", "B02", "B03", "B04", "B05", "B08", "B8A", "B11", "B12",
                                   "nodata", "saturated", "SCL"]

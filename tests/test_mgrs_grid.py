@@ -17,6 +17,7 @@ from shapely.geometry import box
 from gmsdask.errors import GmsdaskError
 from gmsdask.mgrs_grid import (
     _tile_of_square,
+    normalize_tile,
     tile_epsg,
     tile_geobox,
     tile_origin,
@@ -68,6 +69,11 @@ def test_origin_is_the_100km_square_upper_left_corner_snapped_to_60m():
             assert ulx == np.floor(int(easting) / 60) * 60
             assert uly - false_northing == np.ceil((int(northing) + 100_000 - false_northing) / 60) * 60
             assert ulx % 60 == 0 and (uly - false_northing) % 60 == 0
+
+
+def test_tile_names_are_normalized():
+    assert normalize_tile("T29UNU") == normalize_tile("29unu") == "29UNU"
+    assert normalize_tile("1CCV") == "01CCV"
 
 
 def test_bad_tile_names_are_refused():

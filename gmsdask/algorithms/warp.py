@@ -47,6 +47,9 @@ def warp_block(src: np.ndarray, src_transform: Affine, src_crs: str, dst_shape: 
     fill = work_dtype.type(dst_fill)
     destination = np.full(dst_shape, fill, dtype=work_dtype)
     if source.size:
+        if src_nodata is not None and not _contains(source, src_nodata):
+            # GDAL's masked code path is ~2.5x slower and gives the same result when nothing is masked
+            src_nodata = None
         rasterio.warp.reproject(
             source, destination,
             src_transform=src_transform, src_crs=src_crs, src_nodata=src_nodata,
@@ -56,3 +59,9 @@ def warp_block(src: np.ndarray, src_transform: Affine, src_crs: str, dst_shape: 
             init_dest_nodata=False,
         )
     return destination.astype(src.dtype, copy=False)
+
+
+def _contains(values: np.ndarray, nodata: float | int) -> bool:
+    if isinstance(nodata, float) and np.isnan(nodata):
+        return bool(np.isnan(values).any())
+    return bool((values == nodata).any())

@@ -35,7 +35,7 @@ import xarray as xr
 import zarr
 from dask.delayed import Delayed
 from odc.geo.geobox import GeoBox
-from zarr.codecs import BloscCodec, BloscShuffle, ZstdCodec
+from zarr.codecs import BloscCodec, BloscShuffle
 
 from ..errors import ProcessingError
 
@@ -86,8 +86,10 @@ def variable_spec(name: str, var: xr.DataArray) -> VariableSpec:
 
 
 def _compressors(compressor: str) -> tuple:
+    # byte shuffling puts the high bytes of int16 together; measured on the real 29UNU tile, Blosc-zstd level 1
+    # with shuffle was smaller (ratio 4.8) and faster (0.5 GB/s) than plain zstd level 3 (4.6, 0.4 GB/s)
     if compressor == "zstd":
-        return (ZstdCodec(level=3),)
+        return (BloscCodec(cname="zstd", clevel=1, shuffle=BloscShuffle.shuffle),)
     if compressor == "lz4":
         return (BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.shuffle),)
     if compressor == "none":

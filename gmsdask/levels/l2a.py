@@ -63,14 +63,17 @@ def resolution_groups(scene: xr.DataTree) -> dict[str, xr.Dataset]:
     groups = {name: child.to_dataset() for name, child in scene.children.items() if RESOLUTION_GROUP.match(name)}
     if not groups:
         raise ProcessingError(_scene_name(scene), "L2A", "the scene tree has no resolution group (r10m, r30m ...)")
-    return dict(sorted(groups.items(), key=lambda item: abs(group_geobox(item[1], item[0]).resolution.x)))
+    where = _scene_name(scene)
+    return dict(sorted(groups.items(),
+                       key=lambda item: abs(group_geobox(item[1], f"{where}/{item[0]}").resolution.x)))
 
 
-def group_geobox(ds: xr.Dataset, name: str = "group") -> GeoBox:
-    """The pixel grid of a resolution group (from its x/y coordinates and ``spatial_ref``)."""
+def group_geobox(ds: xr.Dataset, where: str = "group") -> GeoBox:
+    """The pixel grid of a resolution group (from its x/y coordinates and ``spatial_ref``); ``where`` names
+    the group in errors (``<product>/r10m``)."""
     gbox = ds.odc.geobox
     if not isinstance(gbox, GeoBox) or gbox.crs is None:
-        raise ProcessingError(name, "L2A", "group has no georeferenced north-up grid (x/y coordinates and a "
+        raise ProcessingError(where, "L2A", "the group has no georeferenced north-up grid (x/y coordinates and a "
                                            "spatial_ref CRS are required, see docs/scene-model.md)")
     return gbox
 
@@ -113,7 +116,8 @@ def target_geobox(scene: xr.DataTree, cfg: JobConfig, *, shift_m: tuple[float, f
     dividing the tile); otherwise corners sit on multiples of the GSD from :func:`gmsdask.mgrs_grid.grid_anchor`.
     """
     groups = resolution_groups(scene)
-    gboxes = [shift_geobox(group_geobox(ds, name), shift_m) for name, ds in groups.items()]
+    gboxes = [shift_geobox(group_geobox(ds, f"{_scene_name(scene)}/{name}"), shift_m)
+              for name, ds in groups.items()]
     epsg = cfg.target_epsg or _default_epsg(scene, gboxes[0])
     try:
         crs = CRS.from_epsg(epsg)
@@ -281,13 +285,13 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
     saturated_parts: list[da.Array] = []
     resampling_log: list[str] = []
     for group_name, ds in groups.items():  # finest first: a variable found twice is taken from the finest grid
-        src = shift_geobox(group_geobox(ds, group_name), shift_m)
+        src = shift_geobox(group_geobox(ds, f"{name}/{group_name}"), shift_m)
         band_alg = choose_resampling(src, dst, default_alg)
         resampling_log.append(f"{group_name}:{band_alg}")
         for var_name, var in ds.data_vars.items():
             if var.dims != ("y", "x"):
                 raise ProcessingError(name, "L2A", f"{group_name}/{var_name} has dims {var.dims}, expected (y, x)")
-            if var_name in ("nodata", "saturated"):
+            if var_name in MASKS:
                 fill = var_name == "nodata"
                 warped = warp_lazy(_as_dask(var.data.astype(bool), chunks), src, dst, resampling="nearest",
                                    fill=fill, chunks=chunks)
@@ -316,8 +320,10 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
     else:
         sensor_order = list(scene.attrs.get("band_names", []))
         order = sorted(bands, key=lambda b: sensor_order.index(b) if b in sensor_order else len(sensor_order))
-    # a pixel has no data where any group said so or where any resampled band is NaN (e.g. past its edge)
-    nodata = da.stack([*nodata_parts, *(da.isnan(bands[b].data) for b in order)]).any(axis=0)
+    # no data where any group's (nearest-resampled) mask says so: where that mask says "data", the pixel's
+    # nearest source pixel is valid in every band of the group, so no resampled band is NaN there; the
+    # masks alone keep this cheap (deciding whether a tile has data needs no band)
+    nodata = da.stack(nodata_parts or [da.isnan(bands[b].data) for b in order]).any(axis=0)
     saturated = (da.stack(saturated_parts).any(axis=0) if saturated_parts
                  else da.zeros(dst.shape.yx, dtype=bool, chunks=chunks))
     variables: dict[str, xr.DataArray] = {b: bands[b] for b in order}

@@ -25,7 +25,7 @@ from .. import __version__
 from ..config import JobConfig
 from ..errors import ProcessingError
 from ..io.cube import allocate_time_slot, slot_dataset, utc_time, write_time_slot
-from ..mgrs_grid import tile_epsg, tile_geobox, tiles_intersecting
+from ..mgrs_grid import normalize_tile, tile_epsg, tile_geobox, tiles_intersecting
 from .l2a import choose_resampling, group_geobox, resolution_groups, warp_lazy
 
 __all__ = ["TileWrite", "TileCrop", "cube_path", "cube_chunks", "crop_to_tile", "write_scene_to_tiles"]
@@ -145,10 +145,6 @@ def crop_to_tile(ds: xr.Dataset, tile_gbox: GeoBox, cfg: JobConfig) -> TileCrop 
             alg = band_alg if np.issubdtype(var.dtype, np.floating) else "nearest"
             moved = warp_lazy(data, src, dst, resampling=alg, fill=fill, chunks=chunks)
         out[name] = xr.DataArray(moved, dims=("y", "x"), attrs=dict(var.attrs))
-    bands = [v.data for v in out.values() if np.issubdtype(v.dtype, np.floating)]
-    if offset is None and bands and "nodata" in out:
-        # the edge of a resampled band may be NaN where the resampled nodata mask still says "data"
-        out["nodata"] = out["nodata"].copy(data=da.stack([out["nodata"].data, *map(da.isnan, bands)]).any(axis=0))
     return TileCrop(rows, cols, xr.Dataset(out))
 
 
@@ -176,8 +172,10 @@ def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: st
     for key in ("acquisition_time", *(("footprint",) if tiles is None else ())):
         if not scene_l2a.attrs.get(key):
             raise ProcessingError(scene_id, "L2C", f"the scene has no {key!r} attribute (docs/scene-model.md)")
-    if tiles is None:
-        tiles = tiles_intersecting(str(scene_l2a.attrs["footprint"]))
+    if not scene_id:
+        raise ProcessingError(str(scene_l2a.attrs.get("product_id", "scene")), "L2C", "scene_id must not be empty")
+    tiles = (tiles_intersecting(str(scene_l2a.attrs["footprint"])) if tiles is None
+             else list(dict.fromkeys(normalize_tile(t) for t in tiles)))
     time = utc_time(str(scene_l2a.attrs["acquisition_time"]))
     platform = str(scene_l2a.attrs.get("platform", ""))
     crops: dict[str, tuple[GeoBox, TileCrop]] = {}
