@@ -110,7 +110,9 @@ def test_every_landsat_product_opens_with_bands_grids_and_metadata(product_id):
 
 def test_oli_footprint_uses_true_image_corners_from_ang():
     scene = open_scene(PRODUCTS["LC08_L1TP_090084_20160121_20170405_01_T1"])
-    assert scene.attrs["footprint_source"].startswith("ANG.txt")
+    assert scene.attrs["footprint_source"].startswith("ANG.txt") and scene.attrs["footprint_exact"] is True
+    # TM/ETM+ ANG files have no true corners: the product box is no data footprint
+    assert open_scene(PRODUCTS["LT05_L1TP_090085_19970406_20161231_01_T1"]).attrs["footprint_exact"] is False
     # the true data area of a Landsat scene is a rotated quadrilateral: no corner on the product box
     mtl = read_mtl(PRODUCTS["LC08_L1TP_090084_20160121_20170405_01_T1"])
     first_lon = float(re.findall(r"(-?\d+\.\d+) (-?\d+\.\d+)", scene.attrs["footprint"])[0][0])

@@ -304,6 +304,7 @@ def open_landsat(files: ProductFiles, *, chunks: int | Sequence[int] | Mapping[s
         "cloud_cover_pct": meta.number("CLOUD_COVER"),
         "footprint": footprint,
         "footprint_source": footprint_source,
+        "footprint_exact": footprint_source.startswith("ANG.txt"),
         "processing_baseline": "",
         "epsg": crs_epsg(probe.crs),
         "mgrs_tile": "",

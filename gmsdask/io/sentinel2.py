@@ -611,6 +611,7 @@ def root_attrs(files: ProductFiles, layout: Layout, product: XmlDoc, tile: XmlDo
         "cloud_cover_pct": _cloud_cover(files, layout, product, tile),
         "footprint": footprint,
         "footprint_source": footprint_source,
+        "footprint_exact": True,  # EXT_POS_LIST and tileDataGeometry outline the valid pixels
         "processing_baseline": _baseline(product, tile_id),
         "epsg": epsg,
         "mgrs_tile": _search(_TILE_MGRS, tile_id),

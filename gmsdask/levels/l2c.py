@@ -184,9 +184,13 @@ def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: st
         crop = crop_to_tile(ds, gbox, cfg)
         if crop is not None:
             crops[tile] = gbox, crop
-    # cheap: only the nodata mask is cropped for this check, not the bands
-    masks = [crop_to_tile(ds[["nodata"]], gbox, cfg).data["nodata"].data for gbox, _ in crops.values()]
-    has_data = dask.compute(*[(~mask).any() for mask in masks])
+    if scene_l2a.attrs.get("footprint_exact"):
+        # the tiles come from the true data footprint: each has data, and a pixel check would read the
+        # whole scene once more before writing it
+        has_data: Sequence[bool] = [True] * len(crops)
+    else:
+        masks = [crop_to_tile(ds[["nodata"]], gbox, cfg).data["nodata"].data for gbox, _ in crops.values()]
+        has_data = dask.compute(*[(~mask).any() for mask in masks])
 
     writes: list[TileWrite] = []
     pending = []

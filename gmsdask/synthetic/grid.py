@@ -17,6 +17,8 @@ from .parameters import SyntheticParameterError
 __all__ = [
     "UtmBox",
     "PixelGrid",
+    "DEFAULT_TILE",
+    "DEFAULT_SENTINEL2_SIZE",
     "SENTINEL2_TILE_SIZE_M",
     "sentinel2_tile_origin",
     "sentinel2_tile_grid",
@@ -25,6 +27,10 @@ __all__ = [
     "utm_epsg",
 ]
 
+#: The default place of the synthetic products: a tile near Berlin, and its upper-left 6 km x 6 km
+#: (rows, cols at 10 m) for the Sentinel-2 writers.
+DEFAULT_TILE = "33UUU"
+DEFAULT_SENTINEL2_SIZE = (600, 600)
 #: Side of a Sentinel-2 tile, metres (10980 px at 10 m).
 SENTINEL2_TILE_SIZE_M = 109_800.0
 #: Sentinel-2 tile origins are multiples of this, so the 10/20/60 m grids nest exactly.

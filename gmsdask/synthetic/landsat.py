@@ -22,7 +22,7 @@ from scipy import ndimage
 from ..sensors import get_sensor
 from .archive import write_tar
 from .clouds import CloudField
-from .grid import PixelGrid, UtmBox, landsat_grid, sentinel2_extent, utm_epsg
+from .grid import DEFAULT_SENTINEL2_SIZE, DEFAULT_TILE, PixelGrid, UtmBox, landsat_grid, sentinel2_extent, utm_epsg
 from .landscape import Landscape
 from .noise import derive_seed
 from .odl import Raw, Tree, number, to_odl, to_usgs_xml
@@ -108,17 +108,17 @@ class _Footprint:
 
 
 def _swath_geometry(box_w: float, box_h: float, along: tuple[float, float], size: tuple[int, int] | None,
-                    res: float) -> tuple[tuple[int, int], float, float]:
+                    res: float, reach_m: float) -> tuple[tuple[int, int], float, float]:
     """Grid size and half length/width of the tilted data rectangle.
 
-    Without ``size``: the smallest rectangle that covers the box, and the grid around it. With ``size``: the
-    largest rectangle inscribed in that grid.
+    Without ``size``: the smallest rectangle that covers the box grown by ``reach_m`` on every side, and the
+    grid around it. With ``size``: the largest rectangle inscribed in that grid.
     """
     ax, ay = abs(along[0]), abs(along[1])
     margin = (_EDGE_MARGIN_PX + 1.0) * res
     if size is None:
-        half_length = ax * box_w / 2 + ay * box_h / 2
-        half_width = ay * box_w / 2 + ax * box_h / 2
+        half_length = ax * box_w / 2 + ay * box_h / 2 + reach_m
+        half_width = ay * box_w / 2 + ax * box_h / 2 + reach_m
         cols = int(math.ceil((2 * (ax * half_length + ay * half_width) + 2 * margin) / res))
         rows = int(math.ceil((2 * (ay * half_length + ax * half_width) + 2 * margin) / res))
         return (rows, cols), half_length, half_width
@@ -144,7 +144,7 @@ def _ids(platform: str, path: int, row: int, acquired: datetime, processed: date
 
 def write_landsat_l1(path: str | Path, *, platform: str = "LANDSAT_9",
                      acquisition_time: date | datetime | str | None = None,
-                     location: str | UtmBox = "33UUU", size: int | tuple[int, int] | None = (400, 400),
+                     location: str | UtmBox | None = None, size: int | tuple[int, int] | None = None,
                      shift_m: tuple[float, float] = (0.0, 0.0), cloud_fraction: float = 0.0, aot550: float = 0.1,
                      seed: int = 0, archive: bool = False, processing_time: datetime | None = None,
                      overwrite: bool = False) -> SyntheticProduct:
@@ -159,11 +159,13 @@ def write_landsat_l1(path: str | Path, *, platform: str = "LANDSAT_9",
     acquisition_time
         A date (the overpass time of the nearest WRS-2 path is used), or a UTC datetime; default 2024-06-01.
     location
-        An MGRS tile (the scene is centred on it) or a ``UtmBox``; a Sentinel-2 product of the same place
-        covers ``grid.sentinel2_extent(tile, size)``, which is the box to pass for full overlap.
+        The ground to cover: a ``UtmBox``, or an MGRS tile name (the whole 109.8 km tile). A Sentinel-2 product
+        of ``tile`` and ``size`` covers ``sentinel2_extent(tile, size)``: pass that for a Landsat scene of the
+        same place. Default: the ground of the default Sentinel-2 product (``DEFAULT_TILE``,
+        ``DEFAULT_SENTINEL2_SIZE``).
     size
-        ``(lines, samples)`` of the 30 m grid (an int: square); ``None``: the smallest scene whose tilted data
-        area covers ``location``; ``LANDSAT_SCENE_SIZE`` is a full WRS-2 scene.
+        ``(lines, samples)`` of the 30 m grid (an int: square), centred on ``location``; ``None``: the smallest
+        scene whose tilted data area covers ``location``; ``LANDSAT_SCENE_SIZE`` is a full WRS-2 scene.
     shift_m
         ``(dx, dy)``: the product shows the ground displaced by this many metres east and north.
     cloud_fraction
@@ -187,6 +189,8 @@ def write_landsat_l1(path: str | Path, *, platform: str = "LANDSAT_9",
     shift = check_shift("shift_m", shift_m)
     cloud_fraction = check_fraction("cloud_fraction", cloud_fraction)
     aot550 = check_positive("aot550", aot550, upper=5.0)
+    if location is None:
+        location = sentinel2_extent(DEFAULT_TILE, DEFAULT_SENTINEL2_SIZE)
     box = sentinel2_extent(location) if isinstance(location, str) else location
     if not isinstance(box, UtmBox):
         raise SyntheticParameterError("location", f"expected an MGRS tile name or a UtmBox, got {location!r}")
@@ -198,7 +202,9 @@ def write_landsat_l1(path: str | Path, *, platform: str = "LANDSAT_9",
     centre_x, centre_y = box.centre[0], box.centre[1] - northing_offset
     overpass = plan_overpass(LANDSAT_ORBIT, box.epsg, *box.centre, when)
     along = overpass.along_track_xy
-    (rows, cols), half_length, half_width = _swath_geometry(box.width, box.height, along, size, 30.0)
+    # a shifted product shows the box's ground displaced: cover that too, plus a pixel of fringe
+    reach = math.hypot(*shift) + 30.0
+    (rows, cols), half_length, half_width = _swath_geometry(box.width, box.height, along, size, 30.0, reach)
     if max(rows, cols) > _MAX_SIZE:
         raise SyntheticParameterError("location", f"covering {box} needs a {rows} x {cols} grid (max {_MAX_SIZE})")
     grid30 = landsat_grid(epsg, centre_x, centre_y, rows, cols, 30.0)

@@ -191,7 +191,7 @@ class Landscape:
         and the index offset that makes the (int32, relative) indices absolute.
 
         The axis coordinate is ``along_x[None, :] + along_y[:, None]`` (m). Boundaries sit at ``k * spacing``
-        jittered by up to +-35 %, so parcels are 0.3-1.7 spacings wide. The 2-D work is done in float32
+        jittered by up to +-25 %, so parcels are 0.5-1.5 spacings wide. The 2-D work is done in float32
         relative to a whole number of spacings, which keeps centimetre precision at UTM magnitudes.
         """
         k_ref = int(math.floor((along_x[0] + along_y[0]) / spacing))
@@ -200,7 +200,7 @@ class Landscape:
         k0 = np.floor(coord * np.float32(1.0 / spacing)).astype(np.int32)
         k_first = int(k0.min()) - 1
         ks = np.arange(k_first, int(k0.max()) + 3)
-        boundaries = ((ks + 0.7 * (hash_uniform(self._p.sub_seed(f"parcel_{axis}"), ks + k_ref) - 0.5)) * spacing
+        boundaries = ((ks + 0.5 * (hash_uniform(self._p.sub_seed(f"parcel_{axis}"), ks + k_ref) - 0.5)) * spacing
                       ).astype(np.float32)
         k = k0 - (coord < boundaries[k0 - k_first]) + (coord >= boundaries[k0 + 1 - k_first])
         del k0
@@ -246,7 +246,9 @@ class Landscape:
     # ------------------------------------------------------------------------------------------------
     def _forest(self, x: np.ndarray, y: np.ndarray, pixel_m: float):
         noise = fbm(x, y, (3200.0, 1300.0, 500.0), (0.55, 0.3, 0.15), self._p.sub_seed("forest"), pixel_m)
-        alpha = _soft_threshold(noise, 0.585, (pixel_m + 5.0) / 3000.0)
+        # a box-filtered edge: the ramp spans one pixel (+5 m of natural fringe) times the noise's median
+        # gradient (measured: 1/5700 per m), so a coarse pixel is the mean of the fine ones across the edge
+        alpha = _soft_threshold(noise, 0.585, (pixel_m + 5.0) / 5700.0)
         if not alpha.any():
             return None, {}
         conifer = np.clip((value_noise(x, y, 6000.0, self._p.sub_seed("conifer")) - 0.35) / 0.3, 0.0, 1.0)
@@ -257,7 +259,7 @@ class Landscape:
 
     def _lakes(self, x: np.ndarray, y: np.ndarray, pixel_m: float):
         noise = fbm(x, y, (2500.0, 900.0, 350.0), (0.55, 0.3, 0.15), self._p.sub_seed("lakes"), pixel_m)
-        alpha = _soft_threshold(noise, 0.74, (pixel_m + 5.0) / 1500.0)
+        alpha = _soft_threshold(noise, 0.74, (pixel_m + 5.0) / 3700.0)  # median gradient 1/3700 per m
         return (alpha, {MATERIAL_INDEX["water"]: 1.0}) if alpha.any() else (None, {})
 
     def _river(self, x: np.ndarray, y: np.ndarray, pixel_m: float):

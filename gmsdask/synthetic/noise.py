@@ -77,7 +77,8 @@ def fbm(x: np.ndarray, y: np.ndarray, spacings: tuple[float, ...], weights: tupl
     total = np.zeros((len(y), len(x)), dtype=np.float32)
     weight_sum = float(sum(weights))
     for octave, (spacing, weight) in enumerate(zip(spacings, weights)):
-        damping = 1.0 / (1.0 + 2.0 * (pixel_m / spacing) ** 2)
+        # the area average over a pixel attenuates a wave of length ~2 spacings like a box filter does
+        damping = max(0.0, float(np.sinc(pixel_m / (2.0 * spacing))))
         noise = value_noise(x, y, spacing, derive_seed(seed, octave))
         total += np.float32(weight * damping) * (noise - np.float32(0.5))
     return total / np.float32(weight_sum) + np.float32(0.5)

@@ -6,8 +6,9 @@ happens here once.
 
 from __future__ import annotations
 
-import math
+import logging
 import shutil
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,14 +23,16 @@ from .grid import PixelGrid
 from .parameters import SyntheticParameterError
 from .render import RenderedBlock, Scene
 from .spectra import MATERIAL_NAMES
-from .truth import TruthStore
+from .truth import CHUNK_ROWS, TruthStore
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["parse_acquisition_time", "GridJob", "GridResult", "render_grid", "prepare_output",
            "DEFAULT_ACQUISITION_DATE", "STRIP_ROWS"]
 
 DEFAULT_ACQUISITION_DATE = date(2024, 6, 1)
-#: Rows rendered at once; also the truth store's chunk height, so parallel strips never share a chunk.
-STRIP_ROWS = 1024
+#: Rows rendered at once: the truth store's chunk height (see there).
+STRIP_ROWS = CHUNK_ROWS
 
 
 def parse_acquisition_time(value: date | datetime | str | None) -> date | datetime:
@@ -164,9 +167,12 @@ def render_grid(scene: Scene, job: GridJob, truth: TruthStore, workers: int = 2)
         statistics.append((int(valid.sum()), int((block.cloud & valid).sum()), int((block.shadow & valid).sum()),
                            np.bincount(land_cover[valid], minlength=len(MATERIAL_NAMES) + 1)))
 
+    started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for future in [pool.submit(strip, start) for start in range(0, grid.rows, STRIP_ROWS)]:
             future.result()
+    _log.info("rendered %s %s (%d x %d px, %d bands) in %.1f s", scene.platform, job.group, grid.rows, grid.cols,
+              len(job.bands) + len(job.thermal_bands), time.perf_counter() - started)
     result.valid_pixels = sum(s[0] for s in statistics)
     result.cloud_pixels = sum(s[1] for s in statistics)
     result.shadow_pixels = sum(s[2] for s in statistics)
@@ -234,8 +240,3 @@ def utc_iso(value: datetime, digits: int = 3) -> str:
     text = value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
     return text[: len(text) - (6 - digits)] + "Z" if digits else text[:19] + "Z"
 
-
-def finite_mean(values: np.ndarray) -> float:
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    return float(values.mean()) if values.size else math.nan

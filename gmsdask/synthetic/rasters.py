@@ -19,6 +19,8 @@ __all__ = ["write_landsat_geotiff", "write_sentinel2_jp2", "JP2_BLOCK_SIZE", "wr
 #: Tile size of the real Sentinel-2 JPEG 2000 files per resolution (read off real L2A products).
 JP2_BLOCK_SIZE = {10: 1024, 20: 640, 60: 192}
 
+#: OpenJPEG rejects tiles smaller than this (a tile may be larger than a tiny image).
+_MIN_JP2_BLOCK = 32
 _ENV = {"GDAL_PAM_ENABLED": "NO", "GDAL_NUM_THREADS": "1"}
 
 
@@ -39,18 +41,19 @@ def write_sentinel2_jp2(path: Path, data: np.ndarray, grid: PixelGrid) -> None:
     profile = dict(driver="JP2OpenJPEG", width=grid.cols, height=grid.rows, count=data.shape[0],
                    dtype=data.dtype.name, crs=f"EPSG:{grid.epsg}", transform=grid.transform,
                    QUALITY=100, REVERSIBLE="YES", YCC="NO", CODEC="JP2",
-                   BLOCKXSIZE=min(block, grid.cols), BLOCKYSIZE=min(block, grid.rows),
-                   RESOLUTIONS=_resolution_levels(min(grid.rows, grid.cols), block),
+                   BLOCKXSIZE=max(_MIN_JP2_BLOCK, min(block, grid.cols)),
+                   BLOCKYSIZE=max(_MIN_JP2_BLOCK, min(block, grid.rows)),
+                   RESOLUTIONS=_resolution_levels(min(grid.rows, grid.cols, block)),
                    CODEBLOCK_WIDTH=64, CODEBLOCK_HEIGHT=64, PROGRESSION="LRCP",
                    GMLJP2="YES", GeoJP2="YES", WRITE_METADATA="NO", INSPIRE_TG="NO")
     with rasterio.Env(**_ENV), rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
 
 
-def _resolution_levels(size: int, block: int) -> int:
-    """Wavelet levels: as many as the tile size allows (OpenJPEG needs tiles >= 2^(levels-1))."""
+def _resolution_levels(tile: int) -> int:
+    """Wavelet levels: up to 6, as many as the tile allows (the coarsest level needs >= 2 pixels)."""
     levels = 1
-    while levels < 6 and (min(size, block) >> levels) >= 1:
+    while levels < 6 and (tile >> levels) >= 2:
         levels += 1
     return levels
 

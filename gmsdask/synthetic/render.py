@@ -8,7 +8,6 @@ grids and encodings.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -139,8 +138,3 @@ class Scene:
             block.toa[band] = bt.astype(np.float32)
         return block
 
-
-def scene_mean(values: np.ndarray) -> float:
-    """Mean of the finite values (for scene-mean angles)."""
-    finite = np.asarray(values)[np.isfinite(values)]
-    return float(finite.mean()) if finite.size else math.nan

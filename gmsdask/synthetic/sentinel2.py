@@ -22,8 +22,8 @@ from pyproj import Transformer
 
 from ..sensors import get_sensor
 from .archive import write_zip
-from .clouds import CloudField
-from .grid import PixelGrid, sentinel2_tile_grid, sentinel2_tile_origin
+from .clouds import CLOUD_MASK_OPACITY, CloudField
+from .grid import DEFAULT_SENTINEL2_SIZE, DEFAULT_TILE, PixelGrid, sentinel2_tile_grid, sentinel2_tile_origin
 from .landscape import Landscape
 from .noise import derive_seed
 from .orbits import SENTINEL2_ORBIT, Overpass, plan_overpass, sentinel2_absolute_orbit
@@ -37,14 +37,10 @@ from .spectra import MATERIAL_NAMES
 from .sun import earth_sun_distance_au, solar_angles
 from .truth import SyntheticProduct, TruthStore, write_truth_json
 
-__all__ = ["write_sentinel2_l1c", "write_sentinel2_l2a", "SENTINEL2_TILE_SIZE", "DEFAULT_TILE",
-           "DEFAULT_SENTINEL2_SIZE"]
+__all__ = ["write_sentinel2_l1c", "write_sentinel2_l2a", "SENTINEL2_TILE_SIZE"]
 
 #: A full tile at 10 m.
 SENTINEL2_TILE_SIZE = (10980, 10980)
-DEFAULT_TILE = "33UUU"
-#: Default product size (rows, cols at 10 m): the upper-left 6 km x 6 km of the tile.
-DEFAULT_SENTINEL2_SIZE = (600, 600)
 _BASELINE = "05.10"
 _PLATFORMS = ("SENTINEL_2A", "SENTINEL_2B", "SENTINEL_2C")
 #: Bands per grid: L1C delivers each band once, L2A also on the coarser grids.
@@ -185,7 +181,7 @@ def _write_sentinel2(level: str, path: str | Path, platform: str, tile: str,
     jobs.append((write_sentinel2_jp2, qi / "MSK_CLASSI_B00.jp2", classi, grids[60]))
     if level == "L2A":
         for res in (20, 60):
-            probability = np.rint(np.clip(results[res].cloud_opacity, 0, 1) * 100).astype(np.uint8)
+            probability = _cloud_probability(results[res].cloud_opacity)
             jobs.append((write_sentinel2_jp2, qi / f"MSK_CLDPRB_{res}m.jp2", probability, grids[res]))
             jobs.append((write_sentinel2_jp2, qi / f"MSK_SNWPRB_{res}m.jp2", np.zeros(grids[res].shape, np.uint8),
                          grids[res]))
@@ -268,6 +264,13 @@ def _angle_grids(overpass: Overpass, sensing: datetime, epsg: int, ulx: float, u
     view_zenith = np.where(detector > 0, view_zenith, np.nan)
     view_azimuth = np.where(detector > 0, view_azimuth, np.nan)
     return (sun_zenith, sun_azimuth), (view_zenith, view_azimuth, detector)
+
+
+def _cloud_probability(opacity: np.ndarray) -> np.ndarray:
+    """MSK_CLDPRB (%): the opacity in percent, kept on the same side of 10 % as the truth's cloud mask."""
+    percent = np.rint(np.clip(opacity, 0.0, 1.0) * 100.0)
+    cloud = opacity >= CLOUD_MASK_OPACITY
+    return np.where(cloud, np.maximum(percent, 10), np.minimum(percent, 9)).astype(np.uint8)
 
 
 def _scene_classification(result: GridResult) -> np.ndarray:
