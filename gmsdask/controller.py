@@ -188,7 +188,9 @@ class ProcessController:
         self._logger.info("job %s: %d scenes up to %s", self.job_ID, len(ids), target)
         restore = self._install_signal_handlers()
         try:
-            with job_client(self.config, self._logger) as client:
+            # dask.config is process-global: set the scheduler once here, not in the scene threads, whose
+            # interleaved exits would restore each other's settings and leave this client as the default
+            with job_client(self.config, self._logger) as client, dask.config.set(scheduler=client):
                 results = self._run_scenes([self.catalog.scene(i) for i in ids], target, client)
         finally:
             restore()
@@ -216,14 +218,14 @@ class ProcessController:
                    TextColumn("{task.fields[state]}"), TimeElapsedColumn())
         with Progress(*columns, transient=False) as progress, ThreadPoolExecutor(in_flight) as pool:
             task = progress.add_task(f"job {self.job_ID} -> {target}", total=len(scenes), state="")
-            futures = [pool.submit(self._process_scene, scene, target, client) for scene in scenes]
+            futures = [pool.submit(self._process_scene, scene, target) for scene in scenes]
             for future in as_completed(futures):
                 results.append(future.result())
                 failed = sum(1 for r in results if r.failed_level)
                 progress.update(task, advance=1, state=f"done {len(results) - failed}, failed {failed}")
         return sorted(results, key=lambda r: r.scene_id)
 
-    def _process_scene(self, scene: SceneRecord, target: str, client: Any) -> SceneResult:
+    def _process_scene(self, scene: SceneRecord, target: str) -> SceneResult:
         """One scene's chain up to ``target``; never raises (a failure is recorded and returned)."""
         statuses = self.catalog.level_status(self.job_ID, scene.id)
         state: Any = scene.product_path
@@ -236,7 +238,7 @@ class ProcessController:
                 reached = level
                 continue
             try:
-                outcome = self._run_level(level, state, scene, client, record=not completed)
+                outcome = self._run_level(level, state, scene, record=not completed)
             except Exception as error:  # noqa: BLE001 - every failure of one scene is recorded, others go on
                 if self.config.disable_exception_handler:
                     raise
@@ -247,28 +249,27 @@ class ProcessController:
             state, reached = outcome.scene, level
         return SceneResult(scene.id, scene.product_id, scene.platform, reached)
 
-    def _run_level(self, level: str, state: Any, scene: SceneRecord, client: Any, *, record: bool) -> LevelOutcome:
+    def _run_level(self, level: str, state: Any, scene: SceneRecord, *, record: bool) -> LevelOutcome:
         run, write, _delete = self.config.exec_flags(level)
         if record:
             self.catalog.record_level(self.job_ID, scene.id, level, "running")
-        with dask.config.set(scheduler=client):
-            if not run:
-                outcome = LevelOutcome(state if isinstance(state, xr.DataTree) else l1a.run(state, self.config).scene,
-                                       "skipped", f"{level}: disabled by exec_{level}P")
-            elif level == "L2C":
-                tiles = [t for t in scene.mgrs_tiles if not self.config.target_mgrs_tiles
-                         or t in self.config.target_mgrs_tiles]
-                writes = l2c.write_scene_to_tiles(state, self.config, scene_id=scene.product_id, tiles=tiles)
-                for tile_write in writes:
-                    self.catalog.record_tile(self.job_ID, tile_write.tile, self.config.virtual_sensor_name,
-                                             tile_write.path, scene.id)
-                outcome = LevelOutcome(state, "done", outputs=[str(w.path) for w in writes])
-            else:
-                outcome = _level_step(level, state, self.config)
-                if write and record and outcome.status == "done":
-                    target = self._scene_output_dir(scene) / f"{level}.zarr"
-                    write_scene(outcome.scene, target)
-                    outcome = LevelOutcome(outcome.scene, outcome.status, outcome.note, [str(target)])
+        if not run:
+            outcome = LevelOutcome(state if isinstance(state, xr.DataTree) else l1a.run(state, self.config).scene,
+                                   "skipped", f"{level}: disabled by exec_{level}P")
+        elif level == "L2C":
+            tiles = [t for t in scene.mgrs_tiles if not self.config.target_mgrs_tiles
+                     or t in self.config.target_mgrs_tiles]
+            writes = l2c.write_scene_to_tiles(state, self.config, scene_id=scene.product_id, tiles=tiles)
+            for tile_write in writes:
+                self.catalog.record_tile(self.job_ID, tile_write.tile, self.config.virtual_sensor_name,
+                                         tile_write.path, scene.id)
+            outcome = LevelOutcome(state, "done", outputs=[str(w.path) for w in writes])
+        else:
+            outcome = _level_step(level, state, self.config)
+            if write and record and outcome.status == "done":
+                target = self._scene_output_dir(scene) / f"{level}.zarr"
+                write_scene(outcome.scene, target)
+                outcome = LevelOutcome(outcome.scene, outcome.status, outcome.note, [str(target)])
         if record:
             self.catalog.record_level(self.job_ID, scene.id, level, outcome.status,
                                       output=";".join(outcome.outputs) or outcome.note)

@@ -22,7 +22,7 @@ DEMO_TIME = datetime(2024, 6, 1, 10, 20, tzinfo=timezone.utc)
 def run_demo(workdir: str | Path, *, cpus: int = 2, console: Console | None = None) -> int:
     """Write the sample products, catalogue them, run the job on a LocalCluster; returns the job id."""
     from .controller import ProcessController
-    from .synthetic import write_landsat_l1, write_sentinel2_l1c
+    from .synthetic import sentinel2_extent, write_landsat_l1, write_sentinel2_l1c
 
     console = console or Console()
     workdir = Path(workdir).absolute()
@@ -34,9 +34,10 @@ def run_demo(workdir: str | Path, *, cpus: int = 2, console: Console | None = No
                   f"(tile {DEMO_TILE}, {DEMO_TIME:%Y-%m-%d}) into {archive}")
     sentinel2 = write_sentinel2_l1c(archive, platform="SENTINEL_2B", tile=DEMO_TILE, acquisition_time=DEMO_TIME,
                                     size=(900, 900), cloud_fraction=0.1, seed=1)
-    landsat = write_landsat_l1(archive, platform="LANDSAT_9", location=DEMO_TILE,
-                               acquisition_time=DEMO_TIME.replace(minute=5), size=(300, 300),
-                               shift_m=(30.0, -15.0), cloud_fraction=0.05, seed=1)
+    # the Landsat scene covers the same ground, displaced by a known misregistration (which L1B will measure)
+    landsat = write_landsat_l1(archive, platform="LANDSAT_9", location=sentinel2_extent(DEMO_TILE, (900, 900)),
+                               acquisition_time=DEMO_TIME.replace(minute=5), shift_m=(30.0, -15.0),
+                               cloud_fraction=0.05, seed=1)
     cfg = set_config(
         CPUs=cpus,
         db_url=f"sqlite:///{workdir / 'catalog.sqlite'}",
@@ -46,6 +47,8 @@ def run_demo(workdir: str | Path, *, cpus: int = 2, console: Console | None = No
         path_job_logs=workdir / "logs",
         tiling_block_size_XY=(512, 512),
         mgrs_pixel_buffer=0,
+        # the sample lies at the tile's upper-left corner, inside its neighbours' overlap: keep one cube
+        target_mgrs_tiles=(DEMO_TILE,),
     )
     catalog = Catalog.from_config(cfg)
     scene_ids = catalog.add_products(archive)

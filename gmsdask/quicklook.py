@@ -26,16 +26,23 @@ def rgb_variables(cube: xr.Dataset, time_index: int) -> tuple[str, str, str]:
 
 
 def write_quicklook(cube: xr.Dataset, png_path: str | Path, *, time_index: int = -1, max_size: int = 1024) -> Path:
-    """Write an RGB PNG of one time slot (2-98 % stretch per band, NaN black), at most ``max_size`` px wide."""
+    """Write an RGB PNG of one time slot's valid extent (2-98 % stretch, NaN black), <= ``max_size`` px."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    step = max(1, int(np.ceil(max(cube.sizes["y"], cube.sizes["x"]) / max_size)))
+    names = rgb_variables(cube, time_index)
+    # crop to the slot's valid pixels: a scene often covers a small part of its tile
+    valid = cube[names[0]].isel(time=time_index).notnull()
+    rows = np.flatnonzero(valid.any("x").values)
+    cols = np.flatnonzero(valid.any("y").values)
+    window = {"y": slice(rows[0], rows[-1] + 1), "x": slice(cols[0], cols[-1] + 1)}
+    step = max(1, int(np.ceil(max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) / max_size)))
     channels = []
-    for name in rgb_variables(cube, time_index):
-        values = cube[name].isel(time=time_index, y=slice(None, None, step), x=slice(None, None, step)).values
+    for name in names:
+        values = cube[name].isel(time=time_index, **window).isel(y=slice(None, None, step),
+                                                                  x=slice(None, None, step)).values
         finite = values[np.isfinite(values)]
         low, high = np.percentile(finite, (2, 98)) if finite.size else (0.0, 1.0)
         channels.append(np.clip((values - low) / max(high - low, 1e-6), 0, 1))
