@@ -42,7 +42,8 @@ def write_zip(archive: Path, folder: Path, mtime: datetime) -> None:
             info = zipfile.ZipInfo(name, date_time=stamp)
             info.external_attr = 0o100644 << 16
             info.create_system = 3
-            info.compress_type = zipfile.ZIP_STORED if path.suffix.lower() in _STORED_SUFFIXES else zipfile.ZIP_DEFLATED
+            stored = path.suffix.lower() in _STORED_SUFFIXES
+            info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
             with path.open("rb") as src, zf.open(info, "w", force_zip64=path.stat().st_size > 2**31) as dst:
                 while chunk := src.read(1 << 24):
                     dst.write(chunk)

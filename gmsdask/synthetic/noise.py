@@ -6,6 +6,8 @@ values, whatever its extent, resolution or the strip being computed.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 __all__ = ["hash_uniform", "value_noise", "fbm", "derive_seed"]
@@ -26,8 +28,8 @@ def derive_seed(seed: int, *labels: str | int) -> int:
     """A new 63-bit seed from ``seed`` and labels (e.g. a layer name), stable across runs and platforms."""
     state = np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
     for label in labels:
-        value = label if isinstance(label, int) else int.from_bytes(str(label).encode()[:32].ljust(32, b"\0"),
-                                                                    "little") % (1 << 63)
+        value = label if isinstance(label, int) else \
+            int.from_bytes(hashlib.blake2b(str(label).encode(), digest_size=8).digest(), "little")
         with np.errstate(over="ignore"):
             state = _splitmix(np.asarray(state ^ np.uint64(value & 0xFFFFFFFFFFFFFFFF)) + _GOLDEN)
     return int(state) & 0x7FFFFFFFFFFFFFFF
@@ -64,8 +66,13 @@ def value_noise(x: np.ndarray, y: np.ndarray, spacing: float, seed: int) -> np.n
     lattice_i = np.arange(x_start, x_start + int(ix.max()) + 2)
     lattice_j = np.arange(y_start, y_start + int(iy.max()) + 2)
     lattice = hash_uniform(seed, lattice_j[:, None], lattice_i[None, :]).astype(np.float32)
-    along_x = lattice[:, ix] * (1.0 - sx) + lattice[:, ix + 1] * sx
-    return along_x[iy, :] * (1.0 - sy)[:, None] + along_x[iy + 1, :] * sy[:, None]
+    along_x = lattice[:, ix] + (lattice[:, ix + 1] - lattice[:, ix]) * sx
+    step_y = along_x[1:] - along_x[:-1]
+    # out = along_x[iy] + step_y[iy] * sy, in place: the full-size temporaries dominate the cost
+    out = step_y[iy]
+    out *= sy[:, None]
+    out += along_x[iy]
+    return out
 
 
 def fbm(x: np.ndarray, y: np.ndarray, spacings: tuple[float, ...], weights: tuple[float, ...], seed: int,
@@ -79,6 +86,11 @@ def fbm(x: np.ndarray, y: np.ndarray, spacings: tuple[float, ...], weights: tupl
     for octave, (spacing, weight) in enumerate(zip(spacings, weights)):
         # the area average over a pixel attenuates a wave of length ~2 spacings like a box filter does
         damping = max(0.0, float(np.sinc(pixel_m / (2.0 * spacing))))
+        if damping == 0.0:
+            continue
         noise = value_noise(x, y, spacing, derive_seed(seed, octave))
-        total += np.float32(weight * damping) * (noise - np.float32(0.5))
-    return total / np.float32(weight_sum) + np.float32(0.5)
+        noise -= np.float32(0.5)
+        noise *= np.float32(weight * damping / weight_sum)
+        total += noise
+    total += np.float32(0.5)
+    return total

@@ -101,6 +101,13 @@ class Overpass:
         azimuth = np.where(cross_m >= 0, to_sensor_azimuth, to_sensor_azimuth + 180.0) % 360.0
         return zenith, azimuth
 
+    def mean_view_angles(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Mean view zenith and azimuth (deg) over the points ``x``, ``y`` (azimuth: of the mean view vector)."""
+        zenith, azimuth = self.view_angles(np.ravel(x), np.ravel(y))
+        mean_azimuth = math.degrees(math.atan2(np.mean(np.sin(np.radians(azimuth)) * zenith),
+                                               np.mean(np.cos(np.radians(azimuth)) * zenith))) % 360.0
+        return float(np.mean(zenith)), mean_azimuth
+
     def cross_track_km(self, x: float, y: float) -> float:
         ax, ay = self.along_track_xy
         return ((x - self.track_point_xy[0]) * ay - (y - self.track_point_xy[1]) * ax) / 1000.0

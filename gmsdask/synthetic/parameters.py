@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 from ..errors import GmsdaskError
 
-__all__ = ["SyntheticParameterError", "check_fraction", "check_size", "check_shift", "check_positive"]
+__all__ = ["SyntheticParameterError", "check_fraction", "check_size", "check_shift", "check_positive", "check_seed"]
 
 
 class SyntheticParameterError(GmsdaskError, ValueError):
@@ -74,3 +76,10 @@ def check_shift(name: str, shift: Sequence[float]) -> tuple[float, float]:
     if not (math.isfinite(dx) and math.isfinite(dy)):
         raise SyntheticParameterError(name, f"must be finite, got {shift!r}")
     return dx, dy
+
+
+def check_seed(name: str, seed: int) -> int:
+    """An integer seed (numpy integers too; not bools or floats)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise SyntheticParameterError(name, f"must be an integer, got {seed!r}")
+    return int(seed)

@@ -20,15 +20,16 @@ import numpy as np
 from ..sensors import get_sensor
 from .atmosphere import surface_reflectance
 from .grid import PixelGrid
-from .parameters import SyntheticParameterError
+from .noise import derive_seed
+from .parameters import SyntheticParameterError, check_fraction, check_positive, check_seed, check_shift
 from .render import RenderedBlock, Scene
 from .spectra import MATERIAL_NAMES
 from .truth import CHUNK_ROWS, TruthStore
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["parse_acquisition_time", "GridJob", "GridResult", "render_grid", "prepare_output",
-           "DEFAULT_ACQUISITION_DATE", "STRIP_ROWS"]
+__all__ = ["parse_acquisition_time", "check_scene_parameters", "GridJob", "GridResult", "render_grid",
+           "prepare_output", "publish", "lonlat_polygon_wkt", "cloud_seed", "DEFAULT_ACQUISITION_DATE", "STRIP_ROWS"]
 
 DEFAULT_ACQUISITION_DATE = date(2024, 6, 1)
 #: Rows rendered at once: the truth store's chunk height (see there).
@@ -50,6 +51,35 @@ def parse_acquisition_time(value: date | datetime | str | None) -> date | dateti
     if isinstance(value, date):
         return value
     raise SyntheticParameterError("acquisition_time", f"expected a date, datetime or ISO string, got {value!r}")
+
+
+def check_scene_parameters(shift_m: tuple[float, float], cloud_fraction: float, aot550: float, seed: int
+                           ) -> tuple[tuple[float, float], float, float, int]:
+    """The validated ``(shift_m, cloud_fraction, aot550, seed)`` every writer takes."""
+    return (check_shift("shift_m", shift_m), check_fraction("cloud_fraction", cloud_fraction),
+            check_positive("aot550", aot550, upper=5.0), check_seed("seed", seed))
+
+
+def cloud_seed(seed: int, platform: str, acquisition_time: datetime) -> int:
+    """Clouds differ between acquisitions of the same ground (same seed), but not between reruns."""
+    return derive_seed(seed, "clouds", platform, acquisition_time.isoformat())
+
+
+def lonlat_polygon_wkt(points: list[tuple[float, float]]) -> str:
+    """``POLYGON ((lon lat, ...))`` of a ring of (lon, lat) points, closed."""
+    ring = list(points) + [points[0]]
+    return "POLYGON ((" + ", ".join(f"{lon:.6f} {lat:.6f}" for lon, lat in ring) + "))"
+
+
+def publish(staging: Path, folder: Path, final: Path, archiver: Callable[[Path, Path, datetime], None] | None,
+            mtime: datetime) -> None:
+    """Move the finished product folder to ``final``, or write it there as an archive, and drop the staging."""
+    if archiver is None:
+        folder.replace(final)
+    else:
+        archiver(staging / final.name, folder, mtime)
+        (staging / final.name).replace(final)
+    shutil.rmtree(staging)
 
 
 def prepare_output(directory: str | Path, folder_name: str, final_name: str, overwrite: bool) -> tuple[Path, Path]:
@@ -121,7 +151,8 @@ def _truth_variables(job: GridJob, platform: str) -> dict[str, dict[str, tuple[s
         "surface_reflectance": dict(reflectance),
         "toa": {**reflectance, **{b: ("float32", band_attrs(b, "K")) for b in job.thermal_bands}},
         "scene": {
-            "land_cover": ("uint8", {"flag_values": list(MATERIAL_NAMES), "flag_meanings": " ".join(MATERIAL_NAMES.values()),
+            "land_cover": ("uint8", {"flag_values": list(MATERIAL_NAMES),
+                                     "flag_meanings": " ".join(MATERIAL_NAMES.values()),
                                      "long_name": "dominant surface material (0 = no data)"}),
             "cloud": ("bool", {"long_name": "cloud (opacity >= 0.1)"}),
             "shadow": ("bool", {"long_name": "cloud shadow (>= 10 % of direct sunlight blocked), not cloud"}),

@@ -6,6 +6,8 @@ off, and every creation option is fixed here rather than left to GDAL's defaults
 
 from __future__ import annotations
 
+import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from .grid import PixelGrid
 
 __all__ = ["write_landsat_geotiff", "write_sentinel2_jp2", "JP2_BLOCK_SIZE", "write_all"]
 
+_log = logging.getLogger(__name__)
 #: Tile size of the real Sentinel-2 JPEG 2000 files per resolution (read off real L2A products).
 JP2_BLOCK_SIZE = {10: 1024, 20: 640, 60: 192}
 
@@ -59,7 +62,9 @@ def _resolution_levels(tile: int) -> int:
 
 
 def write_all(jobs: list[tuple], workers: int = 2) -> None:
-    """Run ``(function, *args)`` jobs in ``workers`` threads (GDAL encoders release the GIL)."""
+    """Run ``(function, path, *args)`` jobs in ``workers`` threads (GDAL encoders release the GIL)."""
+    started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for future in [pool.submit(job[0], *job[1:]) for job in jobs]:
             future.result()
+    _log.info("wrote %d raster files in %.1f s", len(jobs), time.perf_counter() - started)

@@ -31,6 +31,7 @@ _VAPOUR_ABOVE_CLOUD = 0.3
 #: Brightness temperature drop through the atmosphere per thermal band, K (a fixed, documented simplification).
 _THERMAL_ATMOSPHERE_COOLING_K = {"B10": 1.5, "B11": 2.5}
 _LAPSE_RATE_K_PER_M = 0.0065
+_AIR_TEMPERATURE_K = 295.0
 
 
 @dataclass(frozen=True)
@@ -127,9 +128,10 @@ class Scene:
         del ground
         opacity = self.clouds.opacity(x, y, THERMAL_FOOTPRINT_M)
         shadow = self.clouds.shadow(x, y, THERMAL_FOOTPRINT_M)
-        # shaded ground is a few kelvin cooler; the cloud top follows the lapse rate, 20 K below the ground mean
+        # shaded ground is a few kelvin cooler; the cloud top follows the lapse rate from a fixed near-surface
+        # air temperature (a scene constant: a block mean would make the clouds change at block borders)
         surface_t = surface_t - np.float32(4.0) * shadow
-        cloud_top_t = float(np.mean(surface_t)) - _LAPSE_RATE_K_PER_M * self.clouds.height_m - 20.0
+        cloud_top_t = _AIR_TEMPERATURE_K - _LAPSE_RATE_K_PER_M * self.clouds.height_m - 20.0
         block = RenderedBlock(row_start, surface_temperature=surface_t, cloud_opacity=opacity,
                               shadow_fraction=shadow)
         for band in bands:

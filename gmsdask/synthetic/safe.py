@@ -138,7 +138,7 @@ def product_metadata_xml(info: SafeInfo) -> bytes:
     _sub(product, "PROCESSING_LEVEL", "Level-2A" if l2a else "Level-1C")
     _sub(product, "PRODUCT_TYPE", "S2MSI2A" if l2a else "S2MSI1C")
     _sub(product, "PROCESSING_BASELINE", info.baseline)
-    _sub(product, "PRODUCT_DOI", "https://doi.org/10.5270/S2_-znk9xsj" if l2a else "https://doi.org/10.5270/S2_-742ikth")
+    _sub(product, "PRODUCT_DOI", f"https://doi.org/10.5270/S2_-{'znk9xsj' if l2a else '742ikth'}")
     _sub(product, "GENERATION_TIME", utc_iso(info.generation_time, 6))
     _sub(product, "PREVIEW_IMAGE_URL", "Not applicable")
     _sub(product, "PREVIEW_GEO_INFO", "Not applicable")
@@ -306,10 +306,13 @@ def manifest_xml(info: SafeInfo, safe_folder: Path) -> bytes:
     ET.register_namespace("xfdu", "urn:ccsds:schema:xfdu:1")
     ET.register_namespace("safe", "http://www.esa.int/safe/sentinel/1.1")
     ET.register_namespace("gml", "http://www.opengis.net/gml")
-    xfdu, safe, gml = "{urn:ccsds:schema:xfdu:1}", "{http://www.esa.int/safe/sentinel/1.1}", "{http://www.opengis.net/gml}"
+    xfdu, safe = "{urn:ccsds:schema:xfdu:1}", "{http://www.esa.int/safe/sentinel/1.1}"
+    gml = "{http://www.opengis.net/gml}"
     level = "2a" if info.level == "L2A" else "1c"
-    root = ET.Element(f"{xfdu}XFDU", {"version": f"esa/safe/sentinel/1.1/sentinel-2/msi/archive_l{level}_user_product"})
-    package = _sub(_sub(root, "informationPackageMap"), f"{xfdu}contentUnit", unitType=f"Product_Level-{level.upper()}",
+    root = ET.Element(f"{xfdu}XFDU",
+                      {"version": f"esa/safe/sentinel/1.1/sentinel-2/msi/archive_l{level}_user_product"})
+    package = _sub(_sub(root, "informationPackageMap"), f"{xfdu}contentUnit",
+                   unitType=f"Product_Level-{level.upper()}",
                    textInfo=f"SENTINEL-2 MSI Level-{level.upper()} User Product", dmdID="acquisitionPeriod platform",
                    pdiID="processing")
     files = sorted(p for p in safe_folder.rglob("*") if p.is_file() and p.name != "manifest.safe")

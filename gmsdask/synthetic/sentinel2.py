@@ -12,30 +12,27 @@ INSPIRE.xml, the per-band MSK_DETFOO/MSK_QUALIT masks.
 
 from __future__ import annotations
 
-import math
-import shutil
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 from pyproj import Transformer
 
-from ..sensors import get_sensor
 from .archive import write_zip
 from .clouds import CLOUD_MASK_OPACITY, CloudField
 from .grid import DEFAULT_SENTINEL2_SIZE, DEFAULT_TILE, PixelGrid, sentinel2_tile_grid, sentinel2_tile_origin
 from .landscape import Landscape
-from .noise import derive_seed
 from .orbits import SENTINEL2_ORBIT, Overpass, plan_overpass, sentinel2_absolute_orbit
-from .parameters import SyntheticParameterError, check_fraction, check_positive, check_shift, check_size
-from .pipeline import GridJob, GridResult, parse_acquisition_time, prepare_output, render_grid, round_angle
+from .parameters import SyntheticParameterError, check_size
+from .pipeline import (GridJob, GridResult, check_scene_parameters, cloud_seed, lonlat_polygon_wkt,
+                       parse_acquisition_time, prepare_output, publish, render_grid, round_angle)
 from .radiometry import SENTINEL2_REFLECTANCE
 from .rasters import write_all, write_sentinel2_jp2
 from .render import Geometry, Scene
 from .safe import SafeInfo, manifest_xml, product_metadata_xml, tile_metadata_xml
-from .spectra import MATERIAL_NAMES
 from .sun import earth_sun_distance_au, solar_angles
-from .truth import SyntheticProduct, TruthStore, write_truth_json
+from .truth import SyntheticProduct, TruthStore, truth_paths, write_truth_json
 
 __all__ = ["write_sentinel2_l1c", "write_sentinel2_l2a", "SENTINEL2_TILE_SIZE"]
 
@@ -49,6 +46,8 @@ _L1C_BANDS = {10: ["B02", "B03", "B04", "B08"], 20: ["B05", "B06", "B07", "B8A",
 _L2A_BANDS = {10: ["B02", "B03", "B04", "B08"],
               20: ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B8A", "B11", "B12"],
               60: ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B8A", "B09", "B11", "B12"]}
+#: File band names in the order of the MTD's bandId.
+_MTD_BAND_ORDER = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
 _WATER_VAPOUR_CM = 2.0
 _VEGETATION_CODES = (3, 4, 6, 7)  # cropland, grassland, broadleaf and coniferous forest
 _DETECTORS = 12
@@ -56,7 +55,8 @@ _DETECTORS = 12
 
 def write_sentinel2_l1c(path: str | Path, *, platform: str = "SENTINEL_2B", tile: str = DEFAULT_TILE,
                         acquisition_time: date | datetime | str | None = None,
-                        size: int | tuple[int, int] = DEFAULT_SENTINEL2_SIZE, shift_m: tuple[float, float] = (0.0, 0.0),
+                        size: int | tuple[int, int] = DEFAULT_SENTINEL2_SIZE,
+                        shift_m: tuple[float, float] = (0.0, 0.0),
                         cloud_fraction: float = 0.0, aot550: float = 0.1, seed: int = 0, archive: bool = False,
                         processing_time: datetime | None = None, overwrite: bool = False) -> SyntheticProduct:
     """Write a synthetic Sentinel-2 L1C SAFE into the directory ``path``.
@@ -83,7 +83,8 @@ def write_sentinel2_l1c(path: str | Path, *, platform: str = "SENTINEL_2B", tile
 
 def write_sentinel2_l2a(path: str | Path, *, platform: str = "SENTINEL_2B", tile: str = DEFAULT_TILE,
                         acquisition_time: date | datetime | str | None = None,
-                        size: int | tuple[int, int] = DEFAULT_SENTINEL2_SIZE, shift_m: tuple[float, float] = (0.0, 0.0),
+                        size: int | tuple[int, int] = DEFAULT_SENTINEL2_SIZE,
+                        shift_m: tuple[float, float] = (0.0, 0.0),
                         cloud_fraction: float = 0.0, aot550: float = 0.1, seed: int = 0, archive: bool = False,
                         processing_time: datetime | None = None, overwrite: bool = False) -> SyntheticProduct:
     """Write a synthetic Sentinel-2 L2A SAFE (Sen2Cor layout); parameters as ``write_sentinel2_l1c``.
@@ -95,161 +96,192 @@ def write_sentinel2_l2a(path: str | Path, *, platform: str = "SENTINEL_2B", tile
                             seed, archive, processing_time, overwrite)
 
 
+@dataclass(frozen=True)
+class _Sentinel2Plan:
+    """Everything decided before rendering: grids, overpass, scene, names."""
+
+    level: str
+    platform: str
+    tile: str
+    grids: dict[int, PixelGrid]
+    overpass: Overpass
+    scene: Scene
+    sensing: datetime
+    generated: datetime
+    relative_orbit: int
+    absolute_orbit: int
+    name: str
+    granule: str
+    to_lonlat: Transformer
+
+    @property
+    def bands(self) -> dict[int, list[str]]:
+        return _L2A_BANDS if self.level == "L2A" else _L1C_BANDS
+
+    @property
+    def file_prefix(self) -> str:
+        return f"T{self.tile}_{self.sensing:%Y%m%dT%H%M%S}"
+
+
 def _write_sentinel2(level: str, path: str | Path, platform: str, tile: str,
                      acquisition_time: date | datetime | str | None, size: int | tuple[int, int],
                      shift_m: tuple[float, float], cloud_fraction: float, aot550: float, seed: int, archive: bool,
                      processing_time: datetime | None, overwrite: bool) -> SyntheticProduct:
     if platform not in _PLATFORMS:
-        raise SyntheticParameterError("platform", f"{platform!r} is not supported; use one of {', '.join(_PLATFORMS)}")
+        raise SyntheticParameterError("platform",
+                                      f"{platform!r} is not supported; use one of {', '.join(_PLATFORMS)}")
     when = parse_acquisition_time(acquisition_time)
     size = check_size("size", size, multiple_of=6, maximum=SENTINEL2_TILE_SIZE[0])
-    shift = check_shift("shift_m", shift_m)
-    cloud_fraction = check_fraction("cloud_fraction", cloud_fraction)
-    aot550 = check_positive("aot550", aot550, upper=5.0)
+    shift, cloud_fraction, aot550, seed = check_scene_parameters(shift_m, cloud_fraction, aot550, seed)
+    plan = _plan(level, platform, tile, when, size, shift, cloud_fraction, aot550, seed, processing_time)
+
+    final_name = plan.name + (".zip" if archive else ".SAFE")
+    final, staging = prepare_output(path, plan.name + ".SAFE", final_name, overwrite)
+    truth_json, truth_store_path = truth_paths(path, plan.name)
+    truth = TruthStore(truth_store_path)
+    encoders = {band: SENTINEL2_REFLECTANCE.encode for group in plan.bands.values() for band in group}
+    results = {res: render_grid(plan.scene, GridJob(f"r{res}m", plan.grids[res], plan.bands[res], encoders,
+                                                    level=level, keep_masks=res in (20, 60)), truth)
+               for res in (10, 20, 60)}
+    safe = staging / (plan.name + ".SAFE")
+    _write_safe(plan, safe, results)
+    publish(staging, safe, final, write_zip if archive else None, plan.generated)
+
+    g, r20 = plan.scene.geometry, results[20]
+    xmin, ymin, xmax, ymax = plan.grids[10].bounds
+    product = SyntheticProduct(
+        path=final, product_id=plan.name, platform=platform, processing_level=level, acquisition_time=plan.sensing,
+        seed=seed, shift_m=shift, aot550=aot550, cloud_fraction=cloud_fraction,
+        cloud_cover_pct=round(r20.cloud_cover_pct, 6),
+        cloud_shadow_pct=round(100.0 * r20.shadow_pixels / max(r20.valid_pixels, 1), 6),
+        cloud_height_m=plan.scene.clouds.height_m, sun_zenith_deg=g.sun_zenith_deg, sun_azimuth_deg=g.sun_azimuth_deg,
+        view_zenith_deg=g.view_zenith_deg, view_azimuth_deg=g.view_azimuth_deg, epsg=plan.grids[10].epsg,
+        footprint_wkt=lonlat_polygon_wkt([plan.to_lonlat.transform(x, y) for x, y in
+                                          ((xmin, ymax), (xmax, ymax), (xmax, ymin), (xmin, ymin))]),
+        grids={f"r{res}m": grid for res, grid in plan.grids.items()}, truth_json=truth_json,
+        truth_store=truth_store_path, surface_reflectance=truth.open("surface_reflectance"), toa=truth.open("toa"),
+        scene=truth.open("scene"), boa=truth.open("boa") if level == "L2A" else {},
+        extra={"mgrs_tile": plan.tile, "relative_orbit": plan.relative_orbit, "absolute_orbit": plan.absolute_orbit,
+               "granule": plan.granule, "processing_baseline": _BASELINE, "water_vapour_cm": _WATER_VAPOUR_CM})
+    write_truth_json(product)
+    return product
+
+
+def _plan(level: str, platform: str, tile: str, when: date | datetime, size: tuple[int, int],
+          shift: tuple[float, float], cloud_fraction: float, aot550: float, seed: int,
+          processing_time: datetime | None) -> _Sentinel2Plan:
     tile = tile.strip().upper().lstrip("T")
-    epsg, ulx, uly = sentinel2_tile_origin(tile)
+    epsg = sentinel2_tile_origin(tile)[0]
     grids = {res: sentinel2_tile_grid(tile, res, size) for res in (10, 20, 60)}
     xmin, ymin, xmax, ymax = grids[10].bounds
     centre = ((xmin + xmax) / 2, (ymin + ymax) / 2)
-
     overpass = plan_overpass(SENTINEL2_ORBIT, epsg, *centre, when)
     sensing = overpass.time
     generated = processing_time or (sensing + timedelta(hours=1, minutes=51, seconds=12)).replace(microsecond=0)
     to_lonlat = Transformer.from_crs(epsg, 4326, always_xy=True)
     lon, lat = to_lonlat.transform(*centre)
+    # the angles as MTD_TL carries them (Mean_Sun_Angle, Mean_Viewing_Incidence_Angle), so that the truth
+    # follows from what a reader parses
     sun_zenith, sun_azimuth = (round_angle(float(v), 10) for v in solar_angles(sensing, lat, lon))
     if sun_zenith > 85.0:
         raise SyntheticParameterError("acquisition_time", f"the sun is {90 - sun_zenith:.1f} deg above the horizon")
-    view_zenith, view_azimuth = _mean_view_angles(overpass, grids[10])
+    x, y = np.meshgrid(np.linspace(xmin, xmax, 21), np.linspace(ymax, ymin, 21))
+    view_zenith, view_azimuth = (round_angle(v, 10) for v in overpass.mean_view_angles(x, y))
     geometry = Geometry(sun_zenith, sun_azimuth, view_zenith, view_azimuth)
-    clouds = CloudField.for_area(derive_seed(seed, "clouds", platform, sensing.isoformat()), cloud_fraction,
+    clouds = CloudField.for_area(cloud_seed(seed, platform, sensing), cloud_fraction,
                                  (xmin - shift[0], ymin - shift[1], xmax - shift[0], ymax - shift[1]),
                                  sun_zenith, sun_azimuth)
     scene = Scene(platform, Landscape(seed), clouds, aot550, geometry, shift)
-
     relative_orbit = overpass.track
     absolute_orbit = sentinel2_absolute_orbit(platform, sensing, relative_orbit)
-    mission = "S2" + platform[-1]
-    name = (f"{mission}_MSI{level}_{sensing:%Y%m%dT%H%M%S}_N{_BASELINE.replace('.', '')}_R{relative_orbit:03d}_"
-            f"T{tile}_{generated:%Y%m%dT%H%M%S}")
+    name = (f"S2{platform[-1]}_MSI{level}_{sensing:%Y%m%dT%H%M%S}_N{_BASELINE.replace('.', '')}_"
+            f"R{relative_orbit:03d}_T{tile}_{generated:%Y%m%dT%H%M%S}")
     granule = f"{level}_T{tile}_A{absolute_orbit:06d}_{sensing:%Y%m%dT%H%M%S}"
-    final, staging = prepare_output(path, name + ".SAFE", name + (".zip" if archive else ".SAFE"), overwrite)
-    safe = staging / (name + ".SAFE")
-    granule_dir = safe / "GRANULE" / granule
+    return _Sentinel2Plan(level, platform, tile, grids, overpass, scene, sensing, generated, relative_orbit,
+                          absolute_orbit, name, granule, to_lonlat)
+
+
+def _write_safe(plan: _Sentinel2Plan, safe: Path, results: dict[int, GridResult]) -> None:
+    """Band, QI and metadata files of the SAFE folder ``safe``."""
+    granule_dir = safe / "GRANULE" / plan.granule
     (granule_dir / "QI_DATA").mkdir(parents=True)
     (granule_dir / "AUX_DATA").mkdir()
-    truth_store_path = Path(path) / f"{name}_truth.zarr"
-    truth = TruthStore(truth_store_path)
-
-    bands_per_grid = _L2A_BANDS if level == "L2A" else _L1C_BANDS
-    encoders = {band: SENTINEL2_REFLECTANCE.encode for group in bands_per_grid.values() for band in group}
-    results: dict[int, GridResult] = {}
-    for res in (10, 20, 60):
-        results[res] = render_grid(scene, GridJob(f"r{res}m", grids[res], bands_per_grid[res], encoders,
-                                                  level=level, keep_masks=res in (20, 60)), truth)
-
-    prefix = f"T{tile}_{sensing:%Y%m%dT%H%M%S}"
-    image_files: list[str] = []
-    jobs: list[tuple] = []
-    img = granule_dir / "IMG_DATA"
-    for res in (10, 20, 60):
-        folder = img / f"R{res}m" if level == "L2A" else img
-        folder.mkdir(parents=True, exist_ok=True)
-        for band in bands_per_grid[res]:
-            file = folder / (f"{prefix}_{band}_{res}m.jp2" if level == "L2A" else f"{prefix}_{band}.jp2")
-            jobs.append((write_sentinel2_jp2, file, results[res].dn[band], grids[res]))
-        if level == "L2A":
-            constants = {"AOT": round(aot550 * 1000), "WVP": round(_WATER_VAPOUR_CM * 1000)}
-            for layer, value in constants.items():
-                jobs.append((write_sentinel2_jp2, folder / f"{prefix}_{layer}_{res}m.jp2",
-                             np.full(grids[res].shape, value, dtype=np.uint16), grids[res]))
-            if res in (20, 60):
-                jobs.append((write_sentinel2_jp2, folder / f"{prefix}_SCL_{res}m.jp2", _scene_classification(results[res]),
-                             grids[res]))
-    if level == "L1C":
-        image_files = [f"GRANULE/{granule}/IMG_DATA/{prefix}_{band}" for band in _mtd_band_order()]
-    else:
-        image_files = [f"GRANULE/{granule}/IMG_DATA/R{res}m/{prefix}_{band}_{res}m"
-                       for res in (10, 20, 60) for band in _mtd_file_order(bands_per_grid[res]) + ["AOT", "WVP"]
-                       + (["SCL"] if res > 10 else [])]
-
-    qi = granule_dir / "QI_DATA"
-    mask_files = [("MSK_CLASSI", f"GRANULE/{granule}/QI_DATA/MSK_CLASSI_B00.jp2")]
-    r60 = results[60]
-    classi = np.stack([(r60.cloud_opacity >= 0.1).astype(np.uint8), np.zeros(grids[60].shape, np.uint8),
-                       np.zeros(grids[60].shape, np.uint8)])
-    jobs.append((write_sentinel2_jp2, qi / "MSK_CLASSI_B00.jp2", classi, grids[60]))
-    if level == "L2A":
-        for res in (20, 60):
-            probability = _cloud_probability(results[res].cloud_opacity)
-            jobs.append((write_sentinel2_jp2, qi / f"MSK_CLDPRB_{res}m.jp2", probability, grids[res]))
-            jobs.append((write_sentinel2_jp2, qi / f"MSK_SNWPRB_{res}m.jp2", np.zeros(grids[res].shape, np.uint8),
-                         grids[res]))
-            mask_files += [("MSK_CLDPRB", f"GRANULE/{granule}/QI_DATA/MSK_CLDPRB_{res}m.jp2"),
-                           ("MSK_SNWPRB", f"GRANULE/{granule}/QI_DATA/MSK_SNWPRB_{res}m.jp2")]
-    write_all(jobs)
+    image_files, jobs = _band_jobs(plan, granule_dir / "IMG_DATA", results)
+    mask_files, mask_jobs = _mask_jobs(plan, granule_dir / "QI_DATA", results)
+    write_all(jobs + mask_jobs)
 
     r20 = results[20]
-    cloud_cover = r20.cloud_cover_pct
-    footprint_latlon = [tuple(reversed(to_lonlat.transform(x, y))) for x, y in
+    grids = plan.grids
+    xmin, ymin, xmax, ymax = grids[10].bounds
+    footprint_latlon = [tuple(reversed(plan.to_lonlat.transform(x, y))) for x, y in
                         ((xmin, ymax), (xmax, ymax), (xmax, ymin), (xmin, ymin))]
-    info = SafeInfo(level=level, platform=platform, tile=tile, product_name=name, granule_name=granule,
-                    sensing_time=sensing, generation_time=generated, baseline=_BASELINE,
-                    relative_orbit=relative_orbit, absolute_orbit=absolute_orbit, image_files=image_files,
-                    mask_files=mask_files, grids=grids, footprint_latlon=footprint_latlon,
-                    cloud_cover_pct=cloud_cover, earth_sun_distance_au=earth_sun_distance_au(sensing),
-                    quality=_l2a_quality(r20, aot550) if level == "L2A" else {})
-    sun_grid, view_grid = _angle_grids(overpass, sensing, epsg, ulx, uly, to_lonlat)
-    (granule_dir / "MTD_TL.xml").write_bytes(
-        tile_metadata_xml(info, *sun_grid, (sun_zenith, sun_azimuth), *view_grid, (view_zenith, view_azimuth)))
-    (safe / f"MTD_MSI{level}.xml").write_bytes(product_metadata_xml(info))
+    info = SafeInfo(level=plan.level, platform=plan.platform, tile=plan.tile, product_name=plan.name,
+                    granule_name=plan.granule, sensing_time=plan.sensing, generation_time=plan.generated,
+                    baseline=_BASELINE, relative_orbit=plan.relative_orbit, absolute_orbit=plan.absolute_orbit,
+                    image_files=image_files, mask_files=mask_files, grids=grids, footprint_latlon=footprint_latlon,
+                    cloud_cover_pct=r20.cloud_cover_pct, earth_sun_distance_au=earth_sun_distance_au(plan.sensing),
+                    quality=_l2a_quality(r20, plan.scene.aot550) if plan.level == "L2A" else {})
+    g = plan.scene.geometry
+    _, ulx, uly = sentinel2_tile_origin(plan.tile)
+    sun_grid, view_grid = _angle_grids(plan.overpass, plan.sensing, ulx, uly, plan.to_lonlat)
+    (granule_dir / "MTD_TL.xml").write_bytes(tile_metadata_xml(
+        info, *sun_grid, (g.sun_zenith_deg, g.sun_azimuth_deg), *view_grid, (g.view_zenith_deg, g.view_azimuth_deg)))
+    (safe / f"MTD_MSI{plan.level}.xml").write_bytes(product_metadata_xml(info))
     (safe / "manifest.safe").write_bytes(manifest_xml(info, safe))
 
-    if archive:
-        write_zip(staging / final.name, safe, generated)
-        (staging / final.name).replace(final)
-    else:
-        safe.replace(final)
-    shutil.rmtree(staging)
 
-    ring = [(lon_, lat_) for lat_, lon_ in footprint_latlon]
-    footprint_wkt = "POLYGON ((" + ", ".join(f"{x:.6f} {y:.6f}" for x, y in ring + ring[:1]) + "))"
-    product = SyntheticProduct(
-        path=final, product_id=name, platform=platform, processing_level=level, acquisition_time=sensing, seed=seed,
-        shift_m=shift, aot550=aot550, cloud_fraction=cloud_fraction, cloud_cover_pct=round(cloud_cover, 6),
-        sun_zenith_deg=sun_zenith, sun_azimuth_deg=sun_azimuth, view_zenith_deg=view_zenith,
-        view_azimuth_deg=view_azimuth, epsg=epsg, footprint_wkt=footprint_wkt,
-        truth_json=Path(path) / f"{name}_truth.json", truth_store=truth_store_path,
-        surface_reflectance=truth.open("surface_reflectance"), toa=truth.open("toa"), scene=truth.open("scene"),
-        boa=truth.open("boa") if level == "L2A" else {},
-        extra={"tile": tile, "relative_orbit": relative_orbit, "absolute_orbit": absolute_orbit,
-               "granule": granule, "grids": {f"r{res}m": grid for res, grid in grids.items()},
-               "cloud_height_m": clouds.height_m,
-               "shadow_pct": round(100.0 * r20.shadow_pixels / max(r20.valid_pixels, 1), 6)})
-    write_truth_json(product.truth_json, _truth_scalars(product))
-    return product
+def _band_jobs(plan: _Sentinel2Plan, img: Path, results: dict[int, GridResult]) -> tuple[list[str], list[tuple]]:
+    """The band files to write (``write_all`` jobs) and their MTD IMAGE_FILE names (relative, no suffix)."""
+    prefix, l2a = plan.file_prefix, plan.level == "L2A"
+    relative = f"GRANULE/{plan.granule}/IMG_DATA"
+    jobs: list[tuple] = []
+    image_files: list[str] = []
+    for res in (10, 20, 60):
+        folder = img / f"R{res}m" if l2a else img
+        folder.mkdir(parents=True, exist_ok=True)
+        grid = plan.grids[res]
+        layers = {band: results[res].dn[band] for band in _mtd_file_order(plan.bands[res])}
+        if l2a:
+            layers["AOT"] = np.full(grid.shape, round(plan.scene.aot550 * 1000), dtype=np.uint16)
+            layers["WVP"] = np.full(grid.shape, round(_WATER_VAPOUR_CM * 1000), dtype=np.uint16)
+            if res > 10:
+                layers["SCL"] = _scene_classification(results[res])
+        for layer, data in layers.items():
+            stem = f"{prefix}_{layer}_{res}m" if l2a else f"{prefix}_{layer}"
+            jobs.append((write_sentinel2_jp2, folder / f"{stem}.jp2", data, grid))
+            image_files.append(f"{relative}/R{res}m/{stem}" if l2a else f"{relative}/{stem}")
+    if not l2a:  # L1C lists the bands in band order, not by resolution
+        image_files = [f"{relative}/{prefix}_{band}" for band in _MTD_BAND_ORDER]
+    return image_files, jobs
 
 
-def _mtd_band_order() -> list[str]:
-    return ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
+def _mask_jobs(plan: _Sentinel2Plan, qi: Path, results: dict[int, GridResult]
+               ) -> tuple[list[tuple[str, str]], list[tuple]]:
+    """QI_DATA rasters: MSK_CLASSI_B00 (60 m: opaque clouds, cirrus, snow), and for L2A the cloud and snow
+    probabilities at 20 and 60 m. Returns the (type, relative path) MASK_FILENAME entries and the jobs."""
+    relative = f"GRANULE/{plan.granule}/QI_DATA"
+    grid60 = plan.grids[60]
+    opaque = (results[60].cloud_opacity >= CLOUD_MASK_OPACITY).astype(np.uint8)
+    classi = np.stack([opaque, np.zeros_like(opaque), np.zeros_like(opaque)])
+    jobs = [(write_sentinel2_jp2, qi / "MSK_CLASSI_B00.jp2", classi, grid60)]
+    mask_files = [("MSK_CLASSI", f"{relative}/MSK_CLASSI_B00.jp2")]
+    if plan.level == "L2A":
+        for res in (20, 60):
+            grid = plan.grids[res]
+            probability = _cloud_probability(results[res].cloud_opacity)
+            jobs += [(write_sentinel2_jp2, qi / f"MSK_CLDPRB_{res}m.jp2", probability, grid),
+                     (write_sentinel2_jp2, qi / f"MSK_SNWPRB_{res}m.jp2", np.zeros(grid.shape, np.uint8), grid)]
+            mask_files += [("MSK_CLDPRB", f"{relative}/MSK_CLDPRB_{res}m.jp2"),
+                           ("MSK_SNWPRB", f"{relative}/MSK_SNWPRB_{res}m.jp2")]
+    return mask_files, jobs
 
 
 def _mtd_file_order(bands: list[str]) -> list[str]:
-    return [band for band in _mtd_band_order() if band in bands]
+    return [band for band in _MTD_BAND_ORDER if band in bands]
 
 
-def _mean_view_angles(overpass: Overpass, grid: PixelGrid) -> tuple[float, float]:
-    """Mean view zenith and azimuth over the product area (21 x 21 samples), as written in MTD_TL."""
-    xmin, ymin, xmax, ymax = grid.bounds
-    x, y = np.meshgrid(np.linspace(xmin, xmax, 21), np.linspace(ymax, ymin, 21))
-    zenith, azimuth = overpass.view_angles(x.ravel(), y.ravel())
-    mean_azimuth = math.degrees(math.atan2(np.mean(np.sin(np.radians(azimuth)) * zenith),
-                                           np.mean(np.cos(np.radians(azimuth)) * zenith))) % 360.0
-    return round_angle(float(np.mean(zenith)), 10), round_angle(mean_azimuth, 10)
-
-
-def _angle_grids(overpass: Overpass, sensing: datetime, epsg: int, ulx: float, uly: float,
-                 to_lonlat: Transformer) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _angle_grids(overpass: Overpass, sensing: datetime, ulx: float, uly: float, to_lonlat: Transformer
+                 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Sun and view angles on the tile's 23 x 23 nodes every 5 km, and the detector seeing each node."""
     steps = np.arange(23) * 5000.0
     x, y = np.meshgrid(ulx + steps, uly - steps)
@@ -304,25 +336,4 @@ def _l2a_quality(r20: GridResult, aot550: float) -> dict[str, float]:
         "UNCLASSIFIED_PERCENTAGE": 0.0, "MEDIUM_PROBA_CLOUDS_PERCENTAGE": pct(scl == 8),
         "HIGH_PROBA_CLOUDS_PERCENTAGE": pct(scl == 9), "THIN_CIRRUS_PERCENTAGE": 0.0, "SNOW_ICE_PERCENTAGE": 0.0,
         "GRANULE_MEAN_AOT": aot550, "GRANULE_MEAN_WV": _WATER_VAPOUR_CM,
-    }
-
-
-def _truth_scalars(product: SyntheticProduct) -> dict:
-    grids = product.extra["grids"]
-    return {
-        "product": product.path.name, "product_id": product.product_id, "platform": product.platform,
-        "sensor": get_sensor(product.platform).sensor, "processing_level": product.processing_level,
-        "acquisition_time": product.acquisition_time, "seed": product.seed, "shift_m": list(product.shift_m),
-        "aot550": product.aot550, "angstrom_exponent": 1.3, "water_vapour_cm": _WATER_VAPOUR_CM,
-        "cloud_fraction_requested": product.cloud_fraction, "cloud_cover_pct": product.cloud_cover_pct,
-        "cloud_shadow_pct": product.extra["shadow_pct"], "cloud_height_m": product.extra["cloud_height_m"],
-        "sun_zenith_deg": product.sun_zenith_deg, "sun_azimuth_deg": product.sun_azimuth_deg,
-        "view_zenith_deg": product.view_zenith_deg, "view_azimuth_deg": product.view_azimuth_deg,
-        "epsg": product.epsg, "footprint": product.footprint_wkt, "mgrs_tile": product.extra["tile"],
-        "relative_orbit": product.extra["relative_orbit"], "absolute_orbit": product.extra["absolute_orbit"],
-        "grids": {name: {"epsg": g.epsg, "transform": list(g.transform)[:6], "shape": list(g.shape)}
-                  for name, g in grids.items()},
-        "land_cover_classes": {str(code): name for code, name in MATERIAL_NAMES.items()},
-        "truth_arrays": product.truth_store.name,
-        "atmosphere_model": "gmsdask.synthetic.atmosphere (Rayleigh + Angstrom aerosol, Lambertian coupling)",
     }
