@@ -31,7 +31,7 @@ from .pipeline import (GridJob, GridResult, check_scene_parameters, cloud_seed, 
 from .radiometry import LandsatThermal, landsat_reflectance_quantization
 from .rasters import write_all, write_landsat_geotiff
 from .render import Geometry, Scene
-from .sun import earth_sun_distance_au, solar_angles
+from ..algorithms.radiometry import earth_sun_distance_au, solar_position
 from .truth import SyntheticProduct, TruthStore, truth_paths, write_truth_json
 
 __all__ = ["write_landsat_l1", "LANDSAT_SCENE_SIZE", "LandsatPlan"]
@@ -233,7 +233,7 @@ def _plan(platform: str, when: date | datetime, location: str | UtmBox | None, s
                                                     tzinfo=timezone.utc)
     to_lonlat = Transformer.from_crs(epsg, 4326, always_xy=True)
     lon, lat = to_lonlat.transform(centre_x, centre_y)
-    sun_zenith, sun_azimuth = (float(v) for v in solar_angles(acquired, lat, lon))
+    sun_zenith, sun_azimuth = (float(v) for v in solar_position(lat, lon, acquired))
     # the angles as the MTL carries them, so that the truth follows from what a reader parses
     sun_elevation, sun_azimuth = round_angle(90.0 - sun_zenith), round_angle(sun_azimuth)
     if sun_elevation < 5.0:

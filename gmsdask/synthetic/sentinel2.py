@@ -31,7 +31,7 @@ from .radiometry import SENTINEL2_REFLECTANCE
 from .rasters import write_all, write_sentinel2_jp2
 from .render import Geometry, Scene
 from .safe import SafeInfo, manifest_xml, product_metadata_xml, tile_metadata_xml
-from .sun import earth_sun_distance_au, solar_angles
+from ..algorithms.radiometry import earth_sun_distance_au, solar_position
 from .truth import SyntheticProduct, TruthStore, truth_paths, write_truth_json
 
 __all__ = ["write_sentinel2_l1c", "write_sentinel2_l2a", "SENTINEL2_TILE_SIZE"]
@@ -182,7 +182,7 @@ def _plan(level: str, platform: str, tile: str, when: date | datetime, size: tup
     lon, lat = to_lonlat.transform(*centre)
     # the angles as MTD_TL carries them (Mean_Sun_Angle, Mean_Viewing_Incidence_Angle), so that the truth
     # follows from what a reader parses
-    sun_zenith, sun_azimuth = (round_angle(float(v), 10) for v in solar_angles(sensing, lat, lon))
+    sun_zenith, sun_azimuth = (round_angle(float(v), 10) for v in solar_position(lat, lon, sensing))
     if sun_zenith > 85.0:
         raise SyntheticParameterError("acquisition_time", f"the sun is {90 - sun_zenith:.1f} deg above the horizon")
     x, y = np.meshgrid(np.linspace(xmin, xmax, 21), np.linspace(ymax, ymin, 21))
@@ -286,7 +286,7 @@ def _angle_grids(overpass: Overpass, sensing: datetime, ulx: float, uly: float, 
     steps = np.arange(23) * 5000.0
     x, y = np.meshgrid(ulx + steps, uly - steps)
     lon, lat = to_lonlat.transform(x, y)
-    sun_zenith, sun_azimuth = solar_angles(sensing, lat, lon)
+    sun_zenith, sun_azimuth = solar_position(lat, lon, sensing)
     view_zenith, view_azimuth = overpass.view_angles(x, y)
     ax, ay = overpass.along_track_xy
     cross_km = ((x - overpass.track_point_xy[0]) * ay - (y - overpass.track_point_xy[1]) * ax) / 1000.0
