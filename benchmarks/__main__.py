@@ -1,10 +1,10 @@
-"""Run every benchmark: ``python -m benchmarks [read|pipeline]`` (or ``make bench``)."""
+"""Run benchmarks: ``python -m benchmarks [read|pipeline|synthetic ...]`` (or ``make bench`` for all)."""
 
 import sys
 
-from . import bench_pipeline, bench_read
+from . import bench_pipeline, bench_read, bench_synthetic
 
-BENCHMARKS = {"read": bench_read.main, "pipeline": bench_pipeline.main}
+BENCHMARKS = {"read": bench_read.main, "pipeline": bench_pipeline.main, "synthetic": bench_synthetic.main}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(BENCHMARKS):

@@ -11,12 +11,10 @@
 from __future__ import annotations
 
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import rasterio
 import zarr
 from distributed import Client
@@ -26,38 +24,10 @@ from gmsdask import set_config
 from gmsdask.catalog import Catalog
 from gmsdask.controller import ProcessController
 
-from .common import DATA, report
+from .common import DATA, PeakMemory, report
 
 L2A = DATA / "sentinel2" / "S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454.SAFE"
 CHUNK = 1024
-
-
-class PeakMemory:
-    """Peak resident memory of this process above its level at start, sampled in a thread."""
-
-    def __init__(self, interval_s: float = 0.02) -> None:
-        self.interval_s = interval_s
-        self.process = psutil.Process()
-
-    def __enter__(self) -> "PeakMemory":
-        self.start = self.peak = self.process.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(self.interval_s)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def peak_mib(self) -> float:
-        return (self.peak - self.start) / 2**20
 
 
 def io_floor(product: Path, folder: Path, compressor: str = "zstd") -> float:

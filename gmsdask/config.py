@@ -96,10 +96,7 @@ class JobConfig(BaseModel):
     ac_clear_area_labels: tuple[int, ...] = (1, 4, 5)
 
     # --- L2A: geometric homogenization ------------------------------------------------------------------
-    align_coord_grids: bool = True
-    match_gsd: bool = True
     spatial_resamp_alg_default: Literal["nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average"] = "cubic"
-    clip_to_extent: bool = True
     mask_clouds_l2a: bool = True
 
     # --- L2B: spectral homogenization ----------------------------------------------------------------

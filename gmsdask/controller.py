@@ -10,19 +10,23 @@ an L2C that completed is not written again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import dask
 import pandas as pd
 import xarray as xr
+from distributed import performance_report
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .catalog import Catalog, SceneRecord
@@ -190,7 +194,8 @@ class ProcessController:
         try:
             # dask.config is process-global: set the scheduler once here, not in the scene threads, whose
             # interleaved exits would restore each other's settings and leave this client as the default
-            with job_client(self.config, self._logger) as client, dask.config.set(scheduler=client):
+            with job_client(self.config, self._logger) as client, dask.config.set(scheduler=client), \
+                    self._profile():
                 results = self._run_scenes([self.catalog.scene(i) for i in ids], target, client)
         finally:
             restore()
@@ -203,6 +208,15 @@ class ProcessController:
         else:
             self.catalog.set_job_status(self.job_ID, "pending")
         return results
+
+    def _profile(self) -> contextlib.AbstractContextManager:
+        """A Dask performance report of the run when ``profiling`` is on."""
+        if not self.config.profiling:
+            return contextlib.nullcontext()
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        report = Path(self.config.path_job_logs) / f"job_{self.job_ID}_{stamp}_dask_report.html"
+        self._logger.info("job %s: Dask performance report: %s", self.job_ID, report)
+        return performance_report(filename=str(report))
 
     def _install_signal_handlers(self):
         if threading.current_thread() is not threading.main_thread():
@@ -247,10 +261,22 @@ class ProcessController:
                 return SceneResult(scene.id, scene.product_id, scene.platform, reached, level,
                                    type(error).__name__, str(error))
             state, reached = outcome.scene, level
+        if reached == LEVELS[-1]:
+            self._delete_unneeded_outputs(scene)
         return SceneResult(scene.id, scene.product_id, scene.platform, reached)
+
+    def _delete_unneeded_outputs(self, scene: SceneRecord) -> None:
+        """Level products written with ``exec_LxxP = [run, write, delete=True]`` once the chain is through."""
+        for level in LEVELS[:-1]:
+            _run, write, delete = self.config.exec_flags(level)
+            product = self._scene_output_dir(scene) / f"{level}.zarr"
+            if write and delete and product.exists():
+                shutil.rmtree(product)
+                self._logger.info("%s: deleted %s (exec_%sP delete flag)", scene.product_id, product, level)
 
     def _run_level(self, level: str, state: Any, scene: SceneRecord, *, record: bool) -> LevelOutcome:
         run, write, _delete = self.config.exec_flags(level)
+        started = time.perf_counter()
         if record:
             self.catalog.record_level(self.job_ID, scene.id, level, "running")
         if not run:
@@ -273,4 +299,7 @@ class ProcessController:
         if record:
             self.catalog.record_level(self.job_ID, scene.id, level, outcome.status,
                                       output=";".join(outcome.outputs) or outcome.note)
+        if self.config.benchmark_global:
+            self._logger.info("benchmark: %s %s %s %.3f s", scene.product_id, level, outcome.status,
+                              time.perf_counter() - started)
         return outcome

@@ -100,6 +100,21 @@ def test_level_products_are_written_where_asked(job, client):
     band = tree["r30m"].ds["B4"]
     assert band.encoding["dtype"] == np.int16 and band.encoding["scale_factor"] == pytest.approx(1e-4)
     assert tree["r30m"].ds.rio.crs is not None
+    # through L2C, the L1A products are no longer needed: exec_L1AP's delete flag removes them
+    controller.run_all_processors()
+    assert controller.DB_job_record.status in ("finished", "finished_with_errors")
+    assert not any((cfg.path_procdata_scenes / f"job_{job_id}").glob("*/L1A.zarr"))
+    controller.shutdown()
+
+
+def test_profiling_writes_a_dask_performance_report(job, client):
+    catalog, job_id, cfg = job
+    controller = ProcessController(job_id, db_url=cfg.db_url, profiling=True, benchmark_global=True)
+    controller.run_L1A_processing()
+    (report,) = cfg.path_job_logs.glob(f"job_{job_id}_*_dask_report.html")
+    assert report.stat().st_size > 10_000
+    log_text = (cfg.path_job_logs / f"job_{job_id}.log").read_text()
+    assert "benchmark:" in log_text and " L1A done " in log_text
     controller.shutdown()
 
 

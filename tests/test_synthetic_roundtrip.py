@@ -119,7 +119,7 @@ def _phase_correlation_shift(reference: np.ndarray, moving: np.ndarray, *, upsam
 
 
 def _red_on_tile_grid(scene, band: str, shift_m=(0.0, 0.0)) -> np.ndarray:
-    cfg = set_config(target_gsd=30.0, tiling_block_size_XY=(256, 256))
+    cfg = set_config(target_gsd=30.0, tiling_block_size_XY=(256, 256), mask_clouds_l2a=False)  # all ground
     target = tile_geobox(TILE, 30.0)
     homogenized = geometric_homogenization(scene, cfg, target=target, shift_m=shift_m)
     return homogenized["r30m"].ds[band].values

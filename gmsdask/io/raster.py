@@ -114,6 +114,10 @@ def lazy_raster(info: RasterInfo, chunks: tuple[int, int]) -> da.Array:
         chunks=chunks,
         lock=False,
         asarray=False,
+        # each read task carries the (tiny) reader instead of depending on one shared key: reads are then
+        # root tasks, which the distributed scheduler queues instead of running all of them ahead of their
+        # consumers (which held whole scenes in memory)
+        inline_array=True,
         fancy=False,
         meta=np.empty((0, 0), dtype=info.dtype),
         name=f"read-{tokenize(info.path, info.shape, chunks)}",

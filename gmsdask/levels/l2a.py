@@ -27,6 +27,7 @@ from odc.geo.geobox import GeoBox, GeoboxTiles
 from odc.geo.overlap import compute_reproject_roi
 from pyproj import CRS
 
+from ..algorithms.quality import CLOUD_DECODERS
 from ..algorithms.warp import RESAMPLING_RADIUS_PX, assemble_window, warp_block
 from ..config import JobConfig
 from ..errors import ConfigError, ProcessingError
@@ -336,6 +337,9 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
     gsd = abs(dst.resolution.x)
     group_out = f"r{int(round(gsd))}m"
     out_ds = _grid_dataset(variables, dst)
+    cloud_sources: list[str] = []
+    if cfg.mask_clouds_l2a:
+        out_ds, cloud_sources = mask_clouds(out_ds, order)
     epsg = CRS.from_user_input(str(dst.crs)).to_epsg() or 0
     attrs = dict(scene.attrs)
     attrs.update(
@@ -343,11 +347,31 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
         l2a_shift_m=[float(shift_m[0]), float(shift_m[1])],
         l2a_target_epsg=int(epsg),
         l2a_resampling=[*resampling_log, "masks:nearest", "qa:nearest"],
+        l2a_cloud_mask_sources=cloud_sources,
     )
     children = {group_out: xr.DataTree(out_ds)}
     if "angles" in scene.children:
         children["angles"] = xr.DataTree(scene["angles"].to_dataset())
     return xr.DataTree(dataset=xr.Dataset(attrs=attrs), children=children)
+
+
+def mask_clouds(ds: xr.Dataset, bands: list[str]) -> tuple[xr.Dataset, list[str]]:
+    """Cloud, cirrus and cloud-shadow pixels of the product's own quality layers set to no data (lazily).
+
+    Adds a ``cloud`` mask variable, ORs it into ``nodata``, and returns the layers used (none: unchanged).
+    """
+    sources = [name for name in CLOUD_DECODERS if name in ds.data_vars]
+    if not sources:
+        return ds, []
+    cloud = da.stack([ds[name].data.map_blocks(CLOUD_DECODERS[name], dtype=bool) for name in sources]).any(axis=0)
+    masked = ds.assign({band: ds[band].where(~xr.DataArray(cloud, dims=("y", "x"))) for band in bands})
+    masked["cloud"] = xr.DataArray(cloud, dims=("y", "x"), attrs={
+        "long_name": "cloud, cirrus or cloud shadow in the product's quality layers",
+        "flag_values": [0, 1], "source_layers": sources})
+    masked["nodata"] = (ds["nodata"] | masked["cloud"]).assign_attrs(ds["nodata"].attrs)
+    for band in bands:
+        masked[band].attrs = ds[band].attrs
+    return masked, sources
 
 
 def _as_dask(data: np.ndarray | da.Array, chunks: tuple[int, int]) -> da.Array:
