@@ -62,7 +62,7 @@ def test_sentinel2_groups_land_on_one_30m_grid_nested_in_the_tile():
     assert ds.odc.geobox == target_geobox(scene, CFG)
     # bands sorted by central wavelength; masks and the QA layer follow
     assert list(ds.data_vars) == ["B01", "B02", "B03", "B04", "B05", "B08", "B8A", "B11", "B12",
-                                  "nodata", "saturated", "SCL", "cloud"]  # cloud: from SCL (mask_clouds_l2a)
+                                  "nodata", "SCL", "cloud"]  # cloud: from SCL (mask_clouds_l2a)
     assert ds.B02.dtype == np.float32 and ds.nodata.dtype == bool and ds.SCL.dtype == np.uint8
     assert ds.SCL.attrs["nodata"] == 0
     assert out.attrs["l2a_target_epsg"] == 32629 and out.attrs["l2a_shift_m"] == [0.0, 0.0]

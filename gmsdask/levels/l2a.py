@@ -293,10 +293,11 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
             if var.dims != ("y", "x"):
                 raise ProcessingError(name, "L2A", f"{group_name}/{var_name} has dims {var.dims}, expected (y, x)")
             if var_name in MASKS:
-                fill = var_name == "nodata"
-                warped = warp_lazy(_as_dask(var.data.astype(bool), chunks), src, dst, resampling="nearest",
-                                   fill=fill, chunks=chunks)
-                (nodata_parts if fill else saturated_parts).append(warped)
+                # The reader's group masks depend on every band of the group: warping them would make all
+                # bands share their source chunks, and a scene's writes held whole bands in memory (2.3 GiB
+                # for one 10980^2 tile against 0.4 GiB without). nodata is taken from the warped bands below;
+                # saturation stays flagged in the L1A scene and in the products' own QA layers (QA_RADSAT).
+                continue
             elif _is_band(var_name, var):
                 if var_name in bands:
                     continue
@@ -324,14 +325,11 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
     # no data where any group's (nearest-resampled) mask says so: where that mask says "data", the pixel's
     # nearest source pixel is valid in every band of the group, so no resampled band is NaN there; the
     # masks alone keep this cheap (deciding whether a tile has data needs no band)
-    nodata = da.stack(nodata_parts or [da.isnan(bands[b].data) for b in order]).any(axis=0)
-    saturated = (da.stack(saturated_parts).any(axis=0) if saturated_parts
-                 else da.zeros(dst.shape.yx, dtype=bool, chunks=chunks))
+    # per output chunk, from the warped bands: each band's read-convert-warp pipeline stays independent
+    nodata = da.stack([da.isnan(bands[b].data) for b in order]).any(axis=0)
     variables: dict[str, xr.DataArray] = {b: bands[b] for b in order}
     variables["nodata"] = xr.DataArray(nodata, dims=("y", "x"), attrs={
-        "long_name": "no data in at least one band", "flag_values": [0, 1], "resampling": "nearest"})
-    variables["saturated"] = xr.DataArray(saturated, dims=("y", "x"), attrs={
-        "long_name": "saturated in at least one band", "flag_values": [0, 1], "resampling": "nearest"})
+        "long_name": "no data in at least one band", "flag_values": [0, 1]})
     variables.update(qa_layers)
 
     gsd = abs(dst.resolution.x)

@@ -18,6 +18,7 @@ import dask.array as da
 import numpy as np
 import odc.geo.xr  # noqa: F401  (the .odc accessor gives a Dataset's GeoBox)
 import xarray as xr
+from dask.delayed import Delayed
 from odc.geo.geobox import GeoBox
 from odc.geo.overlap import compute_reproject_roi
 
@@ -194,6 +195,7 @@ def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: st
 
     writes: list[TileWrite] = []
     pending = []
+    stored_windows = []
     for (tile, (gbox, crop)), valid in zip(crops.items(), has_data):
         if not valid:
             continue
@@ -206,8 +208,26 @@ def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: st
         slot, created, replaced = allocate_time_slot(
             path, variables, gbox, scene_id=scene_id, time=time, platform=platform,
             chunks=cube_chunks(cfg, gbox), compressor=cfg.output_compressor, attrs=attrs)
-        pending.append(write_time_slot(path, slot_dataset(path, variables), slot,
+        # nodata joins every band per pixel; computed in the same graph as the bands it let the scheduler
+        # keep whole bands in memory (2 GiB for one 10980^2 tile), so it is derived from the stored bands
+        bands_first = {name: var for name, var in variables.items() if name != "nodata"}
+        pending.append(write_time_slot(path, slot_dataset(path, bands_first), slot,
                                        origin=(crop.rows.start, crop.cols.start)))
         writes.append(TileWrite(tile, path, slot, scene_id, created, replaced))
+        stored_windows.append((path, slot, crop, [n for n, v in variables.items() if _is_band_variable(n, v)]))
     dask.compute(*pending)
+    dask.compute(*[_nodata_from_stored_bands(*window) for window in stored_windows])
     return writes
+
+
+def _is_band_variable(name: str, var: xr.DataArray) -> bool:
+    return name not in ("nodata", "saturated", "cloud") and np.issubdtype(var.dtype, np.floating)
+
+
+def _nodata_from_stored_bands(path: Path, slot: int, crop: TileCrop, bands: list[str]) -> Delayed:
+    """A delayed write of the slot's ``nodata``: 1 where any band stored in the window is missing."""
+    stored = xr.open_zarr(str(path), consolidated=False)[bands].isel(time=slice(slot, slot + 1), y=crop.rows,
+                                                                    x=crop.cols)
+    missing = stored.to_array("band").isnull().any("band").astype(np.uint8)
+    return write_time_slot(path, xr.Dataset({"nodata": missing.drop_vars(list(missing.coords))}), slot,
+                           origin=(crop.rows.start, crop.cols.start))
