@@ -121,3 +121,25 @@ def test_profiling_writes_a_dask_performance_report(job, client):
 def test_unknown_job_is_named(tmp_path):
     with pytest.raises(CatalogError, match="42"):
         ProcessController(42, db_url=f"sqlite:///{tmp_path / 'empty.sqlite'}")
+
+
+def test_stop_cancels_gracefully(job, client, monkeypatch):
+    catalog, job_id, cfg = job
+    controller = ProcessController(job_id, db_url=cfg.db_url)
+    import gmsdask.levels.l1b as l1b_module
+
+    real_l1b = l1b_module.run
+
+    def stop_during_l1b(scene, cfg_):
+        controller.stop(15, None)  # as a SIGTERM handler would
+        return real_l1b(scene, cfg_)
+
+    monkeypatch.setattr(l1b_module, "run", stop_during_l1b)
+    results = controller.run_all_processors()
+    assert controller.DB_job_record.status == "canceled"
+    # levels in flight finish, no later level starts (the other scene may have been in L1A)
+    assert all(r.level_reached in ("L1A", "L1B") and r.failed_level is None for r in results)
+    for result in results:
+        assert not {"L1C", "L2A", "L2B", "L2C"} & set(catalog.level_status(job_id, result.scene_id))
+    assert catalog.tiles_written(job_id) == []
+    controller.shutdown()
