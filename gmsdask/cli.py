@@ -32,6 +32,17 @@ def _config(config: Path | None, **overrides: object) -> JobConfig:
     return set_config(json_config=str(config) if config else "", **options)
 
 
+def _configure_logging() -> None:
+    """Warnings and the job's own messages on the terminal; Dask's INFO chatter only in its own logs."""
+    import distributed  # noqa: F401  (configures its loggers on import; quieten them afterwards)
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    noisy = ("distributed", "bokeh", "tornado")
+    for name in [*noisy, *logging.root.manager.loggerDict]:
+        if name.startswith(noisy):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _fail(error: Exception) -> None:
     console.print(f"[red]error:[/red] {error}")
     raise typer.Exit(code=2)
@@ -85,7 +96,7 @@ def run(job_id: Annotated[int, typer.Argument(help="The job to run.")],
     """Run a job on a Dask cluster and print its summary."""
     from .controller import ProcessController
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging()
     overrides = {k: v for k, v in {"CPUs": cpus, "scheduler_address": scheduler_address, "db_url": db_url}.items()
                  if v is not None}
     try:
@@ -136,7 +147,7 @@ def demo(workdir: Annotated[Path, typer.Option(help="Where the sample data and o
     """Write a synthetic Landsat-9 and an overlapping Sentinel-2 scene, run the job, show the cubes."""
     from .demo import run_demo
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging()
     try:
         run_demo(workdir, cpus=cpus, console=console)
     except GmsdaskError as error:

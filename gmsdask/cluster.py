@@ -43,7 +43,7 @@ def job_client(cfg: JobConfig, logger: logging.Logger | None = None) -> Iterator
             yield client
         return
     workers = cfg.CPUs or os.cpu_count() or 1
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
                       memory_limit=cfg.memory_limit_per_worker, silence_logs=logging.WARNING) as cluster, \
             Client(cluster, set_as_default=False) as client:
         log.info("started a LocalCluster with %d workers (dashboard: %s)", workers, client.dashboard_link)
