@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 import tarfile
 from datetime import datetime, timezone
 from pathlib import Path

@@ -269,8 +269,10 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
     Returns
     -------
     A tree with one group ``r{gsd}m`` holding every band (float32, sorted by central wavelength when
-    ``cfg.sort_bands_by_cwl``), ``nodata`` (any band without data), ``saturated`` and the integer QA layers
-    (``nodata`` attr = their fill value), plus the ``angles`` group unchanged. Root attrs are copied with
+    ``cfg.sort_bands_by_cwl``), ``nodata`` (any warped band without data), the integer QA layers (``nodata``
+    attr = their fill value) and, with ``cfg.mask_clouds_l2a``, ``cloud`` (those pixels are NaN in every
+    band), plus the ``angles`` group unchanged. The reader's ``saturated`` mask is not carried (see the
+    comment in the loop). Root attrs are copied with
     ``epsg`` set to the output CRS and ``l2a_shift_m``, ``l2a_target_epsg``, ``l2a_resampling`` added.
     Nothing is computed.
     """
@@ -282,8 +284,6 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
 
     bands: dict[str, xr.DataArray] = {}
     qa_layers: dict[str, xr.DataArray] = {}
-    nodata_parts: list[da.Array] = []
-    saturated_parts: list[da.Array] = []
     resampling_log: list[str] = []
     for group_name, ds in groups.items():  # finest first: a variable found twice is taken from the finest grid
         src = shift_geobox(group_geobox(ds, f"{name}/{group_name}"), shift_m)

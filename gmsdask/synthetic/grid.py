@@ -6,12 +6,12 @@ its ``transform`` is what rasterio reports for the written files.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 from affine import Affine
 
+from ..errors import GmsdaskError
 from .parameters import SyntheticParameterError
 
 __all__ = [
@@ -33,10 +33,6 @@ DEFAULT_TILE = "33UUU"
 DEFAULT_SENTINEL2_SIZE = (600, 600)
 #: Side of a Sentinel-2 tile, metres (10980 px at 10 m).
 SENTINEL2_TILE_SIZE_M = 109_800.0
-#: Sentinel-2 tile origins are multiples of this, so the 10/20/60 m grids nest exactly.
-_SENTINEL2_ORIGIN_STEP_M = 60.0
-#: The false northing of UTM zones in the southern hemisphere, metres.
-_SOUTH_FALSE_NORTHING_M = 10_000_000.0
 
 
 @dataclass(frozen=True)
@@ -112,30 +108,16 @@ def utm_epsg(zone: int, northern: bool) -> int:
 
 
 def sentinel2_tile_origin(tile: str) -> tuple[int, float, float]:
-    """``(epsg, ulx, uly)`` of a Sentinel-2 MGRS tile such as ``"33UUU"``.
+    """``(epsg, ulx, uly)`` of a Sentinel-2 MGRS tile such as ``"33UUU"`` (:func:`gmsdask.mgrs_grid.tile_origin`).
 
-    The tile is 109 800 m square in the UTM zone of its MGRS 100 km square. Its upper-left corner is that
-    square's upper-left corner with x floored and y ceiled to a multiple of 60 m (y counted from the false
-    northing: 10 000 000 m south of the equator, 0 north of it). Checked against real tiles: 29UNU ->
-    (32629, 499980, 5900040), 56JMM -> (32756, 399960, 6700000), 55JGF -> (32755, 699960, 6600040).
+    A malformed tile name raises ``SyntheticParameterError`` naming the ``tile`` parameter.
     """
-    import mgrs
+    from ..mgrs_grid import tile_origin
 
-    tile = tile.strip().upper().lstrip("T")
-    if len(tile) != 5 or not tile[:2].isdigit() or not tile[2:].isalpha():
-        raise SyntheticParameterError("tile", f"{tile!r} is no MGRS tile name like '33UUU'")
     try:
-        zone, hemisphere, easting, northing = mgrs.MGRS().MGRSToUTM(f"{tile}0000000000")
-    except Exception as exc:  # the C library raises a bare MGRSError for invalid squares
-        raise SyntheticParameterError("tile", f"{tile!r} is not a valid MGRS 100 km square: {exc}") from None
-    # mgrs returns the centre of the 1 m cell the reference denotes; the square's corner is its lower left.
-    easting, northing = math.floor(easting), math.floor(northing)
-    northern = hemisphere.upper() == "N"
-    false_northing = 0.0 if northern else _SOUTH_FALSE_NORTHING_M
-    step = _SENTINEL2_ORIGIN_STEP_M
-    ulx = math.floor(easting / step) * step
-    uly = math.ceil((northing + 100_000.0 - false_northing) / step) * step + false_northing
-    return utm_epsg(int(zone), northern), float(ulx), float(uly)
+        return tile_origin(tile)
+    except GmsdaskError as error:
+        raise SyntheticParameterError("tile", str(error)) from None
 
 
 def sentinel2_tile_grid(tile: str, res: float, size_10m: tuple[int, int]) -> PixelGrid:
