@@ -104,15 +104,11 @@ def area_scaling(root: Path) -> dict[str, float]:
         product = write_sentinel2_l2a(folder / "archive", tile="29UNU", size=(side * 2, side * 2), seed=3)
         cfg_folder = folder / "run"
         cfg_folder.mkdir()
-        seconds, peak = _end_to_end_any(product.path, cfg_folder)
+        seconds, peak = end_to_end(product.path, cfg_folder, workers=2, gsd=30.0)
         results[f"area_{factor}x_seconds"] = seconds
         results[f"area_{factor}x_peak_memory_mib"] = peak
     results["peak_memory_ratio_4x_vs_1x_area"] = results["area_4x_peak_memory_mib"] / results["area_1x_peak_memory_mib"]
     return results
-
-
-def _end_to_end_any(product: Path, folder: Path) -> tuple[float, float]:
-    return end_to_end(product, folder, workers=2, gsd=30.0)
 
 
 if __name__ == "__main__":

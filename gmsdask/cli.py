@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .catalog import Catalog
-from .config import JobConfig, set_config
+from .config import LEVELS, JobConfig, set_config
 from .errors import GmsdaskError
 
 app = typer.Typer(help="gmsdask: analysis-ready Landsat and Sentinel-2 datacubes on Dask.",
@@ -99,10 +99,12 @@ def run(job_id: Annotated[int, typer.Argument(help="The job to run.")],
     _configure_logging()
     overrides = {k: v for k, v in {"CPUs": cpus, "scheduler_address": scheduler_address, "db_url": db_url}.items()
                  if v is not None}
+    if level not in LEVELS:
+        _fail(GmsdaskError(f"--level {level!r}: allowed levels are {', '.join(LEVELS)}"))
     try:
         controller = ProcessController(job_id, json_config=str(config) if config else "", **overrides)
         getattr(controller, f"run_{level}_processing")()
-    except (GmsdaskError, AttributeError) as error:
+    except GmsdaskError as error:
         _fail(error)
     _print_summary(controller)
     controller.shutdown()

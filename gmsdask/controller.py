@@ -52,15 +52,8 @@ class SceneResult:
     message: str = ""
 
 
-def _level_step(level: str, state: Any, cfg: JobConfig) -> LevelOutcome:
-    """Run one lazy level. Looked up at call time, so every level module stays replaceable."""
-    if level == "L1A":
-        return l1a.run(state, cfg)
-    if level == "L2A":
-        shift = tuple(state.attrs.get("l1b_shift_m", (0.0, 0.0)))
-        return LevelOutcome(l2a.geometric_homogenization(state, cfg, shift_m=shift), "done")
-    module = {"L1B": l1b, "L1C": l1c, "L2B": l2b}[level]
-    return module.run(state, cfg)
+#: The lazy levels; each module's ``run(scene_or_product, cfg) -> LevelOutcome`` is looked up at call time.
+LAZY_LEVELS = {"L1A": l1a, "L1B": l1b, "L1C": l1c, "L2A": l2a, "L2B": l2b}
 
 
 class ProcessController:
@@ -291,7 +284,7 @@ class ProcessController:
                                          tile_write.path, scene.id)
             outcome = LevelOutcome(state, "done", outputs=[str(w.path) for w in writes])
         else:
-            outcome = _level_step(level, state, self.config)
+            outcome = LAZY_LEVELS[level].run(state, self.config)
             if write and record and outcome.status == "done":
                 target = self._scene_output_dir(scene) / f"{level}.zarr"
                 write_scene(outcome.scene, target)

@@ -54,7 +54,8 @@ def _band_of_latitude(lat: float) -> str | None:
     return _BANDS[min(int((lat + 80.0) // 8.0), len(_BANDS) - 1)]
 
 
-def _utm_epsg(zone: int, north: bool) -> int:
+def utm_epsg(zone: int, north: bool) -> int:
+    """EPSG code of WGS 84 / UTM ``zone`` in the northern or southern hemisphere."""
     return (32600 if north else 32700) + zone
 
 
@@ -89,7 +90,7 @@ def normalize_tile(tile: str) -> str:
 
 def _square_centre_latitude(zone: int, north: bool, column: int, row: int) -> float:
     """Latitude (degrees) of the centre of 100 km square (column, row) of a UTM zone."""
-    _, lat = _to_lonlat(_utm_epsg(zone, north)).transform((column + 0.5) * _SQUARE_M, (row + 0.5) * _SQUARE_M)
+    _, lat = _to_lonlat(utm_epsg(zone, north)).transform((column + 0.5) * _SQUARE_M, (row + 0.5) * _SQUARE_M)
     return float(lat)
 
 
@@ -112,7 +113,7 @@ def _square_of_tile(tile: str) -> tuple[int, bool, int, int]:
 def tile_epsg(tile: str) -> int:
     """EPSG code of a tile's UTM zone (326zz north of the equator, 327zz south)."""
     zone, band, _, _ = _parse(tile)
-    return _utm_epsg(zone, band >= "N")
+    return utm_epsg(zone, band >= "N")
 
 
 def tile_origin(tile: str) -> tuple[int, float, float]:
@@ -126,7 +127,7 @@ def tile_origin(tile: str) -> tuple[int, float, float]:
     ulx = math.floor(column * _SQUARE_M / TILE_GRID_M) * TILE_GRID_M
     uly_true = (row + 1) * _SQUARE_M - false_northing  # northing counted from the equator
     uly = math.ceil(uly_true / TILE_GRID_M) * TILE_GRID_M + false_northing
-    return _utm_epsg(zone, north), float(ulx), float(uly)
+    return utm_epsg(zone, north), float(ulx), float(uly)
 
 
 def tile_geobox(tile: str, gsd: float = 30.0, *, buffer_px: int = 0) -> GeoBox:
@@ -181,7 +182,7 @@ def _square_lonlat(zone: int, north: bool, column: int, row: int) -> Polygon:
     edge = np.linspace(0.0, _SQUARE_M, 21)
     xs = np.concatenate([x0 + edge, np.full(21, x0 + _SQUARE_M), x0 + edge[::-1], np.full(21, x0)])
     ys = np.concatenate([np.full(21, y0), y0 + edge, np.full(21, y0 + _SQUARE_M), y0 + edge[::-1]])
-    lon, lat = _to_lonlat(_utm_epsg(zone, north)).transform(xs, ys)
+    lon, lat = _to_lonlat(utm_epsg(zone, north)).transform(xs, ys)
     return Polygon(zip(lon, lat))
 
 
@@ -228,7 +229,7 @@ def _candidate_tiles(lon: np.ndarray, lat: np.ndarray) -> set[str]:
             in_hemisphere = (lat >= 0.0) if north else (lat < 0.0)
             if not in_hemisphere.any():
                 continue
-            x, y = _from_lonlat(_utm_epsg(zone, north)).transform(lon[in_hemisphere], lat[in_hemisphere])
+            x, y = _from_lonlat(utm_epsg(zone, north)).transform(lon[in_hemisphere], lat[in_hemisphere])
             finite = np.isfinite(x) & np.isfinite(y)
             squares = {(int(c), int(r)) for c, r in zip(np.floor(x[finite] / _SQUARE_M),
                                                         np.floor(y[finite] / _SQUARE_M))}

@@ -54,3 +54,8 @@ def test_errors_are_reported_with_the_culprit(tmp_path):
     assert bad.exit_code == 2 and "nothing_here" in bad.output
     typo = runner.invoke(app, ["status", "1", "--config", str(config), "--db-url", "sqlite:///:memory:"])
     assert typo.exit_code == 2
+
+
+def test_unknown_level_names_the_allowed_levels(tmp_path):
+    result = runner.invoke(app, ["run", "1", "--level", "L3A", "--db-url", f"sqlite:///{tmp_path / 'c.sqlite'}"])
+    assert result.exit_code == 2 and "L3A" in result.output and "L1A, L1B" in result.output

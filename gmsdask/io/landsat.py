@@ -172,9 +172,8 @@ def _open_raster(files: ProductFiles, member: str) -> RasterInfo:
     return raster_info(files.gdal_path(member), files.describe(member))
 
 
-def _band_sources(files: ProductFiles, meta: LandsatMetadata, sensor: Sensor, level2: bool,
+def _band_sources(files: ProductFiles, meta: LandsatMetadata, product_dir: str, sensor: Sensor, level2: bool,
                   sun: SunAngleGrid | None, missing: list[str]) -> list[BandSource]:
-    product_dir = _member_dir(meta, files)
     sources = []
     for band in sensor.bands:
         key = _band_key(band, level2)
@@ -228,8 +227,8 @@ def _band_sources(files: ProductFiles, meta: LandsatMetadata, sensor: Sensor, le
     return sources
 
 
-def _mask_sources(files: ProductFiles, meta: LandsatMetadata, missing: list[str]) -> list[MaskSource]:
-    product_dir = _member_dir(meta, files)
+def _mask_sources(files: ProductFiles, meta: LandsatMetadata, product_dir: str,
+                  missing: list[str]) -> list[MaskSource]:
     masks = []
     for key, name in _QUALITY_FILES.items():
         file_name = meta.find(key, _FILE_GROUPS)
@@ -242,13 +241,6 @@ def _mask_sources(files: ProductFiles, meta: LandsatMetadata, missing: list[str]
         masks.append(MaskSource(name, "r30m", _open_raster(files, member),
                                 {"long_name": f"Landsat {name} quality bits", "source_file": str(file_name)}))
     return masks
-
-
-def _member_dir(meta: LandsatMetadata, files: ProductFiles) -> str:
-    """Folder of the MTL inside the container (``""`` when the files are at its top)."""
-    name = meta.source.rsplit("!/", 1)[-1] if "!/" in meta.source else meta.source
-    relative = name[len(str(files.path)) + 1:] if name.startswith(str(files.path)) else name
-    return relative.rsplit("/", 1)[0] + "/" if "/" in relative else ""
 
 
 def _platform(meta: LandsatMetadata) -> str:
@@ -270,6 +262,7 @@ def open_landsat(files: ProductFiles, *, chunks: int | Sequence[int] | Mapping[s
     product_id = meta.find("LANDSAT_PRODUCT_ID") or _PRODUCT_ID.search(mtl_member).group(0)  # type: ignore[union-attr]
     time = _acquisition_time(meta)
     chunk_rows_cols = normalize_chunks(chunks)
+    product_dir = mtl_member.rsplit("/", 1)[0] + "/" if "/" in mtl_member else ""  # files sit beside the MTL
     missing: list[str] = []
 
     # The grid of the first band fixes the CRS and the extent of the solar-angle grid.
@@ -278,15 +271,15 @@ def open_landsat(files: ProductFiles, *, chunks: int | Sequence[int] | Mapping[s
     named = [name for name in named if name is not None]
     if not named:
         raise MetadataError(meta.source, "the metadata names no 30 m band files (FILE_NAME_BAND_n)")
-    probe = _open_raster(files, _member_dir(meta, files) + str(named[0]))
+    probe = _open_raster(files, product_dir + str(named[0]))
     if probe.crs is None:
         raise BandFileError(probe.name, "band raster has no coordinate reference system")
     left, top = probe.transform.c, probe.transform.f
     right, bottom = left + probe.width * probe.transform.a, top + probe.height * probe.transform.e
     sun = SunAngleGrid(probe.crs.to_wkt(), left, top, right, bottom, time)
 
-    bands = _band_sources(files, meta, sensor, level2, sun, missing)
-    masks = _mask_sources(files, meta, missing)
+    bands = _band_sources(files, meta, product_dir, sensor, level2, sun, missing)
+    masks = _mask_sources(files, meta, product_dir, missing)
     footprint, footprint_source = _footprint(files, meta, probe.crs.to_wkt())
     if missing:
         log.warning("%s: files named in the metadata are not present and are left out: %s",

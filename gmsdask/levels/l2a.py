@@ -31,6 +31,7 @@ from ..algorithms.quality import CLOUD_DECODERS
 from ..algorithms.warp import RESAMPLING_RADIUS_PX, assemble_window, warp_block
 from ..config import JobConfig
 from ..errors import ConfigError, ProcessingError
+from . import LevelOutcome
 from ..mgrs_grid import grid_anchor, tile_epsg, tile_origin
 
 __all__ = [
@@ -351,6 +352,12 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
     if "angles" in scene.children:
         children["angles"] = xr.DataTree(scene["angles"].to_dataset())
     return xr.DataTree(dataset=xr.Dataset(attrs=attrs), children=children)
+
+
+def run(scene: xr.DataTree, cfg: JobConfig) -> LevelOutcome:
+    """L2A of one scene in the processing chain, applying the L1B shift the scene carries (``l1b_shift_m``)."""
+    shift = tuple(float(v) for v in scene.attrs.get("l1b_shift_m", (0.0, 0.0)))
+    return LevelOutcome(geometric_homogenization(scene, cfg, shift_m=shift), "done")
 
 
 def mask_clouds(ds: xr.Dataset, bands: list[str]) -> tuple[xr.Dataset, list[str]]:

@@ -12,6 +12,7 @@ import numpy as np
 from affine import Affine
 
 from ..errors import GmsdaskError
+from ..mgrs_grid import utm_epsg
 from .parameters import SyntheticParameterError
 
 __all__ = [
@@ -100,11 +101,6 @@ class PixelGrid:
 
     def with_shape(self, rows: int, cols: int) -> "PixelGrid":
         return PixelGrid(self.epsg, self.x0, self.y0, self.res, rows, cols)
-
-
-def utm_epsg(zone: int, northern: bool) -> int:
-    """EPSG code of WGS 84 / UTM ``zone`` (326xx north, 327xx south)."""
-    return (32600 if northern else 32700) + zone
 
 
 def sentinel2_tile_origin(tile: str) -> tuple[int, float, float]:
