@@ -36,31 +36,27 @@ def linear_weights(grid: np.ndarray, points: np.ndarray) -> np.ndarray:
     return weights
 
 
-def _local_weights(grid: np.ndarray, points: np.ndarray) -> tuple[slice, np.ndarray]:
-    """The grid nodes that ``points`` fall between, and the float32 weights of the points on those nodes."""
-    index, fraction = _segments(grid, points)
-    first, last = int(index.min()), int(index.max()) + 2
-    weights = np.zeros((len(points), last - first), dtype=np.float32)
-    rows = np.arange(len(points))
-    weights[rows, index - first] = 1.0 - fraction
-    weights[rows, index + 1 - first] = fraction
-    return slice(first, last), weights
-
-
 def bilinear_from_grid(grid_y: np.ndarray, grid_x: np.ndarray, values: np.ndarray,
                        y: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Bilinear interpolation of ``values[grid_y, grid_x]`` at every (y, x) of a rectilinear pixel grid (float32).
 
-    Separable, ``Wy @ values @ Wx.T``, restricted to the grid nodes around the pixels so that the product over
-    the pixel grid involves a handful of nodes (a 2048-pixel block spans ~14 nodes of a 5 km grid at 30 m).
-    NaN grid nodes propagate, so fill them first.
+    Separable: first along x for the grid rows the pixels fall between, then along y. Every output pixel is
+    computed from the same operands in the same order whatever block it belongs to (element-wise arithmetic, no
+    matrix product whose summation order depends on the block's shape), so chunked and whole reads agree bit for
+    bit. NaN grid nodes propagate, so fill them first.
     """
-    values = np.asarray(values, dtype=np.float32)
+    values = np.asarray(values, dtype=np.float64)
     if len(grid_y) == 1 or len(grid_x) == 1:
         wide = np.broadcast_to(values, (max(len(grid_y), 2), max(len(grid_x), 2)))
         grid_y = grid_y if len(grid_y) > 1 else np.array([grid_y[0], grid_y[0] + 1.0])
         grid_x = grid_x if len(grid_x) > 1 else np.array([grid_x[0], grid_x[0] + 1.0])
         values = np.ascontiguousarray(wide)
-    row_nodes, row_weights = _local_weights(grid_y, y)
-    col_nodes, col_weights = _local_weights(grid_x, x)
-    return (row_weights @ values[row_nodes, col_nodes]) @ col_weights.T
+    row_index, row_fraction = _segments(grid_y, y)
+    col_index, col_fraction = _segments(grid_x, x)
+    first, last = int(row_index.min()), int(row_index.max()) + 2
+    nodes = values[first:last]
+    along_x = nodes[:, col_index] * (1.0 - col_fraction) + nodes[:, col_index + 1] * col_fraction
+    upper = along_x[row_index - first]
+    lower = along_x[row_index + 1 - first]
+    out = upper * (1.0 - row_fraction)[:, None] + lower * row_fraction[:, None]
+    return out.astype(np.float32)
