@@ -8,22 +8,45 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import tomllib
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
-__all__ = ["JobConfig", "ExecFlags", "set_config", "load_config_file", "LEVELS"]
+__all__ = ["JobConfig", "ExecFlags", "set_config", "load_config_file", "gmsdask_home", "LEVELS",
+           "DEFAULT_EXEC_FLAGS", "VIRTUAL_SENSOR_IDS", "DATASET_IDS"]
 
-#: The processing levels, in chain order.
+#: The built-in processing levels, in chain order (the registry, :func:`gmsdask.levels.default_registry`, is the
+#: authority and may hold plugin levels too).
 LEVELS: tuple[str, ...] = ("L1A", "L1B", "L1C", "L2A", "L2B", "L2C")
 
 #: ``[run processor, write output, delete output if not needed anymore]``
 ExecFlags = Annotated[tuple[bool, bool, bool], Field(description="[run, write, delete]")]
+#: The flags of a level that has no ``exec_<level>P`` option (a plugin level).
+DEFAULT_EXEC_FLAGS: tuple[bool, bool, bool] = (True, False, True)
+
+#: GeoMultiSens' numeric virtual sensor ids: (sensor name, GSD in metres).
+VIRTUAL_SENSOR_IDS: dict[int, tuple[str, float]] = {1: ("LANDSAT_8", 30.0), 10: ("SENTINEL_2A", 10.0),
+                                                   11: ("SENTINEL_2A", 20.0)}
+#: GeoMultiSens' numeric dataset ids of reference platforms.
+DATASET_IDS: dict[int, str] = {104: "LANDSAT_8", 108: "LANDSAT_5", 112: "LANDSAT_7", 249: "SENTINEL_2A",
+                               250: "SENTINEL_2B"}
+#: The eleven surface-reflectance bands of Sentinel-2 (without B09 water vapour and B10 cirrus).
+SENTINEL2_SR_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+
+
+def gmsdask_home() -> Path:
+    """``$GMSDASK_HOME``, default ``~/gmsdask_data``, absolute: where default paths and the catalogue live."""
+    return Path(os.environ.get("GMSDASK_HOME") or Path.home() / "gmsdask_data").expanduser().resolve()
+
+
+def _home(sub: str):
+    return lambda: gmsdask_home() / sub
 
 
 class JobConfig(BaseModel):
@@ -50,6 +73,7 @@ class JobConfig(BaseModel):
     benchmark_global: bool = False
     scheduler_address: str | None = None
     memory_limit_per_worker: str = "auto"
+    retries: int = Field(default=2, ge=0)
 
     exec_L1AP: ExecFlags = (True, False, True)
     exec_L1BP: ExecFlags = (True, False, True)
@@ -59,12 +83,17 @@ class JobConfig(BaseModel):
     exec_L2CP: ExecFlags = (True, True, False)
 
     # --- paths -----------------------------------------------------------------------------------
-    path_archive: Path = Path("gmsdask_data/archive")
-    path_procdata_scenes: Path = Path("gmsdask_data/processed_scenes")
-    path_procdata_MGRS: Path = Path("gmsdask_data/processed_mgrs_tiles")
-    path_job_logs: Path = Path("gmsdask_data/logs")
-    db_url: str = "sqlite:///gmsdask_data/catalog.sqlite"
+    path_archive: Path = Field(default_factory=_home("archive"))
+    path_procdata_scenes: Path = Field(default_factory=_home("processed_scenes"))
+    path_procdata_MGRS: str = Field(default_factory=lambda: str(gmsdask_home() / "processed_mgrs_tiles"))
+    path_job_logs: Path = Field(default_factory=_home("logs"))
+    path_cache: Path = Field(default_factory=_home("cache"))
+    db_url: str = Field(default_factory=lambda: f"sqlite:///{gmsdask_home() / 'catalog.sqlite'}")
     delete_old_output: bool = False
+    # GeoMultiSens server settings: gmsdask needs no database or index server (accepted, with a warning)
+    db_host: str = "localhost"
+    spatial_index_server_host: str = "localhost"
+    spatial_index_server_port: int = 8654
 
     # --- L1A: import --------------------------------------------------------------------------------
     skip_thermal: bool = True
@@ -80,18 +109,22 @@ class JobConfig(BaseModel):
     spatial_ref_max_cloudcov: float = Field(default=20.0, ge=0, le=100)
     spatial_ref_plusminus_days: int = Field(default=30, ge=0)
     spatial_ref_plusminus_years: int = Field(default=10, ge=0)
-    datasetid_spatial_ref: str = "SENTINEL_2A"
-    coreg_band_wavelength_for_matching: float = 550.0
+    datasetid_spatial_ref: str = "SENTINEL_2"
+    coreg_band_wavelength_for_matching: float = Field(default=550.0, gt=0)
     coreg_max_shift_allowed: float = Field(default=5.0, gt=0)
     coreg_window_size: tuple[int, int] = (256, 256)
+    coreg_local: bool = False
+    coreg_grid_res: int = Field(default=200, ge=16)
 
     # --- L1C: atmospheric correction ------------------------------------------------------------------
     skip_ac: bool = False
-    cloud_masking_algorithm: dict[str, str] = Field(
-        default_factory=lambda: {"LANDSAT": "FMASK", "SENTINEL_2": "CLASSIFIER"}
+    aot550: float = Field(default=0.2, ge=0, le=5)
+    path_dem: str = ""
+    cloud_masking_algorithm: dict[Literal["LANDSAT", "SENTINEL_2"], Literal["FMASK", "PRODUCT_QA"]] = Field(
+        default_factory=lambda: {"LANDSAT": "FMASK", "SENTINEL_2": "FMASK"}
     )
-    ac_estimate_accuracy: bool = False
-    ac_bandwise_accuracy: bool = False
+    ac_estimate_accuracy: bool = True
+    ac_bandwise_accuracy: bool = True
     ac_fillnonclear_areas: bool = False
     ac_clear_area_labels: tuple[int, ...] = (1, 4, 5)
 
@@ -101,16 +134,18 @@ class JobConfig(BaseModel):
 
     # --- L2B: spectral homogenization ----------------------------------------------------------------
     skip_spechomo: bool = False
-    spechomo_method: Literal["LR", "QR", "RFR", "Linear"] = "LR"
+    spechomo_method: Literal["LI", "LR", "QR", "bandpass", "none", "RFR"] = "LR"
     spechomo_n_clusters: int = Field(default=50, ge=1)
     spechomo_classif_alg: Literal["MinDist", "kNN", "kNN_MinDist", "SAM", "kNN_SAM", "SID", "kNN_SID", "RF"] = "MinDist"
     spechomo_kNN_n_neighbors: int = Field(default=10, ge=1)
-    spechomo_estimate_accuracy: bool = False
-    spechomo_bandwise_accuracy: bool = False
+    spechomo_estimate_accuracy: bool = True
+    spechomo_bandwise_accuracy: bool = True
+    brdf_correction: bool = True
 
     # --- virtual (target) sensor ---------------------------------------------------------------------
+    virtual_sensor_id: int | None = None
     virtual_sensor_name: str = "SENTINEL_2A"
-    target_bands: tuple[str, ...] = ("B02", "B03", "B04", "B8A", "B11", "B12")
+    target_bands: tuple[str, ...] = SENTINEL2_SR_BANDS
     target_gsd: float = Field(default=30.0, gt=0)
     target_epsg: int | None = None
 
@@ -118,6 +153,37 @@ class JobConfig(BaseModel):
     mgrs_pixel_buffer: int = Field(default=10, ge=0)
     target_mgrs_tiles: tuple[str, ...] = ()
     output_compressor: Literal["zstd", "lz4", "none"] = "zstd"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _geomultisens_ids(cls, values: Any) -> Any:
+        """GeoMultiSens' numeric ids: ``virtual_sensor_id`` sets the virtual sensor and its GSD, a numeric
+        ``datasetid_spatial_ref`` names the reference platform, ``spechomo_method = "Linear"`` is ``LI``."""
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        sensor_id = values.get("virtual_sensor_id")
+        if sensor_id is not None:
+            if int(sensor_id) not in VIRTUAL_SENSOR_IDS:
+                known = ", ".join(f"{k} ({n} {g:g} m)" for k, (n, g) in VIRTUAL_SENSOR_IDS.items())
+                raise ValueError(f"virtual_sensor_id {sensor_id} is unknown; known: {known}")
+            name, gsd = VIRTUAL_SENSOR_IDS[int(sensor_id)]
+            values.setdefault("virtual_sensor_name", name)
+            values.setdefault("target_gsd", gsd)
+        ref = values.get("datasetid_spatial_ref")
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            if int(ref) not in DATASET_IDS:
+                raise ValueError(f"datasetid_spatial_ref {ref} is unknown; known: {DATASET_IDS}")
+            values["datasetid_spatial_ref"] = DATASET_IDS[int(ref)]
+        if values.get("spechomo_method") == "Linear":
+            values["spechomo_method"] = "LI"
+        return values
+
+    @field_validator("path_procdata_MGRS", mode="before")
+    @classmethod
+    def _path_or_url(cls, value: Any) -> Any:
+        """A local path (``Path`` or str) or an object-store URL such as ``s3://bucket/prefix``."""
+        return str(value) if isinstance(value, os.PathLike) else value
 
     @field_validator("tiling_block_size_XY", "coreg_window_size")
     @classmethod
@@ -133,14 +199,26 @@ class JobConfig(BaseModel):
         return {"y": block_y, "x": block_x}
 
     def exec_flags(self, level: str) -> tuple[bool, bool, bool]:
-        """``(run, write, delete)`` of a processing level such as ``"L2A"``."""
-        if level not in LEVELS:
-            raise ConfigError(f"exec_{level}P", f"unknown processing level; allowed: {', '.join(LEVELS)}")
-        return getattr(self, f"exec_{level}P")
+        """``(run, write, delete)`` of a processing level such as ``"L2A"`` (a level without an
+        ``exec_<level>P`` option, i.e. a plugin level, runs and writes nothing: :data:`DEFAULT_EXEC_FLAGS`).
+
+        ``skip_coreg``, ``skip_ac`` and ``skip_spechomo`` are the GeoMultiSens aliases of the run flag of L1B,
+        L1C and L2B: true turns the level off.
+        """
+        if not level or not level[0].isalpha():
+            raise ConfigError(f"exec_{level}P", "a processing level name such as 'L2A' is required")
+        run, write, delete = getattr(self, f"exec_{level}P", DEFAULT_EXEC_FLAGS)
+        if getattr(self, _SKIP_ALIASES.get(level, ""), False):
+            run = False
+        return run, write, delete
 
     def replace(self, **changes: Any) -> "JobConfig":
         """A new, validated configuration with ``changes`` applied."""
         return _build(self.model_dump() | changes)
+
+
+#: GeoMultiSens' ``skip_*`` options, aliases of the run flag of their level.
+_SKIP_ALIASES = {"L1B": "skip_coreg", "L1C": "skip_ac", "L2B": "skip_spechomo"}
 
 
 def _allowed_values(field_name: str) -> str:

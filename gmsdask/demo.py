@@ -10,12 +10,15 @@ from rich.console import Console
 
 from .catalog import Catalog
 from .config import set_config
+from .errors import GmsdaskError
 from .io.cube import open_cube
 from .quicklook import write_quicklook
 
 __all__ = ["run_demo"]
 
 DEMO_TILE = "33UUU"
+#: A file marking a folder as a demo's output, which a later demo may delete and rewrite.
+DEMO_MARKER = ".gmsdask-demo"
 DEMO_TIME = datetime(2024, 6, 1, 10, 20, tzinfo=timezone.utc)
 
 
@@ -26,10 +29,10 @@ def run_demo(workdir: str | Path, *, cpus: int = 2, console: Console | None = No
 
     console = console or Console()
     workdir = Path(workdir).absolute()
-    if workdir.exists():
-        shutil.rmtree(workdir)
+    _clear_previous_demo(workdir)
     archive = workdir / "archive"
     archive.mkdir(parents=True)
+    (workdir / DEMO_MARKER).write_text("written by `gmsdask demo`; the next demo in this folder replaces it\n")
     console.print(f"[bold]1.[/bold] writing a synthetic Sentinel-2B L1C and an overlapping Landsat-9 L1 product "
                   f"(tile {DEMO_TILE}, {DEMO_TIME:%Y-%m-%d}) into {archive}")
     sentinel2 = write_sentinel2_l1c(archive, platform="SENTINEL_2B", tile=DEMO_TILE, acquisition_time=DEMO_TIME,
@@ -67,3 +70,16 @@ def run_demo(workdir: str | Path, *, cpus: int = 2, console: Console | None = No
         console.print(f"  {path}: {dict(cube.sizes)}, variables {sorted(cube.data_vars)[:8]}..., quicklook {png}")
     controller.shutdown()
     return job_id
+
+
+def _clear_previous_demo(workdir: Path) -> None:
+    """Delete a previous demo's output; refuse any other non-empty folder (it may hold someone's work)."""
+    if not workdir.exists():
+        return
+    if not workdir.is_dir():
+        raise GmsdaskError(f"demo workdir {workdir} exists and is not a folder; choose another --workdir")
+    if (workdir / DEMO_MARKER).is_file():
+        shutil.rmtree(workdir)
+    elif any(workdir.iterdir()):
+        raise GmsdaskError(f"demo workdir {workdir} is not empty and is not a previous demo's output "
+                           "(no .gmsdask-demo marker): nothing was deleted; choose an empty or new --workdir")

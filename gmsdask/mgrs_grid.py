@@ -27,7 +27,7 @@ from shapely.geometry import Polygon, box
 from .errors import GmsdaskError
 
 __all__ = ["TILE_SIZE_M", "TILE_GRID_M", "normalize_tile", "tile_origin", "tile_epsg", "tile_geobox", "tile_polygon",
-           "tiles_intersecting", "grid_anchor"]
+           "tiles_intersecting", "grid_anchor", "utm_epsg", "utm_zone_of", "utm_epsg_at"]
 
 #: Edge length of a Sentinel-2 tile, metres.
 TILE_SIZE_M = 109_800
@@ -57,6 +57,17 @@ def _band_of_latitude(lat: float) -> str | None:
 def utm_epsg(zone: int, north: bool) -> int:
     """EPSG code of WGS 84 / UTM ``zone`` in the northern or southern hemisphere."""
     return (32600 if north else 32700) + zone
+
+
+def utm_zone_of(lon: float | np.ndarray) -> int | np.ndarray:
+    """The standard (not Norway/Svalbard-adjusted) UTM zone, 1-60, of a longitude in degrees."""
+    zone = np.clip((np.asarray(lon, dtype=float) + 180.0) // 6.0, 0, 59).astype(int) + 1
+    return zone if zone.ndim else int(zone)
+
+
+def utm_epsg_at(lon: float, lat: float) -> int:
+    """EPSG code of the standard UTM zone of a point (degrees): the hemisphere from the latitude's sign."""
+    return utm_epsg(int(utm_zone_of(lon)), lat >= 0)
 
 
 @functools.lru_cache(maxsize=256)
@@ -219,7 +230,7 @@ def _sample_lonlat(footprint: Polygon, spacing_deg: float) -> tuple[np.ndarray, 
 
 def _candidate_tiles(lon: np.ndarray, lat: np.ndarray) -> set[str]:
     """Tiles of the squares holding the sample points and of their neighbours, in the points' zones +-1."""
-    standard_zone = np.clip(((lon + 180.0) // 6.0).astype(int) + 1, 1, 60)
+    standard_zone = utm_zone_of(lon)
     zones = {int((z + dz - 1) % 60 + 1) for z in np.unique(standard_zone) for dz in (-1, 0, 1)}
     if np.any((lat >= 56.0) & (lon >= 0.0) & (lon < 42.0)):
         zones |= {31, 32, 33, 35, 37}

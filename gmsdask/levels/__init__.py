@@ -1,20 +1,7 @@
-"""Processing levels: each a lazy transform, scene in, scene out (L2C writes the datacubes)."""
+"""Processing levels: one module per level, each ``run(scene, ctx) -> LevelOutcome``, declared in one registry."""
 
-from __future__ import annotations
+from ._contract import Level, LevelContext, LevelOutcome, TileOutput, product_stub
+from .registry import BUILTIN_LEVELS, LevelRegistry, default_registry
 
-from dataclasses import dataclass, field
-from typing import Literal
-
-import xarray as xr
-
-__all__ = ["LevelOutcome"]
-
-
-@dataclass(frozen=True)
-class LevelOutcome:
-    """What a level did to one scene: the (lazy) scene after it, and whether it ran or was skipped."""
-
-    scene: xr.DataTree
-    status: Literal["done", "skipped"]
-    note: str = ""
-    outputs: list[str] = field(default_factory=list)
+__all__ = ["Level", "LevelContext", "LevelOutcome", "TileOutput", "product_stub", "LevelRegistry",
+           "BUILTIN_LEVELS", "default_registry"]

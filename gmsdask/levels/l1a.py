@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import xarray as xr
 
 from ..config import JobConfig
 from ..io import open_scene
 from ..sensors import get_sensor
-from . import LevelOutcome
+from ._contract import LevelContext, LevelOutcome
 
 __all__ = ["run"]
 
@@ -32,7 +30,8 @@ def _chain_bands(scene: xr.DataTree, cfg: JobConfig) -> xr.DataTree:
     return xr.DataTree(xr.Dataset(attrs=attrs), children=children)
 
 
-def run(product_path: str | os.PathLike[str], cfg: JobConfig) -> LevelOutcome:
-    """Open a product lazily on ``cfg``'s chunk grid and keep the bands the chain processes."""
-    scene = open_scene(product_path, chunks=cfg.chunks)
-    return LevelOutcome(_chain_bands(scene, cfg), "done")
+def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
+    """Open the scene's product (``ctx.record.product_path``) lazily on the configured chunk grid and keep the
+    bands the chain processes. ``scene`` is the product stub (:func:`gmsdask.levels.product_stub`)."""
+    opened = open_scene(ctx.record.product_path, chunks=ctx.config.chunks)
+    return LevelOutcome(_chain_bands(opened, ctx.config))

@@ -12,84 +12,25 @@ by the block size and results do not depend on where blocks are cut.
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Mapping
 
 import dask.array as da
 import numpy as np
-import odc.geo.xr  # noqa: F401  (registers the .odc accessor: a Dataset's GeoBox)
-import rioxarray  # noqa: F401  (registers the .rio accessor: CRS and transform on the output)
 import xarray as xr
 from affine import Affine
-from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
-from odc.geo.geobox import GeoBox, GeoboxTiles
-from odc.geo.overlap import compute_reproject_roi
+from odc.geo.geobox import GeoBox
 from pyproj import CRS
 
 from ..algorithms.quality import CLOUD_DECODERS
-from ..algorithms.warp import RESAMPLING_RADIUS_PX, assemble_window, warp_block
 from ..config import JobConfig
 from ..errors import ConfigError, ProcessingError
-from . import LevelOutcome
-from ..mgrs_grid import grid_anchor, tile_epsg, tile_origin
+from ..geometry import (choose_resampling, grid_dataset, group_geobox, qa_fill_value, resolution_groups,
+                        scene_name, shift_geobox, warp_variable)
+from ..mgrs_grid import grid_anchor, tile_epsg, tile_origin, utm_epsg_at
+from ._contract import LevelContext, LevelOutcome
 
-__all__ = [
-    "RESOLUTION_GROUP",
-    "resolution_groups",
-    "group_geobox",
-    "shift_geobox",
-    "target_geobox",
-    "choose_resampling",
-    "qa_fill_value",
-    "warp_lazy",
-    "warp_variable",
-    "geometric_homogenization",
-]
+__all__ = ["target_geobox", "geometric_homogenization", "mask_clouds", "l1b_shift", "run"]
 
-#: Names of resolution groups in a scene tree (``r10m``, ``r30m`` ...).
-RESOLUTION_GROUP = re.compile(r"^r\d+m$")
 MASKS = ("nodata", "saturated")
-
-# Fill values of the products' integer QA layers where the layer itself says "no data" (SCL class 0 is NO_DATA,
-# bit 0 of Landsat QA_PIXEL/BQA is the fill flag); layers not listed get their dtype's extreme value.
-_QA_FILL = {"SCL": 0, "QA_PIXEL": 1, "BQA": 1, "QA_RADSAT": 0}
-
-
-def _scene_name(scene: xr.DataTree) -> str:
-    return str(scene.attrs.get("product_id") or scene.attrs.get("product_path") or "scene")
-
-
-def resolution_groups(scene: xr.DataTree) -> dict[str, xr.Dataset]:
-    """The scene's resolution groups (``r10m`` ...) as Datasets, finest first."""
-    groups = {name: child.to_dataset() for name, child in scene.children.items() if RESOLUTION_GROUP.match(name)}
-    if not groups:
-        raise ProcessingError(_scene_name(scene), "L2A", "the scene tree has no resolution group (r10m, r30m ...)")
-    where = _scene_name(scene)
-    return dict(sorted(groups.items(),
-                       key=lambda item: abs(group_geobox(item[1], f"{where}/{item[0]}").resolution.x)))
-
-
-def group_geobox(ds: xr.Dataset, where: str = "group") -> GeoBox:
-    """The pixel grid of a resolution group (from its x/y coordinates and ``spatial_ref``); ``where`` names
-    the group in errors (``<product>/r10m``)."""
-    gbox = ds.odc.geobox
-    if not isinstance(gbox, GeoBox) or gbox.crs is None:
-        raise ProcessingError(where, "L2A", "the group has no georeferenced north-up grid (x/y coordinates and a "
-                                           "spatial_ref CRS are required, see docs/scene-model.md)")
-    return gbox
-
-
-def shift_geobox(gbox: GeoBox, shift_m: tuple[float, float]) -> GeoBox:
-    """The grid with the image content moved back by ``shift_m`` = (dx, dy) metres (x east, y north).
-
-    A shift (dx, dy) means a feature appears dx east and dy north of its true position; the corrected grid
-    puts every pixel dx west and dy south of where the product says it is.
-    """
-    dx, dy = shift_m
-    if dx == 0 and dy == 0:
-        return gbox
-    return GeoBox(gbox.shape, Affine.translation(-dx, -dy) @ gbox.affine, gbox.crs)
 
 
 def _is_metric_projected(crs: CRS) -> bool:
@@ -104,10 +45,8 @@ def _default_epsg(scene: xr.DataTree, gbox: GeoBox) -> int:
     own = CRS.from_user_input(str(gbox.crs))
     if own.utm_zone is not None and own.to_epsg():
         return int(own.to_epsg())
-    centre = gbox.footprint("EPSG:4326").centroid
-    lon, lat = centre.coords[0]
-    zone = int((lon + 180.0) // 6.0) % 60 + 1
-    return (32600 if lat >= 0 else 32700) + zone
+    lon, lat = gbox.footprint("EPSG:4326").centroid.coords[0]
+    return utm_epsg_at(lon, lat)
 
 
 def target_geobox(scene: xr.DataTree, cfg: JobConfig, *, shift_m: tuple[float, float] = (0.0, 0.0)) -> GeoBox:
@@ -118,7 +57,7 @@ def target_geobox(scene: xr.DataTree, cfg: JobConfig, *, shift_m: tuple[float, f
     dividing the tile); otherwise corners sit on multiples of the GSD from :func:`gmsdask.mgrs_grid.grid_anchor`.
     """
     groups = resolution_groups(scene)
-    gboxes = [shift_geobox(group_geobox(ds, f"{_scene_name(scene)}/{name}"), shift_m)
+    gboxes = [shift_geobox(group_geobox(ds, f"{scene_name(scene)}/{name}"), shift_m)
               for name, ds in groups.items()]
     epsg = cfg.target_epsg or _default_epsg(scene, gboxes[0])
     try:
@@ -145,106 +84,6 @@ def target_geobox(scene: xr.DataTree, cfg: JobConfig, *, shift_m: tuple[float, f
     y1 = anchor_y + math.ceil((top - anchor_y) / gsd - tol) * gsd
     shape = (int(round((y1 - y0) / gsd)), int(round((x1 - x0) / gsd)))
     return GeoBox(shape, Affine(gsd, 0.0, x0, 0.0, -gsd, y1), target_crs)
-
-
-def _pixel_size_in(src: GeoBox, dst: GeoBox) -> float:
-    """Edge length of a source pixel measured in the target CRS (its units, e.g. metres)."""
-    if src.crs == dst.crs:
-        return abs(src.resolution.x)
-    return math.sqrt(src.footprint(dst.crs).area / (src.shape.x * src.shape.y))
-
-
-def choose_resampling(src: GeoBox, dst: GeoBox, default: str) -> str:
-    """``average`` where source pixels are smaller than target pixels (going coarser), else ``default``."""
-    return "average" if _pixel_size_in(src, dst) < abs(dst.resolution.x) * (1 - 1e-6) else default
-
-
-def qa_fill_value(name: str, dtype: np.dtype, attrs: Mapping[str, object]) -> int:
-    """The value an integer QA layer gets where there is no data (attrs ``nodata``/``_FillValue`` first)."""
-    for key in ("nodata", "_FillValue"):
-        if attrs.get(key) is not None:
-            return int(attrs[key])  # type: ignore[call-overload]
-    if name in _QA_FILL:
-        return _QA_FILL[name]
-    if dtype == bool:
-        return 0
-    info = np.iinfo(dtype)
-    return int(info.max if info.min == 0 else info.min)
-
-
-def _warp_task(blocks: list[np.ndarray], n_block_cols: int, rows: slice, cols: slice,
-               src_affine: tuple[float, ...], src_crs: str, dst_shape: tuple[int, int],
-               dst_affine: tuple[float, ...], dst_crs: str, resampling: str,
-               src_nodata: float | int | None, fill: float | int | bool) -> np.ndarray:
-    window = assemble_window(blocks, n_block_cols, rows, cols)
-    return warp_block(window, Affine(*src_affine[:6]), src_crs, dst_shape, Affine(*dst_affine[:6]), dst_crs,
-                      resampling=resampling, src_nodata=src_nodata, dst_fill=fill)
-
-
-def warp_lazy(data: da.Array, src: GeoBox, dst: GeoBox, *, resampling: str, fill: float | int | bool,
-              chunks: tuple[int, int]) -> da.Array:
-    """A lazy 2-D ``(y, x)`` array on ``dst`` resampled from ``data`` on ``src``; output blocks are ``chunks``.
-
-    One task per output block; it depends on the source blocks under the block's footprint padded by the
-    kernel radius, so the graph has O(blocks) tasks and memory per task is O(block size). Target pixels the
-    source does not reach get ``fill``; source NaN (floats) or ``fill`` (integers, booleans) count as no data.
-    """
-    if data.ndim != 2:
-        raise ValueError(f"warp_lazy takes 2-D (y, x) arrays, got {data.ndim}-D")
-    if resampling not in RESAMPLING_RADIUS_PX:
-        raise ConfigError("spatial_resamp_alg_default",
-                          f"{resampling!r} is not supported; allowed: {', '.join(RESAMPLING_RADIUS_PX)}")
-    dtype = data.dtype
-    src_nodata = np.nan if np.issubdtype(dtype, np.floating) else fill
-    dst_tiles = GeoboxTiles(dst, chunks)
-    row_edges = np.cumsum((0, *data.chunks[0]))
-    col_edges = np.cumsum((0, *data.chunks[1]))
-    pad = RESAMPLING_RADIUS_PX[resampling]
-    name = f"warp-{resampling}-{tokenize(data.name, src, dst, resampling, fill, chunks)}"
-    src_crs, dst_crs = str(src.crs), str(dst.crs)
-    layer: dict = {}
-    n_rows, n_cols = dst_tiles.shape.yx
-    for iy in range(n_rows):
-        for ix in range(n_cols):
-            sub = dst_tiles[iy, ix]
-            rows, cols = compute_reproject_roi(src, sub, padding=pad).roi_src
-            if rows.stop <= rows.start or cols.stop <= cols.start:
-                layer[(name, iy, ix)] = (np.full, sub.shape.yx, fill, dtype)
-                continue
-            by0 = int(np.searchsorted(row_edges, rows.start, side="right")) - 1
-            by1 = int(np.searchsorted(row_edges, rows.stop, side="left"))
-            bx0 = int(np.searchsorted(col_edges, cols.start, side="right")) - 1
-            bx1 = int(np.searchsorted(col_edges, cols.stop, side="left"))
-            keys = [(data.name, by, bx) for by in range(by0, by1) for bx in range(bx0, bx1)]
-            window_affine = src.affine @ Affine.translation(cols.start, rows.start)
-            layer[(name, iy, ix)] = (
-                _warp_task, keys, bx1 - bx0,
-                slice(rows.start - row_edges[by0], rows.stop - row_edges[by0]),
-                slice(cols.start - col_edges[bx0], cols.stop - col_edges[bx0]),
-                tuple(window_affine)[:6], src_crs, sub.shape.yx, tuple(sub.affine)[:6], dst_crs,
-                resampling, src_nodata, fill,
-            )
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=[data])
-    return da.Array(graph, name, chunks=dst_tiles.chunks, dtype=dtype, meta=np.empty((0, 0), dtype=dtype))
-
-
-def _grid_dataset(variables: Mapping[str, xr.DataArray], gbox: GeoBox) -> xr.Dataset:
-    """A Dataset on ``gbox`` with pixel-centre x/y coordinates and rioxarray's ``spatial_ref``."""
-    affine = gbox.affine
-    ny, nx = gbox.shape.yx
-    x = affine.c + (np.arange(nx) + 0.5) * affine.a
-    y = affine.f + (np.arange(ny) + 0.5) * affine.e
-    ds = xr.Dataset(dict(variables), coords={"x": ("x", x, {"units": "m", "axis": "X"}),
-                                             "y": ("y", y, {"units": "m", "axis": "Y"})})
-    return ds.rio.write_crs(str(gbox.crs)).rio.write_transform(affine)
-
-
-def warp_variable(var: xr.DataArray, src: GeoBox, dst: GeoBox, *, resampling: str, fill: float | int | bool,
-                  chunks: tuple[int, int]) -> xr.DataArray:
-    """:func:`warp_lazy` for a ``(y, x)`` DataArray; attrs are kept (without coordinates)."""
-    data = var.data if isinstance(var.data, da.Array) else da.from_array(var.data, chunks=chunks)
-    out = warp_lazy(data, src, dst, resampling=resampling, fill=fill, chunks=chunks)
-    return xr.DataArray(out, dims=("y", "x"), attrs=dict(var.attrs))
 
 
 def _is_band(name: str, var: xr.DataArray) -> bool:
@@ -277,7 +116,7 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
     ``epsg`` set to the output CRS and ``l2a_shift_m``, ``l2a_target_epsg``, ``l2a_resampling`` added.
     Nothing is computed.
     """
-    name = _scene_name(scene)
+    name = scene_name(scene)
     groups = resolution_groups(scene)
     dst = target if target is not None else target_geobox(scene, cfg, shift_m=shift_m)
     chunks = (cfg.chunks["y"], cfg.chunks["x"])
@@ -335,7 +174,7 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
 
     gsd = abs(dst.resolution.x)
     group_out = f"r{int(round(gsd))}m"
-    out_ds = _grid_dataset(variables, dst)
+    out_ds = grid_dataset(variables, dst)
     cloud_sources: list[str] = []
     if cfg.mask_clouds_l2a:
         out_ds, cloud_sources = mask_clouds(out_ds, order)
@@ -354,10 +193,17 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
     return xr.DataTree(dataset=xr.Dataset(attrs=attrs), children=children)
 
 
-def run(scene: xr.DataTree, cfg: JobConfig) -> LevelOutcome:
-    """L2A of one scene in the processing chain, applying the L1B shift the scene carries (``l1b_shift_m``)."""
-    shift = tuple(float(v) for v in scene.attrs.get("l1b_shift_m", (0.0, 0.0)))
-    return LevelOutcome(geometric_homogenization(scene, cfg, shift_m=shift), "done")
+def l1b_shift(scene: xr.DataTree) -> tuple[float, float]:
+    """The content displacement (dx east, dy north; metres) L1B measured, or (0, 0) when it did not succeed."""
+    if scene.attrs.get("coreg_status") != "success":
+        return 0.0, 0.0
+    dx, dy = scene.attrs["coreg_shift_m"]
+    return float(dx), float(dy)
+
+
+def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
+    """L2A of one scene in the processing chain, applying the shift L1B recorded (root attrs ``coreg_*``)."""
+    return LevelOutcome(geometric_homogenization(scene, ctx.config, shift_m=l1b_shift(scene)))
 
 
 def mask_clouds(ds: xr.Dataset, bands: list[str]) -> tuple[xr.Dataset, list[str]]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import xarray as xr
 
-from ..config import JobConfig
-from . import LevelOutcome
-from .unavailable import not_available
+from ._contract import LevelContext, LevelOutcome
 
-__all__ = ["run"]
+__all__ = ["run", "VERSION"]
+
+#: Implementation version: scenes recorded with an older one are processed again on rerun.
+VERSION = "0"
 
 
-def run(scene: xr.DataTree, cfg: JobConfig) -> LevelOutcome:
+def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     """L2B of one scene."""
-    return not_available("L2B", scene, cfg)
+    return LevelOutcome(scene, "skipped", "L2B: not available yet")

@@ -27,9 +27,10 @@ from ..config import JobConfig
 from ..errors import ProcessingError
 from ..io.cube import allocate_time_slot, slot_dataset, utc_time, write_time_slot
 from ..mgrs_grid import normalize_tile, tile_epsg, tile_geobox, tiles_intersecting
-from .l2a import choose_resampling, group_geobox, resolution_groups, warp_lazy
+from ..geometry import choose_resampling, group_geobox, resolution_groups, warp_lazy
+from ._contract import LevelContext, LevelOutcome, TileOutput
 
-__all__ = ["TileWrite", "TileCrop", "cube_path", "cube_chunks", "crop_to_tile", "write_scene_to_tiles"]
+__all__ = ["TileWrite", "TileCrop", "cube_path", "cube_chunks", "crop_to_tile", "write_scene_to_tiles", "run"]
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,18 @@ def crop_to_tile(ds: xr.Dataset, tile_gbox: GeoBox, cfg: JobConfig) -> TileCrop 
     return TileCrop(rows, cols, xr.Dataset(out))
 
 
+def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
+    """L2C of one scene: its target-grid group written into the cubes of the tiles it covers (those of
+    ``target_mgrs_tiles`` only, when set)."""
+    cfg = ctx.config
+    tiles = [t for t in ctx.record.mgrs_tiles if not cfg.target_mgrs_tiles or t in cfg.target_mgrs_tiles]
+    writes = write_scene_to_tiles(scene, cfg, scene_id=ctx.record.product_id, tiles=tiles)
+    return LevelOutcome(scene, outputs=tuple(str(w.path) for w in writes),
+                        tiles=tuple(TileOutput(w.tile, str(w.path), w.time_index) for w in writes))
+
+
 def _l2a_group(scene: xr.DataTree, scene_id: str) -> xr.Dataset:
-    groups = resolution_groups(scene)
+    groups = resolution_groups(scene, "L2C")
     if len(groups) != 1:
         raise ProcessingError(scene_id, "L2C", f"expected one L2A resolution group, found {', '.join(groups)}; "
                                                "run geometric_homogenization first")

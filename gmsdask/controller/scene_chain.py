@@ -1,0 +1,287 @@
+"""One scene through the levels of a job, on the client: build each level's lazy graph, compute its work on the
+cluster (cancellable, with retries), record the outcome. Never raises for a scene's failure: it is recorded and
+returned, and the other scenes go on."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+from distributed import Client, wait
+
+from ..catalog import Catalog, SceneRecord
+from ..config import JobConfig
+from ..errors import GmsdaskError
+from ..io.scene_store import read_scene, write_scene
+from ..levels import Level, LevelContext, LevelOutcome, LevelRegistry, product_stub
+
+__all__ = ["SceneResult", "SceneChain", "Cancelled", "COMPLETED"]
+
+#: Level states a rerun does not repeat.
+COMPLETED = frozenset({"done", "skipped"})
+
+
+class Cancelled(GmsdaskError):
+    """The job was stopped while this scene was in flight."""
+
+
+@dataclass(frozen=True)
+class SceneResult:
+    """How far one scene got in one run."""
+
+    scene_id: int
+    product_id: str
+    platform: str
+    level_reached: str | None
+    failed_level: str | None = None
+    exception_type: str = ""
+    message: str = ""
+
+
+@dataclass
+class SceneChain:
+    """Runs scenes of one job through the levels; shared by the controller's scene threads (stateless per scene
+    but for the events that order scenes behind their references)."""
+
+    job_id: int
+    config: JobConfig
+    registry: LevelRegistry
+    catalog: Catalog
+    client: Client
+    logger: logging.Logger
+    cancel: threading.Event
+    references: dict[int, tuple[tuple[str, SceneRecord], ...]]
+    #: ``(record, level, status, seconds)`` after every level state change (progress, timings)
+    on_level: Callable[..., None] = lambda record, level, status, seconds=0.0: None
+
+    def __post_init__(self) -> None:
+        self._reached: dict[tuple[int, str], threading.Event] = {}
+        self._lock = threading.Lock()
+        self._in_flight: set[Any] = set()
+
+    # --- ordering behind references ----------------------------------------------------------------------
+    def _event(self, scene_id: int, level: str) -> threading.Event:
+        with self._lock:
+            return self._reached.setdefault((scene_id, level), threading.Event())
+
+    def _wait_for_references(self, level: Level, ctx: LevelContext, job_scene_ids: set[int]) -> None:
+        if level.reference_level is None:
+            return
+        for _role, reference in ctx.references:
+            if reference.id in job_scene_ids:
+                event = self._event(reference.id, level.reference_level)
+                while not event.wait(0.2):
+                    if self.cancel.is_set():
+                        raise Cancelled(f"job {self.job_id} was stopped")
+
+    def _announce(self, scene_id: int, level_names: list[str]) -> None:
+        for name in level_names:
+            self._event(scene_id, name).set()
+
+    def release_all(self, scene_id: int) -> None:
+        """Wake scenes waiting for ``scene_id`` (it failed or finished early: they go on without waiting)."""
+        self._announce(scene_id, list(self.registry.names))
+
+    # --- cluster work -------------------------------------------------------------------------------------
+    def compute(self, work: tuple[Any, ...]) -> list[Any]:
+        """Compute Dask collections on the cluster with the job's retries; cancel them when the job stops."""
+        if not work:
+            return []
+        futures = self.client.compute(list(work), retries=self.config.retries)
+        with self._lock:
+            self._in_flight.update(futures)
+        try:
+            while True:
+                if self.cancel.is_set():
+                    self.client.cancel(futures)
+                    raise Cancelled(f"job {self.job_id} was stopped")
+                try:
+                    wait(futures, timeout=0.25)
+                    return self.client.gather(futures)
+                except TimeoutError:
+                    continue  # look at the stop flag again
+                except Exception:
+                    if self.cancel.is_set():  # stop() cancelled these futures from another thread
+                        raise Cancelled(f"job {self.job_id} was stopped") from None
+                    raise
+        finally:
+            with self._lock:
+                self._in_flight.difference_update(futures)
+
+    def cancel_in_flight(self) -> None:
+        """Cancel every computation in flight (the job is stopping)."""
+        with self._lock:
+            futures = list(self._in_flight)
+        if futures:
+            self.client.cancel(futures)
+
+    # --- one scene ----------------------------------------------------------------------------------------
+    def context(self, record: SceneRecord) -> LevelContext:
+        return LevelContext(record=record, config=self.config, job_id=self.job_id,
+                            references=self.references.get(record.id, ()),
+                            output_dir=self.output_dir(record))
+
+    def output_dir(self, record: SceneRecord) -> Path:
+        return Path(self.config.path_procdata_scenes) / f"job_{self.job_id}" / record.product_id
+
+    def run(self, record: SceneRecord, target: str, job_scene_ids: set[int]) -> SceneResult:
+        """The scene's chain up to ``target``; a failure is recorded and returned, never raised."""
+        ctx = self.context(record)
+        statuses = self.catalog.level_status(self.job_id, record.id)
+        versions = _recorded_versions(self.catalog, self.job_id, record.id)
+        scene: xr.DataTree = product_stub(record)
+        reached: str | None = None
+        try:
+            for level in self.registry.upto(target):
+                if self.cancel.is_set():
+                    raise Cancelled(f"job {self.job_id} was stopped")
+                completed = statuses.get(level.name) in COMPLETED and versions.get(level.name, level.version) \
+                    == level.version
+                self._wait_for_references(level, ctx, job_scene_ids)
+                if completed and not level.rebuild_when_done:
+                    reached = level.name
+                elif completed and (stored := self._stored_product(level, record)) is not None:
+                    scene, reached = stored, level.name  # a rerun starts from the level's written product
+                else:
+                    scene = self._run_level(level, scene, ctx, record=not completed).scene
+                    reached = level.name
+                self._announce(record.id, [level.name])
+        except Cancelled as stop:
+            self.release_all(record.id)
+            if reached != target:
+                level_name = self._next_level(reached, target)
+                self.catalog.record_level(self.job_id, record.id, level_name, "canceled", output=str(stop)) \
+                    if _accepts_canceled(self.catalog) else None
+            return SceneResult(record.id, record.product_id, record.platform, reached, None, "Cancelled", str(stop))
+        except Exception as error:  # noqa: BLE001 - every failure of one scene is recorded, others go on
+            self.release_all(record.id)
+            if self.config.disable_exception_handler:
+                raise
+            failed = self._next_level(reached, target)
+            self.catalog.record_level(self.job_id, record.id, failed, "failed", error=error)
+            self.catalog.update_statistics(self.job_id)
+            self.on_level(record, failed, "failed")
+            self.logger.error("%s: %s failed: %s: %s", record.product_id, failed, type(error).__name__, error)
+            return SceneResult(record.id, record.product_id, record.platform, reached, failed,
+                               type(error).__name__, str(error))
+        if reached == self.registry.names[-1]:
+            self._delete_unneeded_products(record)
+        return SceneResult(record.id, record.product_id, record.platform, reached)
+
+    def _delete_unneeded_products(self, record: SceneRecord) -> None:
+        """Level products written with ``exec_<level>P = [run, write, delete=True]``, once the chain is through."""
+        for level in self.registry.levels[:-1]:
+            _run, write, delete = self.config.exec_flags(level.name)
+            product = self.output_dir(record) / f"{level.name}.zarr"
+            if write and delete and product.exists():
+                shutil.rmtree(product)
+                self.logger.info("%s: deleted %s (exec_%sP delete flag)", record.product_id, product, level.name)
+
+    def build(self, record: SceneRecord, upto: str | None) -> xr.DataTree:
+        """The scene's lazy tree after level ``upto`` (None: the product stub), built on the client without
+        recording or computing anything (a written level product is read instead where there is one)."""
+        ctx = self.context(record)
+        scene: xr.DataTree = product_stub(record)
+        if upto is None:
+            return scene
+        for level in self.registry.upto(upto):
+            stored = self._stored_product(level, record)
+            scene = stored if stored is not None else level.run(scene, ctx).scene
+        return scene
+
+    def _next_level(self, reached: str | None, target: str) -> str:
+        names = [level.name for level in self.registry.upto(target)]
+        return names[0] if reached is None else names[min(names.index(reached) + 1, len(names) - 1)]
+
+    def _stored_product(self, level: Level, record: SceneRecord) -> xr.DataTree | None:
+        _run, write, _delete = self.config.exec_flags(level.name)
+        path = self.output_dir(record) / f"{level.name}.zarr"
+        if not (write and level.writes_scene and path.exists()):
+            return None
+        return read_scene(path)
+
+    def _run_level(self, level: Level, scene: xr.DataTree, ctx: LevelContext, *, record: bool) -> LevelOutcome:
+        run, write, _delete = self.config.exec_flags(level.name)
+        started = time.perf_counter()
+        if record:
+            self.catalog.record_level(self.job_id, ctx.record.id, level.name, "running")
+            self.on_level(ctx.record, level.name, "running")
+        if run:
+            outcome = level.run(scene, ctx)
+        elif scene.children or level.order > self.registry.levels[0].order:
+            outcome = LevelOutcome(scene, "skipped", f"{level.name}: disabled by the configuration")
+        else:  # the first level turned off still has to import the product for the levels after it
+            outcome = replace(level.run(scene, ctx), status="skipped",
+                              note=f"{level.name}: disabled by the configuration")
+        work = list(outcome.work)
+        product: Path | None = None
+        if record and run and write and level.writes_scene and outcome.status == "done":
+            product = self.output_dir(ctx.record) / f"{level.name}.zarr"
+            staging = product.with_name(f".{product.name}.{uuid.uuid4().hex[:8]}.tmp")
+            work.append(write_scene(outcome.scene, staging, compute=False))
+        results = self.compute(tuple(work))
+        if outcome.finish is not None:
+            outcome = outcome.finish(results[: len(outcome.work)])
+        if product is not None:
+            _swap_into_place(staging, product)
+            outcome = replace(outcome, outputs=(*outcome.outputs, str(product)))
+        seconds = time.perf_counter() - started
+        if record:
+            for tile in outcome.tiles:
+                self.catalog.record_tile(self.job_id, tile.tile, self.config.virtual_sensor_name, tile.path,
+                                         ctx.record.id)
+            self.catalog.record_level(self.job_id, ctx.record.id, level.name, outcome.status,
+                                      output=";".join(outcome.outputs) or outcome.note,
+                                      **_level_extras(self.catalog, level, outcome))
+            self.catalog.update_statistics(self.job_id)
+            self.on_level(ctx.record, level.name, outcome.status, seconds)
+            self.logger.info("%s %s %s in %.2f s%s", ctx.record.product_id, level.name, outcome.status, seconds,
+                             f" ({outcome.note})" if outcome.note else "")
+            if self.config.benchmark_global:
+                self.logger.info("benchmark: %s %s %s %.3f s", ctx.record.product_id, level.name, outcome.status,
+                                 seconds)
+        return outcome
+
+
+def _swap_into_place(staging: Path, product: Path) -> None:
+    """Replace ``product`` by ``staging``: the old product stays until the new one is complete."""
+    if product.exists():
+        retired = product.with_name(f".{product.name}.{uuid.uuid4().hex[:8]}.old")
+        product.rename(retired)
+        staging.rename(product)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        staging.rename(product)
+
+
+def _accepts_canceled(catalog: Catalog) -> bool:
+    from .. import catalog as catalog_module
+
+    return "canceled" in getattr(catalog_module, "LEVEL_STATUSES", ())
+
+
+def _recorded_versions(catalog: Catalog, job_id: int, scene_id: int) -> dict[str, str]:
+    """``{level: implementation version}`` recorded for the scene (empty where the catalogue keeps none)."""
+    return {record.level: getattr(record, "version", None) or "" for record in catalog.level_records(job_id, scene_id)
+            if getattr(record, "version", None)}
+
+
+def _level_extras(catalog: Catalog, level: Level, outcome: LevelOutcome) -> dict[str, Any]:
+    """The version and facts of a level record, where the catalogue's ``record_level`` takes them."""
+    import inspect
+
+    parameters = inspect.signature(catalog.record_level).parameters
+    extras: dict[str, Any] = {}
+    if "version" in parameters:
+        extras["version"] = level.version
+    if "facts" in parameters:
+        extras["facts"] = dict(outcome.facts)
+    return extras

@@ -1,0 +1,9 @@
+"""Pixel grids and lazy resampling below the levels: every level that needs a scene's grids uses these."""
+
+from .lazy_warp import choose_resampling, qa_fill_value, warp_lazy, warp_variable
+from .scene_grid import RESOLUTION_GROUP, grid_dataset, group_geobox, resolution_groups, scene_name, shift_geobox
+
+__all__ = [
+    "RESOLUTION_GROUP", "scene_name", "resolution_groups", "group_geobox", "shift_geobox", "grid_dataset",
+    "choose_resampling", "qa_fill_value", "warp_lazy", "warp_variable",
+]

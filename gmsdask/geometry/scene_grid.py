@@ -1,0 +1,68 @@
+"""A scene's resolution groups and their pixel grids (``odc.geo.GeoBox``), shared by every level that needs them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import numpy as np
+import odc.geo.xr  # noqa: F401  (registers the .odc accessor: a Dataset's GeoBox)
+import rioxarray  # noqa: F401  (registers the .rio accessor: CRS and transform on a grid dataset)
+import xarray as xr
+from affine import Affine
+from odc.geo.geobox import GeoBox
+
+from ..errors import ProcessingError
+
+__all__ = ["RESOLUTION_GROUP", "scene_name", "resolution_groups", "group_geobox", "shift_geobox", "grid_dataset"]
+
+#: Names of resolution groups in a scene tree (``r10m``, ``r30m`` ...).
+RESOLUTION_GROUP = re.compile(r"^r\d+m$")
+
+
+def scene_name(scene: xr.DataTree) -> str:
+    """The name errors use for a scene: its product id, else its path."""
+    return str(scene.attrs.get("product_id") or scene.attrs.get("product_path") or "scene")
+
+
+def resolution_groups(scene: xr.DataTree, level: str = "L2A") -> dict[str, xr.Dataset]:
+    """The scene's resolution groups (``r10m`` ...) as Datasets, finest first; ``level`` names the caller in errors."""
+    groups = {name: child.to_dataset() for name, child in scene.children.items() if RESOLUTION_GROUP.match(name)}
+    if not groups:
+        raise ProcessingError(scene_name(scene), level, "the scene tree has no resolution group (r10m, r30m ...)")
+    where = scene_name(scene)
+    return dict(sorted(groups.items(),
+                       key=lambda item: abs(group_geobox(item[1], f"{where}/{item[0]}", level).resolution.x)))
+
+
+def group_geobox(ds: xr.Dataset, where: str = "group", level: str = "L2A") -> GeoBox:
+    """The pixel grid of a resolution group (from its x/y coordinates and ``spatial_ref``); ``where`` names
+    the group in errors (``<product>/r10m``)."""
+    gbox = ds.odc.geobox
+    if not isinstance(gbox, GeoBox) or gbox.crs is None:
+        raise ProcessingError(where, level, "the group has no georeferenced north-up grid (x/y coordinates and a "
+                                           "spatial_ref CRS are required, see docs/scene-model.md)")
+    return gbox
+
+
+def shift_geobox(gbox: GeoBox, shift_m: tuple[float, float]) -> GeoBox:
+    """The grid with the image content moved back by ``shift_m`` = (dx, dy) metres (x east, y north).
+
+    A shift (dx, dy) means a feature appears dx east and dy north of its true position; the corrected grid
+    puts every pixel dx west and dy south of where the product says it is.
+    """
+    dx, dy = shift_m
+    if dx == 0 and dy == 0:
+        return gbox
+    return GeoBox(gbox.shape, Affine.translation(-dx, -dy) @ gbox.affine, gbox.crs)
+
+
+def grid_dataset(variables: Mapping[str, xr.DataArray], gbox: GeoBox) -> xr.Dataset:
+    """A Dataset on ``gbox`` with pixel-centre x/y coordinates and rioxarray's ``spatial_ref``."""
+    affine = gbox.affine
+    ny, nx = gbox.shape.yx
+    x = affine.c + (np.arange(nx) + 0.5) * affine.a
+    y = affine.f + (np.arange(ny) + 0.5) * affine.e
+    ds = xr.Dataset(dict(variables), coords={"x": ("x", x, {"units": "m", "axis": "X"}),
+                                             "y": ("y", y, {"units": "m", "axis": "Y"})})
+    return ds.rio.write_crs(str(gbox.crs)).rio.write_transform(affine)
