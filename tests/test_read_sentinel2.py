@@ -29,7 +29,8 @@ from shapely.geometry import Polygon, shape
 import gmsdask.io.raster as raster_module
 from gmsdask import BandFileError, MetadataError, ProductError
 from gmsdask.io import open_scene
-from gmsdask.io.sentinel2 import XmlDoc, angles_dataset
+from gmsdask.io.sentinel2.angles import angles_dataset
+from gmsdask.io.sentinel2.xml import XmlDoc
 
 from .conftest import data_path
 

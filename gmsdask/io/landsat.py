@@ -38,6 +38,7 @@ from ..errors import BandFileError, MetadataError
 from ..sensors import Band, Sensor, get_sensor
 from .archive import ProductFiles
 from .mtl import LandsatMetadata, parse_mtl_xml, parse_odl
+from .product_name import LANDSAT_PRODUCT_ID
 from .raster import RasterInfo, raster_info
 from .scene import BandSource, MaskSource, build_scene, crs_epsg, normalize_chunks
 
@@ -58,7 +59,6 @@ _QUALITY_FILES = {  # metadata key -> variable name
     "FILE_NAME_QUALITY_L1_RADIOMETRIC_SATURATION": "QA_RADSAT",
 }
 _SUN_GRID_SPACING_M = 5000.0
-_PRODUCT_ID = re.compile(r"L[CTEOM]0[1-9]_[A-Z0-9]{4}_\d{6}_\d{8}_\d{8}_\d{2}_[A-Z0-9]{2}")
 
 
 def read_landsat_metadata(files: ProductFiles, mtl_member: str | None = None) -> tuple[LandsatMetadata, str]:
@@ -259,7 +259,7 @@ def open_landsat(files: ProductFiles, *, chunks: int | Sequence[int] | Mapping[s
         raise MetadataError(meta.source, f"SPACECRAFT_ID {platform} is not a supported Landsat platform") from None
     level = meta.find("PROCESSING_LEVEL", ("PRODUCT_CONTENTS",)) or meta.text("DATA_TYPE", ("PRODUCT_METADATA",))
     level2 = str(level).startswith("L2")
-    product_id = meta.find("LANDSAT_PRODUCT_ID") or _PRODUCT_ID.search(mtl_member).group(0)  # type: ignore[union-attr]
+    product_id = meta.find("LANDSAT_PRODUCT_ID") or LANDSAT_PRODUCT_ID.search(mtl_member).group(0)  # type: ignore[union-attr]
     time = _acquisition_time(meta)
     chunk_rows_cols = normalize_chunks(chunks)
     product_dir = mtl_member.rsplit("/", 1)[0] + "/" if "/" in mtl_member else ""  # files sit beside the MTL

@@ -11,11 +11,10 @@ import xarray as xr
 
 from ..errors import UnknownProductError
 from .archive import ProductFiles
+from .product_name import LANDSAT_MTL_MEMBER
 
 __all__ = ["open_scene", "detect_product_type"]
 
-_LANDSAT_MEMBER = re.compile(r"L[CTEOM]0[1-9]_[A-Z0-9]{4}_\d{6}_\d{8}_[\w]*_MTL\.(txt|xml)$"
-                             r"|(^|/)L[CTEOM][0-9]\d{13}[A-Z]{3}\d{2}_MTL\.txt$")
 _SENTINEL2_SAFE = re.compile(r"(^|/)MTD_MSIL(1C|2A)\.xml$")
 _SENTINEL2_AWS = re.compile(r"(^|/)S2[ABC]_OPER_MSI_L1C_TL_[^/]*/metadata\.xml$|^metadata\.xml$")
 
@@ -24,7 +23,7 @@ def detect_product_type(files: ProductFiles) -> str:
     """``"landsat"`` or ``"sentinel2"`` from a container's member names; else ``UnknownProductError``."""
     if any(_SENTINEL2_SAFE.search(m) for m in files.members):
         return "sentinel2"
-    if any(_LANDSAT_MEMBER.search(m) for m in files.members):
+    if any(LANDSAT_MTL_MEMBER.search(m) for m in files.members):
         return "landsat"
     if any(_SENTINEL2_AWS.search(m) for m in files.members) and any(m.endswith(".jp2") for m in files.members):
         return "sentinel2"
