@@ -22,3 +22,10 @@ def data_path(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return data_path()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep every test away from the user's ``~/gmsdask_data``: defaults live below a throw-away GMSDASK_HOME."""
+    import tempfile
+
+    os.environ["GMSDASK_HOME"] = tempfile.mkdtemp(prefix="gmsdask_home_")
