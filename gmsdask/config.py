@@ -235,12 +235,22 @@ def _build(values: dict[str, Any]) -> JobConfig:
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(key, f"unknown option{hint} (see configs/default.toml for all options)")
     try:
-        return JobConfig(**values)
+        built = JobConfig(**values)
     except ValidationError as err:
         first = err.errors()[0]
         key = ".".join(str(part) for part in first["loc"][:1]) or "?"
         detail = first["msg"]
         raise ConfigError(key, f"{detail} (got {first.get('input')!r}){_allowed_values(key)}") from None
+    from .options import check_options
+
+    check_options({k: getattr(built, k) for k in values if k in known}, _DEFAULTS)
+    return built
+
+
+#: The defaults, to tell which options a configuration changes (path defaults depend on GMSDASK_HOME and are
+#: never compared).
+_DEFAULTS: dict[str, Any] = {name: field.get_default(call_default_factory=True)
+                             for name, field in JobConfig.model_fields.items()}
 
 
 def load_config_file(source: str | Path) -> dict[str, Any]:

@@ -21,6 +21,32 @@ def test_defaults_follow_geomultisens():
     assert cfg.spatial_resamp_alg_default == "cubic"
     assert cfg.scale_factor_BOARef == 10000
     assert cfg.coreg_max_shift_allowed == 5.0 and cfg.coreg_window_size == (256, 256)
+    assert cfg.target_bands == ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+    assert (cfg.coreg_local, cfg.coreg_grid_res, cfg.aot550, cfg.retries, cfg.brdf_correction) == (False, 200, 0.2, 2,
+                                                                                                    True)
+    assert cfg.cloud_masking_algorithm == {"LANDSAT": "FMASK", "SENTINEL_2": "FMASK"}
+    assert cfg.datasetid_spatial_ref == "SENTINEL_2" and cfg.ac_estimate_accuracy and cfg.spechomo_estimate_accuracy
+
+
+def test_defaults_live_below_gmsdask_home_as_absolute_paths(monkeypatch, tmp_path):
+    monkeypatch.setenv("GMSDASK_HOME", str(tmp_path / "home"))
+    cfg = set_config()
+    assert cfg.db_url == f"sqlite:///{tmp_path / 'home' / 'catalog.sqlite'}"
+    assert cfg.path_procdata_MGRS == str(tmp_path / "home" / "processed_mgrs_tiles")
+    assert all(Path(p).is_absolute() for p in (cfg.path_archive, cfg.path_job_logs, cfg.path_procdata_scenes))
+
+
+def test_geomultisens_numeric_ids_and_aliases():
+    assert (set_config(virtual_sensor_id=11).virtual_sensor_name, set_config(virtual_sensor_id=11).target_gsd) == \
+        ("SENTINEL_2A", 20.0)
+    assert set_config(virtual_sensor_id=1).virtual_sensor_name == "LANDSAT_8"
+    assert set_config(datasetid_spatial_ref=249).datasetid_spatial_ref == "SENTINEL_2A"
+    assert set_config(spechomo_method="Linear").spechomo_method == "LI"
+    with pytest.raises(ConfigError, match="virtual_sensor_id 7 is unknown"):
+        set_config(virtual_sensor_id=7)
+    # skip_* are the run flag of their level
+    assert set_config(skip_coreg=True).exec_flags("L1B")[0] is False
+    assert set_config(skip_spechomo=True).exec_flags("L2B") == (False, True, False)
 
 
 def test_precedence_kwargs_over_file_over_defaults(tmp_path):
@@ -71,7 +97,8 @@ def test_default_toml_documents_every_option_with_its_default():
     text = (REPO / "configs" / "default.toml").read_text()
     documented = set_config(json_config=REPO / "configs" / "default.toml")
     assert documented == JobConfig(), "configs/default.toml must hold the defaults"
+    below_home = {"path_archive", "path_procdata_scenes", "path_procdata_MGRS", "path_job_logs", "path_cache", "db_url"}
     for name, field in JobConfig.model_fields.items():
-        # options whose default is None are shown commented out (TOML has no null)
-        prefix = "# " if field.default is None else ""
+        # options whose default is None (TOML has no null) or a path below GMSDASK_HOME are shown commented out
+        prefix = "# " if field.default is None or name in below_home else ""
         assert f"\n{prefix}{name} = " in text, f"option {name} is not documented in configs/default.toml"

@@ -11,7 +11,7 @@ from .coreg_reference import select_reference
 __all__ = ["run", "select_reference", "VERSION"]
 
 #: Implementation version: scenes recorded with an older one are processed again on rerun.
-VERSION = "1"
+VERSION = "0"
 
 
 def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
