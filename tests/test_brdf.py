@@ -1,0 +1,120 @@
+"""BRDF normalization (HLS c-factor): the kernels, and NBAR against a surface with a known, different BRDF."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+
+from gmsdask.algorithms.brdf import (HLS_BRDF_COEFFICIENTS, brdf_coefficients, brdf_model, c_factor, li_sparse_r,
+                                     normalized_solar_zenith, ross_thick)
+from gmsdask.errors import ProductError
+from gmsdask.spectral import nbar_dataset
+
+# The synthetic surface's true BRDF: per land-cover class, HLS's per-band weights scaled by (iso, geo, vol)
+# factors, so the surfaces' shapes differ from the global model NBAR assumes (volume scattering stronger
+# over canopies, shadowing stronger over rough soil and buildings).
+CLASS_FACTORS = {"broadleaf": (0.95, 0.7, 1.3), "cropland": (1.0, 0.6, 1.5), "bare_soil": (1.1, 1.5, 0.6),
+                 "urban": (1.0, 1.3, 0.8)}
+SUN_ZENITH, SUN_AZIMUTH, LATITUDE = 38.0, 145.0, 48.0
+
+
+def test_kernels_vanish_at_nadir_view_under_an_overhead_sun_and_are_reciprocal():
+    assert ross_thick(0.0, 0.0, 0.0) == pytest.approx(0.0, abs=1e-12)
+    assert li_sparse_r(0.0, 0.0, 0.0) == pytest.approx(0.0, abs=1e-12)
+    assert li_sparse_r(30.0, 10.0, 40.0) == pytest.approx(li_sparse_r(10.0, 30.0, 40.0))
+    assert ross_thick(30.0, 10.0, 40.0) == pytest.approx(ross_thick(10.0, 30.0, 40.0))
+    # the hotspot (sensor on the sun's side at the sun's zenith) is the brightest geometry
+    assert li_sparse_r(30.0, 30.0, 0.0) > li_sparse_r(30.0, 30.0, 90.0) > li_sparse_r(30.0, 30.0, 180.0)
+    assert ross_thick(30.0, 30.0, 0.0) > ross_thick(30.0, 30.0, 180.0)
+    # RossThick at sun 30 deg, nadir view: ((pi/2 - xi) cos xi + sin xi) / (cos 30 + 1) - pi/4 with xi = 30 deg
+    xi = np.deg2rad(30.0)
+    assert ross_thick(30.0, 0.0, 0.0) == pytest.approx(((np.pi / 2 - xi) * np.cos(xi) + np.sin(xi))
+                                                       / (np.cos(xi) + 1) - np.pi / 4)
+
+
+def test_normalized_sun_zenith_and_band_coefficients():
+    assert normalized_solar_zenith(0.0) == pytest.approx(31.0076)
+    assert normalized_solar_zenith(45.0) == pytest.approx(47.77, abs=0.01)
+    assert brdf_coefficients("coastal", 443) == HLS_BRDF_COEFFICIENTS["blue"]
+    assert brdf_coefficients("nir08", 865) == HLS_BRDF_COEFFICIENTS["nir"]
+    halfway = brdf_coefficients("rededge075", 760.0)
+    assert halfway == pytest.approx(tuple((np.array(HLS_BRDF_COEFFICIENTS["red"])
+                                           + np.array(HLS_BRDF_COEFFICIENTS["nir"])) / 2))
+    assert brdf_coefficients("cirrus", 1373) is None
+    # at nadir view under the normalized sun, there is nothing to correct
+    sza_n = normalized_solar_zenith(LATITUDE)
+    assert c_factor(HLS_BRDF_COEFFICIENTS["red"], sza_n, 0.0, 0.0, sza_n) == pytest.approx(1.0)
+
+
+def _swath(signed_view_zenith: np.ndarray, scan_azimuth: float) -> tuple[np.ndarray, np.ndarray]:
+    """View zenith and azimuth across a swath: negative zeniths look from the other side of the track."""
+    return np.abs(signed_view_zenith), np.where(signed_view_zenith >= 0, scan_azimuth, scan_azimuth + 180.0) % 360
+
+
+@pytest.mark.parametrize("sensor,signed_view_zenith,scan_azimuth", [
+    ("Landsat", np.linspace(-7.5, 7.5, 61), 100.0),
+    ("Sentinel-2 east", np.linspace(0.0, 12.0, 49), 100.0),
+    ("Sentinel-2 west", np.linspace(0.0, 12.0, 49), 280.0),
+])
+def test_nbar_removes_most_of_the_view_angle_dependence(sensor, signed_view_zenith, scan_azimuth):
+    view_zenith, view_azimuth = _swath(signed_view_zenith, scan_azimuth)
+    relative_azimuth = view_azimuth - SUN_AZIMUTH
+    sza_n = normalized_solar_zenith(LATITUDE)
+    for name, (m_iso, m_geo, m_vol) in CLASS_FACTORS.items():
+        for band, (f_iso, f_geo, f_vol) in HLS_BRDF_COEFFICIENTS.items():
+            truth = (f_iso * m_iso, f_geo * m_geo, f_vol * m_vol)
+            observed = brdf_model(truth, li_sparse_r(SUN_ZENITH, view_zenith, relative_azimuth),
+                                  ross_thick(SUN_ZENITH, view_zenith, relative_azimuth))
+            nbar = observed * c_factor((f_iso, f_geo, f_vol), SUN_ZENITH, view_zenith, relative_azimuth, sza_n)
+            removed = 1.0 - nbar.std() / observed.std()
+            assert removed >= 0.70, f"{sensor} {name} {band}: NBAR removed only {removed:.0%} of the view effect"
+            # and it lands near the true nadir reflectance at the normalized sun
+            nadir = brdf_model(truth, li_sparse_r(sza_n, 0.0, 0.0), ross_thick(sza_n, 0.0, 0.0))
+            assert abs(nbar.mean() - nadir) < 0.05 * nadir
+
+
+def _angles(shape: tuple[int, int], coords: dict) -> xr.Dataset:
+    view_zenith, view_azimuth = _swath(np.linspace(-7.0, 7.0, shape[1]), 100.0)
+    full = {"sun_zenith": np.full(shape, SUN_ZENITH), "sun_azimuth": np.full(shape, SUN_AZIMUTH),
+            "view_zenith": np.broadcast_to(view_zenith, shape), "view_azimuth": np.broadcast_to(view_azimuth, shape)}
+    return xr.Dataset({k: (("y", "x"), da.from_array(np.array(v), chunks=(8, 16))) for k, v in full.items()},
+                      coords=coords)
+
+
+def test_nbar_dataset_is_lazy_and_applies_the_c_factor_per_pixel():
+    shape = (20, 40)
+    coords = {"y": 1e6 - 30.0 * np.arange(shape[0]), "x": 4e5 + 30.0 * np.arange(shape[1])}
+    rng = np.random.default_rng(3)
+    values = {band: rng.uniform(0.02, 0.4, shape).astype(np.float32) for band in ("B1", "B4", "B5", "B10")}
+    ds = xr.Dataset({b: (("y", "x"), da.from_array(v, chunks=(8, 16)), {"common_name": "x"})
+                     for b, v in values.items()}, coords=coords, attrs={"product_id": "LC08_TEST"})
+    angles = _angles(shape, coords)
+    out = nbar_dataset(ds, angles, platform="LANDSAT_8", latitude=LATITUDE)
+    assert isinstance(out["B4"].data, da.Array) and out["B4"].dtype == np.float32
+    assert out.attrs["brdf_normalized"] is True and out["B4"].attrs["brdf_normalized"] is True
+    assert out.attrs["brdf_normalized_sun_zenith_deg"] == pytest.approx(normalized_solar_zenith(LATITUDE), abs=1e-3)
+    np.testing.assert_array_equal(out["B10"].values, values["B10"])  # thermal: no BRDF model, untouched
+    view_zenith, view_azimuth = (angles["view_zenith"].values, angles["view_azimuth"].values)
+    expected = values["B4"] * c_factor(HLS_BRDF_COEFFICIENTS["red"], SUN_ZENITH, view_zenith,
+                                       view_azimuth - SUN_AZIMUTH, normalized_solar_zenith(LATITUDE))
+    np.testing.assert_allclose(out["B4"].values, expected, rtol=1e-5)
+    per_pixel = nbar_dataset(ds, angles, platform="LANDSAT_8",
+                             latitude=xr.full_like(angles["sun_zenith"], LATITUDE))
+    np.testing.assert_allclose(per_pixel["B5"].values, out["B5"].values, rtol=1e-5)
+
+
+def test_nbar_dataset_names_missing_angles_and_foreign_grids():
+    shape = (4, 6)
+    coords = {"y": np.arange(4.0)[::-1], "x": np.arange(6.0)}
+    ds = xr.Dataset({"B4": (("y", "x"), np.full(shape, 0.1, np.float32))}, coords=coords,
+                    attrs={"product_id": "LC08_TEST"})
+    angles = _angles(shape, coords)
+    with pytest.raises(ProductError, match="LC08_TEST.*view_azimuth"):
+        nbar_dataset(ds, angles.drop_vars("view_azimuth"), platform="LANDSAT_8", latitude=10.0)
+    shifted = angles.assign_coords(x=angles.x + 15.0)
+    with pytest.raises(ProductError, match="not on the bands' grid"):
+        nbar_dataset(ds, shifted, platform="LANDSAT_8", latitude=10.0)
+    with pytest.raises(ProductError, match="no HLS BRDF coefficients"):
+        nbar_dataset(ds.assign(B9=ds["B4"]), angles, platform="LANDSAT_8", latitude=10.0, bands=["B9"])
