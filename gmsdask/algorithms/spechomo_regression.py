@@ -95,11 +95,12 @@ def _nearest(source: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.
     labels = np.empty(source.shape[0], dtype=np.int32)
     distance = np.empty(source.shape[0], dtype=np.float32)
     for start in range(0, source.shape[0], _BLOCK):
-        x = source[start:start + _BLOCK].astype(np.float32)
-        d2 = np.sum(x * x, axis=1)[:, None] - 2.0 * (x @ c.T) + c_norm[None, :]
-        best = np.argmin(d2, axis=1)
+        x = source[start:start + _BLOCK].astype(np.float32, copy=False)
+        partial = c_norm[None, :] - 2.0 * (x @ c.T)  # |x - c|^2 - |x|^2: |x|^2 does not change the nearest
+        best = np.argmin(partial, axis=1)
         labels[start:start + _BLOCK] = best
-        distance[start:start + _BLOCK] = np.sqrt(np.maximum(d2[np.arange(x.shape[0]), best], 0.0))
+        d2 = np.take_along_axis(partial, best[:, None], axis=1)[:, 0] + np.einsum("ij,ij->i", x, x)
+        distance[start:start + _BLOCK] = np.sqrt(np.maximum(d2, 0.0))
     return labels, distance
 
 
@@ -158,21 +159,27 @@ def predict_cluster_regression(model: ClusterRegression, reflectance: np.ndarray
     ``reflectance`` is ``(..., n_source)`` in the model's source band order (0-1).
     """
     x = np.asarray(reflectance, dtype=np.float32)
-    n_target = model.coefficients.shape[2]
-    flat = x.reshape(-1, x.shape[-1])
+    n_source, n_target = x.shape[-1], model.coefficients.shape[2]
+    flat = x.reshape(-1, n_source)
     prediction = np.full((flat.shape[0], n_target), np.nan, dtype=np.float32)
     error = np.full((flat.shape[0], n_target), np.nan, dtype=np.float32)
     valid = np.flatnonzero(np.all(np.isfinite(flat), axis=1))
     if valid.size:
-        source = flat[valid]
-        labels = assign_clusters(model, source)
+        labels = assign_clusters(model, flat[valid])
+        # Sort pixels by regression once, so that each regression works on one contiguous slice.
         order = np.argsort(labels, kind="stable")
-        boundaries = np.flatnonzero(np.diff(labels[order])) + 1
-        for group in np.split(order, boundaries):
-            label = labels[group[0]]
-            design = design_matrix(source[group], model.degree).astype(np.float32)
-            prediction[valid[group]] = design @ model.coefficients[label] \
-                + source[group][:, model.baseline_index]
-            error[valid[group]] = model.rmse[label]
+        rows = valid[order]
+        labels = labels[order]
+        source = flat[rows]
+        predicted = source[:, model.baseline_index]
+        bounds = np.concatenate([[0], np.flatnonzero(np.diff(labels)) + 1, [labels.size]])
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            coefficients = model.coefficients[labels[start]]
+            part = source[start:stop]
+            predicted[start:stop] += part @ coefficients[1:n_source + 1] + coefficients[0]
+            if model.degree == 2:
+                predicted[start:stop] += (part * part) @ coefficients[n_source + 1:]
+        prediction[rows] = predicted
+        error[rows] = model.rmse[labels]
     shape = x.shape[:-1] + (n_target,)
     return prediction.reshape(shape), error.reshape(shape)
