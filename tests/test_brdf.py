@@ -7,10 +7,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from gmsdask.algorithms.brdf import (HLS_BRDF_COEFFICIENTS, brdf_coefficients, brdf_model, c_factor, li_sparse_r,
-                                     normalized_solar_zenith, ross_thick)
+from gmsdask.algorithms.brdf import (HLS_BRDF_COEFFICIENTS, brdf_coefficients, brdf_model, c_factor,
+                                     ground_track_azimuth, li_sparse_r, normalized_solar_zenith, ross_thick,
+                                     view_angles_from_track)
 from gmsdask.errors import ProductError
 from gmsdask.spectral import nbar_dataset
+from gmsdask.spectral.angles import angles_on_grid
+
+from .conftest import data_path
 
 # The synthetic surface's true BRDF: per land-cover class, HLS's per-band weights scaled by (iso, geo, vol)
 # factors, so the surfaces' shapes differ from the global model NBAR assumes (volume scattering stronger
@@ -118,3 +122,59 @@ def test_nbar_dataset_names_missing_angles_and_foreign_grids():
         nbar_dataset(ds, shifted, platform="LANDSAT_8", latitude=10.0)
     with pytest.raises(ProductError, match="no HLS BRDF coefficients"):
         nbar_dataset(ds.assign(B9=ds["B4"]), angles, platform="LANDSAT_8", latitude=10.0, bands=["B9"])
+
+
+def test_angle_grids_are_interpolated_per_pixel_across_the_nadir_flip_and_gaps():
+    """A coarse view grid whose azimuth flips by 180 degrees at nadir and whose edge nodes are NaN."""
+    node_x = 5000.0 * np.arange(7)
+    node_y = 1e6 - 5000.0 * np.arange(5)
+    signed = (node_x - 15000.0) / 15000.0 * 9.0  # -9 .. +9 degrees across the swath (nadir at x = 15 km)
+    view_zenith = np.broadcast_to(np.abs(signed), (5, 7)).copy()
+    view_azimuth = np.broadcast_to(np.where(signed >= 0, 100.0, 280.0), (5, 7)).copy()
+    view_zenith[:, -1] = view_azimuth[:, -1] = np.nan  # outside every detector
+    coarse = xr.Dataset({"sun_zenith": (("y", "x"), np.full((5, 7), 40.0)),
+                         "sun_azimuth": (("y", "x"), np.broadcast_to(np.linspace(355.0, 365.0, 7) % 360, (5, 7))),
+                         "view_zenith": (("y", "x"), view_zenith), "view_azimuth": (("y", "x"), view_azimuth)},
+                        coords={"y": node_y, "x": node_x})
+    pixel_x = 15.0 + 30.0 * np.arange(1000)
+    like = xr.Dataset({"B4": (("y", "x"), da.zeros((20, 1000), chunks=(10, 256), dtype=np.float32))},
+                      coords={"y": 1e6 - 15.0 - 30.0 * np.arange(20), "x": pixel_x})
+    out = angles_on_grid(coarse, like)
+    assert isinstance(out["view_zenith"].data, da.Array) and out["view_zenith"].chunks == like["B4"].chunks
+    values = out.compute()
+    inside = pixel_x <= 25000.0
+    expected = np.abs((pixel_x - 15000.0) / 15000.0 * 9.0)
+    # tan-vector interpolation: near-linear in angle, and no mixed-up azimuth near nadir
+    np.testing.assert_allclose(values["view_zenith"].values[0, inside], expected[inside], atol=0.05)
+    right = pixel_x > 15100.0
+    np.testing.assert_allclose(values["view_azimuth"].values[0, right & inside], 100.0, atol=0.01)
+    np.testing.assert_allclose(values["view_azimuth"].values[0, pixel_x < 14900.0], 280.0, atol=0.01)
+    assert np.all(np.isfinite(values["view_zenith"].values))  # the NaN edge nodes took their neighbours
+    sun_azimuth = values["sun_azimuth"].values[0]
+    assert np.all((sun_azimuth > 354.9) | (sun_azimuth < 5.1))  # across north, not through 180
+    assert values.attrs["view_angles_source"] == "product angle grids"
+
+
+def test_landsat_view_angles_are_approximated_from_the_track_through_the_scene_centre():
+    assert ground_track_azimuth(0.0) == pytest.approx(192.0, abs=0.5)
+    zenith, azimuth = view_angles_from_track(np.array([0.0, 92500.0, -92500.0]), np.zeros(3), 0.0, 0.0, 192.0)
+    assert zenith[0] == pytest.approx(0.0, abs=1e-9)
+    assert zenith[1] == pytest.approx(zenith[2]) == pytest.approx(np.rad2deg(np.arctan(92500 * np.cos(np.deg2rad(12))
+                                                                                       / 705e3)))
+    assert azimuth[1] == pytest.approx(282.0) and azimuth[2] == pytest.approx(102.0)  # towards the track
+
+
+def test_real_landsat_scene_gets_landsat_like_view_angles(shared_data):
+    import gmsdask
+
+    scene = gmsdask.open_scene(data_path("landsat", "collection2", "LC08_L2SP_001070_20190114_20200830_02_T2"))
+    grid = scene["r30m"].to_dataset()
+    angles = angles_on_grid(scene["angles"].to_dataset(), grid, footprint_wkt=scene.attrs["footprint"],
+                            epsg=scene.attrs["epsg"]).compute()
+    valid = np.isfinite(grid["B4"].values)
+    assert angles["view_zenith"].values[valid].min() < 0.5
+    assert 6.5 < angles["view_zenith"].values[valid].max() < 8.0  # OLI's +-7.5 degree field of view
+    assert angles.attrs["view_angles_source"].startswith("approximated")
+    out = nbar_dataset(grid, angles, platform="LANDSAT_8", latitude=-10.0)
+    ratio = (out["B4"] / grid["B4"]).values[valid]
+    assert 0.9 < np.nanmin(ratio) and np.nanmax(ratio) < 1.1  # a few per cent, as HLS's c-factors are

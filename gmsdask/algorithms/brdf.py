@@ -1,4 +1,5 @@
-"""BRDF normalization to nadir view (NBAR) by the c-factor method of NASA HLS (Roy et al. 2016).
+"""BRDF normalization to nadir view (NBAR) by the c-factor method of NASA HLS (Roy et al. 2016), and the
+view geometry it needs where a product has no view-angle grid.
 
 The surface's directional reflectance is modelled with the RossThick-LiSparse-Reciprocal kernels
 (Lucht et al. 2000; b/r = 1, h/b = 2) and HLS's global per-band kernel weights (FACTS.md section 5). A
@@ -24,7 +25,8 @@ from collections.abc import Mapping
 import numpy as np
 
 __all__ = ["HLS_BRDF_COEFFICIENTS", "ross_thick", "li_sparse_r", "normalized_solar_zenith",
-           "brdf_coefficients", "brdf_model", "c_factor"]
+           "brdf_coefficients", "brdf_model", "c_factor", "view_vector", "view_angles_from_vector",
+           "ground_track_azimuth", "view_angles_from_track"]
 
 #: HLS v2 global kernel weights (f_iso, f_geo, f_vol) per STAC common name (Roy et al. 2016, 2017).
 HLS_BRDF_COEFFICIENTS: Mapping[str, tuple[float, float, float]] = {
@@ -106,3 +108,61 @@ def c_factor(coefficients: tuple[float, float, float], sun_zenith_deg, view_zeni
     nadir = brdf_model(coefficients, li_sparse_r(normalized_sun_zenith_deg, 0.0, 0.0),
                        ross_thick(normalized_sun_zenith_deg, 0.0, 0.0))
     return nadir / observed
+
+
+# --- the view geometry NBAR needs --------------------------------------------------------------------------------
+_EARTH_ROTATION_RAD_S = 7.2921159e-5
+_EARTH_RADIUS_M = 6371000.0
+
+
+def view_vector(view_zenith_deg, view_azimuth_deg) -> tuple[np.ndarray, np.ndarray]:
+    """East and north components of ``tan(view zenith)`` towards the sensor: the sensor's horizontal offset
+    per metre of altitude. Unlike the angles it varies smoothly across nadir, where the azimuth flips by 180
+    degrees, so it is what coarse view grids are interpolated in."""
+    t = np.tan(np.deg2rad(view_zenith_deg))
+    azimuth = np.deg2rad(view_azimuth_deg)
+    return t * np.sin(azimuth), t * np.cos(azimuth)
+
+
+def view_angles_from_vector(east, north) -> tuple[np.ndarray, np.ndarray]:
+    """View zenith and azimuth (degrees, azimuth 0-360) from ``view_vector`` components."""
+    zenith = np.rad2deg(np.arctan(np.hypot(east, north)))
+    return zenith, np.rad2deg(np.arctan2(east, north)) % 360.0
+
+
+def ground_track_azimuth(latitude_deg: float, *, inclination_deg: float = 98.2, altitude_m: float = 705e3,
+                         descending: bool = True) -> float:
+    """Azimuth (degrees clockwise from north) of a circular orbit's ground track at a latitude.
+
+    Inertial heading from the inclination (sin a = cos i / cos lat), then the Earth's rotation under the
+    satellite. Landsat 4-9 (705 km, 98.2 deg) descend over the day side: about 192 deg at the equator.
+    """
+    lat = np.deg2rad(latitude_deg)
+    sin_heading = np.clip(np.cos(np.deg2rad(inclination_deg)) / np.cos(lat), -1.0, 1.0)
+    heading = np.arcsin(sin_heading)  # ascending heading, east of north
+    if descending:
+        heading = np.pi - heading
+    radius = _EARTH_RADIUS_M + altitude_m
+    ground_speed = np.sqrt(3.986004418e14 / radius) * _EARTH_RADIUS_M / radius
+    east = ground_speed * np.sin(heading) - _EARTH_ROTATION_RAD_S * _EARTH_RADIUS_M * np.cos(lat)
+    north = ground_speed * np.cos(heading)
+    return float(np.rad2deg(np.arctan2(east, north)) % 360.0)
+
+
+def view_angles_from_track(x, y, track_x: float, track_y: float, track_azimuth_deg: float, *,
+                           altitude_m: float = 705e3) -> tuple[np.ndarray, np.ndarray]:
+    """View zenith and azimuth (degrees) of pixels at map coordinates ``x``, ``y`` (metres) seen from a
+    satellite whose nadir track passes through (``track_x``, ``track_y``) with ``track_azimuth_deg``.
+
+    Flat-Earth approximation: ``tan(view zenith) = cross-track distance / altitude`` (at Landsat's 92.5 km
+    half-swath the Earth's curvature changes the zenith by 0.05 degree); the sensor lies perpendicular to the
+    track. Map north is taken as true north (UTM grid convergence, at most ~3 degrees, turns the azimuth
+    by as much and the zenith not at all).
+    """
+    heading = np.deg2rad(track_azimuth_deg)
+    along_east, along_north = np.sin(heading), np.cos(heading)
+    dx, dy = np.asarray(x, dtype=np.float64) - track_x, np.asarray(y, dtype=np.float64) - track_y
+    # signed distance to the right of the track; the sensor lies the other way
+    right = dx * along_north - dy * along_east
+    east, north = -right * along_north / altitude_m, right * along_east / altitude_m
+    return view_angles_from_vector(east, north)
