@@ -1,0 +1,126 @@
+"""Per-pixel sun and view angles for NBAR, lazily on a band grid, from a scene's coarse ``angles`` group.
+
+Sentinel-2: the ``MTD_TL`` grids (5 km nodes) interpolated bilinearly per chunk; the view angles in their
+horizontal vector form (``gmsdask.algorithms.brdf.view_vector``), which is smooth across nadir where the
+azimuth flips by 180 degrees, and the sun azimuth as a unit vector (no wrap at north). Grid nodes without
+a value (outside every detector) take their nearest valid node's, so the swath edge is not lost.
+
+Landsat: the readers give sun angles only (the ``ANG.txt`` coefficients are not evaluated yet), so the view
+angles are approximated from the scene geometry: the nadir track runs through the footprint's centre
+(WRS-2 scene centres lie on it) with the ground-track azimuth of Landsat's descending 705 km, 98.2 deg
+orbit at that latitude (``ground_track_azimuth``), and ``tan(view zenith)`` is the cross-track distance
+over the altitude. Across the 185 km swath this gives -7.3..+7.3 degrees, as the ANG files do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from scipy import ndimage
+
+from ..algorithms.brdf import (ground_track_azimuth, view_angles_from_track, view_angles_from_vector,
+                               view_vector)
+from ..algorithms.interpolation import bilinear_from_grid
+from ..errors import ProductError
+
+__all__ = ["angles_on_grid", "footprint_centre"]
+
+
+def footprint_centre(footprint_wkt: str, epsg: int) -> tuple[float, float, float]:
+    """Centre of a lon/lat footprint polygon: its latitude (degrees) and its map coordinates in ``epsg`` (m)."""
+    from pyproj import Transformer
+    from shapely import wkt
+
+    centre = wkt.loads(footprint_wkt).centroid
+    x, y = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True).transform(centre.x, centre.y)
+    return float(centre.y), float(x), float(y)
+
+
+def _filled(values: np.ndarray) -> np.ndarray:
+    """Each NaN node takes the value of its nearest valid node."""
+    values = np.asarray(values, dtype=np.float64)
+    missing = ~np.isfinite(values)
+    if not missing.any() or missing.all():
+        return values
+    nearest = ndimage.distance_transform_edt(missing, return_distances=False, return_indices=True)
+    return values[tuple(nearest)]
+
+
+def _interpolate_block(y: np.ndarray, x: np.ndarray, *, grid_y: np.ndarray, grid_x: np.ndarray,
+                       nodes: dict[str, np.ndarray]) -> np.ndarray:
+    """The four angles (degrees, float32, last axis) at every pixel of one block."""
+    y, x = np.asarray(y)[:, 0], np.asarray(x)[0, :]
+
+    def at(name: str) -> np.ndarray:
+        return bilinear_from_grid(grid_y, grid_x, nodes[name], y, x).astype(np.float64)
+
+    sun_zenith = at("sun_zenith")
+    sun_azimuth = np.rad2deg(np.arctan2(at("sun_east"), at("sun_north"))) % 360.0
+    view_zenith, view_azimuth = view_angles_from_vector(at("view_east"), at("view_north"))
+    return np.stack([sun_zenith, sun_azimuth, view_zenith, view_azimuth], axis=-1).astype(np.float32)
+
+
+def _track_block(y: np.ndarray, x: np.ndarray, *, track: tuple[float, float, float]) -> np.ndarray:
+    zenith, azimuth = view_angles_from_track(x, y, *track)
+    return np.stack([zenith, azimuth], axis=-1).astype(np.float32)
+
+
+def angles_on_grid(angles: xr.Dataset, like: xr.Dataset, *, footprint_wkt: str = "", epsg: int = 0,
+                   scene: str = "the scene") -> xr.Dataset:
+    """``sun_zenith``, ``sun_azimuth``, ``view_zenith``, ``view_azimuth`` (degrees, float32) on ``like``'s grid.
+
+    Parameters
+    ----------
+    angles
+        The scene's coarse ``angles`` group (nodes on ``x``/``y`` in the scene CRS, same CRS as ``like``).
+    like
+        The band grid (``x``, ``y`` pixel centres; chunks are followed).
+    footprint_wkt, epsg
+        Root attrs ``footprint`` and ``epsg``: needed when ``angles`` has no view angles (Landsat), for the
+        approximation from the nadir track through the footprint's centre.
+    scene
+        Name used in error messages.
+
+    The result's attr ``view_angles_source`` says which way the view angles came.
+    """
+    for name in ("sun_zenith", "sun_azimuth"):
+        if name not in angles.data_vars:
+            raise ProductError(scene, f"the angles group has no {name}")
+    grid_y, grid_x = angles["y"].values, angles["x"].values  # coarse nodes: a small, explicit eager read
+    sun_azimuth = np.deg2rad(_filled(angles["sun_azimuth"].values))
+    nodes = {"sun_zenith": _filled(angles["sun_zenith"].values),
+             "sun_east": np.sin(sun_azimuth), "sun_north": np.cos(sun_azimuth)}
+    has_view = {"view_zenith", "view_azimuth"} <= set(angles.data_vars)
+    if has_view:
+        east, north = view_vector(angles["view_zenith"].values, angles["view_azimuth"].values)
+        nodes |= {"view_east": _filled(east), "view_north": _filled(north)}
+    else:
+        nodes |= {"view_east": np.zeros_like(nodes["sun_zenith"]), "view_north": np.zeros_like(nodes["sun_zenith"])}
+
+    template = like[next(iter(like.data_vars))] if like.data_vars else None
+    yy, xx = xr.broadcast(like["y"], like["x"])
+    if template is not None and template.chunks is not None:
+        chunks = dict(zip(template.dims, template.chunks))
+        yy, xx = yy.chunk({"y": chunks["y"], "x": chunks["x"]}), xx.chunk({"y": chunks["y"], "x": chunks["x"]})
+    names = ["sun_zenith", "sun_azimuth", "view_zenith", "view_azimuth"]
+    stacked = xr.apply_ufunc(
+        _interpolate_block, yy, xx, kwargs={"grid_y": grid_y, "grid_x": grid_x, "nodes": nodes},
+        output_core_dims=[["angle"]], dask="parallelized", output_dtypes=[np.float32],
+        dask_gufunc_kwargs={"output_sizes": {"angle": 4}})
+    out = xr.Dataset({name: stacked.isel(angle=i, drop=True).assign_attrs(units="degree")
+                      for i, name in enumerate(names)})
+    source = "product angle grids"
+    if not has_view:
+        if not footprint_wkt or not epsg:
+            raise ProductError(scene, "the angles group has no view angles and no footprint/epsg was given to "
+                                      "approximate them from the scene geometry")
+        latitude, centre_x, centre_y = footprint_centre(footprint_wkt, epsg)
+        track = (centre_x, centre_y, ground_track_azimuth(latitude))
+        view = xr.apply_ufunc(_track_block, yy, xx, kwargs={"track": track}, output_core_dims=[["angle"]],
+                              dask="parallelized", output_dtypes=[np.float32],
+                              dask_gufunc_kwargs={"output_sizes": {"angle": 2}})
+        out["view_zenith"] = view.isel(angle=0, drop=True).assign_attrs(units="degree")
+        out["view_azimuth"] = view.isel(angle=1, drop=True).assign_attrs(units="degree")
+        source = (f"approximated: nadir track through the footprint centre, azimuth {track[2]:.1f} deg, "
+                  f"705 km altitude")
+    return out.assign_attrs(view_angles_source=source)
