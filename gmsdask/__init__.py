@@ -1,7 +1,6 @@
 """gmsdask: analysis-ready, harmonized Landsat and Sentinel-2 datacubes on Dask."""
 
 from .config import JobConfig, set_config
-from .io import open_scene
 from .errors import (
     BandFileError,
     ConfigError,
@@ -10,13 +9,22 @@ from .errors import (
     ProductError,
     UnknownProductError,
 )
+from .io import open_scene
+from .spectral import SpectralHomogenizer
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+#: Public names imported on first use (they pull in the Dask cluster, the catalogue or the cube store).
+_LAZY = {
+    "ProcessController": ("gmsdask.controller", "ProcessController"),
+}
 
 __all__ = [
     "JobConfig",
     "set_config",
     "open_scene",
+    "SpectralHomogenizer",
+    *_LAZY,
     "GmsdaskError",
     "ConfigError",
     "ProductError",
@@ -25,3 +33,12 @@ __all__ = [
     "BandFileError",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'gmsdask' has no attribute {name!r}")

@@ -34,6 +34,9 @@ NOT_IMPLEMENTED: dict[str, tuple[Callable[[Any], bool], str]] = {
                         "random-forest regression (RFR) is not implemented; use LR, QR, LI, bandpass or none"),
     "spechomo_classif_alg": (lambda v: v == "MinDist",
                              "only nearest-centroid spectral clusters (MinDist) are implemented"),
+    "spechomo_n_clusters": (lambda v: v == 50,
+                            "the committed homogenization models were fitted with 50 clusters; another number needs "
+                            "a refit (scripts/fit_spechomo.py)"),
     "spechomo_kNN_n_neighbors": (lambda v: v == 10, "k-nearest-neighbour classifiers are not implemented"),
     "ac_fillnonclear_areas": (lambda v: v is False,
                               "non-clear areas are never filled with TOA reflectance (one cube, one quantity)"),
