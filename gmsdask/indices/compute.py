@@ -9,8 +9,6 @@ an index whose band is missing raises :class:`IndexBandMissingError`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import xarray as xr
 
@@ -26,10 +24,11 @@ DEFAULT_VIRTUAL_SENSOR = "SENTINEL_2A"
 class IndexBandMissingError(ProcessingError):
     """An index cannot be computed because the dataset lacks one of its bands."""
 
-    def __init__(self, scene: str, index: str, band: str, available: list[str]) -> None:
+    def __init__(self, scene: str, index: str, band: str, available: list[str], band_name: str | None = None) -> None:
         self.index = index
         self.band = band
-        super().__init__(scene, "INDICES", f"index {index} needs band {band!r}, which is missing "
+        named = f"{band!r} ({band_name})" if band_name else repr(band)
+        super().__init__(scene, "INDICES", f"index {index} needs band {named}, which is missing "
                                            f"(bands present: {', '.join(available) or 'none'})")
 
 
@@ -91,7 +90,7 @@ def compute_index(ds: xr.Dataset, name: str, *, cloud_mask: xr.DataArray | None 
             available = sorted(f"{n}({v.attrs.get('common_name', '?')})" for n, v in ds.data_vars.items()
                                if np.issubdtype(v.dtype, np.floating))
             raise IndexBandMissingError(scene or str(ds.attrs.get("product_id", "dataset")), spec.name,
-                                        common_name, available)
+                                        common_name, available, _sensor_band_name(ds, common_name))
         names.append(found)
     index = xr.apply_ufunc(lambda *arrays: _evaluate(spec, *arrays), *(ds[n] for n in names),
                            dask="parallelized", output_dtypes=[np.float32], keep_attrs=False)
@@ -104,8 +103,3 @@ def compute_index(ds: xr.Dataset, name: str, *, cloud_mask: xr.DataArray | None 
 def apply_cloud_mask(index: xr.DataArray, cloud_mask: xr.DataArray) -> xr.DataArray:
     """``index`` where ``cloud_mask`` is 0 (clear), NaN elsewhere (1 masked, 255 unknown); attrs kept."""
     return index.where(cloud_mask == 0).astype(np.float32).assign_attrs(index.attrs)
-
-
-def band_map(ds: xr.Dataset, specs: Mapping[str, IndexSpec]) -> dict[str, str | None]:
-    """``{common name: variable or None}`` for every band the given indices read (for reports)."""
-    return {cn: find_band(ds, cn) for spec in specs.values() for cn in spec.bands}
