@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 from affine import Affine
 from odc.geo.geobox import GeoBox
-from odc.geo.xr import xr_coords
+from odc.geo.xr import xr_coords, xr_reproject
 from scipy import ndimage
 from skimage.morphology import disk
 
@@ -121,7 +121,7 @@ def test_overlap_depth_is_the_sum_of_kernel_radii():
     assert overlap_depth(parse_cloud_mask("CM004-ITER0")) == 0
 
 
-# --- lazy masks on a scene tree ----------------------------------------------------------------------------------------
+# --- lazy masks on a scene tree --------------------------------------------------------------------------------
 def _grid(res, shape, x0=500000.0, y0=5900040.0):
     return GeoBox(shape, Affine(res, 0.0, x0, 0.0, -res, y0), "EPSG:32629")
 
@@ -145,7 +145,8 @@ def _any_under(mask: np.ndarray, src: GeoBox, dst: GeoBox) -> np.ndarray:
                           if min(top, y0 - r * sy) - max(bottom, y0 - (r + 1) * sy) > 1e-6])
     for j in range(dst.shape.x):
         left, right = dst.affine.c + j * dst.affine.a, dst.affine.c + (j + 1) * dst.affine.a
-        col_lists.append([c for c in range(src.shape.x) if min(right, x0 + (c + 1) * sx) - max(left, x0 + c * sx) > 1e-6])
+        col_lists.append([c for c in range(src.shape.x)
+                          if min(right, x0 + (c + 1) * sx) - max(left, x0 + c * sx) > 1e-6])
     for i, rows in enumerate(row_lists):
         for j, cols in enumerate(col_lists):
             if rows and cols:
@@ -184,6 +185,23 @@ def test_masks_reach_other_grids_conservatively(res, offset_px):
     np.testing.assert_array_equal(mask.values, _any_under((prob >= 50).astype(np.uint8), src, dst))
     if offset_px:
         assert (mask.values[0] == MASK_FILL).all()
+
+
+@pytest.mark.filterwarnings("ignore:The 'shapely.ops.transform\\(\\)' function is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # odc-geo warps bare arrays
+def test_masks_reach_a_grid_in_another_crs_at_least_as_nearest_would():
+    src = _grid(20, (90, 96))
+    prob = blobs(src.shape.yx, seed=9, n=12)
+    scene = _scene({"MSK_CLDPRB": (prob, {})}, src)
+    dst = src.to_crs("EPSG:32630").zoom_to(resolution=60)
+    result = cloud_masks_on_grid(scene, ["CM001"], dst, chunks=(16, 16))
+    assert "GDAL 'max'" in result.notes[0]
+    mask = result.masks["CM001"].values
+    truth = xr.DataArray(hand_cm001(prob).astype(np.uint8), dims=("y", "x"), coords=xr_coords(src))
+    nearest = xr_reproject(truth, dst, resampling="nearest", dst_nodata=MASK_FILL).values
+    assert ((nearest == 1) <= (mask == 1)).all() and (mask == 1).sum() > (nearest == 1).sum()
+    # the footprint agrees but for edge pixels (max takes partly covered ones, nearest their centres)
+    assert ((nearest == MASK_FILL) == (mask == MASK_FILL)).mean() > 0.95 and set(np.unique(mask)) == {0, 1, 255}
 
 
 def test_scene_without_inputs_gets_fill_and_fmask_is_mapped():

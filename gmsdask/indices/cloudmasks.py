@@ -151,15 +151,16 @@ def _same_axes(src: GeoBox, dst: GeoBox) -> bool:
     return src.crs == dst.crs and not (a.b or a.d or b.b or b.d) and a.a * b.a > 0 and a.e * b.e > 0
 
 
-def _gather_max(data: da.Array, axis: int, start: np.ndarray, stop: np.ndarray) -> da.Array:
-    """Max over ``data[start:stop]`` along ``axis`` for every target index (empty ranges give 0)."""
+def _gather_max(data: da.Array, axis: int, start: np.ndarray, stop: np.ndarray, chunk: int) -> da.Array:
+    """Max over ``data[start:stop]`` along ``axis`` for every target index (empty ranges: any value, the caller
+    replaces it)."""
     width = int(max(1, (stop - start).max(initial=1)))
     last = np.maximum(stop - 1, start)
     out = None
     for k in range(width):
         index = np.minimum(start + k, last)
         index = np.clip(index, 0, data.shape[axis] - 1)
-        taken = da.take(data, index, axis=axis)
+        taken = da.take(data, index, axis=axis).rechunk({axis: chunk})
         out = taken if out is None else da.maximum(out, taken)
     return out
 
@@ -182,10 +183,12 @@ def _nested_masks(specs: Sequence[CloudMaskSpec], inputs: MaskInputs, target: Ge
         c_hi = min(int(col1[covered_cols].max()) + depth, n_cols)
         src_chunks = (min(chunks[0], r_hi - r_lo), min(chunks[1], c_hi - c_lo))
         mask = _source_mask(spec, inputs, slice(r_lo, r_hi), slice(c_lo, c_hi), src_chunks)
-        mask = _gather_max(mask, 0, row0 - r_lo, row1 - r_lo)
-        mask = _gather_max(mask, 1, col0 - c_lo, col1 - c_lo).rechunk(chunks)
-        known = da.from_array(covered_rows[:, None] & covered_cols[None, :], chunks=chunks)
-        out[spec.name] = da.where(known, mask, np.uint8(MASK_FILL)).astype(np.uint8)
+        mask = _gather_max(mask, 0, row0 - r_lo, row1 - r_lo, chunks[0])
+        mask = _gather_max(mask, 1, col0 - c_lo, col1 - c_lo, chunks[1])
+        # an outer product of two 1-D flags, broadcast lazily (no full-size array in the graph)
+        known = (da.broadcast_to(da.from_array(covered_rows[:, None], chunks=(chunks[0], 1)), dst.shape.yx, chunks)
+                 & da.broadcast_to(da.from_array(covered_cols[None, :], chunks=(1, chunks[1])), dst.shape.yx, chunks))
+        out[spec.name] = da.where(known, mask, np.uint8(MASK_FILL)).astype(np.uint8).rechunk(chunks)
     return out
 
 
