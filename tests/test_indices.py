@@ -17,12 +17,12 @@ from scipy import ndimage
 from skimage.morphology import disk
 
 import gmsdask
-from gmsdask.errors import ConfigError
+from gmsdask.errors import ConfigError, ProcessingError
 from gmsdask.indices import INDICES, get_index, parse_indices
 from gmsdask.indices.compute import IndexBandMissingError, compute_index
 from gmsdask.indices.cube import write_indices_to_cube
 from gmsdask.indices.export import export_sen2chain
-from gmsdask.io.cube import allocate_time_slot, slot_dataset, utc_time, write_time_slot
+from gmsdask.io.cube import allocate_time_slot, open_cube, slot_dataset, utc_time, write_time_slot
 from gmsdask.synthetic import write_sentinel2_l2a
 
 from .conftest import data_path
@@ -278,3 +278,21 @@ def test_export_writes_sen2chains_layout_losslessly(synthetic_cube, tmp_path):
     with rasterio.open(tmp_path / f"CLOUDMASKS/29UNU/{s2_id}/{s2_id}_CM001.tif") as src:
         np.testing.assert_array_equal(src.read(1), raw(path, "CM001", 0))
         assert src.nodata == 255 and src.dtypes[0] == "uint8"
+
+
+def test_cube_writer_errors_and_a_time_sorted_cube(synthetic_cube):
+    _, path, _, s2_id, l8_id, _ = synthetic_cube
+    with pytest.raises(ConfigError, match="cloudmasks.*CM009"):
+        write_indices_to_cube(path, {s2_id: None}, ["CM009"], "NDVI")
+    with pytest.raises(ConfigError, match="unknown index 'NDXI'"):
+        write_indices_to_cube(path, {s2_id: None}, ["CM001"], "NDXI")
+    with pytest.raises(ProcessingError, match="scenes not in the cube: S2B_NOT_THERE"):
+        write_indices_to_cube(path, {"S2B_NOT_THERE": None}, ["CM001"], "NDVI")
+    before = {slot: raw(path, "NDVI", slot) for slot in (0, 1)}
+    # open_cube sorts by time: the Landsat slot (stored second) comes first; reads and writes must not mix them
+    cube = open_cube(path)
+    assert list(cube.scene_id.values) == [l8_id, s2_id]
+    report = write_indices_to_cube(cube, {s2_id: None, l8_id: None}, [], "NDVI", store=path)
+    assert report.slots == {s2_id: 0, l8_id: 1} and report.notes == []
+    for slot in (0, 1):  # open_cube's float32 bands may round an index one count differently
+        assert_index(raw(path, "NDVI", slot), before[slot].astype(np.int64), f"slot {slot}")
