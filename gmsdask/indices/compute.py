@@ -95,8 +95,9 @@ def compute_index(ds: xr.Dataset, name: str, *, cloud_mask: xr.DataArray | None 
     index = xr.apply_ufunc(lambda *arrays: _evaluate(spec, *arrays), *(ds[n] for n in names),
                            dask="parallelized", output_dtypes=[np.float32], keep_attrs=False)
     index = index.rename(spec.name).assign_attrs(long_name=spec.long_name, formula=spec.formula.text,
-                                                 units="1", valid_min=spec.valid_range[0],
-                                                 valid_max=spec.valid_range[1])
+                                                 units="1",
+                                                 # not CF valid_min/valid_max: CF reads those in packed units
+                                                 index_valid_range=list(spec.valid_range))
     return index if cloud_mask is None else apply_cloud_mask(index, cloud_mask)
 
 
