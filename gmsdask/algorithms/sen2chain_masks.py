@@ -138,7 +138,8 @@ def parse_cloud_mask(text: str) -> CloudMaskSpec:
     version = parts[0]
     if version not in _ALLOWED:
         raise ConfigError("cloudmasks", f"unknown cloud mask {text!r}: it must start with one of "
-                                        f"{', '.join(_ALLOWED)} (e.g. CM003-PRB1-ITER5, CM004-CSH1-CMP1-CHP1-TCI1-ITER0)")
+                                        f"{', '.join(_ALLOWED)} (e.g. CM003-PRB1-ITER5, "
+                                        "CM004-CSH1-CMP1-CHP1-TCI1-ITER0)")
     values: dict[str, int] = {}
     for part in parts[1:]:
         match = _TOKEN.match(part)
