@@ -160,3 +160,12 @@ def test_level_outcome_work_runs_on_the_cluster_before_finish(job, client):
     assert sorted(c[0] for c in calls) == sorted(catalog.scene(i).product_id for i in catalog.job(job_id).scene_ids)
     assert all(catalog.level_status(job_id, i)["L1B"] == "done" for i in catalog.job(job_id).scene_ids)
     controller.shutdown()
+
+
+def test_docs_levels_table_is_generated_from_the_registry():
+    from gmsdask.levels.docs import levels_markdown
+
+    text = (REPO / "docs" / "levels.md").read_text()
+    assert text == levels_markdown(), "docs/levels.md is stale: python -m gmsdask.levels.docs > docs/levels.md"
+    for level in default_registry():
+        assert f"| {level.name} | {level.title} |" in text
