@@ -10,7 +10,8 @@ import xarray as xr
 
 from gmsdask.config import JobConfig
 from gmsdask.errors import ConfigError
-from gmsdask.levels.l2a import geometric_homogenization, target_geobox, warp_lazy
+from gmsdask.geometry import warp_lazy
+from gmsdask.levels.l2a import geometric_homogenization, target_geobox
 from gmsdask.mgrs_grid import tile_geobox, tile_origin
 
 from .scene_factory import GroupSpec, landsat_scene, make_scene, ramp_values, s2_scene

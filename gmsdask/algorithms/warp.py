@@ -1,13 +1,14 @@
 """Resampling of one in-memory raster block onto another pixel grid (numpy in, numpy out; GDAL does the work).
 
-No xarray or Dask here: ``gmsdask.levels.l2a`` cuts scenes into blocks and calls :func:`warp_block` per block.
+No xarray or Dask here: :mod:`gmsdask.geometry.lazy_warp` cuts scenes into blocks and calls :func:`warp_block`
+per block. Grids are ``odc.geo.GeoBox`` values.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import rasterio.warp
-from affine import Affine
+from odc.geo.geobox import GeoBox
 from rasterio.enums import Resampling
 
 __all__ = ["RESAMPLING_RADIUS_PX", "warp_block", "assemble_window"]
@@ -33,10 +34,9 @@ def assemble_window(blocks: list[np.ndarray], n_block_cols: int, rows: slice, co
     return np.block(grid)[rows, cols]
 
 
-def warp_block(src: np.ndarray, src_transform: Affine, src_crs: str, dst_shape: tuple[int, int],
-               dst_transform: Affine, dst_crs: str, *, resampling: str, src_nodata: float | int | None,
-               dst_fill: float | int | bool) -> np.ndarray:
-    """Resample a 2-D block to ``dst_shape`` on ``dst_transform`` (both grids in CRS units, e.g. metres).
+def warp_block(src: np.ndarray, src_grid: GeoBox, dst_grid: GeoBox, *, resampling: str,
+               src_nodata: float | int | None, dst_fill: float | int | bool) -> np.ndarray:
+    """Resample a 2-D block on ``src_grid`` to ``dst_grid`` (``src.shape`` must be ``src_grid``'s shape).
 
     ``average`` is GDAL's area-weighted mean of the source pixels under each target pixel, skipping
     ``src_nodata`` (NaN for floats); the other methods are GDAL's kernels. Target pixels no source pixel reaches
@@ -45,15 +45,15 @@ def warp_block(src: np.ndarray, src_transform: Affine, src_crs: str, dst_shape: 
     work_dtype = _WARP_DTYPE.get(src.dtype, src.dtype)
     source = np.ascontiguousarray(src, dtype=work_dtype)
     fill = work_dtype.type(dst_fill)
-    destination = np.full(dst_shape, fill, dtype=work_dtype)
+    destination = np.full(dst_grid.shape.yx, fill, dtype=work_dtype)
     if source.size:
         if src_nodata is not None and not _contains(source, src_nodata):
             # GDAL's masked code path is ~2.5x slower and gives the same result when nothing is masked
             src_nodata = None
         rasterio.warp.reproject(
             source, destination,
-            src_transform=src_transform, src_crs=src_crs, src_nodata=src_nodata,
-            dst_transform=dst_transform, dst_crs=dst_crs, dst_nodata=fill,
+            src_transform=src_grid.affine, src_crs=str(src_grid.crs), src_nodata=src_nodata,
+            dst_transform=dst_grid.affine, dst_crs=str(dst_grid.crs), dst_nodata=fill,
             resampling=Resampling[resampling],
             # the output is pre-filled; GDAL must not re-initialise it with a different value
             init_dest_nodata=False,

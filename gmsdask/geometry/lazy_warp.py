@@ -13,7 +13,6 @@ from collections.abc import Mapping
 import dask.array as da
 import numpy as np
 import xarray as xr
-from affine import Affine
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 from odc.geo.geobox import GeoBox, GeoboxTiles
@@ -54,13 +53,10 @@ def qa_fill_value(name: str, dtype: np.dtype, attrs: Mapping[str, object]) -> in
     return int(info.max if info.min == 0 else info.min)
 
 
-def _warp_task(blocks: list[np.ndarray], n_block_cols: int, rows: slice, cols: slice,
-               src_affine: tuple[float, ...], src_crs: str, dst_shape: tuple[int, int],
-               dst_affine: tuple[float, ...], dst_crs: str, resampling: str,
-               src_nodata: float | int | None, fill: float | int | bool) -> np.ndarray:
+def _warp_task(blocks: list[np.ndarray], n_block_cols: int, rows: slice, cols: slice, src: GeoBox, dst: GeoBox,
+               resampling: str, src_nodata: float | int | None, fill: float | int | bool) -> np.ndarray:
     window = assemble_window(blocks, n_block_cols, rows, cols)
-    return warp_block(window, Affine(*src_affine[:6]), src_crs, dst_shape, Affine(*dst_affine[:6]), dst_crs,
-                      resampling=resampling, src_nodata=src_nodata, dst_fill=fill)
+    return warp_block(window, src, dst, resampling=resampling, src_nodata=src_nodata, dst_fill=fill)
 
 
 def warp_lazy(data: da.Array, src: GeoBox, dst: GeoBox, *, resampling: str, fill: float | int | bool,
@@ -83,7 +79,6 @@ def warp_lazy(data: da.Array, src: GeoBox, dst: GeoBox, *, resampling: str, fill
     col_edges = np.cumsum((0, *data.chunks[1]))
     pad = RESAMPLING_RADIUS_PX[resampling]
     name = f"warp-{resampling}-{tokenize(data.name, src, dst, resampling, fill, chunks)}"
-    src_crs, dst_crs = str(src.crs), str(dst.crs)
     layer: dict = {}
     n_rows, n_cols = dst_tiles.shape.yx
     for iy in range(n_rows):
@@ -98,13 +93,11 @@ def warp_lazy(data: da.Array, src: GeoBox, dst: GeoBox, *, resampling: str, fill
             bx0 = int(np.searchsorted(col_edges, cols.start, side="right")) - 1
             bx1 = int(np.searchsorted(col_edges, cols.stop, side="left"))
             keys = [(data.name, by, bx) for by in range(by0, by1) for bx in range(bx0, bx1)]
-            window_affine = src.affine @ Affine.translation(cols.start, rows.start)
             layer[(name, iy, ix)] = (
                 _warp_task, keys, bx1 - bx0,
                 slice(rows.start - row_edges[by0], rows.stop - row_edges[by0]),
                 slice(cols.start - col_edges[bx0], cols.stop - col_edges[bx0]),
-                tuple(window_affine)[:6], src_crs, sub.shape.yx, tuple(sub.affine)[:6], dst_crs,
-                resampling, src_nodata, fill,
+                src[rows, cols], sub, resampling, src_nodata, fill,
             )
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[data])
     return da.Array(graph, name, chunks=dst_tiles.chunks, dtype=dtype, meta=np.empty((0, 0), dtype=dtype))

@@ -17,6 +17,7 @@ import dask.array as da
 import numpy as np
 import rasterio
 from affine import Affine
+from odc.geo.geobox import GeoBox
 from dask.base import tokenize
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
@@ -32,20 +33,34 @@ _thread_state = threading.local()
 
 @dataclass(frozen=True)
 class RasterInfo:
-    """Grid and type of one raster file, read from its header only."""
+    """Grid and type of one raster file, read from its header only; the grid is an ``odc.geo.GeoBox``."""
 
     path: str
     name: str  # human-readable, for error messages
-    height: int
-    width: int
+    geobox: GeoBox
     dtype: str
-    crs: CRS | None
-    transform: Affine
     nodata: float | None
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.height, self.width
+        return self.geobox.shape.yx
+
+    @property
+    def height(self) -> int:
+        return self.geobox.shape.y
+
+    @property
+    def width(self) -> int:
+        return self.geobox.shape.x
+
+    @property
+    def transform(self) -> Affine:
+        return self.geobox.affine
+
+    @property
+    def crs(self) -> CRS | None:
+        """The grid's CRS as rasterio's type (None when the file has none)."""
+        return None if self.geobox.crs is None else CRS.from_wkt(self.geobox.crs.to_wkt())
 
     @property
     def resolution(self) -> float:
@@ -75,11 +90,10 @@ def raster_info(path: str, name: str | None = None) -> RasterInfo:
         with rasterio.open(path) as dataset:
             if dataset.count < 1:
                 raise BandFileError(label, "raster has no bands")
-            return RasterInfo(
-                path=path, name=label, height=dataset.height, width=dataset.width,
-                dtype=dataset.dtypes[0], crs=dataset.crs, transform=dataset.transform,
-                nodata=dataset.nodata,
-            )
+            crs = dataset.crs.to_wkt() if dataset.crs else None
+            return RasterInfo(path=path, name=label,
+                              geobox=GeoBox((dataset.height, dataset.width), dataset.transform, crs),
+                              dtype=dataset.dtypes[0], nodata=dataset.nodata)
     except RasterioError as err:
         raise BandFileError(label, f"cannot open raster ({err})") from None
 

@@ -85,7 +85,7 @@ def _group_dataset(bands: Sequence[BandSource], masks: Sequence[MaskSource], chu
                    product: str) -> xr.Dataset:
     reference = (bands[0].raster if bands else masks[0].raster)
     for source in [*bands, *masks]:
-        if source.raster.shape != reference.shape or source.raster.transform != reference.transform:
+        if source.raster.geobox != reference.geobox:
             raise ProductError(source.raster.name, f"grid {source.raster.shape} {source.raster.transform} "
                                                    f"differs from the other files of group {source.group}")
     x, y = grid_coords(reference.transform, reference.height, reference.width)

@@ -105,13 +105,13 @@ def place_masks(masks: Iterable[MaskSource], bands: Sequence[BandSource]) -> lis
     A mask on another grid than its group's bands (e.g. a 60 m mask beside downsampled 60 m bands) cannot share
     the group's ``x``/``y`` coordinates.
     """
-    band_grids = {band.group: (band.raster.shape, band.raster.transform) for band in bands}
+    band_grids = {band.group: band.raster.geobox for band in bands}
     placed = []
     for mask in masks:
         grid = band_grids.get(mask.group)
-        if grid is None or grid == (mask.raster.shape, mask.raster.transform):
+        if grid is None or grid == mask.raster.geobox:
             placed.append(mask)
         else:
             log.warning("%s: grid %s differs from the %s bands' grid %s; mask left out",
-                        mask.raster.name, mask.raster.shape, mask.group, grid[0])
+                        mask.raster.name, mask.raster.shape, mask.group, grid.shape.yx)
     return placed
