@@ -184,13 +184,24 @@ class Job:
             raise RoutineConfigError(f"routine {self.jid}", problems)
         return task
 
+    def _check_columns(self, cells: Mapping[str, str], task_id: int) -> None:
+        unknown = sorted(set(cells) - set(cfg_format.CELL_PARSERS) - {"tile", "active"})
+        if unknown:
+            raise RoutineConfigError(f"routine {self.jid}", [Problem(f"task {task_id}", name, "unknown column")
+                                                            for name in unknown])
+
     def task_add(self, row: Mapping[str, Any] | pd.DataFrame | None = None) -> int:
         """Append a task (a dict or one-row DataFrame of column -> value; missing columns get their defaults).
 
         Without ``row``, Sen2Chain's template task (tile 40KCB) is added. Returns the new task id.
         """
         tasks = self.task_list
-        tasks.append(self._parsed(_cells(row), f"task {len(tasks)}"))
+        cells = _cells(row)
+        self._check_columns(cells, len(tasks))
+        if "active" in cells:
+            active = cfg_format.v.parse_bool(cells.pop("active"))
+            cells["tile"] = ("" if active else "!") + cells.get("tile", "").lstrip("!").strip()
+        tasks.append(self._parsed(cells, f"task {len(tasks)}"))
         self._routine = cfg_format.with_tasks(self._routine, tasks)
         return len(tasks) - 1
 
@@ -205,10 +216,7 @@ class Job:
         cells = {column: cfg_format.task_cell(column, old) for column in columns}
         active = bool(fields.pop("active", old.active))
         changed = {str(k): cfg_format.cell_text(value) for k, value in fields.items()}
-        unknown = sorted(set(changed) - set(cfg_format.CELL_PARSERS) - {"tile"})
-        if unknown:
-            raise RoutineConfigError(f"routine {self.jid}", [Problem(f"task {task_id}", name, "unknown column")
-                                                            for name in unknown])
+        self._check_columns(changed, task_id)
         cells.update(changed)
         cells["tile"] = ("" if active else "!") + cells["tile"].lstrip("!").strip()
         tasks[task_id] = self._parsed(cells, f"task {task_id}")

@@ -94,4 +94,4 @@ class RoutineCron:
         if not entries:
             return "absent", None
         entry = entries[0]
-        return ("enabled" if entry.is_enabled() else "disabled"), str(entry.slices)
+        return ("enabled" if entry.is_enabled() else "disabled"), entry.slices.clean_render()

@@ -46,7 +46,7 @@ class TaskOutcome:
 
     task_id: int
     tile: str
-    status: str = "done"  # done | empty | failed | inactive
+    status: str = "done"  # done | empty (nothing found nor selected) | failed | inactive
     found: list[str] = field(default_factory=list)
     selected: list[str] = field(default_factory=list)
     already_processed: list[str] = field(default_factory=list)
@@ -308,7 +308,7 @@ def _clean(ctx: _Run, chunk: Sequence[tuple[TaskOutcome, Task]], when: str) -> N
 def _finish(ctx: _Run, outcome: TaskOutcome) -> None:
     if outcome.errors:
         outcome.status = "failed"
-    elif not outcome.selected:
+    elif not outcome.found and not outcome.selected:
         outcome.status = "empty"
     ctx.logger.info("task %d (%s): %s; found %d, selected %d, already processed %d, processed %d, removed %d%s",
                     outcome.task_id, outcome.tile, outcome.status, len(outcome.found), len(outcome.selected),
