@@ -9,5 +9,15 @@ from .api import Job, Jobs
 from .model import DayBound, JobSettings, RemoveItem, RoutineFile, Task
 from .validation import INDEX_NAMES, RoutineConfigError, RoutineIdError
 
-__all__ = ["Jobs", "Job", "Task", "JobSettings", "RoutineFile", "DayBound", "RemoveItem", "RoutineConfigError",
-           "RoutineIdError", "INDEX_NAMES"]
+__all__ = [
+           "INDEX_NAMES",
+           "DayBound",
+           "Job",
+           "JobSettings",
+           "Jobs",
+           "RemoveItem",
+           "RoutineConfigError",
+           "RoutineFile",
+           "RoutineIdError",
+           "Task",
+]

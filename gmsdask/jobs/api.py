@@ -11,11 +11,12 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -23,9 +24,15 @@ from . import cfg_format
 from .cron import RoutineCron
 from .home import gmsdask_home, job_file, job_options_file, jobs_folder
 from .model import DEFAULT_TEMPLATE_TILE, JobSettings, RoutineFile, Task
-from .validation import Problem, RoutineConfigError, RoutineIdError, InvalidValue, validate_job_id
+from .validation import (
+    InvalidValue,
+    Problem,
+    RoutineConfigError,
+    RoutineIdError,
+    validate_job_id,
+)
 
-__all__ = ["Jobs", "Job", "JOBS_COLUMNS"]
+__all__ = ["JOBS_COLUMNS", "Job", "Jobs"]
 
 log = logging.getLogger("gmsdask.jobs")
 
@@ -66,7 +73,7 @@ class Jobs(pd.DataFrame):
         A crontab file instead of the user's crontab (see :class:`~gmsdask.jobs.cron.RoutineCron`).
     """
 
-    _metadata = ["_home", "_cron"]
+    _metadata: ClassVar[list[str]] = ["_home", "_cron"]  # pandas keeps these attributes off the columns
 
     def __init__(self, home: str | Path | None = None, crontab: str | Path | None = None) -> None:
         folder = jobs_folder(Path(home) if home else None)
@@ -106,7 +113,7 @@ def _cells(row: Mapping[str, Any] | pd.DataFrame | None) -> dict[str, str]:
             raise RoutineConfigError("task_add", [Problem("row", "row", f"{len(row)} rows given, one expected")])
         row = row.iloc[0].to_dict()
     return {str(column): cfg_format.cell_text(value) for column, value in row.items()
-            if not (isinstance(value, float) and value != value)}
+            if not (isinstance(value, float) and math.isnan(value))}  # NaN: a cell the DataFrame left empty
 
 
 class Job:

@@ -31,9 +31,20 @@ from .model import (
     Task,
 )
 
-__all__ = ["read_routine", "write_routine", "read_globals_loosely", "task_from_cells", "cell_text", "new_routine",
-           "with_tasks", "table_columns", "task_cell", "parse_global", "CELL_PARSERS",
-           "DEFAULT_HEADER"]
+__all__ = [
+    "CELL_PARSERS",
+    "DEFAULT_HEADER",
+    "cell_text",
+    "new_routine",
+    "parse_global",
+    "read_globals_loosely",
+    "read_routine",
+    "table_columns",
+    "task_cell",
+    "task_from_cells",
+    "with_tasks",
+    "write_routine",
+]
 
 #: Comment header of files gmsdask creates (Sen2Chain's parameter documentation, shortened).
 DEFAULT_HEADER: tuple[str, ...] = (

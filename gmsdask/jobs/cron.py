@@ -18,7 +18,7 @@ from crontab import CronItem, CronTab
 
 from .validation import parse_cron, validate_job_id
 
-__all__ = ["RoutineCron", "CronStatus", "cron_comment"]
+__all__ = ["CronStatus", "RoutineCron", "cron_comment"]
 
 CronStatus = Literal["absent", "enabled", "disabled"]
 

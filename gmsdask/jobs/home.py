@@ -24,8 +24,15 @@ from ..config import JobConfig, load_config_file, set_config
 from ..errors import ConfigError
 from .validation import validate_job_id
 
-__all__ = ["RoutineOptions", "gmsdask_home", "jobs_folder", "job_file", "job_options_file", "routine_log_folder",
-           "load_options"]
+__all__ = [
+    "RoutineOptions",
+    "gmsdask_home",
+    "job_file",
+    "job_options_file",
+    "jobs_folder",
+    "load_options",
+    "routine_log_folder",
+]
 
 
 def gmsdask_home() -> Path:

@@ -13,15 +13,15 @@ from datetime import date, timedelta
 from typing import Literal
 
 __all__ = [
-    "DayBound",
-    "RemoveItem",
-    "Task",
-    "JobSettings",
-    "RoutineFile",
-    "TASK_COLUMNS",
-    "GLOBAL_KEYS",
     "DEFAULT_DATE_MIN",
     "DEFAULT_TEMPLATE_TILE",
+    "GLOBAL_KEYS",
+    "TASK_COLUMNS",
+    "DayBound",
+    "JobSettings",
+    "RemoveItem",
+    "RoutineFile",
+    "Task",
 ]
 
 #: Task table columns as Sen2Chain writes them today (FACTS.md section 7); ``pb_min``/``pb_max`` are written
@@ -111,7 +111,7 @@ class Task:
         """The indices to compute, with ``All`` expanded to ``all_names``."""
         return all_names if "All" in self.indices else self.indices
 
-    def edited(self, **changes: object) -> "Task":
+    def edited(self, **changes: object) -> Task:
         """A copy with ``changes`` (already typed values)."""
         return replace(self, **changes)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal, TypeVar
 
-__all__ = ["NameInfo", "parse_product_name", "level_group", "baseline_filter"]
+__all__ = ["NameInfo", "baseline_filter", "level_group", "parse_product_name"]
 
 _S2_COMPACT = re.compile(r"S2[ABC]_MSI(?P<level>L1C|L2A)_(?P<day>\d{8})T\d{6}_N(?P<pb>\d{4})_R\d{3}_T(?P<tile>\d{2}[A-Z]{3})")
 _S2_OPER = re.compile(r"S2[ABC]_OPER_\w*?(?P<level>L1C|L2A)\w*?_(?P<day>\d{8})T\d{6}\w*?_T(?P<tile>\d{2}[A-Z]{3})"

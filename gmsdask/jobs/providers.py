@@ -27,14 +27,23 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+# The catalogue's product discovery, imported in this one place (it may move to gmsdask.io.discovery).
+from ..catalog import find_products, is_product_name
 from ..errors import JobError
 from .product_names import parse_product_name
 
-# The catalogue's product discovery, imported in this one place (it may move to gmsdask.io.discovery).
-from ..catalog import find_products, is_product_name  # noqa: E402,I001
-
-__all__ = ["ProductQuery", "ProductRef", "Provider", "ProviderError", "LocalProvider", "make_provider",
-           "fetch_with_retries", "PUBLIC_STAC_ENDPOINTS", "find_products", "is_product_name"]
+__all__ = [
+    "PUBLIC_STAC_ENDPOINTS",
+    "LocalProvider",
+    "ProductQuery",
+    "ProductRef",
+    "Provider",
+    "ProviderError",
+    "fetch_with_retries",
+    "find_products",
+    "is_product_name",
+    "make_provider",
+]
 
 log = logging.getLogger("gmsdask.jobs.providers")
 

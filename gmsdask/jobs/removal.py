@@ -32,8 +32,14 @@ from .model import RemoveItem, Task
 from .product_names import level_group, parse_product_name
 from .providers import find_products
 
-__all__ = ["NeededBy", "select_for_removal", "delete_product", "copy_sideproducts", "clean_folders",
-           "SIDEPRODUCT_PATTERNS"]
+__all__ = [
+    "SIDEPRODUCT_PATTERNS",
+    "NeededBy",
+    "clean_folders",
+    "copy_sideproducts",
+    "delete_product",
+    "select_for_removal",
+]
 
 #: Members of an L2A product kept by ``copy_L2A_sideproducts`` (paths relative to the product root).
 SIDEPRODUCT_PATTERNS: tuple[str, ...] = ("GRANULE/*/IMG_DATA/R20m/*_SCL_20m.jp2", "GRANULE/*/QI_DATA/MSK_CLDPRB_20m.jp2")

@@ -26,13 +26,19 @@ from ..config import JobConfig
 from ..errors import CatalogError, GmsdaskError
 from . import removal
 from .cfg_format import read_routine
-from .home import RoutineOptions, gmsdask_home, jobs_folder, load_options, routine_log_folder
+from .home import (
+    RoutineOptions,
+    gmsdask_home,
+    jobs_folder,
+    load_options,
+    routine_log_folder,
+)
 from .model import RoutineFile, Task
 from .product_names import baseline_filter, level_group, parse_product_name
 from .providers import ProductQuery, fetch_with_retries, make_provider
 from .validation import INDEX_NAMES, RoutineConfigError
 
-__all__ = ["run_routine", "RunReport", "TaskOutcome", "ProductsHook"]
+__all__ = ["ProductsHook", "RunReport", "TaskOutcome", "run_routine"]
 
 #: ``compute_products(tile, cube_path, cloudmasks, indices, *, scene_ids, config) -> {"failed": {...}, ...}``:
 #: computes the requested cloud masks and indices into the tile cube. Provided by ``gmsdask.indices`` as
@@ -236,7 +242,9 @@ def _cube_path(ctx: _Run, outcome: TaskOutcome, tile: str) -> Path | None:
 
 def _default_hook() -> ProductsHook:
     try:
-        from ..indices import write_indices_to_cube  # the cloud-mask and index package (issue 11)
+        from ..indices import (
+            write_indices_to_cube,  # the cloud-mask and index package (issue 11)
+        )
     except ImportError as error:
         raise GmsdaskError(f"cloud masks and indices need gmsdask.indices.write_indices_to_cube: {error}") from None
     return write_indices_to_cube

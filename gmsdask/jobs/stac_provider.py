@@ -21,7 +21,13 @@ import pystac
 
 from ..mgrs_grid import tile_polygon
 from .product_names import parse_product_name
-from .providers import ProductQuery, ProductRef, ProviderError, copy_product, is_product_name
+from .providers import (
+    ProductQuery,
+    ProductRef,
+    ProviderError,
+    copy_product,
+    is_product_name,
+)
 
 __all__ = ["StacProvider"]
 

@@ -21,21 +21,21 @@ from ..mgrs_grid import normalize_tile
 from .model import DayBound, RemoveItem
 
 __all__ = [
-    "RoutineIdError",
-    "RoutineConfigError",
-    "Problem",
-    "InvalidValue",
     "INDEX_NAMES",
-    "validate_job_id",
+    "InvalidValue",
+    "Problem",
+    "RoutineConfigError",
+    "RoutineIdError",
     "parse_bool",
-    "parse_cron",
-    "parse_tile",
-    "parse_day_bound",
     "parse_cloudmasks",
-    "parse_indices",
-    "parse_remove",
+    "parse_cron",
+    "parse_day_bound",
     "parse_download",
+    "parse_indices",
     "parse_number",
+    "parse_remove",
+    "parse_tile",
+    "validate_job_id",
 ]
 
 #: The 12 indices of Sen2Chain (FACTS.md section 7), in its order; ``All`` in a task means all of them.
