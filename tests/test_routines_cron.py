@@ -6,6 +6,7 @@ import pytest
 from crontab import CronTab
 
 from gmsdask.jobs import Job, Jobs, RoutineConfigError
+from gmsdask.jobs.cron import CronUnavailableError
 
 
 def _state(tabfile, jid):
@@ -49,3 +50,17 @@ def test_invalid_timing_never_reaches_the_crontab(tmp_path, monkeypatch):
     assert job.timing == "0 0 * * *"
     job.cron_enable()
     assert job.cron_timing == "0 0 * * *"
+
+
+def test_an_unreadable_crontab_is_reported_not_fatal_for_listings(tmp_path, monkeypatch):
+    monkeypatch.setenv("GMSDASK_HOME", str(tmp_path))
+    folder_as_tabfile = tmp_path / "not_a_file"
+    folder_as_tabfile.mkdir()
+    job = Job("x", crontab=folder_as_tabfile)
+    job.save()
+    assert job.cron_status == "unavailable"
+    assert Jobs(crontab=folder_as_tabfile)["cron_status"].tolist() == ["unavailable"]
+    with pytest.raises(CronUnavailableError, match="not_a_file.*GMSDASK_CRONTAB"):
+        job.cron_enable()
+    Jobs(crontab=folder_as_tabfile).remove("x")  # files go even when cron cannot be edited
+    assert Jobs(crontab=folder_as_tabfile).list == []

@@ -109,15 +109,18 @@ def test_false_strings_are_false_everywhere():
 def test_every_invalid_value_is_listed_with_its_line_in_one_error():
     bad = SEED_EXAMPLE.replace("timing = 0 20 * * *", "timing = 0 25 * *").replace(
         "40KCB;;today;80", "40KCB;2020-13-01;today;80").replace("NDVI/NDWIGAO", "NDVI/NDXX").replace(
-        "CM004-CSH1-CMP1-CHP1-TCI1-ITER1", "CM005") + "99ZZZ;;;;;;;;;;l1c-old;x\n"
+        "CM004-CSH1-CMP1-CHP1-TCI1-ITER1", "CM005") + "99ZZZ;;;;;;;;;;l1c-old;x\n" + (
+        "29UNU;2022-02-01;2022-01-31;;;;;;;;;x\n")
     with pytest.raises(RoutineConfigError) as caught:
         read_routine(bad, "job_bad.cfg")
     problems = {(p.where, p.field) for p in caught.value.problems}
     assert problems == {("line 2", "timing"), ("line 12", "date_min"), ("line 12", "cloudmasks"),
-                        ("line 12", "indices"), ("line 13", "tile"), ("line 13", "remove")}
+                        ("line 12", "indices"), ("line 13", "tile"), ("line 13", "remove"),
+                        ("line 14", "date_min")}
     message = str(caught.value)
-    assert message.startswith("job_bad.cfg: 6 invalid value(s)")
+    assert message.startswith("job_bad.cfg: 7 invalid value(s)")
     assert "'NDXX'" in message and "'CM005'" in message and "'l1c-old'" in message and "'0 25 * *'" in message
+    assert "date_min 2022-02-01 is after date_max 2022-01-31" in message
 
 
 @pytest.mark.parametrize("jid", ["../x", "/abs/path", "", "a/b", "a b", "..", "x.cfg"])

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pystac
 import pytest
+import xarray as xr
+from distributed import Client
 
-from gmsdask.catalog import SceneRecord
+from gmsdask.catalog import Catalog, SceneRecord
 from gmsdask.jobs import Job
 from gmsdask.jobs.model import RemoveItem, Task
 from gmsdask.jobs.product_names import baseline_filter, parse_product_name
@@ -57,7 +59,8 @@ def test_static_stac_catalogue_provider_fetches_the_tiles_products_into_the_arch
     catalog.save(pystac.CatalogType.ABSOLUTE_PUBLISHED)
     (home / "config" / "jobs").mkdir(parents=True)
     (home / "config" / "jobs" / "job_stac.toml").write_text(
-        f'[routine.providers.shared]\nkind = "stac"\nurl = "{tmp_path / "stac" / "catalog.json"}"\n')
+        f'target_gsd = 600.0\nmgrs_pixel_buffer = 0\n[routine.providers.shared]\nkind = "stac"\n'
+        f'url = "{tmp_path / "stac" / "catalog.json"}"\n')
     job = Job("stac")
     job.task_add({"tile": "56JMM", "download": "l1c", "provider": "shared", "date_min": "2018-06-01",
                   "date_max": "2018-06-30", "max_clouds": 50})
@@ -72,6 +75,21 @@ def test_static_stac_catalogue_provider_fetches_the_tiles_products_into_the_arch
     assert len(first.new_scene_ids) == 1 and first.selected == []  # L1C without compute_l2a: fetched only
     assert first.status == "done" and report.catalog_job_ids == []
     assert cloudy.found == [] and cloudy.status == "empty"
+    # compute_l2a admits the Level-1C product: gmsdask's own chain takes it into the tile cube
+    job = Job("stac")
+    job.task_edit(0, compute_l2a=True)
+    job.task_remove(1)
+    job.save()
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0") as client:
+        report = job.run(client=client)
+    (task,) = report.tasks
+    assert task.found == first.found and task.new_scene_ids == set()  # found again, already catalogued
+    assert task.selected == task.processed == first.found and task.status == "done", task.errors
+    (job_id,) = report.catalog_job_ids
+    catalog = Catalog(f"sqlite:///{home / 'catalog.sqlite'}")
+    assert catalog.job(job_id).status == "finished"
+    (tile,) = catalog.tiles_written(job_id)
+    assert tile.tile == "56JMM" and xr.open_zarr(tile.path).sizes["x"] == 183  # 109.8 km at 600 m
 
 
 def test_public_provider_names_map_to_the_stac_provider_without_contacting_them(tmp_path):

@@ -108,3 +108,18 @@ def test_bad_tasks_are_recorded_and_the_others_finish(home):
     assert empty.status == "empty" and empty.errors == []
     assert inactive.status == "inactive" and report.catalog_job_ids == []
 
+
+
+def test_process_by_line_runs_the_phases_as_barriers_per_chunk(home):
+    def phase_order(process_by_line):
+        job = Job(f"chunks{process_by_line}")
+        job.logs = True
+        job.process_by_line = process_by_line
+        for tile in ("31UFS", "31UFT"):
+            job.task_add({"tile": tile, "download": "l2a", **OCTOBER})
+        log = job.run().log_file.read_text().splitlines()
+        return [(line.split("task ")[1][:1], "found" if "product(s):" in line else "select")
+                for line in log if "product(s):" in line or "no product matches" in line]
+
+    assert phase_order(0) == [("0", "found"), ("1", "found"), ("0", "select"), ("1", "select")]
+    assert phase_order(1) == [("0", "found"), ("0", "select"), ("1", "found"), ("1", "select")]

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from . import cfg_format
-from .cron import RoutineCron
+from .cron import CronUnavailableError, RoutineCron
 from .home import gmsdask_home, job_file, job_options_file, jobs_folder
 from .model import DEFAULT_TEMPLATE_TILE, JobSettings, RoutineFile, Task
 from .validation import (
@@ -29,6 +29,7 @@ from .validation import (
     Problem,
     RoutineConfigError,
     RoutineIdError,
+    parse_bool,
     validate_job_id,
 )
 
@@ -51,7 +52,7 @@ def _job_row(path: Path, cron: RoutineCron) -> dict[str, Any] | None:
         return None
     texts = cfg_format.read_globals_loosely(path.read_text(errors="replace"))
     try:
-        logs: Any = cfg_format.v.parse_bool(texts.get("logs", "False"))
+        logs: Any = parse_bool(texts.get("logs", "False"))
     except InvalidValue:
         logs = texts.get("logs")
     status, timing = cron.status(jid)
@@ -97,8 +98,11 @@ class Jobs(pd.DataFrame):
     def remove(self, jid: str) -> None:
         """Delete routine ``jid``: its ``.cfg``, its ``.toml`` options and its crontab entry (logs stay)."""
         home = self._home or gmsdask_home()
-        self._cron.remove(jid)
-        log.info("routine %s: crontab entry removed", jid)
+        try:
+            self._cron.remove(jid)
+            log.info("routine %s: crontab entry removed", jid)
+        except CronUnavailableError as error:
+            log.warning("routine %s: crontab entry not removed: %s", jid, error)
         for path in (job_file(jid, home), job_options_file(jid, home)):
             if path.exists():
                 path.unlink()
@@ -206,7 +210,7 @@ class Job:
         cells = _cells(row)
         self._check_columns(cells, len(tasks))
         if "active" in cells:
-            active = cfg_format.v.parse_bool(cells.pop("active"))
+            active = parse_bool(cells.pop("active"))
             cells["tile"] = ("" if active else "!") + cells.get("tile", "").lstrip("!").strip()
         tasks.append(self._parsed(cells, f"task {len(tasks)}"))
         self._routine = cfg_format.with_tasks(self._routine, tasks)

@@ -166,6 +166,9 @@ def task_from_cells(cells: Mapping[str, str], where: str) -> tuple[Task | None, 
             values[field_name] = parse(text) if text.strip() else empty
         except v.InvalidValue as error:
             problems.append(v.Problem(where, column, str(error)))
+    low, high = values.get("date_min"), values.get("date_max")
+    if low is not None and high is not None and low.day and high.day and low.day > high.day:
+        problems.append(v.Problem(where, "date_min", f"date_min {low} is after date_max {high}"))
     if "pb_min" in values and "pb_max" in values and values["pb_min"] > values["pb_max"]:
         problems.append(v.Problem(where, "pb_min", f"pb_min {values['pb_min']:g} > pb_max {values['pb_max']:g}"))
     if problems:

@@ -16,11 +16,17 @@ from typing import Literal
 
 from crontab import CronItem, CronTab
 
+from ..errors import JobError
 from .validation import parse_cron, validate_job_id
 
 __all__ = ["CronStatus", "RoutineCron", "cron_comment"]
 
-CronStatus = Literal["absent", "enabled", "disabled"]
+#: ``unavailable``: the crontab cannot be read (no ``crontab`` program on this machine, for instance).
+CronStatus = Literal["absent", "enabled", "disabled", "unavailable"]
+
+
+class CronUnavailableError(JobError):
+    """The crontab cannot be read or written (the message says why and how to use a tab file instead)."""
 
 
 def cron_comment(jid: str) -> str:
@@ -49,11 +55,16 @@ class RoutineCron:
         self.tabfile: Path | None = Path(chosen) if chosen is not None else None
 
     def _open(self) -> CronTab:
-        if self.tabfile is None:
-            return CronTab(user=True)
-        self.tabfile.parent.mkdir(parents=True, exist_ok=True)
-        self.tabfile.touch(exist_ok=True)
-        return CronTab(tabfile=str(self.tabfile))
+        try:
+            if self.tabfile is None:
+                return CronTab(user=True)
+            self.tabfile.parent.mkdir(parents=True, exist_ok=True)
+            self.tabfile.touch(exist_ok=True)
+            return CronTab(tabfile=str(self.tabfile))
+        except OSError as error:
+            where = self.tabfile or "the user's crontab"
+            raise CronUnavailableError(f"cannot read {where}: {error} (a crontab file can be used instead: "
+                                       "RoutineCron(tabfile), --tabfile or GMSDASK_CRONTAB)") from None
 
     @staticmethod
     def _entries(tab: CronTab, jid: str) -> list[CronItem]:
@@ -89,8 +100,11 @@ class RoutineCron:
         tab.write()
 
     def status(self, jid: str) -> tuple[CronStatus, str | None]:
-        """(``absent`` | ``enabled`` | ``disabled``, the entry's timing or None) of routine ``jid``."""
-        entries = self._entries(self._open(), jid)
+        """(``absent`` | ``enabled`` | ``disabled`` | ``unavailable``, the entry's timing or None) of ``jid``."""
+        try:
+            entries = self._entries(self._open(), jid)
+        except CronUnavailableError:
+            return "unavailable", None
         if not entries:
             return "absent", None
         entry = entries[0]
