@@ -47,8 +47,8 @@ def test_real_l2a_run_writes_the_cube_reports_its_catalogue_job_and_does_not_red
     job.save()
     calls = []
 
-    def stand_in(tile, cube_path, cloudmasks, indices, *, scene_ids, config):
-        calls.append((tile, Path(cube_path), cloudmasks, indices, list(scene_ids), config.target_gsd))
+    def stand_in(tile, cube_path, cloudmasks, indices, *, scenes, config):
+        calls.append((tile, Path(cube_path), cloudmasks, indices, dict(scenes), config.target_gsd))
         return {"written": [f"{i}_{m}" for i in indices for m in cloudmasks], "failed": {}}
 
     with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0") as client:
@@ -70,7 +70,7 @@ def test_real_l2a_run_writes_the_cube_reports_its_catalogue_job_and_does_not_red
         dn = source.read(1, window=((1500, 1501), (300, 301)))[0, 0]
     value = float(cube["B04"][0, 1500, 300])
     assert dn > 0 and (np.isnan(value) or value == pytest.approx((int(dn) - 1000) / 10000, abs=1e-4))
-    assert calls == [("29UNU", Path(tile.path), ("CM001",), ("MNDWI", "BIGR"), [product_id], 60.0)]
+    assert calls == [("29UNU", Path(tile.path), ("CM001",), ("MNDWI", "BIGR"), {product_id: str(link)}, 60.0)]
     # remove l2a-new: the archive's link is gone, the shared product is not, the side products are kept
     assert done.removed == [product_id] and not link.is_symlink() and product.is_dir()
     kept = sorted(p.name for p in (home / "sideproducts" / "29UNU" / product_id).iterdir())
@@ -79,15 +79,15 @@ def test_real_l2a_run_writes_the_cube_reports_its_catalogue_job_and_does_not_red
     assert report.log_file.parent == home / "logs" / "routine_real"
     assert f"catalogue job {job_id} finished" in log and "31UFS): no product matches" in log
     assert f"removed {link}" in log and f"catalogue jobs created: {job_id}" in log
-    # a second run finds the scene in the cube: no catalogue job, nothing recomputed by the chain;
-    # an index the products hook reports as failed makes the task failed, with the reason
-    def failing(tile, cube_path, cloudmasks, indices, *, scene_ids, config):
-        calls.append((tile, list(scene_ids)))
+    # a second run finds the scene in the cube: no catalogue job, nothing recomputed by the chain; the products
+    # hook still sees the scene (it fills in what is missing); a failure it reports makes the task failed
+    def failing(tile, cube_path, cloudmasks, indices, *, scenes, config):
+        calls.append((tile, dict(scenes)))
         return {"written": [], "failed": {"MNDWI_CM001": "band B03 unreadable"}}
 
     again = Job("real").run(compute_products=failing)
     assert again.catalog_job_ids == [] and again.tasks[1].already_processed == [product_id]
-    assert calls[-1] == ("29UNU", [])
+    assert calls[-1] == ("29UNU", {product_id: None})  # in the cube; its product was removed
     assert again.tasks[1].status == "failed"
     assert again.tasks[1].errors == ["products: MNDWI_CM001: band B03 unreadable"]
     assert len(list((home / "logs" / "routine_real").iterdir())) == 2
@@ -123,3 +123,25 @@ def test_process_by_line_runs_the_phases_as_barriers_per_chunk(home):
 
     assert phase_order(0) == [("0", "found"), ("1", "found"), ("0", "select"), ("1", "select")]
     assert phase_order(1) == [("0", "found"), ("0", "select"), ("1", "found"), ("1", "select")]
+
+
+def test_default_products_hook_adapts_the_indices_writer_and_reports_its_failures(tmp_path):
+    from types import SimpleNamespace
+
+    from gmsdask import set_config
+    from gmsdask.jobs.products_hook import ProductsResult, failures_of, indices_hook
+
+    seen = []
+
+    def writer(cube, scenes, cloudmasks, indices):
+        seen.append((cube, scenes, cloudmasks, indices))
+        return SimpleNamespace(variables={"S1": ["MNDWI", "MNDWI_CM001"]}, notes=["S1: no SCL"],
+                               failures=[SimpleNamespace(scene_id="S1", name="NDVI", reason="band B08 is missing")])
+
+    hook = indices_hook(writer)
+    result = hook("29UNU", tmp_path / "29UNU.zarr", ("CM001",), ("MNDWI", "NDVI"), scenes={"S1": "/p/S1.SAFE"},
+                  config=set_config())
+    assert seen == [(tmp_path / "29UNU.zarr", {"S1": "/p/S1.SAFE"}, ["CM001"], ["MNDWI", "NDVI"])]
+    assert result == ProductsResult({"S1": ["MNDWI", "MNDWI_CM001"]}, {"S1: NDVI": "band B08 is missing"},
+                                    ["S1: no SCL"])
+    assert failures_of(result) == {"S1: NDVI": "band B08 is missing"} and failures_of(None) == {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -35,15 +35,12 @@ from .home import (
 )
 from .model import RoutineFile, Task
 from .product_names import baseline_filter, level_group, parse_product_name
+from .products_hook import ProductsHook, failures_of, indices_hook
 from .providers import ProductQuery, fetch_with_retries, make_provider
 from .validation import INDEX_NAMES, RoutineConfigError
 
 __all__ = ["ProductsHook", "RunReport", "TaskOutcome", "run_routine"]
 
-#: ``compute_products(tile, cube_path, cloudmasks, indices, *, scene_ids, config) -> {"failed": {...}, ...}``:
-#: computes the requested cloud masks and indices into the tile cube. Provided by ``gmsdask.indices`` as
-#: ``write_indices_to_cube``; a returned ``"failed"`` mapping (name -> reason) makes the task failed.
-ProductsHook = Callable[..., Mapping[str, Any] | None]
 
 
 @dataclass
@@ -60,7 +57,7 @@ class TaskOutcome:
     catalog_job_status: str = ""
     processed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
-    products: Mapping[str, Any] | None = None
+    products: Any = None  # the products hook's result
     removed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     new_scene_ids: set[int] = field(default_factory=set)
@@ -240,16 +237,6 @@ def _cube_path(ctx: _Run, outcome: TaskOutcome, tile: str) -> Path | None:
     return None
 
 
-def _default_hook() -> ProductsHook:
-    try:
-        from ..indices import (
-            write_indices_to_cube,  # the cloud-mask and index package (issue 11)
-        )
-    except ImportError as error:
-        raise GmsdaskError(f"cloud masks and indices need gmsdask.indices.write_indices_to_cube: {error}") from None
-    return write_indices_to_cube
-
-
 def _products(ctx: _Run, outcome: TaskOutcome, task: Task) -> None:
     if not task.cloudmasks and not task.indices:
         return
@@ -258,12 +245,13 @@ def _products(ctx: _Run, outcome: TaskOutcome, task: Task) -> None:
         if outcome.selected:
             raise GmsdaskError(f"no cube of tile {task.tile} to write cloud masks and indices into")
         return
-    hook = ctx.hook or _default_hook()
-    result = hook(task.tile, cube, task.cloudmasks, task.index_names(INDEX_NAMES),
-                  scene_ids=outcome.processed, config=ctx.cfg)
+    written = _written_pairs(ctx.catalog, ctx.cfg.virtual_sensor_name)
+    scenes = {s.product_id: s.product_path if Path(s.product_path).exists() else None
+              for s in _select(ctx, task) if (task.tile, s.id) in written}
+    hook = ctx.hook or indices_hook()
+    result = hook(task.tile, cube, task.cloudmasks, task.index_names(INDEX_NAMES), scenes=scenes, config=ctx.cfg)
     outcome.products = result
-    failed = dict((result or {}).get("failed", {}))
-    for name, reason in failed.items():
+    for name, reason in failures_of(result).items():
         outcome.errors.append(f"products: {name}: {reason}")
     ctx.logger.info("task %d (%s): cloud masks %s, indices %s into %s: %s", outcome.task_id, task.tile,
                     "/".join(task.cloudmasks) or "-", "/".join(task.indices) or "-", cube, result)
@@ -378,7 +366,8 @@ def run_routine(jid: str, routine: RoutineFile, *, home: Path | None = None, cle
         A ``distributed.Client`` to run on; default: the current client, ``scheduler_address``, or a
         ``LocalCluster`` of ``nb_proc`` workers started when the first catalogue job runs.
     compute_products
-        The cloud-mask and index hook (:data:`ProductsHook`); default ``gmsdask.indices.write_indices_to_cube``.
+        The cloud-mask and index hook (:mod:`gmsdask.jobs.products_hook`); default: ``gmsdask.indices``'
+        ``write_indices_to_cube`` through :func:`~gmsdask.jobs.products_hook.indices_hook`.
     today
         The day of the run for ``today``/``today-xx`` (default: today in UTC).
     sleep
