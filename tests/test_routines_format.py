@@ -138,6 +138,8 @@ def test_job_api_add_edit_remove_save_and_list(home):
     job.task_edit(1, max_clouds=60, cloudmasks="CM001/CM004-CSH1-CMP1-CHP1-TCI1-ITER0")
     job.timing = "30 2 * * 1"
     job.logs = "False"
+    job.process_by_line = 5
+    job.process_by_line = None  # back to the whole table at once
     with pytest.raises(RoutineConfigError, match="NOPE"):
         job.task_edit(1, indices="NDVI/NOPE")
     with pytest.raises(RoutineConfigError, match="cron"):
@@ -150,7 +152,8 @@ def test_job_api_add_edit_remove_save_and_list(home):
     assert (second.tile, second.date_min, second.max_clouds, second.indices) == (
         "29UNU", DayBound(date(2022, 1, 1)), 60, ("MNDWI", "BIGR"))
     assert second.cloudmasks == ("CM001", "CM004-CSH1-CMP1-CHP1-TCI1-ITER0")
-    assert (again.timing, again.logs) == ("30 2 * * 1", False)
+    assert (again.timing, again.logs, again.process_by_line) == ("30 2 * * 1", False, None)
+    assert "process_by_line =" not in again.config_file.read_text()
     assert list(again.tasks["remove"]) == ["l1c-new-cc80/l2a-all", ""]
     again.task_remove(0)
     assert [t.tile for t in again.task_list] == ["29UNU"]

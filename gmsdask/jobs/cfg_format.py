@@ -177,6 +177,9 @@ def task_from_cells(cells: Mapping[str, str], where: str) -> tuple[Task | None, 
 
 
 def parse_global(key: str, text: str) -> Any:
+    """The typed value of global ``key`` (any case); an empty ``provider``/``process_by_line`` is None."""
+    if not text.strip() and key.lower() in ("provider", "process_by_line"):
+        return None
     return _GLOBAL_PARSERS[key.lower()](text)
 
 
