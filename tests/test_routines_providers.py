@@ -199,3 +199,31 @@ def test_clean_removes_corrupt_products_and_partial_fetches_of_the_tile(tmp_path
     assert sorted(removed) == sorted([corrupt, partial])
     assert other_tile.exists() and good.is_symlink()
     assert clean_folders("55JGF", [archive], LOG) == []  # a real product opens: kept
+
+
+def test_stac_api_search_asks_for_the_tile_footprint_dates_and_level_collections(tmp_path, monkeypatch):
+    import pystac_client
+
+    wanted = data_path(*L1C_56JMM)
+    items = [_item(wanted, "56JMM", datetime(2018, 6, 29, 0, 2, 41, tzinfo=UTC), 12.0),
+             _item(wanted, "56JMN", datetime(2018, 6, 29, 0, 2, 41, tzinfo=UTC), 12.0)]  # a neighbour's item
+    asked = {}
+
+    class _Search:
+        def items(self):
+            return iter(items)
+
+    class _Api:
+        def search(self, **kwargs):
+            asked.update(kwargs)
+            return _Search()
+
+    monkeypatch.setattr(pystac_client.Client, "open", staticmethod(lambda url: asked.update(url=url) or _Api()))
+    provider = make_provider("cop_dataspace", {}, tmp_path)
+    refs = provider.search(ProductQuery("56JMM", date(2018, 6, 1), date(2018, 6, 30), "l1c", 20.0))
+    assert [ref.product_id for ref in refs] == [items[0].id] and refs[0].cloud_cover == 12.0
+    assert asked["url"] == "https://stac.dataspace.copernicus.eu/v1"
+    assert asked["collections"] == ["sentinel-2-l1c"]
+    assert asked["datetime"] == "2018-06-01T00:00:00Z/2018-06-30T23:59:59Z"
+    assert asked["intersects"] == tile_polygon("56JMM").__geo_interface__
+    assert provider.fetch(refs[0]) == tmp_path / "cop_dataspace" / "56JMM" / wanted.name
