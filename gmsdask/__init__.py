@@ -17,6 +17,8 @@ __version__ = "0.2.0"
 #: Public names imported on first use (they pull in the Dask cluster, the catalogue or the cube store).
 _LAZY = {
     "ProcessController": ("gmsdask.controller", "ProcessController"),
+    "Jobs": ("gmsdask.jobs", "Jobs"),
+    "Job": ("gmsdask.jobs", "Job"),
 }
 
 __all__ = [
