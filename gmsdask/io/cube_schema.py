@@ -33,7 +33,7 @@ from ..errors import ProcessingError
 
 __all__ = ["REFLECTANCE_SCALE", "THERMAL_SCALE", "THERMAL_OFFSET", "FILL_INT16", "TIME_UNITS", "SLOT_COORDINATES",
            "SlotCoordinate", "VariableSpec", "variable_spec", "spec_from_array", "slot_coordinate_values",
-           "template_documents", "encode_block", "is_band"]
+           "template_documents", "put_documents", "copy_slot_rows", "encode_block", "is_band"]
 
 REFLECTANCE_SCALE = np.float32(1e-4)
 THERMAL_SCALE, THERMAL_OFFSET = np.float32(0.01), np.float32(273.15)
@@ -226,3 +226,20 @@ def encode_block(spec: VariableSpec, block: np.ndarray) -> np.ndarray:
         scaled = np.clip(scaled, FILL_INT16 + 1, np.iinfo(np.int16).max)
         return np.where(np.isfinite(values), scaled, FILL_INT16).astype(np.int16)
     return np.asarray(block).astype(spec.dtype)
+
+
+def put_documents(store: zarr.abc.store.Store, documents: Mapping[str, bytes]) -> None:
+    """Writes ``documents`` (key -> bytes, parents first) into ``store``."""
+    for key, raw in documents.items():
+        sync(store.set(key, default_buffer_prototype().buffer.from_bytes(raw)))
+
+
+def copy_slot_rows(src: zarr.Array, dst: zarr.Array, old: int, new: int,
+                   window: tuple[slice, slice] | None = None) -> None:
+    """Copies the stored integers of slot ``old`` of ``src`` into slot ``new`` of ``dst`` (optionally only
+    ``window``), one row of chunks at a time so a 10 m tile never sits in memory whole."""
+    rows, cols = window or (slice(0, src.shape[1]), slice(0, src.shape[2]))
+    step = src.chunks[1]
+    for row in range(rows.start, rows.stop, step):
+        band = slice(row, min(row + step, rows.stop))
+        dst[new, band, cols] = src[old, band, cols]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import os
+from pathlib import Path
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,9 +36,10 @@ import zarr
 from odc.geo.geobox import GeoBox
 
 from ..errors import CubeWriteCanceled, CubeWriteError, ProcessingError
-from .cube_schema import (SLOT_COORDINATES, TIME_UNITS, VariableSpec, encode_block, is_band, slot_coordinate_values,
+from .cube_migrate import old_cube_problem
+from .cube_schema import (TIME_UNITS, copy_slot_rows, VariableSpec, encode_block, is_band, put_documents, slot_coordinate_values,
                           spec_from_array, template_documents, variable_spec)
-from .cube_storage import CubeStorageOptions, commit_guard, normalize_location, open_repository
+from .cube_storage import CubeStorageOptions, commit_guard, is_url, normalize_location, open_repository, repository_exists
 
 __all__ = ["CubeGrid", "SceneSlot", "CubeWrite", "write_scene"]
 
@@ -101,14 +103,6 @@ def _pixel_arrays(group: zarr.Group) -> dict[str, zarr.Array]:
     return {name: arr for name, arr in _time_arrays(group).items() if arr.ndim == 3}
 
 
-def _set_documents(store: icechunk.IcechunkStore, documents: Mapping[str, bytes]) -> None:
-    from zarr.core.buffer import default_buffer_prototype
-    from zarr.core.sync import sync
-
-    for key, raw in documents.items():
-        sync(store.set(key, default_buffer_prototype().buffer.from_bytes(raw)))
-
-
 def _check_grid(location: str, group: zarr.Group, gbox: GeoBox) -> None:
     ny, nx = gbox.shape.yx
     x, y = group["x"], group["y"]
@@ -134,7 +128,7 @@ def _prepare(store: icechunk.IcechunkStore, location: str, grid: CubeGrid, specs
     group = zarr.open_group(store, mode="a")
     created = "time" not in group
     if created:
-        _set_documents(store, template_documents(specs, grid.geobox, chunks=grid.chunks,
+        put_documents(store, template_documents(specs, grid.geobox, chunks=grid.chunks,
                                                  compressor=grid.compressor, attrs=grid.attrs))
     else:
         _check_grid(location, group, grid.geobox)
@@ -142,7 +136,7 @@ def _prepare(store: icechunk.IcechunkStore, location: str, grid: CubeGrid, specs
         if missing:
             documents = template_documents(missing, grid.geobox, chunks=grid.chunks, compressor=grid.compressor,
                                            attrs={})
-            _set_documents(store, {key: raw for key, raw in documents.items() if key.split("/")[0] in missing})
+            put_documents(store, {key: raw for key, raw in documents.items() if key.split("/")[0] in missing})
     group = zarr.open_group(store, mode="r+")
     n_time = group["time"].shape[0]
     ids = [str(v) for v in group["scene_id"][:]] if n_time else []
@@ -158,18 +152,21 @@ def _prepare(store: icechunk.IcechunkStore, location: str, grid: CubeGrid, specs
     if replaced:
         keep = _window_chunks(*window, grid.chunks)
         for name, arr in _pixel_arrays(group).items():
-            kept = keep if name in specs else set()
-            _clear_slot(arr, index, kept, grid.chunks)
+            _clear_slot(store, name, arr, index, keep if name in specs else set())
     return _Slot(index, created, replaced)
 
 
-def _clear_slot(arr: zarr.Array, index: int, keep: set[tuple[int, int]], chunks: tuple[int, int]) -> None:
-    """Sets every chunk of slot ``index`` outside ``keep`` to the fill value (Zarr then drops the chunk)."""
-    ny, nx = arr.shape[1:]
-    for r in range(-(-ny // chunks[0])):
-        for c in range(-(-nx // chunks[1])):
-            if (r, c) not in keep:
-                arr[index, r * chunks[0]:(r + 1) * chunks[0], c * chunks[1]:(c + 1) * chunks[1]] = arr.fill_value
+def _clear_slot(store: icechunk.IcechunkStore, name: str, arr: zarr.Array, index: int,
+                keep: set[tuple[int, int]]) -> None:
+    """Deletes the stored chunks of slot ``index`` outside ``keep`` (a deleted chunk reads as the fill value)."""
+    from zarr.core.sync import sync
+
+    async def _stale() -> list[tuple[int, ...]]:
+        return [coords async for coords in store.session.chunk_coordinates(f"/{name}")
+                if coords[0] == index and tuple(coords[1:]) not in keep]
+
+    for coords in set(sync(_stale())):
+        sync(store.delete(f"{name}/{arr.metadata.encode_chunk_key(coords)}"))
 
 
 def _write_window(fork: icechunk.ForkSession, specs: Mapping[str, VariableSpec], index: int,
@@ -211,12 +208,8 @@ def _copy_slot(source: icechunk.Session, target: icechunk.IcechunkStore, names: 
                window: tuple[slice, slice]) -> None:
     """Re-places the already encoded window of slot ``old`` of ``source`` into slot ``new`` of ``target``."""
     for name in names:
-        src = zarr.open_array(source.store, path=name, mode="r")
-        dst = zarr.open_array(target, path=name, mode="r+")
-        step = src.chunks[1]
-        for row in range(window[0].start, window[0].stop, step):
-            rows = slice(row, min(row + step, window[0].stop))
-            dst[new, rows, window[1]] = src[old, rows, window[1]]
+        copy_slot_rows(zarr.open_array(source.store, path=name, mode="r"),
+                       zarr.open_array(target, path=name, mode="r+"), old, new, window)
 
 
 def _write_error(location: str, scene_id: str, error: BaseException) -> CubeWriteError:
@@ -278,6 +271,10 @@ def write_scene(location: str | os.PathLike[str], data: xr.Dataset, grid: CubeGr
     message = message or f"job {job_id if job_id is not None else '-'}: write scene {slot.scene_id}"
     metadata = {"scene_id": slot.scene_id, "job_id": job_id}
     _check_cancel(should_cancel, location, slot.scene_id)
+    if not is_url(location) and not repository_exists(location):
+        problem = old_cube_problem(Path(location).with_suffix(".zarr"))
+        if problem:
+            raise CubeWriteError(slot.scene_id, "L2C", problem)
     try:
         repo = open_repository(location, create=True, options=options)
         previous: tuple[icechunk.Session, _Slot] | None = None
