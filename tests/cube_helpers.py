@@ -82,7 +82,8 @@ def _main(location: str, scene_ids: str, go_file: str) -> None:
     while not Path(go_file).exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     for scene_id in scene_ids.split(","):
-        write(location, scene_id)
+        done = write(location, scene_id)
+        print(f"{scene_id}: slot {done.time_index}, attempts {done.attempts}", flush=True)
 
 
 def _stall_mid_write(location: str, scene_id: str, marker: str) -> None:

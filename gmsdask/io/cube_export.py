@@ -110,9 +110,10 @@ def export_cube(location: str | os.PathLike[str], out_dir: str | os.PathLike[str
     transform = _transform(group)
     pixel = [name for name, arr in group.arrays() if arr.ndim == 3 and (not variables or name in variables)]
     written = []
+    times, scene_ids = group["time"][:], group["scene_id"][:]
     for t in slots:
-        stamp = pd.Timestamp(group["time"][t], unit="ms").strftime("%Y%m%dT%H%M%S")
-        scene_id = str(group["scene_id"][t])
+        stamp = pd.Timestamp(int(times[t]), unit="ms").strftime("%Y%m%dT%H%M%S")
+        scene_id = str(scene_ids[t])
         for name in sorted(pixel):
             arr = group[name]
             data = arr[t]

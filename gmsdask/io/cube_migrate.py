@@ -145,7 +145,7 @@ def migrate_cube(zarr_path: str | os.PathLike[str], *, rebuild: bool = False,
     put_documents(store, template_documents(specs, _grid(old), chunks=tuple(first.chunks[1:]),
                                              compressor=_compressor(first), attrs=attrs))
     group = zarr.open_group(store, mode="r+")
-    for arr in group.arrays():
+    for _, arr in group.arrays():
         if (arr.metadata.dimension_names or (None,))[0] == "time":
             arr.resize((len(keep), *arr.shape[1:]))
     if keep:
