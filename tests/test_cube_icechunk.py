@@ -14,7 +14,14 @@ from gmsdask.errors import CubeWriteCanceled, CubeWriteError, ProcessingError
 from gmsdask.io import cube_writer
 from gmsdask.io.cube import SceneSlot, cube_log, open_cube, tag_cube, write_scene
 
-from .cube_helpers import GRID, SCENES, assert_slot_holds, scene_dataset, scene_slot, write
+from .cube_helpers import (
+    GRID,
+    SCENES,
+    assert_slot_holds,
+    scene_dataset,
+    scene_slot,
+    write,
+)
 
 
 def _plain(path) -> xr.Dataset:
@@ -183,3 +190,5 @@ def test_an_old_plain_zarr_cube_in_the_way_is_refused(tmp_path):
     with pytest.raises(CubeWriteError, match=r"mixes band sets .*`gmsdask cube migrate --rebuild "):
         write(tmp_path / "29UMU.icechunk", "A")
     assert not (tmp_path / "29UMU.icechunk").exists()
+    with pytest.raises(ProcessingError, match="plain-Zarr cube of an earlier gmsdask.*cube migrate --rebuild"):
+        open_cube(tmp_path / "29UMU.zarr")

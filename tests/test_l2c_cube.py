@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 from pathlib import Path
 
@@ -215,29 +214,7 @@ def test_two_threads_write_into_one_new_cube(tmp_path):
         _assert_holds(cube, scene_id, l2a)
 
 
-def _write_in_process(root: str, scene_id: str, seed: int, when: str, start) -> None:
-    cfg = _cfg(Path(root))
-    l2a = _l2a(cfg, seed=seed, when=when)
-    start.wait()
-    write_scene_to_tiles(l2a, cfg, scene_id=scene_id, tiles=["29UNU"])
-
-
-def test_two_processes_write_into_one_new_cube(tmp_path):
-    context = multiprocessing.get_context("spawn")
-    start = context.Barrier(2)
-    runs = {"A": (1, "2022-10-05T11:54:11Z"), "B": (2, "2022-10-06T11:54:11Z")}
-    processes = [context.Process(target=_write_in_process, args=(str(tmp_path), scene_id, seed, when, start))
-                 for scene_id, (seed, when) in runs.items()]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-    assert [p.exitcode for p in processes] == [0, 0]
-    cfg = _cfg(tmp_path)
-    cube = open_cube(cube_path(cfg, "29UNU"))
-    assert sorted(cube.scene_id.values) == ["A", "B"]
-    for scene_id, (seed, when) in runs.items():
-        _assert_holds(cube, scene_id, _l2a(cfg, seed=seed, when=when))
+# two processes writing into one new cube at once: tests/test_cube_icechunk_faults.py (writer level)
 
 
 def test_real_sentinel2_tile_nests_into_its_cube_without_resampling(tmp_path):

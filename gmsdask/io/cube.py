@@ -26,8 +26,15 @@ import rioxarray  # noqa: F401  (the cube's CRS via .rio)
 import xarray as xr
 
 from ..errors import ProcessingError
+from .cube_migrate import old_cube_problem
 from .cube_schema import FILL_INT16, REFLECTANCE_SCALE, SLOT_COORDINATES
-from .cube_storage import CubeStorageOptions, cube_location, normalize_location, open_repository
+from .cube_storage import (
+    CubeStorageOptions,
+    cube_location,
+    is_url,
+    normalize_location,
+    open_repository,
+)
 from .cube_writer import CubeGrid, CubeWrite, SceneSlot, write_scene
 
 __all__ = ["REFLECTANCE_SCALE", "FILL_INT16", "CubeCommit", "CubeGrid", "CubeWrite", "SceneSlot", "cube_location",
@@ -47,10 +54,13 @@ class CubeCommit:
 
 
 def open_cube_session(location: str | os.PathLike[str], *, version: str | None = None,
-                      options: CubeStorageOptions | None = None):  # noqa: ANN201  (an icechunk.Session)
+                      options: CubeStorageOptions | None = None):
     """A read-only Icechunk session of the cube: the latest commit of ``main``, or ``version`` (a tag or a
     snapshot id)."""
     location = normalize_location(location)
+    problem = None if is_url(location) else old_cube_problem(location)
+    if problem:
+        raise ProcessingError(location, "cube", problem)
     repo = open_repository(location, options=options)
     if version is None:
         return repo.readonly_session(branch="main")

@@ -21,7 +21,12 @@ import zarr
 
 from ..errors import CubeWriteError, ProcessingError
 from .cube_schema import copy_slot_rows
-from .cube_storage import CubeStorageOptions, commit_guard, normalize_location, open_repository
+from .cube_storage import (
+    CubeStorageOptions,
+    commit_guard,
+    normalize_location,
+    open_repository,
+)
 
 __all__ = ["export_cube", "compact_cube", "time_range"]
 

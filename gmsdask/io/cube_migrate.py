@@ -23,9 +23,20 @@ from odc.geo.geobox import GeoBox
 from .. import __version__
 from ..errors import CubeWriteError, ProcessingError
 from ..sensors import SENSORS
-from .cube_schema import (SLOT_COORDINATES, TIME_UNITS, copy_slot_rows, put_documents, spec_from_array,
-                          template_documents)
-from .cube_storage import commit_guard, normalize_location, open_repository, repository_exists
+from .cube_schema import (
+    SLOT_COORDINATES,
+    TIME_UNITS,
+    copy_slot_rows,
+    put_documents,
+    spec_from_array,
+    template_documents,
+)
+from .cube_storage import (
+    commit_guard,
+    normalize_location,
+    open_repository,
+    repository_exists,
+)
 
 __all__ = ["MigrationResult", "migrate_cube", "old_cube_problem", "mixed_band_sets"]
 

@@ -36,7 +36,8 @@ __all__ = ["REFLECTANCE_SCALE", "THERMAL_SCALE", "THERMAL_OFFSET", "FILL_INT16",
            "template_documents", "put_documents", "copy_slot_rows", "encode_block", "is_band"]
 
 REFLECTANCE_SCALE = np.float32(1e-4)
-THERMAL_SCALE, THERMAL_OFFSET = np.float32(0.01), np.float32(273.15)
+THERMAL_SCALE = np.float32(0.01)
+THERMAL_OFFSET = 273.15  # kept exact: a float32 offset would shift every temperature by 6e-6 K
 FILL_INT16 = -9999
 TIME_UNITS = "milliseconds since 1970-01-01"
 _SLOT_CHUNK = 1024
@@ -219,7 +220,7 @@ def encode_block(spec: VariableSpec, block: np.ndarray) -> np.ndarray:
     """A block in decoded units as the stored integers: scaled, rounded, clipped off the fill code, fill for NaN."""
     if spec.kind in ("reflectance", "thermal"):
         scale = float(REFLECTANCE_SCALE if spec.kind == "reflectance" else THERMAL_SCALE)
-        offset = float(THERMAL_OFFSET) if spec.kind == "thermal" else 0.0
+        offset = THERMAL_OFFSET if spec.kind == "thermal" else 0.0
         values = np.asarray(block, dtype=np.float64)
         scaled = np.round((values - offset) / scale)
         # keep valid values inside int16 and off the fill code, so no valid pixel decodes as "no data"

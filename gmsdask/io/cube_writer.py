@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import errno
 import os
-from pathlib import Path
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dask
@@ -37,9 +37,26 @@ from odc.geo.geobox import GeoBox
 
 from ..errors import CubeWriteCanceled, CubeWriteError, ProcessingError
 from .cube_migrate import old_cube_problem
-from .cube_schema import (TIME_UNITS, copy_slot_rows, VariableSpec, encode_block, is_band, put_documents, slot_coordinate_values,
-                          spec_from_array, template_documents, variable_spec)
-from .cube_storage import CubeStorageOptions, commit_guard, is_url, normalize_location, open_repository, repository_exists
+from .cube_schema import (
+    TIME_UNITS,
+    VariableSpec,
+    copy_slot_rows,
+    encode_block,
+    is_band,
+    put_documents,
+    slot_coordinate_values,
+    spec_from_array,
+    template_documents,
+    variable_spec,
+)
+from .cube_storage import (
+    CubeStorageOptions,
+    commit_guard,
+    is_url,
+    normalize_location,
+    open_repository,
+    repository_exists,
+)
 
 __all__ = ["CubeGrid", "SceneSlot", "CubeWrite", "write_scene"]
 
