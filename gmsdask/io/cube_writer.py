@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import dask
+import dask.array as da
 import icechunk
 import numpy as np
 import xarray as xr
@@ -207,7 +208,7 @@ def _chunk_tasks(fork: icechunk.ForkSession, data: xr.Dataset, specs: Mapping[st
     """Step 2's delayed tasks, one per Zarr chunk of the scene's window."""
     derived = any(is_band(name, spec) for name, spec in specs.items())
     sources = {name: var.data for name, var in data.data_vars.items() if not (derived and name == "nodata")}
-    delayed = {name: (array if hasattr(array, "rechunk") else dask.array.from_array(array)).rechunk(chunks)
+    delayed = {name: (array if isinstance(array, da.Array) else da.from_array(array)).rechunk(chunks)
                .to_delayed() for name, array in sources.items()}
     first = next(iter(sources.values()))
     ny, nx = first.shape
