@@ -124,7 +124,11 @@ def open_repository(location: str | os.PathLike[str], *, create: bool = False,
         if not is_url(location):
             Path(location).parent.mkdir(parents=True, exist_ok=True)
         with commit_guard(location):
-            return icechunk.Repository.open_or_create(_storage(location, options))
+            try:
+                return icechunk.Repository.open_or_create(_storage(location, options))
+            except icechunk.IcechunkError:
+                # on object storage another process may have created it between the check and the create
+                return icechunk.Repository.open(_storage(location, options))
     except icechunk.IcechunkError as error:
         raise ProcessingError(location, "cube", f"cannot open the Icechunk repository: {error}") from error
 

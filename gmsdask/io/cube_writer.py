@@ -231,7 +231,8 @@ def _copy_slot(source: icechunk.Session, target: icechunk.IcechunkStore, names: 
 
 
 def _write_error(location: str, scene_id: str, error: BaseException) -> CubeWriteError:
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+    # Icechunk's own storage layer reports a full disk inside its error text, Python code as errno ENOSPC
+    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left" in str(error):
         problem = f"no space left on the device of {location} ({error}); the cube keeps its last commit"
     else:
         problem = f"writing into {location} failed ({type(error).__name__}: {error}); the cube keeps its last commit"
@@ -275,6 +276,8 @@ def write_scene(location: str | os.PathLike[str], data: xr.Dataset, grid: CubeGr
     location = normalize_location(location)
     if not slot.scene_id:
         raise ProcessingError(location, "L2C", "scene_id must not be empty")
+    if not data.data_vars:
+        raise ProcessingError(slot.scene_id, "L2C", f"nothing to write into {location}: the scene has no variables")
     origin = (int(origin[0]), int(origin[1]))
     ny, nx = next(iter(data.data_vars.values())).shape
     window = (slice(origin[0], origin[0] + ny), slice(origin[1], origin[1] + nx))
