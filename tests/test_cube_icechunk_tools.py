@@ -132,3 +132,22 @@ def test_cube_command_line(cube, tmp_path):
     assert_slot_holds(open_cube(cube, version="v1"), "C")
     refused = runner.invoke(app, ["cube", "migrate", str(OLD_CUBES / "29UMU.zarr")], terminal_width=300)
     assert refused.exit_code == 2 and "--rebuild" in refused.output
+
+
+def test_cube_locations_and_time_selections():
+    from gmsdask.errors import ConfigError
+    from gmsdask.io.cube_export import time_range
+    from gmsdask.io.cube_storage import cube_location
+
+    # a URL folded by pathlib (s3:/bucket) keeps its scheme; local roots become absolute
+    assert cube_location(Path("s3://bucket/cubes"), "SENTINEL_2A", "29UNU") == \
+        "s3://bucket/cubes/SENTINEL_2A/29UNU.icechunk"
+    assert cube_location("rel", "S", "29UNU") == str(Path.cwd() / "rel" / "S" / "29UNU.icechunk")
+    with pytest.raises(ConfigError, match="'ftp://host/x': unsupported URL scheme"):
+        cube_location("ftp://host/x", "S", "29UNU")
+    day = np.datetime64("2022-10-05T00:00:00.000")
+    assert time_range("2022-10-05") == (day, day + np.timedelta64(1, "D"))
+    assert time_range("2022-10-01/2022-10-05") == (day - np.timedelta64(4, "D"), day + np.timedelta64(1, "D"))
+    assert time_range(None) is None
+    with pytest.raises(ProcessingError, match="ISO dates"):
+        time_range("not-a-date")
