@@ -16,6 +16,8 @@ __all__ = [
     "MetadataError",
     "BandFileError",
     "ProcessingError",
+    "CubeWriteError",
+    "CubeWriteCanceled",
     "CatalogError",
     "JobError",
 ]
@@ -79,6 +81,17 @@ class ProcessingError(GmsdaskError):
         self.level = level
         self.problem = problem
         super().__init__(f"{scene}: {level} failed: {problem}")
+
+
+class CubeWriteError(ProcessingError):
+    """A scene could not be written into a tile cube (storage full, unresolved conflicts, an old cube ...).
+
+    Nothing of the failed write is visible: the cube keeps its last commit.
+    """
+
+
+class CubeWriteCanceled(CubeWriteError):
+    """A cube write was canceled before its commit; the uncommitted transaction was dropped."""
 
 
 class CatalogError(GmsdaskError):

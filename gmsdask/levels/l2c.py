@@ -3,13 +3,14 @@
 For every tile: the scene's L2A grid is cropped to the tile grid (an exact index slice when the grids nest, which
 is the case for the tile's own UTM zone at a GSD dividing 60 m; otherwise a lazy reprojection with the L2A rules),
 tiles without a single valid pixel are skipped, and the rest is written into
-``<cfg.path_procdata_MGRS>/<cfg.virtual_sensor_name>/<TILE>.zarr`` (see :mod:`gmsdask.io.cube`).
+``<cfg.path_procdata_MGRS>/<cfg.virtual_sensor_name>/<TILE>.icechunk``, one commit per scene and tile (see
+:mod:`gmsdask.io.cube`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,14 +19,14 @@ import dask.array as da
 import numpy as np
 import odc.geo.xr  # noqa: F401  (the .odc accessor gives a Dataset's GeoBox)
 import xarray as xr
-from dask.delayed import Delayed
 from odc.geo.geobox import GeoBox
 from odc.geo.overlap import compute_reproject_roi
 
 from .. import __version__
 from ..config import JobConfig
 from ..errors import ProcessingError
-from ..io.cube import allocate_time_slot, slot_dataset, utc_time, write_time_slot
+from ..io.cube import CubeGrid, SceneSlot, cube_location, scene_slot_coordinates, utc_time, write_scene
+from ..io.cube_storage import is_url
 from ..mgrs_grid import normalize_tile, tile_epsg, tile_geobox, tiles_intersecting
 from ..geometry import choose_resampling, group_geobox, resolution_groups, warp_lazy
 from ._contract import LevelContext, LevelOutcome, TileOutput
@@ -35,19 +36,21 @@ __all__ = ["TileWrite", "TileCrop", "cube_path", "cube_chunks", "crop_to_tile", 
 
 @dataclass(frozen=True)
 class TileWrite:
-    """Where one scene went: the tile, its cube, the scene's time slot, and whether cube/slot were new."""
+    """Where one scene went: the tile, its cube, the scene's time slot, whether cube/slot were new, the commit."""
 
     tile: str
-    path: Path
+    path: Path | str
     time_index: int
     scene_id: str
     created_cube: bool
     replaced_slot: bool
+    snapshot_id: str = ""
 
 
-def cube_path(cfg: JobConfig, tile: str) -> Path:
-    """``<path_procdata_MGRS>/<virtual_sensor_name>/<TILE>.zarr``."""
-    return Path(cfg.path_procdata_MGRS) / cfg.virtual_sensor_name / f"{tile}.zarr"
+def cube_path(cfg: JobConfig, tile: str) -> Path | str:
+    """``<path_procdata_MGRS>/<virtual_sensor_name>/<TILE>.icechunk``: a Path, or a URL string on object storage."""
+    location = cube_location(cfg.path_procdata_MGRS, cfg.virtual_sensor_name, tile)
+    return location if is_url(location) else Path(location)
 
 
 def cube_chunks(cfg: JobConfig, gbox: GeoBox) -> tuple[int, int]:
@@ -172,13 +175,16 @@ def _l2a_group(scene: xr.DataTree, scene_id: str) -> xr.Dataset:
 
 
 def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: str,
-                         tiles: Sequence[str] | None = None) -> list[TileWrite]:
+                         tiles: Sequence[str] | None = None, job_id: int | None = None,
+                         should_cancel: Callable[[], bool] | None = None) -> list[TileWrite]:
     """Write an L2A scene into the cube of every MGRS tile it covers with at least one valid pixel.
 
     ``tiles`` default to :func:`gmsdask.mgrs_grid.tiles_intersecting` of the scene's ``footprint``. The tile
     grid is the 109.8 km tile at ``cfg.target_gsd`` metres grown by ``cfg.mgrs_pixel_buffer`` pixels. A scene
     already in a cube (same ``scene_id``) overwrites its own time slot. The only eager step is one small
-    reduction per tile deciding whether it has data; the writes run on the current Dask scheduler.
+    reduction per tile deciding whether it has data; the writes run on the current Dask scheduler. Each tile is
+    one commit naming ``job_id`` and the scene; ``should_cancel`` is polled during the writes (a cancel drops the
+    uncommitted tile and raises :class:`~gmsdask.errors.CubeWriteCanceled`).
     """
     ds = _l2a_group(scene_l2a, scene_id)
     for key in ("acquisition_time", *(("footprint",) if tiles is None else ())):
@@ -204,41 +210,20 @@ def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: st
         masks = [crop_to_tile(ds[["nodata"]], gbox, cfg).data["nodata"].data for gbox, _ in crops.values()]
         has_data = dask.compute(*[(~mask).any() for mask in masks])
 
+    # --- write path (gmsdask.io.cube_writer): one Icechunk commit per tile ---
+    slot = SceneSlot(scene_id, time, {"platform": platform, **scene_slot_coordinates(scene_l2a.attrs)})
     writes: list[TileWrite] = []
-    pending = []
-    stored_windows = []
     for (tile, (gbox, crop)), valid in zip(crops.items(), has_data):
         if not valid:
             continue
-        path = cube_path(cfg, tile)
         attrs = {"mgrs_tile": tile, "epsg": tile_epsg(tile), "gsd_m": float(cfg.target_gsd),
                  "pixel_buffer": int(cfg.mgrs_pixel_buffer), "virtual_sensor_name": cfg.virtual_sensor_name,
                  "title": f"gmsdask L2C datacube of Sentinel-2 MGRS tile {tile}",
                  "history": f"created by gmsdask {__version__}", "Conventions": "CF-1.8"}
-        variables = dict(crop.data.data_vars)
-        slot, created, replaced = allocate_time_slot(
-            path, variables, gbox, scene_id=scene_id, time=time, platform=platform,
-            chunks=cube_chunks(cfg, gbox), compressor=cfg.output_compressor, attrs=attrs)
-        # nodata joins every band per pixel; computed in the same graph as the bands it let the scheduler
-        # keep whole bands in memory (2 GiB for one 10980^2 tile), so it is derived from the stored bands
-        bands_first = {name: var for name, var in variables.items() if name != "nodata"}
-        pending.append(write_time_slot(path, slot_dataset(path, bands_first), slot,
-                                       origin=(crop.rows.start, crop.cols.start)))
-        writes.append(TileWrite(tile, path, slot, scene_id, created, replaced))
-        stored_windows.append((path, slot, crop, [n for n, v in variables.items() if _is_band_variable(n, v)]))
-    dask.compute(*pending)
-    dask.compute(*[_nodata_from_stored_bands(*window) for window in stored_windows])
+        grid = CubeGrid(gbox, cube_chunks(cfg, gbox), cfg.output_compressor, attrs)
+        done = write_scene(cube_path(cfg, tile), crop.data, grid, slot, origin=(crop.rows.start, crop.cols.start),
+                           job_id=job_id, should_cancel=should_cancel,
+                           message=f"job {job_id if job_id is not None else '-'}: scene {scene_id} into {tile}")
+        writes.append(TileWrite(tile, cube_path(cfg, tile), done.time_index, scene_id, done.created_cube,
+                                done.replaced_slot, done.snapshot_id))
     return writes
-
-
-def _is_band_variable(name: str, var: xr.DataArray) -> bool:
-    return name not in ("nodata", "saturated", "cloud") and np.issubdtype(var.dtype, np.floating)
-
-
-def _nodata_from_stored_bands(path: Path, slot: int, crop: TileCrop, bands: list[str]) -> Delayed:
-    """A delayed write of the slot's ``nodata``: 1 where any band stored in the window is missing."""
-    stored = xr.open_zarr(str(path), consolidated=False)[bands].isel(time=slice(slot, slot + 1), y=crop.rows,
-                                                                    x=crop.cols)
-    missing = stored.to_array("band").isnull().any("band").astype(np.uint8)
-    return write_time_slot(path, xr.Dataset({"nodata": missing.drop_vars(list(missing.coords))}), slot,
-                           origin=(crop.rows.start, crop.cols.start))

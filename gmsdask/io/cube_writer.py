@@ -1,0 +1,335 @@
+"""Writing one scene into a tile cube as one Icechunk transaction.
+
+A write is a commit on the repository's ``main`` branch holding everything of the scene: the slot (appended, or the
+scene's own slot when the scene id is already in the cube), its per-slot coordinates, and every pixel chunk. Until
+the commit nothing is visible; a crash, a full disk or a cancel leaves the cube at its last commit (the orphaned
+chunk objects are removed by Icechunk's garbage collection).
+
+Steps, on a fresh writable session:
+
+1. a fork of the session creates the cube (first write), adds variables the cube lacks, finds or appends the
+   scene's slot, writes the per-slot coordinates and, for a re-written slot, deletes its chunks outside the new
+   window so nothing of the old version survives;
+2. one Dask task per Zarr chunk window computes the scene's blocks, derives the slot's ``nodata`` from the bands of
+   that window, encodes and writes them into (a copy of) the fork, and returns it; the forks are merged on the
+   client, as Icechunk's cooperative distributed writes do (``Session.fork`` / ``merge``);
+3. commit, with the job and scene in the message. If another writer committed first, Icechunk's rebase
+   (``ConflictDetector``) is tried; when the changes collide (both appended a slot), the write is repeated on a new
+   session: the slot is allocated again and the already encoded chunks are copied from the failed session to the
+   new slot, so the scene is never computed twice.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import icechunk
+import numpy as np
+import xarray as xr
+import zarr
+from odc.geo.geobox import GeoBox
+
+from ..errors import CubeWriteCanceled, CubeWriteError, ProcessingError
+from .cube_migrate import old_cube_problem
+from .cube_schema import (
+    TIME_UNITS,
+    VariableSpec,
+    copy_slot_rows,
+    encode_block,
+    is_band,
+    put_documents,
+    slot_coordinate_values,
+    spec_from_array,
+    template_documents,
+    variable_spec,
+)
+from .cube_storage import (
+    CubeStorageOptions,
+    commit_guard,
+    is_url,
+    normalize_location,
+    open_repository,
+    repository_exists,
+)
+
+__all__ = ["CubeGrid", "SceneSlot", "CubeWrite", "write_scene"]
+
+_BATCH = 64  # chunk tasks per dask.compute: a cancel is noticed between batches
+_DEFAULT_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class CubeGrid:
+    """The grid and storage layout of a tile cube.
+
+    ``geobox``: the tile grid (CRS, pixel size in metres, shape); ``chunks``: Zarr chunk ``(y, x)`` in pixels
+    (each time slot is its own chunk along time); ``compressor``: ``zstd``, ``lz4`` or ``none``; ``attrs``: root
+    attributes written when the cube is created.
+    """
+
+    geobox: GeoBox
+    chunks: tuple[int, int]
+    compressor: str = "zstd"
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SceneSlot:
+    """What identifies a scene's time slot: ``scene_id`` (unique in a cube), acquisition ``time`` (naive UTC
+    ``datetime64``) and per-slot coordinate values by name (see :data:`~gmsdask.io.cube_schema.SLOT_COORDINATES`;
+    missing ones are stored as fills)."""
+
+    scene_id: str
+    time: np.datetime64
+    coords: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CubeWrite:
+    """A committed scene write: cube location, the scene's slot index (storage order, not time order), whether
+    the cube was created and whether an earlier version of the scene's slot was replaced, the commit id, and how
+    many attempts the commit needed."""
+
+    location: str
+    scene_id: str
+    time_index: int
+    created_cube: bool
+    replaced_slot: bool
+    snapshot_id: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class _Slot:
+    index: int
+    created: bool
+    replaced: bool
+
+
+def _time_arrays(group: zarr.Group) -> dict[str, zarr.Array]:
+    return {name: arr for name, arr in group.arrays() if (arr.metadata.dimension_names or (None,))[0] == "time"}
+
+
+def _pixel_arrays(group: zarr.Group) -> dict[str, zarr.Array]:
+    return {name: arr for name, arr in _time_arrays(group).items() if arr.ndim == 3}
+
+
+def _check_grid(location: str, group: zarr.Group, gbox: GeoBox) -> None:
+    ny, nx = gbox.shape.yx
+    x, y = group["x"], group["y"]
+    affine = gbox.affine
+    x0, y0 = affine.c + 0.5 * affine.a, affine.f + 0.5 * affine.e
+    if x.shape != (nx,) or y.shape != (ny,) or not np.isclose(x[0], x0) or not np.isclose(y[0], y0):
+        raise ProcessingError(location, "L2C", f"the cube's grid ({y.shape[0]} x {x.shape[0]} px from x={x[0]}, "
+                                               f"y={y[0]}) differs from the tile grid of this job ({ny} x {nx} px "
+                                               f"from x={x0}, y={y0}); target_gsd or mgrs_pixel_buffer changed?")
+    if not str(group["time"].attrs.get("units", "")).startswith(TIME_UNITS):
+        raise ProcessingError(location, "L2C", f"time units {group['time'].attrs.get('units')!r} are not "
+                                               f"{TIME_UNITS!r}; the cube was not written by gmsdask")
+
+
+def _window_chunks(rows: slice, cols: slice, chunks: tuple[int, int]) -> set[tuple[int, int]]:
+    return {(r, c) for r in range(rows.start // chunks[0], -(-rows.stop // chunks[0]))
+            for c in range(cols.start // chunks[1], -(-cols.stop // chunks[1]))}
+
+
+def _prepare(store: icechunk.IcechunkStore, location: str, grid: CubeGrid, specs: Mapping[str, tuple],
+             slot: SceneSlot, window: tuple[slice, slice]) -> _Slot:
+    """Step 1 in a fork's store: cube, variables, slot, per-slot coordinates, stale chunks of a re-written slot."""
+    group = zarr.open_group(store, mode="a")
+    created = "time" not in group
+    if created:
+        put_documents(store, template_documents(specs, grid.geobox, chunks=grid.chunks,
+                                                 compressor=grid.compressor, attrs=grid.attrs))
+    else:
+        _check_grid(location, group, grid.geobox)
+        missing = {name: spec for name, spec in specs.items() if name not in group}
+        if missing:
+            documents = template_documents(missing, grid.geobox, chunks=grid.chunks, compressor=grid.compressor,
+                                           attrs={})
+            put_documents(store, {key: raw for key, raw in documents.items() if key.split("/")[0] in missing})
+    group = zarr.open_group(store, mode="r+")
+    n_time = group["time"].shape[0]
+    ids = [str(v) for v in group["scene_id"][:]] if n_time else []
+    replaced = slot.scene_id in ids
+    index = ids.index(slot.scene_id) if replaced else n_time
+    length = n_time if replaced else n_time + 1
+    for arr in _time_arrays(group).values():
+        if arr.shape[0] != length:
+            arr.resize((length, *arr.shape[1:]))
+    group["time"][index] = int(np.datetime64(slot.time, "ms").astype(np.int64))
+    for name, value in slot_coordinate_values({**slot.coords, "scene_id": slot.scene_id}, slot.scene_id).items():
+        group[name][index] = value
+    if replaced:
+        keep = _window_chunks(*window, grid.chunks)
+        for name, arr in _pixel_arrays(group).items():
+            _clear_slot(store, name, arr, index, keep if name in specs else set())
+    return _Slot(index, created, replaced)
+
+
+def _clear_slot(store: icechunk.IcechunkStore, name: str, arr: zarr.Array, index: int,
+                keep: set[tuple[int, int]]) -> None:
+    """Deletes the stored chunks of slot ``index`` outside ``keep`` (a deleted chunk reads as the fill value)."""
+    from zarr.core.sync import sync
+
+    async def _stale() -> list[tuple[int, ...]]:
+        return [coords async for coords in store.session.chunk_coordinates(f"/{name}")
+                if coords[0] == index and tuple(coords[1:]) not in keep]
+
+    for coords in set(sync(_stale())):
+        sync(store.delete(f"{name}/{arr.metadata.encode_chunk_key(coords)}"))
+
+
+def _write_window(fork: icechunk.ForkSession, specs: Mapping[str, VariableSpec], index: int,
+                  rows: tuple[int, int], cols: tuple[int, int], blocks: Mapping[str, np.ndarray]
+                  ) -> icechunk.ForkSession:
+    """Step 2 for one chunk window: encode and write the blocks and the window's ``nodata``; returns the fork."""
+    region = (index, slice(*rows), slice(*cols))
+    bands = [name for name, spec in specs.items() if is_band(name, spec)]
+    if bands:  # the slot's nodata, from the bands of this window only: no band is read back from the cube
+        nodata = np.zeros(np.shape(blocks[bands[0]]), dtype=bool)
+        for name in bands:
+            nodata |= ~np.isfinite(blocks[name])
+        blocks = {**blocks, "nodata": nodata}
+    for name, spec in specs.items():
+        zarr.open_array(fork.store, path=name, mode="r+")[region] = encode_block(spec, blocks[name])
+    return fork
+
+
+def _chunk_tasks(fork: icechunk.ForkSession, data: xr.Dataset, specs: Mapping[str, VariableSpec], index: int,
+                 origin: tuple[int, int], chunks: tuple[int, int]) -> list:
+    """Step 2's delayed tasks, one per Zarr chunk of the scene's window."""
+    derived = any(is_band(name, spec) for name, spec in specs.items())
+    sources = {name: var.data for name, var in data.data_vars.items() if not (derived and name == "nodata")}
+    delayed = {name: (array if isinstance(array, da.Array) else da.from_array(array)).rechunk(chunks)
+               .to_delayed() for name, array in sources.items()}
+    first = next(iter(sources.values()))
+    ny, nx = first.shape
+    tasks = []
+    for i, row in enumerate(range(0, ny, chunks[0])):
+        for j, col in enumerate(range(0, nx, chunks[1])):
+            rows = (origin[0] + row, origin[0] + min(row + chunks[0], ny))
+            cols = (origin[1] + col, origin[1] + min(col + chunks[1], nx))
+            blocks = {name: blocks_of[i, j] for name, blocks_of in delayed.items()}
+            tasks.append(dask.delayed(_write_window, pure=False)(fork, specs, index, rows, cols, blocks))
+    return tasks
+
+
+def _copy_slot(source: icechunk.Session, target: icechunk.IcechunkStore, names: list[str], old: int, new: int,
+               window: tuple[slice, slice]) -> None:
+    """Re-places the already encoded window of slot ``old`` of ``source`` into slot ``new`` of ``target``."""
+    for name in names:
+        copy_slot_rows(zarr.open_array(source.store, path=name, mode="r"),
+                       zarr.open_array(target, path=name, mode="r+"), old, new, window)
+
+
+def _write_error(location: str, scene_id: str, error: BaseException) -> CubeWriteError:
+    # Icechunk's own storage layer reports a full disk inside its error text, Python code as errno ENOSPC
+    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left" in str(error):
+        problem = f"no space left on the device of {location} ({error}); the cube keeps its last commit"
+    else:
+        problem = f"writing into {location} failed ({type(error).__name__}: {error}); the cube keeps its last commit"
+    return CubeWriteError(scene_id, "L2C", problem)
+
+
+def _check_cancel(should_cancel: Callable[[], bool] | None, location: str, scene_id: str) -> None:
+    if should_cancel is not None and should_cancel():
+        raise CubeWriteCanceled(scene_id, "L2C", f"canceled before the commit into {location}; nothing was written")
+
+
+def write_scene(location: str | os.PathLike[str], data: xr.Dataset, grid: CubeGrid, slot: SceneSlot, *,
+                origin: tuple[int, int] = (0, 0), message: str = "", job_id: int | None = None,
+                should_cancel: Callable[[], bool] | None = None, options: CubeStorageOptions | None = None,
+                max_attempts: int = _DEFAULT_ATTEMPTS) -> CubeWrite:
+    """Write one scene into the cube at ``location`` as one commit, creating the cube if needed.
+
+    Parameters
+    ----------
+    data
+        The scene's ``(y, x)`` variables on the window of ``grid`` starting at pixel ``origin`` ``(row, col)``
+        (a whole number of Zarr chunks from the grid's corner), in decoded units: float bands (NaN = no data),
+        masks and QA integers; lazy Dask arrays are computed chunk by chunk by the write. A ``nodata`` variable
+        is replaced by the one derived from the bands of each chunk.
+    grid, slot
+        The cube's grid and layout; the scene's id, time and per-slot coordinates.
+    message
+        Commit message; default ``"job <job_id>: write scene <scene_id>"``.
+    should_cancel
+        Polled between batches of chunk writes and before the commit; when it returns True the uncommitted
+        transaction is dropped and :class:`~gmsdask.errors.CubeWriteCanceled` is raised.
+    max_attempts
+        Commits tried when other writers keep committing first.
+
+    Raises
+    ------
+    CubeWriteError
+        Storage errors (e.g. ``ENOSPC``) while writing or committing, or conflicts not resolved in
+        ``max_attempts``; the cube keeps its previous commit.
+    """
+    location = normalize_location(location)
+    if not slot.scene_id:
+        raise ProcessingError(location, "L2C", "scene_id must not be empty")
+    if not data.data_vars:
+        raise ProcessingError(slot.scene_id, "L2C", f"nothing to write into {location}: the scene has no variables")
+    origin = (int(origin[0]), int(origin[1]))
+    ny, nx = next(iter(data.data_vars.values())).shape
+    window = (slice(origin[0], origin[0] + ny), slice(origin[1], origin[1] + nx))
+    gy, gx = grid.geobox.shape.yx
+    if origin[0] % grid.chunks[0] or origin[1] % grid.chunks[1] or window[0].stop > gy or window[1].stop > gx:
+        raise ProcessingError(slot.scene_id, "L2C", f"a window of {ny} x {nx} px at {origin} does not start on a "
+                                                    f"Zarr chunk {grid.chunks} or leaves the cube grid {gy} x {gx}")
+    specs = {name: variable_spec(name, var) for name, var in data.data_vars.items()}
+    if any(is_band(name, spec) for name, spec in specs.items()):
+        specs.setdefault("nodata", variable_spec("nodata", xr.DataArray(np.uint8(0))))
+    template_specs = {name: (spec, data[name].attrs if name in data else {}) for name, spec in specs.items()}
+    message = message or f"job {job_id if job_id is not None else '-'}: write scene {slot.scene_id}"
+    metadata = {"scene_id": slot.scene_id, "job_id": job_id}
+    _check_cancel(should_cancel, location, slot.scene_id)
+    if not is_url(location) and not repository_exists(location):
+        problem = old_cube_problem(Path(location).with_suffix(".zarr"))
+        if problem:
+            raise CubeWriteError(slot.scene_id, "L2C", problem)
+    try:
+        repo = open_repository(location, create=True, options=options)
+        previous: tuple[icechunk.Session, _Slot] | None = None
+        for attempt in range(1, max_attempts + 1):
+            session = repo.writable_session("main")
+            fork = session.fork()
+            placed = _prepare(fork.store, location, grid, template_specs, slot, window)
+            stored = {name: spec_from_array(name, zarr.open_array(fork.store, path=name, mode="r"))
+                      for name in specs}
+            if previous is None:
+                tasks = _chunk_tasks(fork, data, stored, placed.index, origin, grid.chunks)
+                forks = []
+                for start in range(0, len(tasks), _BATCH):
+                    _check_cancel(should_cancel, location, slot.scene_id)
+                    forks.extend(dask.compute(*tasks[start:start + _BATCH]))
+                others = [other for other in forks if other is not fork]
+                if others:
+                    fork.merge(*others)
+            else:
+                _copy_slot(previous[0], fork.store, list(specs), previous[1].index, placed.index, window)
+            session.merge(fork)
+            _check_cancel(should_cancel, location, slot.scene_id)
+            try:
+                with commit_guard(location):
+                    snapshot = session.commit(message, metadata=metadata,
+                                              rebase_with=icechunk.ConflictDetector(), rebase_tries=3)
+            except (icechunk.ConflictError, icechunk.RebaseFailedError):
+                previous = (session, placed)
+                continue
+            return CubeWrite(location, slot.scene_id, placed.index, placed.created, placed.replaced, snapshot,
+                             attempt)
+    except (CubeWriteError, ProcessingError):
+        raise
+    except (OSError, icechunk.IcechunkError) as error:
+        raise _write_error(location, slot.scene_id, error) from error
+    raise CubeWriteError(slot.scene_id, "L2C", f"{location}: other writers kept committing first; gave up after "
+                                               f"{max_attempts} attempts")

@@ -1,0 +1,194 @@
+"""Icechunk tile cubes: one commit per scene, slots, per-slot coordinates, history, conflicts, cancel, full disk."""
+
+from __future__ import annotations
+
+import errno
+
+import dask
+import icechunk
+import numpy as np
+import pytest
+import xarray as xr
+
+from gmsdask.errors import CubeWriteCanceled, CubeWriteError, ProcessingError
+from gmsdask.io import cube_writer
+from gmsdask.io.cube import SceneSlot, cube_log, open_cube, tag_cube, write_scene
+
+from .cube_helpers import (
+    GRID,
+    SCENES,
+    assert_slot_holds,
+    scene_dataset,
+    scene_slot,
+    write,
+)
+
+
+def _plain(path) -> xr.Dataset:
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(path)))
+    return xr.open_zarr(repo.readonly_session("main").store, consolidated=False).sortby("time")
+
+
+def test_scene_write_is_one_commit_and_reopens_with_equal_values(tmp_path):
+    path = tmp_path / "29UNU.icechunk"
+    first = write(path, "A", job_id=7)
+    second = write(path, "B", job_id=7)
+    assert (first.time_index, first.created_cube, first.replaced_slot) == (0, True, False)
+    assert (second.time_index, second.created_cube, second.attempts) == (1, False, 1)
+    log = cube_log(path)
+    assert [c.message for c in log[:2]] == ["job 7: write scene B", "job 7: write scene A"]
+    assert log[0].id == second.snapshot_id and log[0].metadata == {"scene_id": "B", "job_id": 7}
+    assert len(log) == 3  # and the repository's creation
+
+    cube = open_cube(path)
+    assert list(cube.scene_id.values) == ["B", "A"]  # sorted by time, stored in write order
+    assert cube.B02.dtype == np.float32 and cube.nodata.dtype == bool
+    assert cube.rio.crs.to_epsg() == 32629 and cube.odc.geobox == GRID.geobox
+    for scene_id in ("A", "B"):
+        assert_slot_holds(cube, scene_id)
+    np.testing.assert_allclose(cube.aot550.values, [0.2, 0.1], rtol=1e-6)
+    assert list(cube.quantity.values) == ["surface_reflectance"] * 2
+    assert list(cube.coreg_status.values) == ["", ""] and np.isnan(cube.shift_x_m.values).all()
+    # plain xarray sees the same int16 storage, decoded with the float32 scale factor
+    plain = _plain(path)
+    assert plain.B02.encoding["dtype"] == np.int16 and plain.B02.encoding["scale_factor"] == np.float32(1e-4)
+    np.testing.assert_array_equal(plain.B02.values.astype(np.float32), cube.B02.values)
+    assert plain.rio.crs.to_epsg() == 32629
+
+
+def test_rewriting_a_scene_replaces_its_slot_and_the_old_version_stays_readable(tmp_path):
+    path = tmp_path / "29UNU.icechunk"
+    write(path, "A")
+    before = write(path, "B")
+    tag_cube(path, "job-1")
+    # scene B reprocessed: other values and another window; nothing of the first version may survive
+    seed, _, origin = SCENES["C"]
+    again = write_scene(path, scene_dataset(seed), GRID, scene_slot("B", aot550=0.9), origin=origin)
+    assert (again.time_index, again.replaced_slot) == (1, True)
+    cube = open_cube(path)
+    assert sorted(cube.scene_id.values) == ["A", "B"]
+    slot = cube.isel(time=int(np.flatnonzero(cube.scene_id.values == "B")[0]))
+    np.testing.assert_allclose(float(slot.aot550), 0.9, rtol=1e-6)
+    assert int(slot.SCL.sum()) == 3 * 128 * 192  # C's values ...
+    assert bool(slot.nodata[:64].all())  # ... and B's old rows 0-63 are gone
+    old = open_cube(path, version="job-1")
+    assert_slot_holds(old, "B")
+    assert open_cube(path, version=before.snapshot_id).identical(old)
+    with pytest.raises(ProcessingError, match="no tag or commit 'nope'"):
+        open_cube(path, version="nope")
+    with pytest.raises(ProcessingError, match="exists already"):
+        tag_cube(path, "job-1")
+
+
+def test_per_slot_coordinates_are_checked(tmp_path):
+    with pytest.raises(ProcessingError, match="unknown per-slot coordinates"):
+        write_scene(tmp_path / "c.icechunk", scene_dataset(1), GRID,
+                    SceneSlot("A", np.datetime64("2022-10-05"), {"cloudiness": 3}), origin=(0, 0))
+    with pytest.raises(ProcessingError, match="aot550='thick' is not float32"):
+        write_scene(tmp_path / "c.icechunk", scene_dataset(1), GRID,
+                    SceneSlot("A", np.datetime64("2022-10-05"), {"aot550": "thick"}), origin=(0, 0))
+    assert cube_log(tmp_path / "c.icechunk")[-1].message == "Repository initialized"
+    assert len(cube_log(tmp_path / "c.icechunk")) == 1
+
+
+def _interleave(monkeypatch, action) -> None:
+    """Run ``action`` once, in the middle of the next scene write (after its first chunk, before its commit)."""
+    original = cube_writer._write_window
+    pending = [action]
+
+    def write_window(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if pending:
+            pending.pop()()
+        return result
+
+    monkeypatch.setattr(cube_writer, "_write_window", write_window)
+
+
+def test_a_writer_that_loses_the_race_moves_its_chunks_to_a_new_slot(tmp_path, monkeypatch):
+    path = tmp_path / "29UNU.icechunk"
+    write(path, "A")
+    _interleave(monkeypatch, lambda: write(path, "B"))  # B commits slot 1 while C is being written
+    with dask.config.set(scheduler="synchronous"):
+        late = write(path, "C")
+    assert (late.attempts, late.time_index) == (2, 2)
+    cube = open_cube(path)
+    assert sorted(cube.scene_id.values) == ["A", "B", "C"]
+    for scene_id in "ABC":
+        assert_slot_holds(cube, scene_id)
+
+
+def test_two_writers_of_one_scene_leave_it_once(tmp_path, monkeypatch):
+    path = tmp_path / "29UNU.icechunk"
+    write(path, "A")
+    seed, _, origin = SCENES["D"]
+    other = scene_dataset(seed)
+    _interleave(monkeypatch, lambda: write_scene(path, other, GRID, scene_slot("B"), origin=origin))
+    with dask.config.set(scheduler="synchronous"):
+        late = write(path, "B")
+    assert (late.attempts, late.replaced_slot) == (2, True)
+    cube = open_cube(path)
+    assert sorted(cube.scene_id.values) == ["A", "B"]
+    assert_slot_holds(cube, "B")  # the later writer's version, in the window it wrote
+
+
+def test_cancel_drops_the_uncommitted_transaction(tmp_path, monkeypatch):
+    path = tmp_path / "29UNU.icechunk"
+    write(path, "A")
+    canceled = []
+    _interleave(monkeypatch, lambda: canceled.append(True))  # "Ctrl-C" arrives while chunks are written
+    with pytest.raises(CubeWriteCanceled, match="nothing was written"):
+        write(path, "B", should_cancel=lambda: bool(canceled))
+    assert len(cube_log(path)) == 2
+    cube = open_cube(path)
+    assert list(cube.scene_id.values) == ["A"]  # no ghost slot
+    assert_slot_holds(cube, "A")
+
+
+def test_a_full_disk_mid_write_keeps_the_previous_cube_and_names_the_problem(tmp_path, monkeypatch):
+    path = tmp_path / "29UNU.icechunk"
+    write(path, "A")
+    before = open_cube(path).load()
+    original_set = icechunk.IcechunkStore.set
+    calls = []
+
+    async def full_disk_set(self, key, value):  # the store runs out of space after a few chunks
+        calls.append(key)
+        if len(calls) > 8 and "/c/" in key:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return await original_set(self, key, value)
+
+    monkeypatch.setattr(icechunk.IcechunkStore, "set", full_disk_set)
+    with pytest.raises(CubeWriteError, match="no space left on the device of .*29UNU.icechunk"):
+        write(path, "B")
+    monkeypatch.undo()
+    assert len(cube_log(path)) == 2
+    assert open_cube(path).load().identical(before)
+    write(path, "B")  # space again: the write goes through
+    assert sorted(open_cube(path).scene_id.values) == ["A", "B"]
+
+
+def test_dask_distributed_workers_write_forks_merged_on_the_client(tmp_path):
+    import distributed
+
+    path = tmp_path / "29UNU.icechunk"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, distributed.Client(cluster):
+        for scene_id in ("A", "B"):
+            write(path, scene_id)
+    cube = open_cube(path)
+    for scene_id in ("A", "B"):
+        assert_slot_holds(cube, scene_id)
+
+
+def test_an_old_plain_zarr_cube_in_the_way_is_refused(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    old = Path(__file__).parent / "data" / "plain_zarr_cubes" / "SENTINEL_2A" / "29UMU.zarr"
+    shutil.copytree(old, tmp_path / "29UMU.zarr")
+    with pytest.raises(CubeWriteError, match=r"mixes band sets .*`gmsdask cube migrate --rebuild "):
+        write(tmp_path / "29UMU.icechunk", "A")
+    assert not (tmp_path / "29UMU.icechunk").exists()
+    with pytest.raises(ProcessingError, match="plain-Zarr cube of an earlier gmsdask.*cube migrate --rebuild"):
+        open_cube(tmp_path / "29UMU.zarr")
