@@ -18,6 +18,7 @@ import re
 
 import numpy as np
 import shapely
+import shapely.ops
 import shapely.wkt
 from affine import Affine
 from odc.geo.geobox import GeoBox
@@ -27,7 +28,7 @@ from shapely.geometry import Polygon, box
 from .errors import GmsdaskError
 
 __all__ = ["TILE_SIZE_M", "TILE_GRID_M", "normalize_tile", "tile_origin", "tile_epsg", "tile_geobox", "tile_polygon",
-           "tiles_intersecting", "grid_anchor", "utm_epsg", "utm_zone_of", "utm_epsg_at"]
+           "tiles_intersecting", "grid_anchor", "tile_core_polygon", "footprint_reaches_core", "utm_epsg", "utm_zone_of", "utm_epsg_at"]
 
 #: Edge length of a Sentinel-2 tile, metres.
 TILE_SIZE_M = 109_800
@@ -161,6 +162,20 @@ def tile_polygon(tile: str) -> Polygon:
     """The tile's 109.8 km square in its own UTM CRS (metres)."""
     _, ulx, uly = tile_origin(tile)
     return box(ulx, uly - TILE_SIZE_M, ulx + TILE_SIZE_M, uly)
+
+
+def tile_core_polygon(tile: str) -> Polygon:
+    """The tile's own 100 km square in its UTM CRS (metres): the tile without the 9.8 km strips it shares with
+    its eastern and southern neighbours."""
+    _, ulx, uly = tile_origin(tile)
+    return box(ulx, uly - _SQUARE_M, ulx + _SQUARE_M, uly)
+
+
+def footprint_reaches_core(footprint_wkt: str, tile: str) -> bool:
+    """Whether a lon/lat footprint covers part of the tile's own 100 km square (not only the overlap strips)."""
+    epsg = tile_epsg(tile)
+    footprint = shapely.ops.transform(_from_lonlat(epsg).transform, shapely.wkt.loads(footprint_wkt))
+    return footprint.intersection(tile_core_polygon(tile)).area > 0
 
 
 def grid_anchor(epsg: int) -> tuple[float, float]:

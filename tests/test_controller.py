@@ -13,6 +13,7 @@ import gmsdask.levels.l2a as l2a_module
 from gmsdask import set_config
 from gmsdask.catalog import Catalog
 from gmsdask.controller import ProcessController
+from gmsdask.io.cube import open_cube
 from gmsdask.errors import CatalogError
 from gmsdask.levels import default_registry
 
@@ -86,7 +87,7 @@ def test_one_failing_scene_leaves_the_others_finished_and_a_rerun_completes(job,
     assert [r for r in catalog.level_records(job_id, ok_id) if r.level == "L1A"][0] == l1a_record
     # each scene is in its cubes once: one time slot per scene, none duplicated by the rerun
     for path in {t.path for t in catalog.tiles_written(job_id)}:
-        cube = xr.open_zarr(path)
+        cube = open_cube(path)
         assert len(set(cube["scene_id"].values.tolist())) == cube.sizes["time"]
     rerun.shutdown()
     controller.shutdown()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
 import shutil
 import signal
@@ -32,7 +31,7 @@ from ..catalog import Catalog, SceneRecord
 from ..cluster import job_client
 from ..config import JobConfig, load_config_file, set_config
 from ..errors import JobError
-from ..levels import LevelRegistry, default_registry, product_stub
+from ..levels import LevelRegistry, default_registry
 from .planning import plan_references, start_order
 from .progress import JobProgress
 from .scene_chain import COMPLETED, SceneChain, SceneResult

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import xarray as xr
-from distributed import Client, wait
+from distributed import Client
 
 from ..catalog import Catalog, SceneRecord
 from ..config import JobConfig
 from ..errors import GmsdaskError
 from ..io.scene_store import read_scene, write_scene
-from ..levels import Level, LevelContext, LevelOutcome, LevelRegistry, product_stub
+from ..levels import Level, LevelCanceled, LevelContext, LevelOutcome, LevelRegistry, product_stub
 
 __all__ = ["SceneResult", "SceneChain", "Cancelled", "COMPLETED"]
 
@@ -103,8 +103,12 @@ class SceneChain:
                 if self.cancel.is_set():
                     self.client.cancel(futures)
                     raise Cancelled(f"job {self.job_id} was stopped")
+                pending = [future for future in futures if not future.done()]
                 try:
-                    wait(futures, timeout=0.25)
+                    if pending:
+                        # distributed.wait would need a default client; a future knows its own
+                        pending[0].result(timeout=0.25)
+                        continue
                     return self.client.gather(futures)
                 except TimeoutError:
                     continue  # look at the stop flag again
@@ -127,7 +131,7 @@ class SceneChain:
     def context(self, record: SceneRecord) -> LevelContext:
         return LevelContext(record=record, config=self.config, job_id=self.job_id,
                             references=self.references.get(record.id, ()),
-                            output_dir=self.output_dir(record))
+                            output_dir=self.output_dir(record), cancel_requested=self.cancel.is_set)
 
     def output_dir(self, record: SceneRecord) -> Path:
         return Path(self.config.path_procdata_scenes) / f"job_{self.job_id}" / record.product_id
@@ -154,7 +158,7 @@ class SceneChain:
                     scene = self._run_level(level, scene, ctx, record=not completed).scene
                     reached = level.name
                 self._announce(record.id, [level.name])
-        except Cancelled as stop:
+        except (Cancelled, LevelCanceled) as stop:
             self.release_all(record.id)
             if reached != target:
                 level_name = self._next_level(reached, target)

@@ -31,13 +31,20 @@ from zarr.core.sync import sync
 
 from ..errors import ProcessingError
 
-__all__ = ["REFLECTANCE_SCALE", "THERMAL_SCALE", "THERMAL_OFFSET", "FILL_INT16", "TIME_UNITS", "SLOT_COORDINATES",
+__all__ = ["REFLECTANCE_SCALE", "THERMAL_SCALE", "THERMAL_OFFSET", "ANGLE_SCALE", "ACCURACY_PREFIXES", "FILL_INT16", "TIME_UNITS", "SLOT_COORDINATES",
            "SlotCoordinate", "VariableSpec", "variable_spec", "spec_from_array", "slot_coordinate_values",
            "template_documents", "put_documents", "copy_slot_rows", "encode_block", "is_band"]
 
 REFLECTANCE_SCALE = np.float32(1e-4)
 THERMAL_SCALE = np.float32(0.01)
 THERMAL_OFFSET = 273.15  # kept exact: a float32 offset would shift every temperature by 6e-6 K
+ANGLE_SCALE = np.float32(0.01)  # sun/view angles in 0.01 degree steps, as NASA HLS ships them
+#: The scaled int16 kinds: (scale_factor, add_offset).
+_SCALED: dict[str, tuple[np.float32, float]] = {"reflectance": (REFLECTANCE_SCALE, 0.0),
+                                                "thermal": (THERMAL_SCALE, THERMAL_OFFSET),
+                                                "angle": (ANGLE_SCALE, 0.0)}
+#: Name prefixes of accuracy layers: scaled like bands, but not bands (their NaNs do not make a pixel no data).
+ACCURACY_PREFIXES = ("spechomo_error_", "ac_uncertainty_")
 FILL_INT16 = -9999
 TIME_UNITS = "milliseconds since 1970-01-01"
 _SLOT_CHUNK = 1024
@@ -84,7 +91,8 @@ def variable_spec(name: str, var: xr.DataArray) -> VariableSpec:
     if name in ("nodata", "saturated"):
         return VariableSpec("mask", "uint8", 1 if name == "nodata" else 0)
     if np.issubdtype(var.dtype, np.floating):
-        kind = "thermal" if str(var.attrs.get("units", "1")) == "K" else "reflectance"
+        units = str(var.attrs.get("units", "1"))
+        kind = {"K": "thermal", "degree": "angle", "degrees": "angle"}.get(units, "reflectance")
         return VariableSpec(kind, "int16", FILL_INT16)
     if np.issubdtype(var.dtype, np.integer) or var.dtype == bool:
         fill = var.attrs.get("nodata", var.attrs.get("_FillValue", 0))
@@ -98,14 +106,15 @@ def spec_from_array(name: str, array: zarr.Array) -> VariableSpec:
     if name in ("nodata", "saturated"):
         return VariableSpec("mask", "uint8", 1 if name == "nodata" else 0)
     if "scale_factor" in attrs:
-        kind = "thermal" if "add_offset" in attrs else "reflectance"
+        kind = "thermal" if "add_offset" in attrs else \
+            "angle" if str(attrs.get("units", "")).startswith("degree") else "reflectance"
         return VariableSpec(kind, "int16", int(attrs.get("_FillValue", FILL_INT16)))
     return VariableSpec("qa", str(array.dtype), int(attrs.get("nodata", array.fill_value)))
 
 
 def is_band(name: str, spec: VariableSpec) -> bool:
     """True for the scaled band variables whose NaNs make a pixel ``nodata``."""
-    return spec.kind in ("reflectance", "thermal") and name != "cloud"
+    return spec.kind in ("reflectance", "thermal") and name != "cloud" and not name.startswith(ACCURACY_PREFIXES)
 
 
 def slot_coordinate_values(values: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -144,10 +153,9 @@ def _compressors(compressor: str) -> tuple:
 
 def _encoding(spec: VariableSpec, chunks: tuple[int, int], compressor: str) -> dict:
     enc: dict = {"chunks": (1, *chunks), "compressors": _compressors(compressor), "fill_value": spec.fill}
-    if spec.kind == "reflectance":
-        enc.update(dtype="int16", scale_factor=REFLECTANCE_SCALE, _FillValue=FILL_INT16)
-    elif spec.kind == "thermal":
-        enc.update(dtype="int16", scale_factor=THERMAL_SCALE, add_offset=THERMAL_OFFSET, _FillValue=FILL_INT16)
+    if spec.kind in _SCALED:
+        scale, offset = _SCALED[spec.kind]
+        enc.update(dtype="int16", scale_factor=scale, _FillValue=FILL_INT16, **({"add_offset": offset} if offset else {}))
     else:
         enc.update(dtype=spec.dtype)
     return enc
@@ -172,7 +180,7 @@ def _template(variables: Mapping[str, tuple[VariableSpec, Mapping]], gbox: GeoBo
     affine = gbox.affine
     data_vars = {}
     for name, (spec, var_attrs) in variables.items():
-        dtype = np.float32 if spec.kind in ("reflectance", "thermal") else np.dtype(spec.dtype)
+        dtype = np.float32 if spec.kind in _SCALED else np.dtype(spec.dtype)
         data_vars[name] = xr.DataArray(np.zeros((0, ny, nx), dtype=dtype), dims=("time", "y", "x"),
                                        attrs=_attrs(spec, var_attrs))
     coords: dict[str, Any] = {
@@ -218,9 +226,8 @@ def template_documents(variables: Mapping[str, tuple[VariableSpec, Mapping]], gb
 
 def encode_block(spec: VariableSpec, block: np.ndarray) -> np.ndarray:
     """A block in decoded units as the stored integers: scaled, rounded, clipped off the fill code, fill for NaN."""
-    if spec.kind in ("reflectance", "thermal"):
-        scale = float(REFLECTANCE_SCALE if spec.kind == "reflectance" else THERMAL_SCALE)
-        offset = THERMAL_OFFSET if spec.kind == "thermal" else 0.0
+    if spec.kind in _SCALED:
+        scale, offset = float(_SCALED[spec.kind][0]), _SCALED[spec.kind][1]
         values = np.asarray(block, dtype=np.float64)
         scaled = np.round((values - offset) / scale)
         # keep valid values inside int16 and off the fill code, so no valid pixel decodes as "no data"

@@ -15,13 +15,24 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import xarray as xr
 
+from ..errors import GmsdaskError
+
 if TYPE_CHECKING:  # the catalogue imports the configuration, which looks levels up lazily
     from ..catalog import SceneRecord
     from ..config import JobConfig
 
-__all__ = ["LevelContext", "LevelOutcome", "TileOutput", "Level", "ReferenceSelector", "product_stub"]
+__all__ = ["LevelContext", "LevelOutcome", "TileOutput", "Level", "ReferenceSelector", "LevelCanceled",
+           "product_stub"]
 
 Status = Literal["done", "skipped"]
+
+
+class LevelCanceled(GmsdaskError):
+    """A level saw the job's stop request (``LevelContext.cancel_requested``) and dropped its uncommitted work."""
+
+
+def _never() -> bool:
+    return False
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,9 @@ class LevelContext:
         :attr:`Level.select_references` before the job runs (L1B: ``("coreg_reference", <record>)``).
     output_dir
         Where this scene's level products go (``<path_procdata_scenes>/job_<id>/<product_id>``).
+    cancel_requested
+        True once the job is asked to stop; levels with long client-side loops (L2C's writes) poll it. It lives on
+        the client: a pickled context (sent to a worker) never reports a stop.
     """
 
     record: SceneRecord
@@ -48,6 +62,12 @@ class LevelContext:
     job_id: int
     references: tuple[tuple[str, SceneRecord], ...] = ()
     output_dir: Path = Path(".")
+    cancel_requested: Callable[[], bool] = _never
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["cancel_requested"] = _never  # the stop flag is the client's (a thread event is not picklable)
+        return state
 
     def reference(self, role: str) -> SceneRecord | None:
         """The record of the scene chosen for ``role``, or None when none was found."""

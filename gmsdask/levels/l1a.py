@@ -27,6 +27,9 @@ def _chain_bands(scene: xr.DataTree, cfg: JobConfig) -> xr.DataTree:
         children[name] = xr.DataTree(dataset.drop_vars(bands_here))
     attrs = dict(scene.attrs)
     attrs["band_names"] = [b for b in attrs["band_names"] if b not in drop]
+    # what the reflectance bands hold; L1C changes it when it corrects the atmosphere
+    attrs["quantity"] = ("surface_reflectance" if str(attrs.get("processing_level", "")).startswith("L2")
+                         else "toa_reflectance")
     return xr.DataTree(xr.Dataset(attrs=attrs), children=children)
 
 

@@ -10,9 +10,10 @@ tiles without a single valid pixel are skipped, and the rest is written into
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dask
 import dask.array as da
@@ -24,14 +25,14 @@ from odc.geo.overlap import compute_reproject_roi
 
 from .. import __version__
 from ..config import JobConfig
-from ..errors import ProcessingError
+from ..errors import CubeWriteCanceled, ProcessingError
 from ..io.cube import CubeGrid, SceneSlot, cube_location, scene_slot_coordinates, utc_time, write_scene
 from ..io.cube_storage import is_url
-from ..mgrs_grid import normalize_tile, tile_epsg, tile_geobox, tiles_intersecting
+from ..mgrs_grid import footprint_reaches_core, normalize_tile, tile_epsg, tile_geobox, tiles_intersecting
 from ..geometry import choose_resampling, group_geobox, resolution_groups, warp_lazy
-from ._contract import LevelContext, LevelOutcome, TileOutput
+from ._contract import LevelCanceled, LevelContext, LevelOutcome, TileOutput
 
-__all__ = ["TileWrite", "TileCrop", "cube_path", "cube_chunks", "crop_to_tile", "write_scene_to_tiles", "run"]
+__all__ = ["TileWrite", "TileCrop", "cube_path", "cube_sensor", "scene_tiles", "cube_chunks", "crop_to_tile", "write_scene_to_tiles", "run"]
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,15 @@ class TileWrite:
     snapshot_id: str = ""
 
 
-def cube_path(cfg: JobConfig, tile: str) -> Path | str:
-    """``<path_procdata_MGRS>/<virtual_sensor_name>/<TILE>.icechunk``: a Path, or a URL string on object storage."""
-    location = cube_location(cfg.path_procdata_MGRS, cfg.virtual_sensor_name, tile)
+def cube_sensor(cfg: JobConfig, quantity: str = "surface_reflectance") -> str:
+    """The cube family a scene goes to: ``<virtual_sensor_name>``, or ``<virtual_sensor_name>_TOA`` for TOA
+    reflectance, so that one cube never mixes TOA and surface reflectance in one variable."""
+    return cfg.virtual_sensor_name if quantity != "toa_reflectance" else f"{cfg.virtual_sensor_name}_TOA"
+
+
+def cube_path(cfg: JobConfig, tile: str, quantity: str = "surface_reflectance") -> Path | str:
+    """``<path_procdata_MGRS>/<cube_sensor>/<TILE>.icechunk``: a Path, or a URL string on object storage."""
+    location = cube_location(cfg.path_procdata_MGRS, cube_sensor(cfg, quantity), tile)
     return location if is_url(location) else Path(location)
 
 
@@ -153,14 +160,32 @@ def crop_to_tile(ds: xr.Dataset, tile_gbox: GeoBox, cfg: JobConfig) -> TileCrop 
     return TileCrop(rows, cols, xr.Dataset(out))
 
 
+def scene_tiles(record_tiles: Sequence[str], attrs: Mapping[str, Any], cfg: JobConfig) -> list[str]:
+    """The tiles a scene is written into: a Sentinel-2 product only into its own tile's cube (the neighbouring
+    tile gets that datatake from its own product), any other scene into every tile whose own 100 km square it
+    reaches (a tile it touches only in the overlap strips is not created); ``target_mgrs_tiles`` restricts both."""
+    own = normalize_tile(str(attrs["mgrs_tile"])) if attrs.get("mgrs_tile") else ""
+    if own:
+        candidates = [own]
+    else:
+        footprint = str(attrs.get("footprint") or "")
+        candidates = [t for t in record_tiles if not footprint or footprint_reaches_core(footprint, t)]
+    return [t for t in candidates if not cfg.target_mgrs_tiles or t in cfg.target_mgrs_tiles]
+
+
 def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
-    """L2C of one scene: its target-grid group written into the cubes of the tiles it covers (those of
-    ``target_mgrs_tiles`` only, when set)."""
+    """L2C of one scene: its target-grid group written into the cubes of the tiles it belongs to
+    (:func:`scene_tiles`), each one transaction; a cancelled job drops the uncommitted tile."""
     cfg = ctx.config
-    tiles = [t for t in ctx.record.mgrs_tiles if not cfg.target_mgrs_tiles or t in cfg.target_mgrs_tiles]
-    writes = write_scene_to_tiles(scene, cfg, scene_id=ctx.record.product_id, tiles=tiles)
+    tiles = scene_tiles(ctx.record.mgrs_tiles, scene.attrs, cfg)
+    try:
+        writes = write_scene_to_tiles(scene, cfg, scene_id=ctx.record.product_id, tiles=tiles, job_id=ctx.job_id,
+                                      should_cancel=ctx.cancel_requested)
+    except CubeWriteCanceled as stop:
+        raise LevelCanceled(str(stop)) from None
     return LevelOutcome(scene, outputs=tuple(str(w.path) for w in writes),
-                        tiles=tuple(TileOutput(w.tile, str(w.path), w.time_index) for w in writes))
+                        tiles=tuple(TileOutput(w.tile, str(w.path), w.time_index) for w in writes),
+                        facts={"tiles": [w.tile for w in writes], "snapshots": [w.snapshot_id for w in writes]})
 
 
 def _l2a_group(scene: xr.DataTree, scene_id: str) -> xr.Dataset:
@@ -212,18 +237,20 @@ def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: st
 
     # --- write path (gmsdask.io.cube_writer): one Icechunk commit per tile ---
     slot = SceneSlot(scene_id, time, {"platform": platform, **scene_slot_coordinates(scene_l2a.attrs)})
+    quantity = str(scene_l2a.attrs.get("quantity") or "surface_reflectance")
     writes: list[TileWrite] = []
     for (tile, (gbox, crop)), valid in zip(crops.items(), has_data):
         if not valid:
             continue
         attrs = {"mgrs_tile": tile, "epsg": tile_epsg(tile), "gsd_m": float(cfg.target_gsd),
                  "pixel_buffer": int(cfg.mgrs_pixel_buffer), "virtual_sensor_name": cfg.virtual_sensor_name,
+                 "quantity": quantity,
                  "title": f"gmsdask L2C datacube of Sentinel-2 MGRS tile {tile}",
                  "history": f"created by gmsdask {__version__}", "Conventions": "CF-1.8"}
         grid = CubeGrid(gbox, cube_chunks(cfg, gbox), cfg.output_compressor, attrs)
-        done = write_scene(cube_path(cfg, tile), crop.data, grid, slot, origin=(crop.rows.start, crop.cols.start),
+        done = write_scene(cube_path(cfg, tile, quantity), crop.data, grid, slot, origin=(crop.rows.start, crop.cols.start),
                            job_id=job_id, should_cancel=should_cancel,
                            message=f"job {job_id if job_id is not None else '-'}: scene {scene_id} into {tile}")
-        writes.append(TileWrite(tile, cube_path(cfg, tile), done.time_index, scene_id, done.created_cube,
+        writes.append(TileWrite(tile, cube_path(cfg, tile, quantity), done.time_index, scene_id, done.created_cube,
                                 done.replaced_slot, done.snapshot_id))
     return writes
