@@ -17,7 +17,7 @@ import pytest
 
 from gmsdask.catalog import Catalog, find_products, is_product_name, normalize_tile
 from gmsdask.config import LEVELS, JobConfig
-from gmsdask.errors import CatalogError
+from gmsdask.errors import CatalogError, GmsdaskError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -174,7 +174,7 @@ def test_tile_ids_are_normalized_and_checked() -> None:
     assert normalize_tile("T29UNU") == "29UNU"
     assert normalize_tile(" 56jmm ") == "56JMM"
     assert normalize_tile("4QFJ") == "04QFJ"
-    with pytest.raises(CatalogError, match="XYZ"):
+    with pytest.raises(GmsdaskError, match="XYZ"):
         normalize_tile("XYZ")
 
 

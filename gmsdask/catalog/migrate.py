@@ -1,0 +1,111 @@
+"""Bring a catalogue database to the current schema: create it, or upgrade it with the Alembic migrations.
+
+Three cases, decided inside one locked transaction so that two processes opening a new or old catalogue at
+the same time do not race (PostgreSQL: a transaction-level advisory lock; SQLite: ``BEGIN IMMEDIATE``, the
+database's write lock; both databases have transactional DDL, so a failed upgrade leaves the old schema):
+
+- an empty database gets the tables of :mod:`gmsdask.catalog.schema` and is stamped with the newest revision;
+- a catalogue of gmsdask 0.1.0 (tables, no ``alembic_version``) is stamped with the baseline and upgraded;
+- a catalogue with an older revision is upgraded; one at the newest revision is left alone (one query).
+
+Alembic runs programmatically on that connection; the migrations ship in ``gmsdask/catalog/migrations``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, inspect, text
+
+from .schema import Base
+
+__all__ = ["SCHEMA_REVISION", "BASELINE_REVISION", "upgrade", "schema_revision"]
+
+#: The newest migration; catalogues at it need no upgrade.
+SCHEMA_REVISION = "0002"
+#: The revision whose tables are those of gmsdask 0.1.0, written before migrations existed.
+BASELINE_REVISION = "0001"
+
+_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: Key of the PostgreSQL advisory lock serializing schema changes (any constant unique to gmsdask).
+_PG_LOCK_KEY = 0x676D7364          # "gmsd"
+_VERSION_TABLE = "alembic_version"
+
+
+def _alembic_config(connection: Connection):  # -> alembic.config.Config
+    from alembic.config import Config   # imported here: only needed when the schema changes
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def schema_revision(connection: Connection) -> str | None:
+    """The stored revision, ``BASELINE_REVISION`` for an unversioned 0.1.0 catalogue, None for an empty one."""
+    tables = set(inspect(connection).get_table_names())
+    if _VERSION_TABLE in tables:
+        return connection.execute(text(f"SELECT version_num FROM {_VERSION_TABLE}")).scalar_one_or_none()
+    return BASELINE_REVISION if "scenes" in tables else None
+
+
+def _is_current(engine: Engine) -> bool:
+    """Whether the database is at ``SCHEMA_REVISION`` (a cheap check without any lock)."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table(_VERSION_TABLE):
+            return False
+        stored = connection.execute(text(f"SELECT version_num FROM {_VERSION_TABLE}")).scalar_one_or_none()
+        return stored == SCHEMA_REVISION
+
+
+def has_catalogue(engine: Engine) -> bool:
+    """Whether the database holds catalogue tables (of any revision)."""
+    with engine.connect() as connection:
+        return bool({"scenes", _VERSION_TABLE} & set(inspect(connection).get_table_names()))
+
+
+def upgrade(engine: Engine) -> str | None:
+    """Create or upgrade the catalogue schema of ``engine``'s database; return the revision found before
+    (None for an empty database), or ``SCHEMA_REVISION`` if nothing was to do."""
+    if _is_current(engine):
+        return SCHEMA_REVISION
+    sqlite = engine.dialect.name == "sqlite"
+    options = {"sqlite_begin": "IMMEDIATE"} if sqlite else {}
+    with engine.connect().execution_options(**options) as connection:
+        if sqlite:
+            # a table rebuild (batch migration) must not trip foreign keys; the pragma is a no-op inside a
+            # transaction, so it goes to the driver connection (autocommit) before SQLAlchemy begins one
+            _sqlite_pragma(connection, "foreign_keys = OFF")
+        try:
+            with connection.begin():
+                if engine.dialect.name == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+                found = schema_revision(connection)      # again, under the lock: another process may have won
+                if found == SCHEMA_REVISION:
+                    return found
+                _migrate(connection, found)
+                return found
+        finally:
+            if sqlite:
+                _sqlite_pragma(connection, "foreign_keys = ON")
+
+
+def _sqlite_pragma(connection: Connection, pragma: str) -> None:
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA {pragma}")
+    finally:
+        cursor.close()
+
+
+def _migrate(connection: Connection, found: str | None) -> None:
+    from alembic import command
+
+    config = _alembic_config(connection)
+    if found is None:
+        Base.metadata.create_all(connection)
+        command.stamp(config, SCHEMA_REVISION)
+        return
+    if not inspect(connection).has_table(_VERSION_TABLE):
+        command.stamp(config, found)
+    command.upgrade(config, SCHEMA_REVISION)
