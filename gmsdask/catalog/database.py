@@ -44,7 +44,7 @@ class CatalogDatabase:
         self._create = create
         path = _engine.sqlite_path(self._url)
         #: The URL the catalogue was opened with, without password; a relative SQLite path made absolute.
-        self.url: str = self._url.set(password=None).render_as_string(hide_password=False)
+        self.url: str = _engine.url_without_password(self._url)
         self._name = str(path) if path is not None else _engine.safe_url(self._url)
         if path is not None and not create and not path.is_file():
             raise CatalogError(f"catalogue {path} does not exist (create it with `gmsdask archive add` "

@@ -21,7 +21,7 @@ from sqlalchemy.sql import ClauseElement
 from ..errors import CatalogError
 
 __all__ = ["parse_url", "safe_url", "is_sqlite", "is_sqlite_memory", "sqlite_path", "create_catalog_engine",
-           "is_retryable", "upsert", "SQLITE_BUSY_TIMEOUT_MS"]
+           "is_retryable", "upsert", "url_without_password", "SQLITE_BUSY_TIMEOUT_MS"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -44,6 +44,12 @@ def parse_url(url: str | URL) -> URL:
 def safe_url(url: URL) -> str:
     """``url`` as text with its password masked (``***``): for messages, reprs and pickles."""
     return url.render_as_string(hide_password=True)
+
+
+def url_without_password(url: URL) -> str:
+    """``url`` as text without its password (not masked: the text still connects where libpq finds the
+    password itself, in ``PGPASSWORD`` or ``~/.pgpass``)."""
+    return url._replace(password=None).render_as_string(hide_password=False)
 
 
 def is_sqlite(url: URL) -> bool:

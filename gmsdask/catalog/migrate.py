@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Column, Connection, Engine, MetaData, PrimaryKeyConstraint, String, Table, inspect, text
 
 from .schema import Base
 
@@ -98,14 +98,22 @@ def _sqlite_pragma(connection: Connection, pragma: str) -> None:
         cursor.close()
 
 
+def _version_table() -> Table:
+    """Alembic's version table, as ``alembic stamp`` creates it."""
+    return Table(_VERSION_TABLE, MetaData(), Column("version_num", String(32), nullable=False),
+                 PrimaryKeyConstraint("version_num", name="alembic_version_pkc"))
+
+
 def _migrate(connection: Connection, found: str | None) -> None:
+    if found is None:
+        # a new catalogue: the models' tables, stamped as Alembic would stamp them (without loading the scripts)
+        Base.metadata.create_all(connection)
+        _version_table().create(connection)
+        connection.execute(_version_table().insert().values(version_num=SCHEMA_REVISION))
+        return
     from alembic import command
 
     config = _alembic_config(connection)
-    if found is None:
-        Base.metadata.create_all(connection)
-        command.stamp(config, SCHEMA_REVISION)
-        return
     if not inspect(connection).has_table(_VERSION_TABLE):
         command.stamp(config, found)
     command.upgrade(config, SCHEMA_REVISION)
