@@ -126,7 +126,8 @@ class CatalogDatabase:
 
     @staticmethod
     def _job_row(session: Session, job_id: int, *, for_update: bool = False) -> JobRow:
-        row = session.get(JobRow, job_id, with_for_update=for_update or None)
+        # FOR NO KEY UPDATE: level rows inserted meanwhile (their foreign key takes KEY SHARE) need not wait
+        row = session.get(JobRow, job_id, with_for_update={"key_share": True} if for_update else None)
         if row is None:
             raise CatalogError(f"no job with id {job_id} in the catalogue")
         return row
