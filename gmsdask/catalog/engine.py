@@ -28,6 +28,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: PostgreSQL SQLSTATEs after which the whole transaction may simply be run again.
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})   # deadlock detected, serialization failure
 _SQLITE_LOCK_MESSAGES = ("database is locked", "database is busy", "database table is locked")
+#: Dialects with ``INSERT ... ON CONFLICT DO UPDATE``; others get a select-then-write upsert.
+_UPSERT_DIALECTS = {"sqlite": sqlite, "postgresql": postgresql}
 
 
 def parse_url(url: str | URL) -> URL:
@@ -144,9 +146,8 @@ def upsert(
     changes = dict(update_values) if update_values is not None else {
         name: value for name, value in values.items() if name not in keys}
     primary = list(table.primary_key.columns)[0]
-    dialect = session.get_bind().dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        module = sqlite if dialect == "sqlite" else postgresql
+    module = _UPSERT_DIALECTS.get(session.get_bind().dialect.name)
+    if module is not None:
         statement = module.insert(table).values(**values)
         changes = {name: _bind_excluded(value, statement.excluded) for name, value in changes.items()}
         if changes:
