@@ -158,6 +158,19 @@ def test_job_lifecycle(catalog: Catalog, two_scene_job: tuple[int, int, int]) ->
     assert catalog.jobs(status="pending") == []
 
 
+def test_scenes_of_a_job_and_jobs_of_a_scene(catalog: Catalog, three_scenes: dict[str, int]) -> None:
+    landsat, s2_l1c, s2_l2a = three_scenes["landsat"], three_scenes["s2_l1c"], three_scenes["s2_l2a"]
+    first = catalog.create_job([s2_l2a, landsat], JobConfig())
+    second = catalog.create_job([s2_l1c, s2_l2a], JobConfig())
+    assert ids_of(catalog.scenes(job_id=first)) == [landsat, s2_l2a]          # by acquisition time
+    assert ids_of(catalog.scenes(job_id=second, tile="56JMM")) == [s2_l1c]
+    assert ids_of(catalog.jobs(scene_id=s2_l2a)) == [first, second]
+    assert ids_of(catalog.jobs(scene_id=landsat)) == [first]
+    assert catalog.jobs("running", scene_id=landsat) == []
+    with pytest.raises(CatalogError, match="job with id 777"):
+        catalog.scenes(job_id=777)
+
+
 def test_job_stores_the_config_it_was_given(catalog: Catalog) -> None:
     scene_id = catalog.add_scene(landsat8_attrs(), [])
     cfg = JobConfig(target_gsd=20.0, virtual_sensor_name="LANDSAT_8", exec_L2AP=(True, True, False))

@@ -63,7 +63,7 @@ def test_a_job_whose_controller_died_is_interrupted_and_can_be_resumed(catalog: 
     assert catalog.job_liveness(job_id).status == "running" and catalog.jobs("interrupted") == []
 
 
-def test_a_job_without_heartbeat_is_interrupted_on_any_host(catalog: Catalog) -> None:
+def test_a_job_with_a_stale_heartbeat_is_interrupted_on_any_host(catalog: Catalog) -> None:
     job_id, _ = make_job(catalog, 1)
     elsewhere = JobOwner("another-machine.example.org", os.getpid())     # its pid cannot be checked from here
     catalog.set_job_status(job_id, "running", owner=elsewhere)
@@ -72,6 +72,9 @@ def test_a_job_without_heartbeat_is_interrupted_on_any_host(catalog: Catalog) ->
     assert stale.interrupted and "last heartbeat was" in stale.reason and "another-machine" in stale.reason
     assert catalog.heartbeat(job_id, owner=JobOwner.this_process()) is False   # not the owner
     assert catalog.heartbeat(job_id, owner=elsewhere) is True
+    beat = catalog.job(job_id).heartbeat_at
+    catalog.record_level(job_id, catalog.job(job_id).scene_ids[0], "L1A", "running")   # progress is a heartbeat too
+    assert catalog.job(job_id).heartbeat_at > beat
 
 
 def test_a_job_running_in_a_live_process_cannot_be_claimed(catalog: Catalog) -> None:

@@ -72,11 +72,14 @@ class JobOperations:
         """The job with id ``job_id``, with statistics counted now."""
         return self._read(lambda session: _job_records(session, [self._job_row(session, job_id)])[0])  # type: ignore[attr-defined]
 
-    def jobs(self, status: str | None = None) -> list[JobRecord]:
-        """All jobs, oldest first, or those with ``status`` (``"interrupted"``: running jobs nobody runs)."""
+    def jobs(self, status: str | None = None, *, scene_id: int | None = None) -> list[JobRecord]:
+        """All jobs, oldest first, or those with ``status`` (``"interrupted"``: running jobs nobody runs)
+        and/or those over scene ``scene_id``."""
         if status == "interrupted":
-            return [job for job in self.jobs("running") if self.job_liveness(job.id).interrupted]
+            return [job for job in self.jobs("running", scene_id=scene_id) if self.job_liveness(job.id).interrupted]
         query = select(JobRow).order_by(JobRow.id)
+        if scene_id is not None:
+            query = query.where(JobRow.id.in_(select(JobSceneRow.job_id).where(JobSceneRow.scene_id == scene_id)))
         if status is not None:
             query = query.where(JobRow.status == check_choice(status, JOB_STATUSES, "job status"))
         return self._read(lambda session: _job_records(session, list(session.scalars(query))))

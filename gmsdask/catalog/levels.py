@@ -13,14 +13,22 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..config import LEVELS
 from ..errors import CatalogError
 from .engine import upsert
 from .records import FailureRecord, LevelRecord, TileRecord
-from .schema import COMPLETED_LEVEL_STATUSES, LEVEL_STATUSES, JobSceneRow, SceneLevelRow, SceneRow, TileWrittenRow
+from .schema import (
+    COMPLETED_LEVEL_STATUSES,
+    LEVEL_STATUSES,
+    JobRow,
+    JobSceneRow,
+    SceneLevelRow,
+    SceneRow,
+    TileWrittenRow,
+)
 from .values import catalog_tile, check_choice, format_traceback, now
 
 __all__ = ["LevelOperations"]
@@ -57,6 +65,7 @@ class LevelOperations:
         is stored as exception type, message and formatted traceback; a state without error clears them.
         ``note`` says why (e.g. why a level was skipped), ``version`` is the version of the level's
         implementation, ``facts`` small JSON-able results of the level (``{"shift_x_m": 3.2}``).
+        Recording a level of a ``running`` job also counts as its heartbeat.
         """
         check_choice(level, LEVELS, "processing level")
         check_choice(status, LEVEL_STATUSES, "level status")
@@ -82,6 +91,9 @@ class LevelOperations:
         def record(session: Session) -> None:
             self._job_row(session, job_id)  # type: ignore[attr-defined]
             self._scene_row(session, scene_id)  # type: ignore[attr-defined]
+            # the job row first, as finish_job locks it: every writer takes the locks in one order
+            session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "running")
+                            .values(heartbeat_at=stamp))
             member = session.get(JobSceneRow, (job_id, scene_id))
             if member is None:
                 raise CatalogError(f"scene {scene_id} is not part of job {job_id}")

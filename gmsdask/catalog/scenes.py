@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from ..errors import CatalogError, UnknownProductError
 from .engine import upsert
 from .records import SceneRecord
-from .schema import SceneRow, SceneTileRow
+from .schema import JobSceneRow, SceneRow, SceneTileRow
 from .values import catalog_tile, chunks, cloud_cover, now, parse_time, time_bound
 
 __all__ = ["SceneOperations", "REQUIRED_SCENE_ATTRS"]
@@ -118,13 +118,14 @@ class SceneOperations:
         end: date | datetime | str | None = None,
         max_cloud: float | None = None,
         platform: str | Iterable[str] | None = None,
+        job_id: int | None = None,
     ) -> list[SceneRecord]:
         """Scenes matching every given filter, by acquisition time (then id).
 
         ``start``/``end`` are inclusive (a bare date as ``end`` includes that whole day; naive times are UTC),
         ``max_cloud`` keeps scenes with a known cloud cover <= it (percent), ``tile`` those touching that
-        MGRS tile, ``platform`` one platform or several (``"LANDSAT_8"``). Unknown ``ids`` raise
-        :class:`CatalogError`.
+        MGRS tile, ``platform`` one platform or several (``"LANDSAT_8"``), ``job_id`` the scenes of that job.
+        Unknown ``ids`` or ``job_id`` raise :class:`CatalogError`.
         """
         wanted_ids = None if ids is None else list(dict.fromkeys(int(i) for i in ids))
         query = select(SceneRow).order_by(SceneRow.acquisition_time, SceneRow.id)
@@ -132,6 +133,8 @@ class SceneOperations:
             wanted_tile = catalog_tile(tile)
             query = query.where(SceneRow.id.in_(
                 select(SceneTileRow.scene_id).where(SceneTileRow.tile == wanted_tile)))
+        if job_id is not None:
+            query = query.where(SceneRow.id.in_(select(JobSceneRow.scene_id).where(JobSceneRow.job_id == job_id)))
         if start is not None:
             query = query.where(SceneRow.acquisition_time >= time_bound(start, upper=False)[0])
         if end is not None:
@@ -144,6 +147,8 @@ class SceneOperations:
             query = query.where(SceneRow.platform.in_(platforms))
 
         def find(session: Session) -> list[SceneRecord]:
+            if job_id is not None:
+                self._job_row(session, job_id)  # type: ignore[attr-defined]
             if wanted_ids is None:
                 return _records(session, query)
             missing = self._missing_scene_ids(session, wanted_ids)  # type: ignore[attr-defined]
