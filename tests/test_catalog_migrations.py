@@ -17,6 +17,7 @@ from gmsdask.catalog.migrate import BASELINE_REVISION, _alembic_config
 from gmsdask.catalog.migrations.baseline_schema import baseline_tables
 from gmsdask.catalog.schema import Base
 from gmsdask.config import JobConfig
+from gmsdask.errors import CatalogError
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "catalog_v010.sqlite"
 S2A = "S2A_MSIL1C_20221005T115411_N0400_R023_T29UNU_20221005T164454"
@@ -134,4 +135,19 @@ def test_the_fixture_was_written_by_the_old_schema() -> None:
             "SELECT count(*) FROM scene_levels WHERE status = 'skipped' AND output LIKE '%not available yet'"))
         assert tables == {"scenes", "jobs", "scene_levels", "mgrs_tiles_written"}     # no alembic_version
         assert skipped.scalar_one() == 8
+    engine.dispose()
+
+
+def test_a_failed_upgrade_leaves_the_catalogue_as_it_was(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.sqlite"
+    shutil.copyfile(FIXTURE, broken)
+    engine = sa.create_engine(f"sqlite:///{broken}")
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE jobs SET scene_ids = '[1, 2' WHERE id = 2"))     # truncated JSON
+    with pytest.raises(CatalogError, match=f"cannot upgrade catalogue {broken} from schema revision 0001"):
+        Catalog(f"sqlite:///{broken}")
+    with engine.connect() as connection:
+        assert set(sa.inspect(connection).get_table_names()) == {"scenes", "jobs", "scene_levels",
+                                                                  "mgrs_tiles_written"}
+        assert connection.execute(sa.text("SELECT count(*) FROM scene_levels WHERE status = 'skipped'")).scalar_one() == 9
     engine.dispose()

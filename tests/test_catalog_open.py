@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,27 @@ def test_the_password_never_shows(postgres_server) -> None:
     with pytest.raises(CatalogError) as raised:
         Catalog(postgres_server.url("nowhere").replace(f":{postgres_server.port}/", ":1/"))   # nobody listens
     assert TEST_PASSWORD not in str(raised.value)
+
+
+def test_a_database_of_something_else_is_not_taken_over(tmp_path: Path) -> None:
+    other = tmp_path / "inventory.sqlite"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE parcels (id INTEGER PRIMARY KEY, owner TEXT)")
+    connection.close()
+    for create in (True, False):
+        with pytest.raises(CatalogError, match=f"{other}.*(not a gmsdask catalogue .*parcels|no catalogue tables)"):
+            Catalog(f"sqlite:///{other}", create=create)
+    with sqlite3.connect(other) as connection:
+        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    connection.close()
+    assert tables == ["parcels"]
+
+
+def test_a_catalogue_of_a_newer_gmsdask_is_refused(sqlite_url: str) -> None:
+    Catalog(sqlite_url).close()
+    path = sqlite_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0099'")
+    connection.close()
+    with pytest.raises(CatalogError, match=f"catalogue {path} has schema revision '0099'.*newer gmsdask"):
+        Catalog(sqlite_url)

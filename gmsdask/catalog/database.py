@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -54,11 +54,10 @@ class CatalogDatabase:
         self._write_sessions = sessionmaker(self._engine.execution_options(sqlite_begin="IMMEDIATE"),
                                             expire_on_commit=False)
         try:
-            if not create and path is None and not _engine.is_sqlite_memory(self._url) \
-                    and not has_catalogue(self._engine):
+            if not create and not _engine.is_sqlite_memory(self._url) and not has_catalogue(self._engine):
                 raise CatalogError(f"catalogue {self._name} holds no catalogue tables")
             #: The schema revision found when opening (None: a new catalogue); see gmsdask.catalog.migrate.
-            self.opened_revision: str | None = upgrade(self._engine)
+            self.opened_revision: str | None = upgrade(self._engine, f"catalogue {self._name}")
         except DBAPIError as err:
             self._engine.dispose()
             raise CatalogError(f"cannot open catalogue {self._name}: {err.orig}") from None
@@ -67,7 +66,7 @@ class CatalogDatabase:
             raise
 
     @classmethod
-    def from_config(cls, cfg: JobConfig, *, create: bool = True) -> Any:
+    def from_config(cls, cfg: JobConfig, *, create: bool = True) -> Self:
         """The catalogue of ``cfg.db_url`` (a SQLite file's folder is created if missing and ``create``)."""
         return cls(cfg.db_url, create=create)
 
@@ -83,7 +82,7 @@ class CatalogDatabase:
         """Close the pooled connections (the catalogue reconnects when used again)."""
         self._engine.dispose()
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

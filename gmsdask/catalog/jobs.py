@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..config import LEVELS, JobConfig
 from ..errors import CatalogError, JobError
+from .database import CatalogDatabase
 from .records import JobLiveness, JobOwner, JobRecord
 from .schema import (
     JOB_STATUSES,
@@ -40,11 +41,8 @@ HEARTBEAT_INTERVAL_S = 30.0
 HEARTBEAT_STALE_AFTER_S = 300.0
 
 
-class JobOperations:
-    """Job methods of :class:`gmsdask.catalog.Catalog` (a mixin on :class:`CatalogDatabase`)."""
-
-    _read: Callable[..., Any]
-    _write: Callable[..., Any]
+class JobOperations(CatalogDatabase):
+    """Job methods of :class:`gmsdask.catalog.Catalog` (one part of it)."""
 
     def create_job(self, scene_ids: Iterable[int], cfg: JobConfig, comment: str = "") -> int:
         """Create a ``pending`` job over ``scene_ids`` (duplicates dropped, order kept) run with ``cfg``."""
@@ -54,7 +52,7 @@ class JobOperations:
         config = cfg.model_dump(mode="json")
 
         def create(session: Session) -> int:
-            missing = self._missing_scene_ids(session, ids)  # type: ignore[attr-defined]
+            missing = self._missing_scene_ids(session, ids)
             if missing:
                 raise CatalogError(f"no scene with id {', '.join(map(str, missing))} in the catalogue")
             row = JobRow(creation_time=now(), finish_time=None, virtual_sensor=cfg.virtual_sensor_name,
@@ -70,7 +68,7 @@ class JobOperations:
 
     def job(self, job_id: int) -> JobRecord:
         """The job with id ``job_id``, with statistics counted now."""
-        return self._read(lambda session: _job_records(session, [self._job_row(session, job_id)])[0])  # type: ignore[attr-defined]
+        return self._read(lambda session: _job_records(session, [self._job_row(session, job_id)])[0])
 
     def jobs(self, status: str | None = None, *, scene_id: int | None = None) -> list[JobRecord]:
         """All jobs, oldest first, or those with ``status`` (``"interrupted"``: running jobs nobody runs)
@@ -94,7 +92,7 @@ class JobOperations:
         runner = (owner or JobOwner.this_process()) if status == "running" else None
 
         def change(session: Session) -> None:
-            row = self._job_row(session, job_id, for_update=True)  # type: ignore[attr-defined]
+            row = self._job_row(session, job_id, for_update=True)
             row.status = status
             row.owner_host = runner.host if runner else None
             row.owner_pid = runner.pid if runner else None
@@ -115,7 +113,7 @@ class JobOperations:
         runner = owner or JobOwner.this_process()
 
         def claim(session: Session) -> JobLiveness:
-            row = self._job_row(session, job_id, for_update=True)  # type: ignore[attr-defined]
+            row = self._job_row(session, job_id, for_update=True)
             before = _liveness(row, stale_after_s)
             if before.status == "running" and before.owner != runner:
                 raise JobError(f"job {job_id} is running in process {before.owner} "
@@ -131,7 +129,7 @@ class JobOperations:
         ``owner``, default any owner): it was canceled, finished or claimed by another process."""
 
         def beat(session: Session) -> bool:
-            self._job_row(session, job_id)  # type: ignore[attr-defined]
+            self._job_row(session, job_id)
             query = update(JobRow).where(JobRow.id == job_id, JobRow.status == "running")
             if owner is not None:
                 query = query.where(JobRow.owner_host == owner.host, JobRow.owner_pid == owner.pid)
@@ -142,7 +140,7 @@ class JobOperations:
     def job_liveness(self, job_id: int, *, stale_after_s: float = HEARTBEAT_STALE_AFTER_S) -> JobLiveness:
         """The job's status as it really is: ``interrupted`` instead of a stored ``running`` when its owner
         process is gone (same host) or its last heartbeat is older than ``stale_after_s`` seconds."""
-        return self._read(lambda session: _liveness(self._job_row(session, job_id), stale_after_s))  # type: ignore[attr-defined]
+        return self._read(lambda session: _liveness(self._job_row(session, job_id), stale_after_s))
 
     def reset_job(self, job_id: int) -> None:
         """Forget every level state of a job (``reset_status=True``): it becomes ``pending`` again.
@@ -151,7 +149,7 @@ class JobOperations:
         """
 
         def reset(session: Session) -> None:
-            row = self._job_row(session, job_id, for_update=True)  # type: ignore[attr-defined]
+            row = self._job_row(session, job_id, for_update=True)
             session.execute(delete(SceneLevelRow).where(SceneLevelRow.job_id == job_id))
             row.status, row.finish_time, row.owner_host, row.owner_pid = "pending", None, None, None
 
@@ -170,7 +168,7 @@ class JobOperations:
         """
 
         def finish(session: Session) -> str:
-            job = self._job_row(session, job_id, for_update=True)  # type: ignore[attr-defined]
+            job = self._job_row(session, job_id, for_update=True)
             stamp = now()
             session.execute(
                 update(SceneLevelRow)

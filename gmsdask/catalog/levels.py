@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from ..config import LEVELS
 from ..errors import CatalogError
+from .database import CatalogDatabase
 from .engine import upsert
 from .records import FailureRecord, LevelRecord, TileRecord
 from .schema import (
@@ -40,11 +41,8 @@ def _chain_position(level: str) -> int:
     return LEVELS.index(level) if level in LEVELS else len(LEVELS)
 
 
-class LevelOperations:
-    """Level-state methods of :class:`gmsdask.catalog.Catalog` (a mixin on :class:`CatalogDatabase`)."""
-
-    _read: Callable[..., Any]
-    _write: Callable[..., Any]
+class LevelOperations(CatalogDatabase):
+    """Level-state methods of :class:`gmsdask.catalog.Catalog` (one part of it)."""
 
     def record_level(
         self,
@@ -89,8 +87,8 @@ class LevelOperations:
             changes["started_at"] = lambda proposed: func.coalesce(_LEVELS_TABLE.c.started_at, proposed["started_at"])
 
         def record(session: Session) -> None:
-            self._job_row(session, job_id)  # type: ignore[attr-defined]
-            self._scene_row(session, scene_id)  # type: ignore[attr-defined]
+            self._job_row(session, job_id)
+            self._scene_row(session, scene_id)
             # the job row first, as finish_job locks it: every writer takes the locks in one order
             session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "running")
                             .values(heartbeat_at=stamp))
@@ -109,10 +107,10 @@ class LevelOperations:
         """The level states of a job (of one scene if given), by scene and chain order, with outputs."""
 
         def find(session: Session) -> list[LevelRecord]:
-            self._job_row(session, job_id)  # type: ignore[attr-defined]
+            self._job_row(session, job_id)
             query = select(SceneLevelRow).where(SceneLevelRow.job_id == job_id)
             if scene_id is not None:
-                self._scene_row(session, scene_id)  # type: ignore[attr-defined]
+                self._scene_row(session, scene_id)
                 query = query.where(SceneLevelRow.scene_id == scene_id)
             return _level_records(session, query)
 
@@ -149,7 +147,7 @@ class LevelOperations:
 
         def find(session: Session) -> list[LevelRecord]:
             if job_id is not None:
-                self._job_row(session, job_id)  # type: ignore[attr-defined]
+                self._job_row(session, job_id)
                 return _level_records(session, query.where(SceneLevelRow.job_id == job_id))
             return _level_records(session, query)
 
@@ -159,7 +157,7 @@ class LevelOperations:
         """The failed levels of a job's scenes, with exception type, message and traceback."""
 
         def find(session: Session) -> list[FailureRecord]:
-            self._job_row(session, job_id)  # type: ignore[attr-defined]
+            self._job_row(session, job_id)
             query = (select(SceneLevelRow, SceneRow)
                      .join(SceneRow, SceneRow.id == SceneLevelRow.scene_id)
                      .where(SceneLevelRow.job_id == job_id, SceneLevelRow.status == "failed"))
@@ -178,8 +176,8 @@ class LevelOperations:
                   "scene_id": scene_id, "path": str(path), "written_at": now()}
 
         def record(session: Session) -> None:
-            self._job_row(session, job_id)  # type: ignore[attr-defined]
-            self._scene_row(session, scene_id)  # type: ignore[attr-defined]
+            self._job_row(session, job_id)
+            self._scene_row(session, scene_id)
             upsert(session, TileWrittenRow.__table__, values, ("job_id", "tile", "virtual_sensor", "scene_id"))
 
         self._write(record, retry_on_conflict=True)
@@ -188,7 +186,7 @@ class LevelOperations:
         """The tile cubes a job wrote, by tile, virtual sensor and scene."""
 
         def find(session: Session) -> list[TileRecord]:
-            self._job_row(session, job_id)  # type: ignore[attr-defined]
+            self._job_row(session, job_id)
             query = (select(TileWrittenRow).where(TileWrittenRow.job_id == job_id)
                      .order_by(TileWrittenRow.tile, TileWrittenRow.virtual_sensor, TileWrittenRow.scene_id))
             return [TileRecord(row.job_id, row.tile, row.virtual_sensor, row.path, row.scene_id, row.written_at)

@@ -17,12 +17,17 @@ from pathlib import Path
 
 from sqlalchemy import Column, Connection, Engine, MetaData, PrimaryKeyConstraint, String, Table, inspect, text
 
+from sqlalchemy.exc import DBAPIError
+
+from ..errors import CatalogError
 from .schema import Base
 
 __all__ = ["SCHEMA_REVISION", "BASELINE_REVISION", "upgrade", "schema_revision"]
 
 #: The newest migration; catalogues at it need no upgrade.
 SCHEMA_REVISION = "0002"
+#: Every revision in ``migrations/versions``, oldest first.
+KNOWN_REVISIONS: tuple[str, ...] = ("0001", "0002")
 #: The revision whose tables are those of gmsdask 0.1.0, written before migrations existed.
 BASELINE_REVISION = "0001"
 
@@ -41,12 +46,18 @@ def _alembic_config(connection: Connection):  # -> alembic.config.Config
     return config
 
 
-def schema_revision(connection: Connection) -> str | None:
-    """The stored revision, ``BASELINE_REVISION`` for an unversioned 0.1.0 catalogue, None for an empty one."""
+def schema_revision(connection: Connection, name: str = "the database") -> str | None:
+    """The stored revision, ``BASELINE_REVISION`` for an unversioned 0.1.0 catalogue, None for an empty
+    database; :class:`CatalogError` for a database holding other tables."""
     tables = set(inspect(connection).get_table_names())
     if _VERSION_TABLE in tables:
         return connection.execute(text(f"SELECT version_num FROM {_VERSION_TABLE}")).scalar_one_or_none()
-    return BASELINE_REVISION if "scenes" in tables else None
+    if "scenes" in tables and "jobs" in tables:
+        return BASELINE_REVISION
+    if tables:
+        raise CatalogError(f"{name} is a database but not a gmsdask catalogue (it holds the tables "
+                           f"{', '.join(sorted(tables)[:6])}); choose another db_url")
+    return None
 
 
 def _is_current(engine: Engine) -> bool:
@@ -64,9 +75,13 @@ def has_catalogue(engine: Engine) -> bool:
         return bool({"scenes", _VERSION_TABLE} & set(inspect(connection).get_table_names()))
 
 
-def upgrade(engine: Engine) -> str | None:
+def upgrade(engine: Engine, name: str = "the catalogue") -> str | None:
     """Create or upgrade the catalogue schema of ``engine``'s database; return the revision found before
-    (None for an empty database), or ``SCHEMA_REVISION`` if nothing was to do."""
+    (None for an empty database), or ``SCHEMA_REVISION`` if nothing was to do.
+
+    Raises :class:`CatalogError` naming ``name`` for a database that is not a catalogue, a catalogue of a
+    newer gmsdask, or a failed upgrade (which leaves the database as it was).
+    """
     if _is_current(engine):
         return SCHEMA_REVISION
     sqlite = engine.dialect.name == "sqlite"
@@ -80,10 +95,20 @@ def upgrade(engine: Engine) -> str | None:
             with connection.begin():
                 if engine.dialect.name == "postgresql":
                     connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-                found = schema_revision(connection)      # again, under the lock: another process may have won
+                found = schema_revision(connection, name)  # again, under the lock: another process may have won
                 if found == SCHEMA_REVISION:
                     return found
-                _migrate(connection, found)
+                if found is not None and found not in KNOWN_REVISIONS:
+                    raise CatalogError(f"{name} has schema revision {found!r}, which this gmsdask does not know "
+                                       f"(it knows {', '.join(KNOWN_REVISIONS)}): it was written by a newer "
+                                       "gmsdask; upgrade gmsdask")
+                try:
+                    _migrate(connection, found)
+                except DBAPIError:
+                    raise
+                except Exception as err:  # noqa: BLE001 - any failure of a migration script, named
+                    raise CatalogError(f"cannot upgrade {name} from schema revision {found}: "
+                                       f"{type(err).__name__}: {err}") from err
                 return found
         finally:
             if sqlite:

@@ -12,6 +12,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from ..errors import CatalogError, UnknownProductError
+from .database import CatalogDatabase
 from .engine import upsert
 from .records import SceneRecord
 from .schema import JobSceneRow, SceneRow, SceneTileRow
@@ -25,11 +26,8 @@ REQUIRED_SCENE_ATTRS: tuple[str, ...] = (
 )
 
 
-class SceneOperations:
-    """Scene methods of :class:`gmsdask.catalog.Catalog` (a mixin on :class:`CatalogDatabase`)."""
-
-    _read: Callable[..., Any]
-    _write: Callable[..., Any]
+class SceneOperations(CatalogDatabase):
+    """Scene methods of :class:`gmsdask.catalog.Catalog` (one part of it)."""
 
     def add_scene(self, attrs: Mapping[str, Any], mgrs_tiles: Sequence[str]) -> int:
         """Add a scene from its root attrs (docs/scene-model.md) and return its id.
@@ -148,10 +146,10 @@ class SceneOperations:
 
         def find(session: Session) -> list[SceneRecord]:
             if job_id is not None:
-                self._job_row(session, job_id)  # type: ignore[attr-defined]
+                self._job_row(session, job_id)
             if wanted_ids is None:
                 return _records(session, query)
-            missing = self._missing_scene_ids(session, wanted_ids)  # type: ignore[attr-defined]
+            missing = self._missing_scene_ids(session, wanted_ids)
             if missing:
                 raise CatalogError(f"no scene with id {', '.join(map(str, missing))} in the catalogue")
             records = [record for chunk in chunks(wanted_ids)
