@@ -50,7 +50,7 @@ class PostgresServer:
         self._shared_database = ""
 
     @classmethod
-    def start(cls) -> "PostgresServer":
+    def start(cls) -> PostgresServer:
         """initdb and start a server in a new temporary folder."""
         binaries = find_server_binaries()
         root = Path(tempfile.mkdtemp(prefix="gmsdask-pg-"))
@@ -74,7 +74,7 @@ class PostgresServer:
 
     def _run(self, program: str, *args: str) -> None:
         result = subprocess.run([*self._run_as, str(self._binaries / program), *args],
-                                capture_output=True, text=True, timeout=120)
+                                capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
             log = self.root / "server.log"
             detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
@@ -111,5 +111,5 @@ class PostgresServer:
         """Stop the server (immediately: nothing in it is kept) and delete its folder."""
         if (self.root / "data" / "postmaster.pid").exists():
             subprocess.run([*self._run_as, str(self._binaries / "pg_ctl"), "-D", str(self.root / "data"),
-                            "-m", "immediate", "-w", "stop"], capture_output=True, timeout=60)
+                            "-m", "immediate", "-w", "stop"], capture_output=True, timeout=60, check=False)
         shutil.rmtree(self.root, ignore_errors=True)

@@ -16,7 +16,6 @@ from gmsdask.errors import CatalogError, GmsdaskError
 from .fixtures.catalog_scenes import (
     LANDSAT8_ID,
     SENTINEL2_L1C_ID,
-    SENTINEL2_L2A_ID,
     landsat8_attrs,
     raise_and_catch,
     run_chain,

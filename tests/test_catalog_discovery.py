@@ -13,6 +13,7 @@ from gmsdask.io import discovery
 
 from .fixtures.catalog_scenes import LANDSAT8_ID, SENTINEL2_L1C_ID, SENTINEL2_L2A_ID, landsat8_attrs, sentinel2_attrs
 
+
 @pytest.mark.parametrize(("name", "is_dir", "expected"), [
     (LANDSAT8_ID, True, True),
     ("LC08_L1TP_090084_20160121_20170405_01_T1.tar.gz", False, True),

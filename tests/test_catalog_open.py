@@ -15,6 +15,7 @@ from gmsdask.errors import CatalogError
 from .fixtures.catalog_scenes import LANDSAT8_ID, SENTINEL2_L1C_ID, landsat8_attrs, run_chain, sentinel2_attrs
 from .postgres import TEST_PASSWORD
 
+
 def test_catalog_reopens_from_the_same_database(catalog_url: str) -> None:
     with Catalog(catalog_url) as first:
         landsat_id = first.add_scene(landsat8_attrs(), ["17SNB"])

@@ -20,8 +20,18 @@ from sqlalchemy.sql import ClauseElement
 
 from ..errors import CatalogError
 
-__all__ = ["parse_url", "safe_url", "is_sqlite", "is_sqlite_memory", "sqlite_path", "create_catalog_engine",
-           "is_retryable", "upsert", "url_without_password", "SQLITE_BUSY_TIMEOUT_MS"]
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "create_catalog_engine",
+    "is_retryable",
+    "is_sqlite",
+    "is_sqlite_memory",
+    "parse_url",
+    "safe_url",
+    "sqlite_path",
+    "upsert",
+    "url_without_password",
+]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -145,7 +155,7 @@ def upsert(
     """
     changes = dict(update_values) if update_values is not None else {
         name: value for name, value in values.items() if name not in keys}
-    primary = list(table.primary_key.columns)[0]
+    primary = next(iter(table.primary_key.columns))
     module = _UPSERT_DIALECTS.get(session.get_bind().dialect.name)
     if module is not None:
         statement = module.insert(table).values(**values)

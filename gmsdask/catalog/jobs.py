@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -33,7 +32,7 @@ from .schema import (
 )
 from .values import check_choice, now
 
-__all__ = ["JobOperations", "HEARTBEAT_INTERVAL_S", "HEARTBEAT_STALE_AFTER_S"]
+__all__ = ["HEARTBEAT_INTERVAL_S", "HEARTBEAT_STALE_AFTER_S", "JobOperations"]
 
 #: How often a running controller should call ``heartbeat`` (seconds).
 HEARTBEAT_INTERVAL_S = 30.0

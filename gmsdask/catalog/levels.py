@@ -9,7 +9,7 @@ so the scene resumes there) or lists them with :meth:`LevelOperations.outdated_l
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 

@@ -16,13 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import Column, Connection, Engine, MetaData, PrimaryKeyConstraint, String, Table, inspect, text
-
 from sqlalchemy.exc import DBAPIError
 
 from ..errors import CatalogError
 from .schema import Base
 
-__all__ = ["SCHEMA_REVISION", "BASELINE_REVISION", "upgrade", "schema_revision"]
+__all__ = ["BASELINE_REVISION", "SCHEMA_REVISION", "schema_revision", "upgrade"]
 
 #: The newest migration; catalogues at it need no upgrade.
 SCHEMA_REVISION = "0002"
@@ -38,7 +37,7 @@ _VERSION_TABLE = "alembic_version"
 
 
 def _alembic_config(connection: Connection):  # -> alembic.config.Config
-    from alembic.config import Config   # imported here: only needed when the schema changes
+    from alembic.config import Config  # imported here: only needed when the schema changes
 
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
@@ -106,7 +105,7 @@ def upgrade(engine: Engine, name: str = "the catalogue") -> str | None:
                     _migrate(connection, found)
                 except DBAPIError:
                     raise
-                except Exception as err:  # noqa: BLE001 - any failure of a migration script, named
+                except Exception as err:
                     raise CatalogError(f"cannot upgrade {name} from schema revision {found}: "
                                        f"{type(err).__name__}: {err}") from err
                 return found

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..config import JobConfig
 
-__all__ = ["SceneRecord", "JobRecord", "LevelRecord", "FailureRecord", "TileRecord", "JobOwner", "JobLiveness"]
+__all__ = ["FailureRecord", "JobLiveness", "JobOwner", "JobRecord", "LevelRecord", "SceneRecord", "TileRecord"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class JobOwner:
     pid: int
 
     @classmethod
-    def this_process(cls) -> "JobOwner":
+    def this_process(cls) -> JobOwner:
         """The calling process."""
         return cls(socket.gethostname(), os.getpid())
 

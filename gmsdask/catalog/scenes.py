@@ -18,7 +18,7 @@ from .records import SceneRecord
 from .schema import JobSceneRow, SceneRow, SceneTileRow
 from .values import catalog_tile, chunks, cloud_cover, now, parse_time, time_bound
 
-__all__ = ["SceneOperations", "REQUIRED_SCENE_ATTRS"]
+__all__ = ["REQUIRED_SCENE_ATTRS", "SceneOperations"]
 
 #: Scene attrs (docs/scene-model.md) the catalogue needs.
 REQUIRED_SCENE_ATTRS: tuple[str, ...] = (
@@ -63,7 +63,7 @@ class SceneOperations(CatalogDatabase):
         :func:`gmsdask.mgrs_grid.tiles_intersecting`). A product that cannot be opened raises (naming it);
         the products added before it stay catalogued. A missing path raises :class:`CatalogError`.
         """
-        from ..io.discovery import product_paths   # lazy: gmsdask.io imports the raster stack
+        from ..io.discovery import product_paths  # lazy: gmsdask.io imports the raster stack
 
         if open_scene is None:
             from ..io import open_scene as default_open_scene

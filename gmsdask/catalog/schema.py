@@ -24,8 +24,19 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
-    "JOB_STATUSES", "LEVEL_STATUSES", "COMPLETED_LEVEL_STATUSES", "TERMINAL_JOB_STATUSES", "STATISTICS_KEYS",
-    "Base", "UTCDateTime", "SceneRow", "SceneTileRow", "JobRow", "JobSceneRow", "SceneLevelRow", "TileWrittenRow",
+    "COMPLETED_LEVEL_STATUSES",
+    "JOB_STATUSES",
+    "LEVEL_STATUSES",
+    "STATISTICS_KEYS",
+    "TERMINAL_JOB_STATUSES",
+    "Base",
+    "JobRow",
+    "JobSceneRow",
+    "SceneLevelRow",
+    "SceneRow",
+    "SceneTileRow",
+    "TileWrittenRow",
+    "UTCDateTime",
 ]
 
 #: Status values of a job (as in GeoMultiSens). ``interrupted`` is not stored: see ``Catalog.job_liveness``.

@@ -12,8 +12,18 @@ from typing import Any, TypeVar
 from ..errors import CatalogError, GmsdaskError
 from ..mgrs_grid import normalize_tile
 
-__all__ = ["utc", "now", "parse_time", "time_bound", "cloud_cover", "check_choice", "format_traceback",
-           "chunks", "catalog_tile", "ID_CHUNK_SIZE"]
+__all__ = [
+    "ID_CHUNK_SIZE",
+    "catalog_tile",
+    "check_choice",
+    "chunks",
+    "cloud_cover",
+    "format_traceback",
+    "now",
+    "parse_time",
+    "time_bound",
+    "utc",
+]
 
 #: Ids per ``IN (...)`` clause: SQLite's bound-parameter limit is far above, but long lists stay readable in logs.
 ID_CHUNK_SIZE = 500

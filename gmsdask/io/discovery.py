@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import UnknownProductError
 
-__all__ = ["is_product_name", "find_products", "product_paths", "ARCHIVE_SUFFIXES"]
+__all__ = ["ARCHIVE_SUFFIXES", "find_products", "is_product_name", "product_paths"]
 
 #: Landsat Collection 1/2 product identifiers (``LC08_L1TP_016037_20170813_20170814_01_RT``).
 LANDSAT_PRODUCT_NAME = re.compile(r"L[CTEO]0[4-9]_[A-Z0-9]{4}_\d{6}_\d{8}_\d{8}_\d{2}_[A-Z0-9]{2}")

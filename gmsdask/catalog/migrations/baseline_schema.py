@@ -21,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["baseline_tables", "BASELINE_JOB_STATUSES", "BASELINE_LEVEL_STATUSES", "BASELINE_LEVELS"]
+__all__ = ["BASELINE_JOB_STATUSES", "BASELINE_LEVELS", "BASELINE_LEVEL_STATUSES", "baseline_tables"]
 
 BASELINE_JOB_STATUSES = ("pending", "running", "canceled", "failed", "finished_with_errors", "finished")
 BASELINE_LEVEL_STATUSES = ("running", "done", "skipped", "failed")
