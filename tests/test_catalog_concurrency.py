@@ -3,25 +3,50 @@ locks are waited for, and two processes creating or upgrading a catalogue at the
 
 from __future__ import annotations
 
-import os
+import multiprocessing
 import shutil
-import subprocess
-import sys
-import textwrap
 import threading
 import time
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
-from gmsdask.catalog import SCHEMA_REVISION, Catalog
+from gmsdask.catalog import SCHEMA_REVISION, Catalog, JobOwner
 from gmsdask.config import LEVELS
 
 from .fixtures.catalog_scenes import make_job, sentinel2_attrs
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-ENVIRONMENT = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-FIXTURE = REPO_ROOT / "tests" / "fixtures" / "catalog_v010.sqlite"
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "catalog_v010.sqlite"
+
+
+def _report(results: Any, index: int, target: Callable[..., Any], arguments: Sequence[Any]) -> None:
+    try:
+        results.put((index, True, target(*arguments)))
+    except BaseException:  # noqa: BLE001 - sent to the parent, which fails the test with it
+        results.put((index, False, traceback.format_exc()))
+
+
+def run_in_processes(target: Callable[..., Any], argument_lists: Sequence[Sequence[Any]]) -> list[Any]:
+    """``target(*arguments)`` in one process per argument list, all at once; their results (all must succeed).
+
+    The processes are forked from the test process: they are real processes with their own connections,
+    without the second or two a fresh interpreter spends importing gmsdask.
+    """
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    processes = [context.Process(target=_report, args=(results, index, target, arguments))
+                 for index, arguments in enumerate(argument_lists)]
+    for process in processes:
+        process.start()
+    collected = {index: (ok, value) for index, ok, value in (results.get(timeout=120) for _ in processes)}
+    for process in processes:
+        process.join(timeout=60)
+    failures = [value for ok, value in collected.values() if not ok]
+    assert failures == [], "\n".join(failures)
+    return [collected[index][1] for index in range(len(processes))]
 
 SCENES_PER_WRITER = 3
 
@@ -65,39 +90,24 @@ def test_concurrent_threads_do_not_lose_rows(catalog_url: str) -> None:
     assert reader.finish_job(job_id) == "finished"
 
 
-WRITER_PROCESS_SCRIPT = textwrap.dedent("""
-    import sys
-    from gmsdask.catalog import Catalog
-    from gmsdask.config import LEVELS
-    url, job_id, scene_ids = sys.argv[1], int(sys.argv[2]), [int(s) for s in sys.argv[3].split(",")]
-    catalog = Catalog(url)
+def write_levels_and_tiles(url: str, job_id: int, scene_ids: list[int]) -> None:
+    catalog = Catalog(url, create=False)
     for scene_id in scene_ids:
         for level in LEVELS:
             catalog.record_level(job_id, scene_id, level, "running")
             catalog.record_level(job_id, scene_id, level, "done", output=f"/out/{scene_id}/{level}")
             catalog.record_tile(job_id, "17SNB", "SENTINEL_2A", f"/cubes/{level}.zarr", scene_id)
-""")
 
 
 def test_concurrent_processes_do_not_lose_rows(catalog_url: str) -> None:
     with Catalog(catalog_url) as catalog:
         job_id, scene_ids = make_job(catalog, 3 * SCENES_PER_WRITER)
-    processes = [
-        subprocess.Popen([sys.executable, "-c", WRITER_PROCESS_SCRIPT, catalog_url, str(job_id),
-                          ",".join(map(str, scene_ids[index::3]))],
-                         env=ENVIRONMENT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for index in (0, 1)
-    ]
-    with Catalog(catalog_url) as in_this_process:
-        record_all_levels(in_this_process, job_id, scene_ids[2::3])
-    for process in processes:
-        _, stderr = process.communicate(timeout=120)
-        assert process.returncode == 0, stderr
+    run_in_processes(write_levels_and_tiles, [(catalog_url, job_id, scene_ids[index::3]) for index in range(3)])
     with Catalog(catalog_url) as reader:
         records = reader.level_records(job_id)
         assert len(records) == len(scene_ids) * len(LEVELS)
         assert {record.status for record in records} == {"done"}
-        assert len(reader.tiles_written(job_id)) == 2 * SCENES_PER_WRITER
+        assert len(reader.tiles_written(job_id)) == 3 * SCENES_PER_WRITER
         assert reader.update_statistics(job_id)["L2C"]["done"] == len(scene_ids)
 
 
@@ -119,24 +129,7 @@ def test_a_writer_waits_for_a_lock_held_by_another_connection(sqlite_url: str, t
         assert catalog.level_status(job_id, scene_id) == {"L1A": "done"}
 
 
-def run_processes(script: str, argument_lists: list[list[str]]) -> list[str]:
-    """Run ``script`` in one Python process per argument list, all at once; their stdouts (all must succeed)."""
-    processes = [subprocess.Popen([sys.executable, "-c", script, *arguments], env=ENVIRONMENT,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for arguments in argument_lists]
-    outputs = []
-    for process in processes:
-        stdout, stderr = process.communicate(timeout=120)
-        assert process.returncode == 0, stderr
-        outputs.append(stdout)
-    return outputs
-
-
-JOB_CONTROLLER_SCRIPT = textwrap.dedent("""
-    import sys
-    from gmsdask.catalog import Catalog, JobOwner
-    from gmsdask.config import LEVELS
-    url, job_id, scene_ids = sys.argv[1], int(sys.argv[2]), [int(s) for s in sys.argv[3].split(",")]
+def run_job_as_controller(url: str, job_id: int, scene_ids: list[int]) -> str:
     catalog = Catalog(url, create=False)
     owner = JobOwner.this_process()
     catalog.set_job_status(job_id, "running", owner=owner)
@@ -146,8 +139,7 @@ JOB_CONTROLLER_SCRIPT = textwrap.dedent("""
             assert catalog.heartbeat(job_id, owner=owner)
             catalog.record_level(job_id, scene_id, level, "done", version="1", facts={"scene": scene_id})
         catalog.set_job_status(job_id, "running", owner=owner)       # status updates interleave with the other job
-    print(catalog.finish_job(job_id))
-""")
+    return catalog.finish_job(job_id)
 
 
 def test_two_controllers_running_two_jobs_lose_no_update(postgres_url: str) -> None:
@@ -157,9 +149,8 @@ def test_two_controllers_running_two_jobs_lose_no_update(postgres_url: str) -> N
                   for i in range(2)]
         second_job = catalog.create_job(first_scenes[:2] + scenes, catalog.job(first_job).job_config())
     jobs = {first_job: first_scenes, second_job: first_scenes[:2] + scenes}      # two scenes in both jobs
-    outputs = run_processes(JOB_CONTROLLER_SCRIPT,
-                            [[postgres_url, str(job), ",".join(map(str, ids))] for job, ids in jobs.items()])
-    assert [output.strip() for output in outputs] == ["finished", "finished"]
+    outputs = run_in_processes(run_job_as_controller, [(postgres_url, job, ids) for job, ids in jobs.items()])
+    assert outputs == ["finished", "finished"]
     with Catalog(postgres_url, create=False) as reader:
         for job_id, scene_ids in jobs.items():
             job = reader.job(job_id)
@@ -171,24 +162,15 @@ def test_two_controllers_running_two_jobs_lose_no_update(postgres_url: str) -> N
             assert all(r.facts == {"scene": r.scene_id} for r in records)
 
 
-OPEN_SCRIPT = textwrap.dedent("""
-    import os, sys, time
-    from pathlib import Path
-    from gmsdask.catalog import Catalog
-    url, barrier, n_processes = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-    (barrier / str(os.getpid())).touch()
-    deadline = time.monotonic() + 60
-    while len(list(barrier.iterdir())) < n_processes and time.monotonic() < deadline:
-        time.sleep(0.002)                                              # all processes open at the same moment
+def open_at_the_same_moment(url: str, barrier: Any) -> str:
+    barrier.wait(timeout=60)
     catalog = Catalog(url)
-    print(catalog.opened_revision, len(catalog.jobs()))
-""")
+    return f"{catalog.opened_revision} {len(catalog.jobs())}"
 
 
-def opened_at_once(url: str, barrier: Path, n_processes: int = 2) -> list[str]:
-    barrier.mkdir()
-    arguments = [[url, str(barrier), str(n_processes)]] * n_processes
-    return [output.strip() for output in run_processes(OPEN_SCRIPT, arguments)]
+def opened_at_once(url: str, n_processes: int = 3) -> list[str]:
+    barrier = multiprocessing.get_context("fork").Barrier(n_processes)
+    return run_in_processes(open_at_the_same_moment, [(url, barrier)] * n_processes)
 
 
 def count_versions(url: str) -> list[str]:
@@ -199,8 +181,8 @@ def count_versions(url: str) -> list[str]:
     return versions
 
 
-def test_processes_creating_one_catalogue_at_once_do_not_race(catalog_url: str, tmp_path: Path) -> None:
-    outputs = opened_at_once(catalog_url, tmp_path / "barrier")
+def test_processes_creating_one_catalogue_at_once_do_not_race(catalog_url: str) -> None:
+    outputs = opened_at_once(catalog_url)
     assert sorted(outputs) == ["0002 0"] * (len(outputs) - 1) + ["None 0"]      # one created it, the others found it
     assert count_versions(catalog_url) == [SCHEMA_REVISION]
 
@@ -208,6 +190,6 @@ def test_processes_creating_one_catalogue_at_once_do_not_race(catalog_url: str, 
 def test_processes_upgrading_one_old_catalogue_at_once_do_not_race(tmp_path: Path) -> None:
     old = tmp_path / "old.sqlite"
     shutil.copyfile(FIXTURE, old)
-    outputs = opened_at_once(f"sqlite:///{old}", tmp_path / "barrier")
+    outputs = opened_at_once(f"sqlite:///{old}")
     assert sorted(outputs) == ["0001 2"] + ["0002 2"] * (len(outputs) - 1)
     assert count_versions(f"sqlite:///{old}") == [SCHEMA_REVISION]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import socket
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
@@ -14,17 +12,14 @@ from gmsdask.catalog import Catalog, JobOwner
 from gmsdask.errors import CatalogError, JobError
 
 from .fixtures.catalog_scenes import make_job
-from .test_catalog_concurrency import ENVIRONMENT
 
-DYING_CONTROLLER = textwrap.dedent("""
-    import os, sys
-    from gmsdask.catalog import Catalog
-    catalog = Catalog(sys.argv[1], create=False)
-    catalog.set_job_status(int(sys.argv[2]), "running")
-    catalog.record_level(int(sys.argv[2]), int(sys.argv[3]), "L1A", "running")
-    print(os.getpid(), flush=True)
-    os._exit(0)                                                    # dies without finishing its job
-""")
+
+def die_while_running(url: str, job_id: int, scene_id: int) -> None:
+    """A controller that starts a job and dies without a word (no finally, no atexit)."""
+    catalog = Catalog(url, create=False)
+    catalog.set_job_status(job_id, "running")
+    catalog.record_level(job_id, scene_id, "L1A", "running")
+    os._exit(0)
 
 
 def test_a_running_job_records_its_owner_and_heartbeat(catalog: Catalog) -> None:
@@ -47,10 +42,12 @@ def test_a_running_job_records_its_owner_and_heartbeat(catalog: Catalog) -> None
 
 def test_a_job_whose_controller_died_is_interrupted_and_can_be_resumed(catalog: Catalog) -> None:
     job_id, [scene_id] = make_job(catalog, 1)
-    dead = subprocess.run([sys.executable, "-c", DYING_CONTROLLER, catalog.url, str(job_id), str(scene_id)],
-                          env=ENVIRONMENT, capture_output=True, text=True, timeout=120, check=False)
-    assert dead.returncode == 0, dead.stderr
-    dead_pid = int(dead.stdout)
+    dead = multiprocessing.get_context("fork").Process(target=die_while_running,
+                                                       args=(catalog.url, job_id, scene_id))
+    dead.start()
+    dead.join(timeout=120)
+    assert dead.exitcode == 0
+    dead_pid = dead.pid
     assert catalog.job(job_id).status == "running"                      # what the catalogue still says
     liveness = catalog.job_liveness(job_id)
     assert liveness.status == "interrupted" and liveness.stored_status == "running"
