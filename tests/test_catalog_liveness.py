@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
+import time
 
 import pytest
 
@@ -38,6 +39,20 @@ def test_a_running_job_records_its_owner_and_heartbeat(catalog: Catalog) -> None
     assert catalog.heartbeat(job_id) is False                           # nothing to beat for: stop
     with pytest.raises(CatalogError, match="job with id 4242"):
         catalog.heartbeat(4242)
+
+
+def test_keep_alive_beats_until_the_job_is_taken_away(catalog: Catalog) -> None:
+    job_id, _ = make_job(catalog, 1)
+    catalog.set_job_status(job_id, "running")
+    first_beat = catalog.job(job_id).heartbeat_at
+    with catalog.keep_alive(job_id, interval_s=0.05) as lost:
+        deadline = time.monotonic() + 30
+        while catalog.job(job_id).heartbeat_at == first_beat and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert catalog.job(job_id).heartbeat_at > first_beat and not lost.is_set()
+        catalog.set_job_status(job_id, "canceled")                       # e.g. `gmsdask job cancel` elsewhere
+        assert lost.wait(timeout=30)
+    assert catalog.job(job_id).status == "canceled"
 
 
 def test_a_job_whose_controller_died_is_interrupted_and_can_be_resumed(catalog: Catalog) -> None:

@@ -3,7 +3,7 @@
 Every catalogue method opens one short-lived session. Several threads and processes (Dask workers,
 controllers) may write at once: SQLite connections use WAL mode and a busy timeout and start write
 transactions with ``BEGIN IMMEDIATE``; on PostgreSQL, writes are single-statement upserts or lock the job
-row they change (``SELECT ... FOR UPDATE``). A transaction that meets a SQLite lock, a PostgreSQL deadlock
+row they change first (``SELECT ... FOR NO KEY UPDATE``). A transaction that meets a SQLite lock, a PostgreSQL deadlock
 (40P01) or serialization failure (40001) is run again with a growing, jittered delay.
 """
 
@@ -41,7 +41,6 @@ class CatalogDatabase:
 
     def __init__(self, url: str | None = None, *, create: bool = True) -> None:
         self._url = _engine.parse_url(JobConfig().db_url if url is None else url)
-        self._create = create
         path = _engine.sqlite_path(self._url)
         #: The URL the catalogue was opened with, without password; a relative SQLite path made absolute.
         self.url: str = _engine.url_without_password(self._url)
@@ -73,7 +72,7 @@ class CatalogDatabase:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({_engine.safe_url(self._url)!r})"
 
-    def __reduce__(self) -> tuple[Any, tuple[str, bool]]:
+    def __reduce__(self) -> tuple[Callable[[type, str], Any], tuple[type, str]]:
         # the URL without its password: a process that unpickles it authenticates the way libpq does
         # (PGPASSWORD, ~/.pgpass); it never creates a new catalogue (unless in memory)
         return (_reopen, (type(self), self.url))

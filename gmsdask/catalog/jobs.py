@@ -1,7 +1,8 @@
 """Catalogue operations on jobs: creation, status, live statistics, and telling running jobs from dead ones.
 
 A job set to ``running`` records its owner (host name and process id) and a heartbeat time; the process
-running it calls :meth:`JobOperations.heartbeat` every ``HEARTBEAT_INTERVAL_S`` or so. A job stored as
+running it calls :meth:`JobOperations.heartbeat` every ``HEARTBEAT_INTERVAL_S`` or so (or runs inside
+:meth:`JobOperations.keep_alive`; recording a level counts as a heartbeat too). A job stored as
 ``running`` is *interrupted* when its owner process is gone (checked on the owner's host only) or its
 heartbeat is older than ``HEARTBEAT_STALE_AFTER_S`` (any host; clocks of the machines are assumed to agree
 within a minute). Process ids are reused by the system: a reused pid only delays the verdict until the
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, insert, select, update
@@ -135,6 +138,32 @@ class JobOperations(CatalogDatabase):
             return session.execute(query.values(heartbeat_at=now())).rowcount == 1
 
         return self._write(beat)
+
+    @contextmanager
+    def keep_alive(self, job_id: int, *, owner: JobOwner | None = None,
+                   interval_s: float = HEARTBEAT_INTERVAL_S) -> Iterator[threading.Event]:
+        """Send the job's heartbeat every ``interval_s`` seconds from a background thread while the block
+        runs. Yields an event that is set once a heartbeat finds the job no longer running for ``owner``
+        (canceled, finished or claimed elsewhere): the caller may stop then. A heartbeat that fails (the
+        database is unreachable for a while) is tried again at the next interval."""
+        runner = owner or JobOwner.this_process()
+        done, lost = threading.Event(), threading.Event()
+
+        def beat() -> None:
+            while not done.wait(interval_s):
+                try:
+                    if not self.heartbeat(job_id, owner=runner):
+                        lost.set()
+                except CatalogError:
+                    continue
+
+        thread = threading.Thread(target=beat, name=f"gmsdask-heartbeat-job-{job_id}", daemon=True)
+        thread.start()
+        try:
+            yield lost
+        finally:
+            done.set()
+            thread.join()
 
     def job_liveness(self, job_id: int, *, stale_after_s: float = HEARTBEAT_STALE_AFTER_S) -> JobLiveness:
         """The job's status as it really is: ``interrupted`` instead of a stored ``running`` when its owner
