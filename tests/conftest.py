@@ -29,3 +29,57 @@ def pytest_configure(config: pytest.Config) -> None:
     import tempfile
 
     os.environ["GMSDASK_HOME"] = tempfile.mkdtemp(prefix="gmsdask_home_")
+# --- PostgreSQL (catalogue tests) ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for this test session (started on first use, stopped at the end)."""
+    from .postgres import PostgresServer
+
+    server = PostgresServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def postgres_url(postgres_server) -> str:
+    """The URL of a new, empty catalogue (a schema of its own) on the session's PostgreSQL server."""
+    return postgres_server.create_schema()
+
+
+# --- catalogue on both databases (tests/test_catalog*.py) ---------------------------------------------------------
+
+@pytest.fixture()
+def sqlite_url(tmp_path: Path) -> str:
+    """The URL of a new SQLite catalogue file in the test's temporary folder."""
+    return f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest) -> str:
+    """A new empty catalogue database: a SQLite file, then a database on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture()
+def catalog(catalog_url: str):
+    """A :class:`gmsdask.catalog.Catalog` on ``catalog_url``."""
+    from gmsdask.catalog import Catalog
+
+    with Catalog(catalog_url) as opened:
+        yield opened
+
+
+@pytest.fixture()
+def two_scene_job(catalog) -> tuple[int, int, int]:
+    """A job over a Landsat-8 and a Sentinel-2 scene: ``(job_id, landsat_id, sentinel2_id)``."""
+    from gmsdask.config import JobConfig
+
+    from .fixtures.catalog_scenes import landsat8_attrs, sentinel2_attrs
+
+    landsat_id = catalog.add_scene(landsat8_attrs(), ["17SNB", "17SPB"])
+    sentinel2_id = catalog.add_scene(sentinel2_attrs(), ["56JMM", "56JLM"])
+    job_id = catalog.create_job([landsat_id, sentinel2_id], JobConfig(), comment="two sensors")
+    return job_id, landsat_id, sentinel2_id

@@ -1,125 +1,27 @@
-"""Tests of the scene/job catalogue (gmsdask.catalog) on temporary SQLite files."""
+"""Tests of the scene/job catalogue (gmsdask.catalog): scenes, jobs, level states and tiles, each on SQLite and
+on a real PostgreSQL server (the ``catalog`` fixture is parametrized over both)."""
 
 from __future__ import annotations
 
-import os
-import pickle
-import subprocess
-import sys
-import textwrap
-import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from gmsdask.catalog import Catalog, find_products, is_product_name, normalize_tile
+from gmsdask.catalog import Catalog, normalize_tile
 from gmsdask.config import LEVELS, JobConfig
-from gmsdask.errors import CatalogError
+from gmsdask.errors import CatalogError, GmsdaskError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-LANDSAT8_ID = "LC08_L1TP_016037_20170813_20170814_01_RT"
-SENTINEL2_L1C_ID = "S2A_MSIL1C_20180629T000241_N0206_R030_T56JMM_20180629T012042"
-SENTINEL2_L2A_ID = "S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454"
-
-
-def landsat8_attrs(**changes: Any) -> dict[str, Any]:
-    """Root attrs of a Landsat-8 C1 L1TP scene as docs/scene-model.md defines them."""
-    attrs: dict[str, Any] = {
-        "platform": "LANDSAT_8",
-        "sensor": "OLI_TIRS",
-        "product_id": LANDSAT8_ID,
-        "product_path": f"/archive/landsat/{LANDSAT8_ID}",
-        "processing_level": "L1TP",
-        "acquisition_time": "2017-08-13T15:45:12.345678Z",
-        "sun_elevation_deg": 63.5,
-        "sun_azimuth_deg": 118.2,
-        "earth_sun_distance_au": 1.0133,
-        "cloud_cover_pct": 18.54,
-        "footprint": "POLYGON ((-78.93 33.43, -76.95 33.05, -77.43 31.33, -79.38 31.71, -78.93 33.43))",
-        "footprint_source": "MTL corners",
-        "processing_baseline": "",
-        "epsg": 32617,
-        "mgrs_tile": "",
-        "wrs_path": 16,
-        "wrs_row": 37,
-        "collection": 1,
-        "band_names": ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11"],
-    }
-    return attrs | changes
-
-
-def sentinel2_attrs(**changes: Any) -> dict[str, Any]:
-    """Root attrs of a Sentinel-2A L1C scene as docs/scene-model.md defines them."""
-    attrs: dict[str, Any] = {
-        "platform": "SENTINEL_2A",
-        "sensor": "MSI",
-        "product_id": SENTINEL2_L1C_ID,
-        "product_path": f"/archive/sentinel2/{SENTINEL2_L1C_ID}.zip",
-        "processing_level": "L1C",
-        "acquisition_time": "2018-06-29T00:02:41.024Z",
-        "sun_elevation_deg": 34.1,
-        "sun_azimuth_deg": 30.8,
-        "earth_sun_distance_au": 1.0166,
-        "cloud_cover_pct": 2.5,
-        "footprint": "POLYGON ((152.0 -26.2, 153.1 -26.2, 153.1 -27.2, 152.0 -27.2, 152.0 -26.2))",
-        "footprint_source": "MTD_MSIL1C.xml Product_Footprint",
-        "processing_baseline": "02.06",
-        "epsg": 32756,
-        "mgrs_tile": "56JMM",
-        "wrs_path": 0,
-        "wrs_row": 0,
-        "collection": 0,
-        "band_names": ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"],
-    }
-    return attrs | changes
-
-
-def sentinel2_l2a_attrs() -> dict[str, Any]:
-    """A cloudy Sentinel-2A L2A scene of tile 29UNU in 2022."""
-    return sentinel2_attrs(
-        product_id=SENTINEL2_L2A_ID, product_path=f"/archive/sentinel2/{SENTINEL2_L2A_ID}.SAFE",
-        processing_level="L2A", acquisition_time="2022-10-05T11:54:11.024Z", cloud_cover_pct=45.7,
-        footprint="POLYGON ((-9.0 53.2, -7.4 53.2, -7.4 52.2, -9.0 52.2, -9.0 53.2))",
-        processing_baseline="04.00", epsg=32629, mgrs_tile="29UNU",
-    )
-
-
-@pytest.fixture()
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'catalog.sqlite'}"
-
-
-@pytest.fixture()
-def catalog(db_url: str) -> Catalog:
-    with Catalog(db_url) as opened:
-        yield opened
-
-
-@pytest.fixture()
-def two_scene_job(catalog: Catalog) -> tuple[int, int, int]:
-    """A job over a Landsat-8 and a Sentinel-2 scene: ``(job_id, landsat_id, sentinel2_id)``."""
-    landsat_id = catalog.add_scene(landsat8_attrs(), ["17SNB", "17SPB"])
-    sentinel2_id = catalog.add_scene(sentinel2_attrs(), ["56JMM", "56JLM"])
-    job_id = catalog.create_job([landsat_id, sentinel2_id], JobConfig(), comment="two sensors")
-    return job_id, landsat_id, sentinel2_id
-
-
-def raise_and_catch(error: BaseException) -> BaseException:
-    """``error`` after it was raised in a named function, so that it carries a traceback."""
-
-    def atmospheric_correction_step() -> None:
-        raise error
-
-    try:
-        atmospheric_correction_step()
-    except BaseException as caught:  # noqa: BLE001 - the point is to keep it
-        return caught
-    raise AssertionError("not raised")
-
+from .fixtures.catalog_scenes import (
+    LANDSAT8_ID,
+    SENTINEL2_L1C_ID,
+    landsat8_attrs,
+    raise_and_catch,
+    run_chain,
+    sentinel2_attrs,
+    sentinel2_l2a_attrs,
+)
 
 # --- scenes ---------------------------------------------------------------------------------------------------
 
@@ -174,127 +76,16 @@ def test_tile_ids_are_normalized_and_checked() -> None:
     assert normalize_tile("T29UNU") == "29UNU"
     assert normalize_tile(" 56jmm ") == "56JMM"
     assert normalize_tile("4QFJ") == "04QFJ"
-    with pytest.raises(CatalogError, match="XYZ"):
+    with pytest.raises(GmsdaskError, match="XYZ"):
         normalize_tile("XYZ")
 
 
-# --- product discovery ------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(("name", "is_dir", "expected"), [
-    (LANDSAT8_ID, True, True),
-    ("LC08_L1TP_090084_20160121_20170405_01_T1.tar.gz", False, True),
-    ("LE07_L1TP_104078_20130429_20161124_01_T1.tar", False, True),
-    ("LT05_L1TP_090085_19970406_20161231_01_T1.tar.gz", False, True),
-    ("LC09_L2SP_010065_20220101_20220103_02_T1", True, True),
-    (f"{SENTINEL2_L1C_ID}.zip", False, True),
-    (f"{SENTINEL2_L2A_ID}.SAFE", True, True),
-    (f"{SENTINEL2_L2A_ID}.SAFE.zip", False, True),
-    ("S2B_OPER_MSI_L1C_TL_EPAE_20180617T013729_A006677_T55JGF_N02.06.AWSPDS.zip", False, True),
-    ("S2C_MSIL2A_20250101T101010_N0511_R022_T32UNE_20250101T120000.SAFE", True, True),
-    (LANDSAT8_ID, False, False),                                  # a file without archive suffix
-    ("LC08_L1TP_224077_20200127_20200127_01_RT_B2.TIF", False, False),
-    ("LC08_L2SP_224078_20200127_20200208_02_T1_MTL.txt", False, False),
-    ("LC08_L1TP_016037_20170813_20170814_01_RT.tif", True, False),  # a directory with another suffix
-    ("S2A_MSIL1C_notes.zip", False, False),
-    ("LC03_L1TP_016037_20170813_20170814_01_RT", True, False),
-    ("archive.zip", False, False),
-    ("readme.txt", False, False),
-])
-def test_product_names(name: str, is_dir: bool, expected: bool) -> None:
-    assert is_product_name(name, is_dir=is_dir) is expected
-
-
-@pytest.fixture()
-def product_folder(tmp_path: Path) -> Path:
-    """Empty files and folders named like real products, plus things that are not products."""
-    root = tmp_path / "archive"
-    (root / LANDSAT8_ID).mkdir(parents=True)
-    (root / LANDSAT8_ID / f"{LANDSAT8_ID}_MTL.txt").write_text("")
-    (root / LANDSAT8_ID / f"{SENTINEL2_L1C_ID}.zip").write_text("")     # inside a product: not searched
-    (root / f"{SENTINEL2_L1C_ID}.zip").write_bytes(b"")
-    (root / f"{SENTINEL2_L2A_ID}.SAFE" / "GRANULE").mkdir(parents=True)
-    (root / "landsat" / "collection1").mkdir(parents=True)
-    (root / "landsat" / "collection1" / "LE07_L1TP_104078_20130429_20161124_01_T1.tar").write_bytes(b"")
-    (root / "landsat" / "collection1" / "LT05_L1TP_090085_19970406_20161231_01_T1.tar.gz").write_bytes(b"")
-    (root / "notes.txt").write_text("not a product")
-    (root / "LC08_L1TP_224077_20200127_20200127_01_RT_B2.TIF").write_bytes(b"")
-    (root / "empty_folder").mkdir()
-    return root
-
-
-class StubReader:
-    """Stands in for gmsdask.io.open_scene: scene attrs made up from the product name, calls recorded."""
-
-    def __init__(self) -> None:
-        self.opened: list[Path] = []
-
-    def __call__(self, path: Path) -> SimpleNamespace:
-        self.opened.append(Path(path))
-        name = Path(path).name
-        if name.startswith("S2"):
-            attrs = sentinel2_attrs(product_id=name.split(".")[0], product_path=str(path))
-        else:
-            attrs = landsat8_attrs(product_id=name.split(".")[0], product_path=str(path))
-        return SimpleNamespace(attrs=attrs)
-
-
-def stub_tiles(footprint_wkt: str) -> list[str]:
-    """Stands in for gmsdask.mgrs_grid.tiles_intersecting."""
-    assert footprint_wkt.startswith("POLYGON")
-    return ["56JMM", "56JLM"] if "152.0" in footprint_wkt else ["17SNB"]
-
-
-def test_add_products_finds_every_product_in_a_folder_and_ignores_the_rest(
-    catalog: Catalog, product_folder: Path,
-) -> None:
-    reader = StubReader()
-    scene_ids = catalog.add_products(product_folder, open_scene=reader, tiles_for_footprint=stub_tiles)
-    expected = sorted([
-        product_folder / LANDSAT8_ID,
-        product_folder / f"{SENTINEL2_L1C_ID}.zip",
-        product_folder / f"{SENTINEL2_L2A_ID}.SAFE",
-        product_folder / "landsat" / "collection1" / "LE07_L1TP_104078_20130429_20161124_01_T1.tar",
-        product_folder / "landsat" / "collection1" / "LT05_L1TP_090085_19970406_20161231_01_T1.tar.gz",
-    ])
-    assert sorted(reader.opened) == expected
-    assert len(scene_ids) == len(set(scene_ids)) == 5
-    products = {scene.product_id: scene for scene in catalog.scenes()}
-    assert set(products) == {
-        LANDSAT8_ID, SENTINEL2_L1C_ID, SENTINEL2_L2A_ID,
-        "LE07_L1TP_104078_20130429_20161124_01_T1", "LT05_L1TP_090085_19970406_20161231_01_T1",
-    }
-    assert products[SENTINEL2_L1C_ID].mgrs_tiles == ["56JLM", "56JMM"]
-    assert products[LANDSAT8_ID].mgrs_tiles == ["17SNB"]
-    assert products[LANDSAT8_ID].product_path == str(product_folder / LANDSAT8_ID)
-
-
-def test_add_products_twice_adds_nothing_new(catalog: Catalog, product_folder: Path) -> None:
-    first = catalog.add_products(product_folder, open_scene=StubReader(), tiles_for_footprint=stub_tiles)
-    again = catalog.add_products([product_folder / f"{SENTINEL2_L1C_ID}.zip", product_folder],
-                                 open_scene=StubReader(), tiles_for_footprint=stub_tiles)
-    assert sorted(again) == sorted(first)
-    assert len(catalog.scenes()) == 5
-
-
-def test_add_products_takes_a_product_path_as_given(catalog: Catalog, product_folder: Path) -> None:
-    reader = StubReader()
-    product = product_folder / LANDSAT8_ID
-    [scene_id] = catalog.add_products(str(product), open_scene=reader, tiles_for_footprint=stub_tiles)
-    assert reader.opened == [product]
-    assert catalog.scene(scene_id).product_id == LANDSAT8_ID
-
-
-def test_add_products_refuses_a_missing_path(catalog: Catalog, tmp_path: Path) -> None:
-    missing = tmp_path / "no_such_folder"
-    with pytest.raises(CatalogError, match="no_such_folder"):
-        catalog.add_products(missing, open_scene=StubReader(), tiles_for_footprint=stub_tiles)
-
-
-def test_find_products_does_not_enter_products(product_folder: Path) -> None:
-    found = find_products(product_folder)
-    assert product_folder / LANDSAT8_ID / f"{SENTINEL2_L1C_ID}.zip" not in found
-    assert product_folder / "notes.txt" not in found
-    assert len(found) == 5
+def test_bad_tile_ids_are_catalog_errors_naming_them(catalog: Catalog) -> None:
+    with pytest.raises(CatalogError, match=f"{LANDSAT8_ID}.*'17S'"):
+        catalog.add_scene(landsat8_attrs(), ["17SNB", "17S"])
+    with pytest.raises(CatalogError, match="'ABCDE'"):
+        catalog.scenes(tile="ABCDE")
+    assert catalog.scenes() == []
 
 
 # --- scene selection --------------------------------------------------------------------------------------------
@@ -364,6 +155,19 @@ def test_job_lifecycle(catalog: Catalog, two_scene_job: tuple[int, int, int]) ->
     assert canceled.status == "canceled" and canceled.finish_time is not None
     assert [job.id for job in catalog.jobs(status="canceled")] == [job_id]
     assert catalog.jobs(status="pending") == []
+
+
+def test_scenes_of_a_job_and_jobs_of_a_scene(catalog: Catalog, three_scenes: dict[str, int]) -> None:
+    landsat, s2_l1c, s2_l2a = three_scenes["landsat"], three_scenes["s2_l1c"], three_scenes["s2_l2a"]
+    first = catalog.create_job([s2_l2a, landsat], JobConfig())
+    second = catalog.create_job([s2_l1c, s2_l2a], JobConfig())
+    assert ids_of(catalog.scenes(job_id=first)) == [landsat, s2_l2a]          # by acquisition time
+    assert ids_of(catalog.scenes(job_id=second, tile="56JMM")) == [s2_l1c]
+    assert ids_of(catalog.jobs(scene_id=s2_l2a)) == [first, second]
+    assert ids_of(catalog.jobs(scene_id=landsat)) == [first]
+    assert catalog.jobs("running", scene_id=landsat) == []
+    with pytest.raises(CatalogError, match="job with id 777"):
+        catalog.scenes(job_id=777)
 
 
 def test_job_stores_the_config_it_was_given(catalog: Catalog) -> None:
@@ -478,17 +282,6 @@ def test_failures_keep_exception_type_message_and_traceback(
 
 # --- finishing a job ---------------------------------------------------------------------------------------------
 
-def run_chain(catalog: Catalog, job_id: int, scene_id: int, failing_level: str | None = None) -> None:
-    """Record a scene's levels as a worker would: done up to ``failing_level``, which fails."""
-    for level in LEVELS:
-        catalog.record_level(job_id, scene_id, level, "running")
-        if level == failing_level:
-            catalog.record_level(job_id, scene_id, level, "failed", error=raise_and_catch(OSError("disk full")))
-            return
-        status = "skipped" if level == "L1B" else "done"
-        catalog.record_level(job_id, scene_id, level, status, output=f"/out/{scene_id}/{level}")
-
-
 def test_finish_job_with_one_failed_scene(catalog: Catalog, two_scene_job: tuple[int, int, int]) -> None:
     job_id, landsat_id, sentinel2_id = two_scene_job
     catalog.set_job_status(job_id, "running")
@@ -580,166 +373,3 @@ def test_tiles_written(catalog: Catalog, two_scene_job: tuple[int, int, int]) ->
         ("56JMM", "SENTINEL_2A", "/cubes/56JMM.zarr", sentinel2_id),
     ]
     assert all(t.job_id == job_id and t.written_at.tzinfo is not None for t in tiles)
-
-
-# --- persistence and opening --------------------------------------------------------------------------------------
-
-def test_catalog_reopens_from_the_same_file(db_url: str) -> None:
-    with Catalog(db_url) as first:
-        landsat_id = first.add_scene(landsat8_attrs(), ["17SNB"])
-        sentinel2_id = first.add_scene(sentinel2_attrs(), [])
-        job_id = first.create_job([landsat_id, sentinel2_id], JobConfig(), comment="persist")
-        run_chain(first, job_id, landsat_id)
-        run_chain(first, job_id, sentinel2_id, failing_level="L2B")
-        first.record_tile(job_id, "17SNB", "SENTINEL_2A", "/cubes/17SNB.zarr", landsat_id)
-        first.finish_job(job_id)
-        before = (first.scenes(), first.job(job_id), first.failures(job_id), first.tiles_written(job_id),
-                  first.level_records(job_id))
-    reopened = pickle.loads(pickle.dumps(Catalog(db_url)))            # also: a Catalog travels as its URL
-    after = (reopened.scenes(), reopened.job(job_id), reopened.failures(job_id), reopened.tiles_written(job_id),
-             reopened.level_records(job_id))
-    assert after == before
-    assert reopened.job(job_id).status == "finished_with_errors"
-    assert reopened.last_completed_level(job_id, sentinel2_id) == "L2A"
-    reopened.close()
-
-
-def test_from_config_creates_the_folder_of_a_relative_sqlite_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    cfg = JobConfig(db_url="sqlite:///gmsdask_data/nested/catalog.sqlite")
-    with Catalog.from_config(cfg) as catalog:
-        scene_id = catalog.add_scene(landsat8_attrs(), [])
-    database = tmp_path / "gmsdask_data" / "nested" / "catalog.sqlite"
-    assert database.is_file()
-    assert catalog.url == f"sqlite:///{database.resolve()}"       # a worker elsewhere opens the same file
-    (tmp_path / "elsewhere").mkdir()
-    monkeypatch.chdir(tmp_path / "elsewhere")
-    assert pickle.loads(pickle.dumps(catalog)).scene(scene_id).product_id == LANDSAT8_ID
-
-
-def test_in_memory_catalog_works() -> None:
-    with Catalog("sqlite://") as catalog:
-        scene_id = catalog.add_scene(sentinel2_attrs(), [])
-        assert catalog.scene(scene_id).product_id == SENTINEL2_L1C_ID
-
-
-def test_invalid_url_is_a_catalog_error() -> None:
-    with pytest.raises(CatalogError, match="not a url"):
-        Catalog("not a url")
-    with pytest.raises(CatalogError, match="nosuchdb"):
-        Catalog("nosuchdb://user:pw@host/db")
-
-
-# --- concurrent writers --------------------------------------------------------------------------------------------
-
-SCENES_PER_WRITER = 3
-
-
-def record_all_levels(catalog: Catalog, job_id: int, scene_ids: list[int]) -> None:
-    for scene_id in scene_ids:
-        for level in LEVELS:
-            catalog.record_level(job_id, scene_id, level, "running")
-            catalog.record_level(job_id, scene_id, level, "done", output=f"/out/{scene_id}/{level}")
-
-
-def make_concurrency_job(catalog: Catalog, n_scenes: int) -> tuple[int, list[int]]:
-    scene_ids = [catalog.add_scene(landsat8_attrs(product_id=f"LC08_L1TP_016037_20170813_20170814_01_{i:02d}"), [])
-                 for i in range(n_scenes)]
-    return catalog.create_job(scene_ids, JobConfig()), scene_ids
-
-
-def test_concurrent_threads_do_not_lose_rows(db_url: str) -> None:
-    n_writers = 4
-    with Catalog(db_url) as catalog:
-        job_id, scene_ids = make_concurrency_job(catalog, n_writers * SCENES_PER_WRITER)
-    errors: list[BaseException] = []
-    start = threading.Barrier(n_writers)
-
-    def writer(index: int) -> None:
-        own_catalog = Catalog(db_url) if index % 2 else shared    # separate engines and a shared one
-        try:
-            start.wait()
-            record_all_levels(own_catalog, job_id, scene_ids[index::n_writers])
-            own_catalog.add_scene(sentinel2_attrs(product_id=f"S2A_MSIL1C_20180629T000241_thread{index}"), [])
-        except BaseException as err:  # noqa: BLE001 - reported below
-            errors.append(err)
-
-    shared = Catalog(db_url)
-    threads = [threading.Thread(target=writer, args=(index,)) for index in range(n_writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert errors == []
-    reader = Catalog(db_url)
-    records = reader.level_records(job_id)
-    assert len(records) == len(scene_ids) * len(LEVELS)
-    assert all(record.status == "done" for record in records)
-    assert all(reader.last_completed_level(job_id, scene_id) == "L2C" for scene_id in scene_ids)
-    assert len(reader.scenes(platform="SENTINEL_2A")) == n_writers
-    assert reader.finish_job(job_id) == "finished"
-
-
-WRITER_PROCESS_SCRIPT = textwrap.dedent("""
-    import sys
-    from gmsdask.catalog import Catalog
-    from gmsdask.config import LEVELS
-    url, job_id, scene_ids = sys.argv[1], int(sys.argv[2]), [int(s) for s in sys.argv[3].split(",")]
-    catalog = Catalog(url)
-    for scene_id in scene_ids:
-        for level in LEVELS:
-            catalog.record_level(job_id, scene_id, level, "running")
-            catalog.record_level(job_id, scene_id, level, "done", output=f"/out/{scene_id}/{level}")
-            catalog.record_tile(job_id, "17SNB", "SENTINEL_2A", f"/cubes/{level}.zarr", scene_id)
-""")
-
-
-def test_concurrent_processes_do_not_lose_rows(db_url: str) -> None:
-    with Catalog(db_url) as catalog:
-        job_id, scene_ids = make_concurrency_job(catalog, 3 * SCENES_PER_WRITER)
-    environment = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
-                                                                              os.environ.get("PYTHONPATH")]))}
-    processes = [
-        subprocess.Popen([sys.executable, "-c", WRITER_PROCESS_SCRIPT, db_url, str(job_id),
-                          ",".join(map(str, scene_ids[index::3]))],
-                         env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for index in (0, 1)
-    ]
-    with Catalog(db_url) as in_this_process:
-        record_all_levels(in_this_process, job_id, scene_ids[2::3])
-    for process in processes:
-        _, stderr = process.communicate(timeout=120)
-        assert process.returncode == 0, stderr
-    with Catalog(db_url) as reader:
-        records = reader.level_records(job_id)
-        assert len(records) == len(scene_ids) * len(LEVELS)
-        assert {record.status for record in records} == {"done"}
-        assert len(reader.tiles_written(job_id)) == 2 * SCENES_PER_WRITER
-        assert reader.update_statistics(job_id)["L2C"]["done"] == len(scene_ids)
-
-
-def test_a_writer_waits_for_a_lock_held_by_another_connection(db_url: str, tmp_path: Path) -> None:
-    import sqlite3
-    import time
-
-    with Catalog(db_url) as catalog:
-        job_id, [scene_id] = make_concurrency_job(catalog, 1)
-        other = sqlite3.connect(tmp_path / "catalog.sqlite", isolation_level=None, check_same_thread=False)
-        other.execute("BEGIN IMMEDIATE")                                   # another process is writing
-        release = threading.Timer(0.5, lambda: other.execute("COMMIT"))
-        started = time.perf_counter()
-        release.start()
-        catalog.record_level(job_id, scene_id, "L1A", "done")
-        waited = time.perf_counter() - started
-        release.join()
-        other.close()
-        assert waited >= 0.4
-        assert catalog.level_status(job_id, scene_id) == {"L1A": "done"}
-
-
-def test_an_unopenable_database_is_a_catalog_error(tmp_path: Path) -> None:
-    (tmp_path / "a_folder.sqlite").mkdir()
-    with pytest.raises(CatalogError, match="cannot open catalogue .*a_folder.sqlite"):
-        Catalog(f"sqlite:///{tmp_path / 'a_folder.sqlite'}")
