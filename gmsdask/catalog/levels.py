@@ -8,12 +8,14 @@ so the scene resumes there) or lists them with :meth:`LevelOperations.outdated_l
 
 from __future__ import annotations
 
+import re
+
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..config import LEVELS
@@ -37,8 +39,14 @@ __all__ = ["LevelOperations"]
 _LEVELS_TABLE = SceneLevelRow.__table__
 
 
-def _chain_position(level: str) -> int:
-    return LEVELS.index(level) if level in LEVELS else len(LEVELS)
+#: Level names: the registry (gmsdask.levels) decides which exist; the catalogue only checks their form.
+_LEVEL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+
+
+def _chain_position(level: str) -> tuple[int, str]:
+    """Sort key in chain order: the built-in levels by position, others (plugins) by name among them
+    (``L1D`` after ``L1C``), as level names sort in chain order."""
+    return (LEVELS.index(level), level) if level in LEVELS else (sorted([*LEVELS, level]).index(level), level)
 
 
 class LevelOperations(CatalogDatabase):
@@ -65,7 +73,8 @@ class LevelOperations(CatalogDatabase):
         implementation, ``facts`` small JSON-able results of the level (``{"shift_x_m": 3.2}``).
         Recording a level of a ``running`` job also counts as its heartbeat.
         """
-        check_choice(level, LEVELS, "processing level")
+        if not _LEVEL_NAME.match(level):
+            raise CatalogError(f"invalid processing level {level!r}: a name such as 'L2A' is expected")
         check_choice(status, LEVEL_STATUSES, "level status")
         if facts is not None:
             try:
@@ -98,6 +107,19 @@ class LevelOperations(CatalogDatabase):
             upsert(session, _LEVELS_TABLE, values, keys, changes)
 
         self._write(record, retry_on_conflict=True)
+
+    def reset_scene_levels(self, job_id: int, scene_id: int, levels: Sequence[str]) -> None:
+        """Forget the states of ``levels`` of one scene in a job: a rerun processes them again."""
+
+        def reset(session: Session) -> None:
+            self._job_row(session, job_id)
+            self._scene_row(session, scene_id)
+            if levels:
+                session.execute(delete(SceneLevelRow).where(SceneLevelRow.job_id == job_id,
+                                                            SceneLevelRow.scene_id == scene_id,
+                                                            SceneLevelRow.level.in_(list(levels))))
+
+        self._write(reset, retry_on_conflict=True)
 
     def level_status(self, job_id: int, scene_id: int) -> dict[str, str]:
         """``{level: status}`` of the levels recorded for a scene in a job, in chain order."""

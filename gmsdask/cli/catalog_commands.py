@@ -150,9 +150,9 @@ def job_list(config: ConfigOption = None, db_url: DbOption = None) -> None:
 
 
 def _job_status(catalog: Catalog, job) -> str:  # noqa: ANN001
-    """The job's status; ``running`` only while its controller is alive, else ``interrupted``."""
-    liveness = getattr(catalog, "job_liveness", None)
-    return liveness(job.id) if liveness is not None and job.status == "running" else job.status
+    """The job's status; ``running`` only while its controller is alive, else ``interrupted (why)``."""
+    liveness = catalog.job_liveness(job.id)
+    return f"{liveness.status} ({liveness.reason})" if liveness.interrupted else liveness.status
 
 
 def status(job_id: Annotated[int, typer.Argument(help="The job.")], config: ConfigOption = None,
@@ -161,7 +161,7 @@ def status(job_id: Annotated[int, typer.Argument(help="The job.")], config: Conf
     try:
         catalog = _read_catalog(config, db_url)
         record = catalog.job(job_id)
-        statistics = catalog.live_statistics(job_id) if hasattr(catalog, "live_statistics") else record.statistics
+        statistics = record.statistics  # counted from the level states when read: live while a job runs
     except GmsdaskError as error:
         fail(error)
     console.print(f"job {record.id}: [bold]{_job_status(catalog, record)}[/bold], {len(record.scene_ids)} scene(s), "

@@ -16,7 +16,8 @@ import re
 import shutil
 import signal
 import threading
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,7 +71,7 @@ class ProcessController:
         reset_status = bool(config_kwargs.pop("reset_status", False))
         file_options = load_config_file(json_config) if str(json_config).strip() else {}
         locate = set_config(job_ID, **(file_options | config_kwargs))
-        self.catalog = Catalog(locate.db_url)
+        self.catalog = Catalog(locate.db_url, create=False)
         stored = {k: v for k, v in self.catalog.job(job_ID).config.items() if k not in ("job_ID", "reset_status")}
         self.config: JobConfig = set_config(job_ID, json.dumps(stored | file_options, default=str), reset_status,
                                             **config_kwargs)
@@ -301,7 +302,10 @@ class ProcessController:
         if self.config.delete_old_output:
             shutil.rmtree(Path(self.config.path_procdata_scenes) / f"job_{self.job_ID}", ignore_errors=True)
         self._cancel.clear()
-        self._set_running()
+        before = self.catalog.claim_job(self.job_ID)  # JobError if another live process runs it
+        if before.interrupted:
+            self._logger.warning("job %s: resuming; its previous run was interrupted (%s)", self.job_ID,
+                                 before.reason)
         scenes = [self.catalog.scene(i) for i in ids]
         references = plan_references(self.registry, target, scenes, self.catalog, self.config)
         self._logger.info("job %s: %d scenes up to %s on %s", self.job_ID, len(ids), target,
@@ -310,9 +314,9 @@ class ProcessController:
         try:
             # dask.config is process-global: set the scheduler once here, not in the scene threads, whose
             # interleaved exits would restore each other's settings and leave this client as the default
-            with job_client(self.config, self._logger) as client, dask.config.set(scheduler=client), \
-                    self._profile():
-                results = self._run_scenes(start_order(scenes, references), target, client, references)
+            with self.catalog.keep_alive(self.job_ID) as taken_away, job_client(self.config, self._logger) as client, \
+                    dask.config.set(scheduler=client), self._profile():
+                results = self._run_scenes(start_order(scenes, references), target, client, references, taken_away)
         finally:
             restore()
             self._chain = None
@@ -325,9 +329,6 @@ class ProcessController:
         else:
             self.catalog.set_job_status(self.job_ID, "pending")
         return results
-
-    def _set_running(self) -> None:
-        self.catalog.set_job_status(self.job_ID, "running")
 
     def _profile(self) -> contextlib.AbstractContextManager:
         """A Dask performance report of the run when ``profiling`` is on."""
@@ -345,7 +346,7 @@ class ProcessController:
         return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()]
 
     def _run_scenes(self, scenes: list[SceneRecord], target: str, client: Any,
-                    references: dict[int, tuple]) -> list[SceneResult]:
+                    references: dict[int, tuple], taken_away: threading.Event) -> list[SceneResult]:
         # Enough scenes in flight to keep every worker busy while others are opened or written.
         in_flight = max(1, min(len(scenes), 2 * len(client.scheduler_info().get("workers", {})) or 2))
         n_levels = len(self.registry.upto(target))
@@ -362,9 +363,15 @@ class ProcessController:
             job_scene_ids = {scene.id for scene in scenes}
             futures = {pool.submit(self._chain.run, scene, target, job_scene_ids): scene for scene in scenes}
             results: list[SceneResult] = []
-            for future in as_completed(futures):
-                results.append(future.result())
-                progress.scene_finished(futures[future].id)
+            pending = set(futures)
+            while pending:
+                if taken_away.is_set() and not self._cancel.is_set():
+                    self._logger.error("job %s was canceled or taken over elsewhere; stopping", self.job_ID)
+                    self.stop()
+                done, pending = wait_futures(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                for future in done:
+                    results.append(future.result())
+                    progress.scene_finished(futures[future].id)
         return sorted(results, key=lambda r: r.scene_id)
 
 

@@ -140,15 +140,15 @@ class SceneChain:
         """The scene's chain up to ``target``; a failure is recorded and returned, never raised."""
         ctx = self.context(record)
         statuses = self.catalog.level_status(self.job_id, record.id)
-        versions = _recorded_versions(self.catalog, self.job_id, record.id)
+        versions = {r.level: r.version for r in self.catalog.level_records(self.job_id, record.id)}
         scene: xr.DataTree = product_stub(record)
         reached: str | None = None
         try:
             for level in self.registry.upto(target):
                 if self.cancel.is_set():
                     raise Cancelled(f"job {self.job_id} was stopped")
-                completed = statuses.get(level.name) in COMPLETED and versions.get(level.name, level.version) \
-                    == level.version
+                # a level recorded by an older implementation runs again (e.g. L1B once it exists)
+                completed = statuses.get(level.name) in COMPLETED and versions.get(level.name) == level.version
                 self._wait_for_references(level, ctx, job_scene_ids)
                 if completed and not level.rebuild_when_done:
                     reached = level.name
@@ -162,16 +162,15 @@ class SceneChain:
             self.release_all(record.id)
             if reached != target:
                 level_name = self._next_level(reached, target)
-                self.catalog.record_level(self.job_id, record.id, level_name, "canceled", output=str(stop)) \
-                    if _accepts_canceled(self.catalog) else None
+                self.catalog.record_level(self.job_id, record.id, level_name, "canceled", note=str(stop))
             return SceneResult(record.id, record.product_id, record.platform, reached, None, "Cancelled", str(stop))
         except Exception as error:  # noqa: BLE001 - every failure of one scene is recorded, others go on
             self.release_all(record.id)
             if self.config.disable_exception_handler:
                 raise
             failed = self._next_level(reached, target)
-            self.catalog.record_level(self.job_id, record.id, failed, "failed", error=error)
-            self.catalog.update_statistics(self.job_id)
+            self.catalog.record_level(self.job_id, record.id, failed, "failed", error=error, version=self.registry[
+                failed].version)
             self.on_level(record, failed, "failed")
             self.logger.error("%s: %s failed: %s: %s", record.product_id, failed, type(error).__name__, error)
             return SceneResult(record.id, record.product_id, record.platform, reached, failed,
@@ -243,9 +242,8 @@ class SceneChain:
                 self.catalog.record_tile(self.job_id, tile.tile, self.config.virtual_sensor_name, tile.path,
                                          ctx.record.id)
             self.catalog.record_level(self.job_id, ctx.record.id, level.name, outcome.status,
-                                      output=";".join(outcome.outputs) or outcome.note,
-                                      **_level_extras(self.catalog, level, outcome))
-            self.catalog.update_statistics(self.job_id)
+                                      output=";".join(outcome.outputs), note=outcome.note, version=level.version,
+                                      facts=dict(outcome.facts))
             self.on_level(ctx.record, level.name, outcome.status, seconds)
             self.logger.info("%s %s %s in %.2f s%s", ctx.record.product_id, level.name, outcome.status, seconds,
                              f" ({outcome.note})" if outcome.note else "")
@@ -264,28 +262,3 @@ def _swap_into_place(staging: Path, product: Path) -> None:
         shutil.rmtree(retired, ignore_errors=True)
     else:
         staging.rename(product)
-
-
-def _accepts_canceled(catalog: Catalog) -> bool:
-    from .. import catalog as catalog_module
-
-    return "canceled" in getattr(catalog_module, "LEVEL_STATUSES", ())
-
-
-def _recorded_versions(catalog: Catalog, job_id: int, scene_id: int) -> dict[str, str]:
-    """``{level: implementation version}`` recorded for the scene (empty where the catalogue keeps none)."""
-    return {record.level: getattr(record, "version", None) or "" for record in catalog.level_records(job_id, scene_id)
-            if getattr(record, "version", None)}
-
-
-def _level_extras(catalog: Catalog, level: Level, outcome: LevelOutcome) -> dict[str, Any]:
-    """The version and facts of a level record, where the catalogue's ``record_level`` takes them."""
-    import inspect
-
-    parameters = inspect.signature(catalog.record_level).parameters
-    extras: dict[str, Any] = {}
-    if "version" in parameters:
-        extras["version"] = level.version
-    if "facts" in parameters:
-        extras["facts"] = dict(outcome.facts)
-    return extras
