@@ -48,6 +48,10 @@ def test_archive_job_run_status_end_to_end(tmp_path):
 def test_errors_are_reported_with_the_culprit(tmp_path):
     config = tmp_path / "job.toml"
     config.write_text(f'db_url = "sqlite:///{tmp_path / "catalog.sqlite"}"\n')
+    no_catalogue = runner.invoke(app, ["status", "99", "--config", str(config)])
+    assert no_catalogue.exit_code == 2 and "does not exist" in no_catalogue.output
+    assert not (tmp_path / "catalog.sqlite").exists()  # a read command never creates a catalogue
+    Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}").close()
     missing = runner.invoke(app, ["status", "99", "--config", str(config)])
     assert missing.exit_code == 2 and "99" in missing.output
     bad = runner.invoke(app, ["archive", "add", str(tmp_path / "nothing_here"), "--config", str(config)])
