@@ -1,0 +1,5 @@
+"""Cloud, cloud-shadow, snow and water masks of scenes, lazily on Dask (see ``docs/cloud-masks.md``)."""
+
+from .fmask import CONFIDENCE_NODATA, fmask_band_names, fmask_scene
+
+__all__ = ["fmask_scene", "fmask_band_names", "CONFIDENCE_NODATA"]
