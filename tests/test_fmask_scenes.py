@@ -1,0 +1,137 @@
+"""Fmask on whole scenes: synthetic products against their truth, real products against their own masks,
+chunk invariance, a fully clouded scene, lazy graphs and errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import ndimage
+
+from gmsdask.algorithms.fmask_qa import CLEAR, CLOUD, NODATA, SHADOW, product_qa_classes
+from gmsdask.errors import ProcessingError
+from gmsdask.io import open_scene
+from gmsdask.masks import CONFIDENCE_NODATA, fmask_scene
+from gmsdask.masks.esa_gml import read_esa_cloud_polygons, rasterize_esa_cloud_mask
+from gmsdask.synthetic import sentinel2_extent, write_landsat_l1, write_sentinel2_l1c
+
+from .conftest import data_path
+
+TILE = "33UUU"
+S2_55JGF = ("sentinel2", "S2B_OPER_MSI_L1C_TL_EPAE_20180617T013729_A006677_T55JGF_N02.06.AWSPDS.zip")
+LANDSAT_C1 = ("LC08_L1TP_016037_20170813_20170814_01_RT", "LC08_L1TP_090084_20160121_20170405_01_T1.tar.gz",
+              "LE07_L1TP_104078_20130429_20161124_01_T1.tar", "LT05_L1TP_090085_19970406_20161231_01_T1.tar.gz")
+NO_BUFFERS = {"cloud_buffer_m": 0.0, "shadow_buffer_m": 0.0, "snow_buffer_m": 0.0}
+
+
+def f1(detected: np.ndarray, truth: np.ndarray) -> float:
+    return 2.0 * (detected & truth).sum() / (detected.sum() + truth.sum())
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("fmask")
+
+
+@pytest.fixture(scope="module")
+def s2_cloudy(out):
+    return write_sentinel2_l1c(out / "s2", tile=TILE, size=(600, 600), seed=11, cloud_fraction=0.3, aot550=0.25)
+
+
+@pytest.fixture(scope="module")
+def landsat_cloudy(out):
+    return write_landsat_l1(out / "l8", platform="LANDSAT_8", location=sentinel2_extent(TILE, (600, 600)),
+                            seed=11, cloud_fraction=0.3, aot550=0.25)
+
+
+@pytest.mark.parametrize("product_name", ["s2_cloudy", "landsat_cloudy"])
+def test_synthetic_clouds_and_shadows_match_truth(product_name, request):
+    product = request.getfixturevalue(product_name)
+    masks = fmask_scene(open_scene(product.path), **NO_BUFFERS).compute()
+    group = masks.attrs["fmask_grid_group"]
+    assert group == ("r20m" if product_name == "s2_cloudy" else "r30m")
+    truth = product.scene[group]
+    np.testing.assert_allclose(masks.x, truth.x)
+    classes = masks.fmask.values
+    cloud, shadow = truth.cloud.values, truth.shadow.values
+    assert cloud.mean() > 0.1 and shadow.mean() > 0.05
+    assert f1(classes == CLOUD, cloud) >= 0.9
+    assert f1(classes == SHADOW, shadow) >= 0.6
+    assert ((classes == NODATA) == truth.nodata.values).all()
+    confidence = masks.cloud_confidence.values
+    assert np.median(confidence[classes == CLOUD]) > 50 and np.median(confidence[classes == CLEAR]) < 10
+    assert (confidence[classes == NODATA] == CONFIDENCE_NODATA).all()
+
+
+def test_buffers_grow_clouds_by_their_distance_in_metres(s2_cloudy):
+    scene = open_scene(s2_cloudy.path)
+    bare = fmask_scene(scene, **NO_BUFFERS).fmask.values
+    buffered = fmask_scene(scene, cloud_buffer_m=300.0, shadow_buffer_m=0.0, snow_buffer_m=0.0).fmask.values
+    core = bare == CLOUD
+    grown = buffered == CLOUD
+    assert (grown | ~core).all() and grown.sum() > core.sum()
+    distance_m = ndimage.distance_transform_edt(~core) * 20.0     # the r20m grid
+    assert distance_m[grown].max() <= 300.0
+    assert (grown[(distance_m <= 300.0) & (bare != NODATA)]).all()
+
+
+def test_two_chunk_sizes_give_identical_masks(s2_cloudy, landsat_cloudy):
+    for product, chunks in ((s2_cloudy, ((256, 256), (150, 210))), (landsat_cloudy, ((128, 128), (100, 70)))):
+        first, second = (fmask_scene(open_scene(product.path, chunks=c)) for c in chunks)
+        assert first.fmask.data.chunks != second.fmask.data.chunks
+        xr.testing.assert_identical(first.compute(), second.compute())
+
+
+def test_fully_clouded_scene_has_no_clear_pixel(out):
+    product = write_sentinel2_l1c(out / "overcast", tile=TILE, size=(120, 120), seed=3, cloud_fraction=1.0)
+    classes = fmask_scene(open_scene(product.path)).fmask.values
+    assert (classes == CLOUD).all()
+
+
+def test_fmask_scene_builds_a_lazy_graph(landsat_cloudy):
+    masks = fmask_scene(open_scene(landsat_cloudy.path, chunks=128))
+    assert isinstance(masks.fmask.data, da.Array) and isinstance(masks.cloud_confidence.data, da.Array)
+    assert masks.fmask.dtype == np.uint8 and masks.fmask.attrs["flag_values"] == [0, 1, 2, 3, 4, 5]
+    assert masks.rio.crs.to_epsg() == landsat_cloudy.epsg
+
+
+def test_scene_without_swir_is_refused(landsat_cloudy):
+    scene = open_scene(landsat_cloudy.path)
+    scene["r30m"] = xr.DataTree(scene["r30m"].to_dataset().drop_vars("B6"))
+    with pytest.raises(ProcessingError, match="B6"):
+        fmask_scene(scene)
+
+
+@pytest.mark.parametrize("name", LANDSAT_C1)
+def test_real_landsat_clouds_agree_with_cfmask(name):
+    scene = open_scene(data_path("landsat", "collection1", name))
+    classes = fmask_scene(scene).fmask.values
+    cfmask = product_qa_classes({"BQA": scene["r30m"].ds["BQA"].values})
+    valid = (classes != NODATA) & (cfmask != NODATA)
+    assert valid.mean() > 0.3
+    agreement = ((classes == CLOUD) == (cfmask == CLOUD))[valid].mean()
+    assert agreement >= 0.9, f"{name}: cloud agreement with CFMask {agreement:.3f}"
+
+
+def test_real_sentinel2_clouds_agree_with_esa_polygons():
+    product = data_path(*S2_55JGF)
+    scene = open_scene(product)
+    masks = fmask_scene(scene).compute()
+    esa = rasterize_esa_cloud_mask(product, masks)
+    # the polygons cover ESA's stated cloudy share of the tile
+    assert esa.mean() * 100 == pytest.approx(scene.attrs["cloud_cover_pct"], abs=3.0)
+    valid = masks.fmask.values != NODATA
+    agreement = ((masks.fmask.values == CLOUD) == esa)[valid].mean()
+    assert agreement >= 0.85, f"cloud agreement with ESA's MSK_CLOUDS_B00.gml {agreement:.3f}"
+
+
+def test_esa_polygons_of_a_product_without_clouds_file_are_an_error(tmp_path):
+    from gmsdask.errors import MetadataError
+    empty = tmp_path / "S2A_MSIL1C_20200101T000000_N0209_R001_T33UUU_20200101T000000.SAFE"
+    empty.mkdir()
+    (empty / "MTD_MSIL1C.xml").write_text("<x/>")
+    with pytest.raises(MetadataError, match="MSK_CLOUDS_B00.gml"):
+        read_esa_cloud_polygons(empty)
