@@ -14,7 +14,7 @@ from scipy import ndimage
 from gmsdask.algorithms.fmask_qa import CLEAR, CLOUD, NODATA, SHADOW, product_qa_classes
 from gmsdask.errors import ProcessingError
 from gmsdask.io import open_scene
-from gmsdask.masks import CONFIDENCE_NODATA, fmask_scene
+from gmsdask.masks import CONFIDENCE_NODATA, fmask_scene, mask_on_grid, product_qa_masks
 from gmsdask.masks.esa_gml import read_esa_cloud_polygons, rasterize_esa_cloud_mask
 from gmsdask.synthetic import sentinel2_extent, write_landsat_l1, write_sentinel2_l1c
 
@@ -135,3 +135,37 @@ def test_esa_polygons_of_a_product_without_clouds_file_are_an_error(tmp_path):
     (empty / "MTD_MSIL1C.xml").write_text("<x/>")
     with pytest.raises(MetadataError, match="MSK_CLOUDS_B00.gml"):
         read_esa_cloud_polygons(empty)
+
+
+def test_product_qa_masks_follow_the_products_own_layers():
+    landsat = open_scene(data_path("landsat", "collection1", LANDSAT_C1[3]))
+    qa = product_qa_masks(landsat)
+    np.testing.assert_array_equal(qa.fmask.values, product_qa_classes({"BQA": landsat["r30m"].ds["BQA"].values}))
+    # Sentinel-2 L1C before baseline 04.00: ESA's GML polygons on the r20m grid
+    product = data_path(*S2_55JGF)
+    sentinel = open_scene(product)
+    qa = product_qa_masks(sentinel)
+    assert qa.attrs["fmask_qa_layers"] == ["MSK_CLOUDS_B00.gml"]
+    grid = sentinel["r20m"].ds
+    expected_cloud = rasterize_esa_cloud_mask(product, grid) & ~grid["nodata"].values
+    np.testing.assert_array_equal(qa.fmask.values == CLOUD, expected_cloud)
+    # L2A: SCL drives, on its 20 m grid (a corner window keeps this cheap)
+    l2a = open_scene(data_path("sentinel2", "S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454.SAFE"))
+    qa = product_qa_masks(l2a)
+    assert qa.attrs["fmask_grid_group"] == "r20m" and qa.attrs["fmask_qa_layers"][0] == "SCL"
+    window = dict(y=slice(2000, 2300), x=slice(2000, 2300))
+    scl = l2a["r20m"].ds["SCL"].isel(window).values
+    classes = qa.fmask.isel(window).values
+    assert np.isin(scl, (8, 9, 10)).any()
+    assert (classes[np.isin(scl, (8, 9, 10))] == CLOUD).all()
+    # SCL's shadows stay shadows unless the MSK_CLASSI layers flag cloud there (cloud comes first)
+    assert np.isin(classes[scl == 3], (SHADOW, CLOUD)).all() and (classes[scl == 3] == SHADOW).mean() > 0.5
+
+
+def test_mask_on_grid_gives_each_fine_pixel_the_class_of_its_coarse_pixel(s2_cloudy):
+    scene = open_scene(s2_cloudy.path)
+    masks = fmask_scene(scene)
+    fine = mask_on_grid(masks, scene["r10m"].ds).compute()
+    assert fine.fmask.shape == (600, 600)
+    np.testing.assert_array_equal(fine.fmask.values, np.repeat(np.repeat(masks.fmask.values, 2, 0), 2, 1))
+    np.testing.assert_array_equal(fine.x, scene["r10m"].ds.x)

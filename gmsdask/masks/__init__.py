@@ -1,5 +1,6 @@
 """Cloud, cloud-shadow, snow and water masks of scenes, lazily on Dask (see ``docs/cloud-masks.md``)."""
 
 from .fmask import CONFIDENCE_NODATA, fmask_band_names, fmask_scene
+from .product_qa import mask_on_grid, product_qa_masks
 
-__all__ = ["fmask_scene", "fmask_band_names", "CONFIDENCE_NODATA"]
+__all__ = ["fmask_scene", "fmask_band_names", "CONFIDENCE_NODATA", "product_qa_masks", "mask_on_grid"]
