@@ -154,3 +154,21 @@ def test_product_qa_classes_of_every_layer():
     assert both.tolist() == [CLEAR, CLOUD, NODATA]
     with pytest.raises(KeyError, match="QA_PIXEL"):
         product_qa_classes({"B04": np.zeros(3)})
+
+
+def test_distance_dilation_equals_the_disk_dilation():
+    from scipy import ndimage
+
+    from gmsdask.algorithms.fmask_cloud import erode_m
+
+    rng = np.random.default_rng(4)
+    mask = rng.random((80, 90)) > 0.97
+    for distance_m, pixel_m in ((300.0, 20.0), (90.0, 30.0), (250.0, 60.0), (30.0, 10.0)):
+        disk = disk_footprint(distance_m, pixel_m)
+        np.testing.assert_array_equal(dilate_m(mask, distance_m, pixel_m),
+                                      ndimage.binary_dilation(mask, structure=disk))
+        blob = dilate_m(mask, 200.0, pixel_m)
+        # away from the edges the distance erosion is the disk erosion
+        inner = (slice(disk.shape[0], -disk.shape[0]), slice(disk.shape[1], -disk.shape[1]))
+        np.testing.assert_array_equal(erode_m(blob, distance_m, pixel_m)[inner],
+                                      ndimage.binary_erosion(blob, structure=disk)[inner])

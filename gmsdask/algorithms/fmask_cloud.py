@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from .fmask_probability import SceneStatistics, cloud_probability
 from .fmask_spectral import FmaskInputs, cdi_radius_px, cloud_displacement_index, spectral_features
 
-__all__ = ["FmaskParameters", "CloudLayers", "cloud_layers", "disk_footprint", "dilate_m",
+__all__ = ["FmaskParameters", "CloudLayers", "cloud_layers", "disk_footprint", "dilate_m", "erode_m",
            "neighbourhood_radius_px", "radius_px"]
 
 
@@ -91,11 +91,25 @@ def disk_footprint(distance_m: float, pixel_m: float) -> np.ndarray:
 
 
 def dilate_m(mask: np.ndarray, distance_m: float, pixel_m: float) -> np.ndarray:
-    """``mask`` grown by ``distance_m`` metres (a disk; unchanged when the distance is below one pixel)."""
-    footprint = disk_footprint(distance_m, pixel_m)
-    if footprint.size == 1:
+    """``mask`` grown by ``distance_m`` metres: every pixel whose centre lies within that distance of a
+    ``mask`` pixel's centre (the :func:`disk_footprint` dilation; unchanged below one pixel).
+
+    Computed with the Euclidean distance transform, whose cost does not grow with the radius (a 300 m
+    buffer at 10 m is a 61 x 61 disk: ~20x slower as a binary dilation).
+    """
+    if radius_px(distance_m, pixel_m) == 0 or not mask.any():
         return mask.copy()
-    return ndimage.binary_dilation(mask, structure=footprint)
+    return ndimage.distance_transform_edt(~mask) * pixel_m <= distance_m + 1e-6
+
+
+def erode_m(mask: np.ndarray, distance_m: float, pixel_m: float) -> np.ndarray:
+    """``mask`` shrunk by ``distance_m`` metres: pixels with no non-mask pixel centre within that distance.
+
+    Pixels beyond the array edge do not count as non-mask (clouds touching the image edge are not cut).
+    """
+    if radius_px(distance_m, pixel_m) == 0 or mask.all():
+        return mask.copy()
+    return ~dilate_m(~mask, distance_m, pixel_m)
 
 
 def neighbourhood_radius_px(params: FmaskParameters, pixel_m: float, *, with_cdi: bool) -> int:
@@ -123,9 +137,8 @@ def cloud_layers(bands: FmaskInputs, stats: SceneStatistics, params: FmaskParame
         cdi = cloud_displacement_index(bands.red_edge3, bands.nir_broad, bands.nir, pixel_m)
     if stats.enough_clear:
         zone = _false_positive_zone(features, cdi, params, pixel_m)
-        disk = disk_footprint(params.erode_m, pixel_m)
-        if disk.size > 1:
-            opened = ndimage.binary_opening(cloud, structure=disk)
+        if radius_px(params.erode_m, pixel_m) > 0:
+            opened = dilate_m(erode_m(cloud, params.erode_m, pixel_m), params.erode_m, pixel_m)
             cloud = np.where(zone, opened, cloud)
     cloud &= features.valid
     snow = features.snow & ~cloud

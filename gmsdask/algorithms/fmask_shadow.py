@@ -86,7 +86,7 @@ def _scored_pixels(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.n
 
 def _similarities(rows: np.ndarray, cols: np.ndarray, shifts: np.ndarray, label: int, labels: np.ndarray,
                   valid: np.ndarray, target: np.ndarray, shade: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Similarity and shadow hits for each displacement ``shifts`` (n, 2) in pixels (rows, cols)."""
+    """Similarity and evidence (shadow hits minus misses) for each displacement ``shifts`` (n, 2) in pixels (rows, cols)."""
     height, width = labels.shape
     r = np.rint(rows[:, None] + shifts[None, :, 0]).astype(np.int64)
     c = np.rint(cols[:, None] + shifts[None, :, 1]).astype(np.int64)
@@ -95,17 +95,20 @@ def _similarities(rows: np.ndarray, cols: np.ndarray, shifts: np.ndarray, label:
     counted = inside & valid[r, c] & (labels[r, c] != label)
     hits = counted & target[r, c]
     total = counted.sum(axis=0)
+    hit_count = hits.sum(axis=0)
     shaded = (counted & shade[r, c]).sum(axis=0)
-    return np.where(total > 0, hits.sum(axis=0) / np.maximum(total, 1), 0.0), shaded
+    # evidence for the height: projected pixels on (visible) potential shadow minus those on bright clear ground
+    evidence = shaded - (total - hit_count)
+    return np.where(total > 0, hit_count / np.maximum(total, 1), 0.0), evidence
 
 
-def _best_height(similarity: np.ndarray, shaded: np.ndarray, threshold: float) -> int | None:
-    """Index of the matched height: most projected pixels on potential shadow, among the heights whose
-    similarity reaches ``threshold``."""
+def _best_height(similarity: np.ndarray, evidence: np.ndarray, threshold: float) -> int | None:
+    """Index of the matched height: the most evidence (projected pixels on potential shadow minus those on
+    clear ground that is not potential shadow), among the heights whose similarity reaches ``threshold``."""
     eligible = similarity >= threshold
     if not eligible.any():
         return None
-    return int(np.argmax(np.where(eligible, shaded, -1)))
+    return int(np.argmax(np.where(eligible, evidence, np.iinfo(np.int64).min)))
 
 
 def match_shadows(cloud: np.ndarray, potential: np.ndarray, valid: np.ndarray, *, pixel_m: float,
