@@ -7,11 +7,28 @@ import math
 import numpy as np
 import pytest
 
-from gmsdask.algorithms.fmask_cloud import FmaskParameters, dilate_m, disk_footprint, neighbourhood_radius_px
+from gmsdask.algorithms.fmask_cloud import (
+    FmaskParameters,
+    dilate_m,
+    disk_footprint,
+    neighbourhood_radius_px,
+)
 from gmsdask.algorithms.fmask_probability import scene_statistics
-from gmsdask.algorithms.fmask_qa import CLEAR, CLOUD, NODATA, SHADOW, SNOW, WATER, product_qa_classes
+from gmsdask.algorithms.fmask_qa import (
+    CLEAR,
+    CLOUD,
+    NODATA,
+    SHADOW,
+    SNOW,
+    WATER,
+    product_qa_classes,
+)
 from gmsdask.algorithms.fmask_shadow import fill_holes, match_shadows, potential_shadow
-from gmsdask.algorithms.fmask_spectral import FmaskInputs, cloud_displacement_index, spectral_features
+from gmsdask.algorithms.fmask_spectral import (
+    FmaskInputs,
+    cloud_displacement_index,
+    spectral_features,
+)
 from gmsdask.errors import ConfigError
 
 # TOA reflectance (blue, green, red, nir, swir1, swir2) and brightness temperature (K) of typical surfaces
@@ -33,7 +50,7 @@ def inputs_of(names: list[str], with_bt: bool = True) -> FmaskInputs:
 def test_spectral_tests_separate_typical_surfaces():
     names = list(SURFACES)
     features = spectral_features(inputs_of(names))
-    by_name = lambda mask: {n for n, flag in zip(names, mask[0]) if flag}  # noqa: E731
+    by_name = lambda mask: {n for n, flag in zip(names, mask[0]) if flag}
     assert by_name(features.potential_cloud) == {"cloud"}
     assert by_name(features.water) == {"water"}
     assert by_name(features.snow) == {"snow"}

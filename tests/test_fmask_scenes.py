@@ -15,7 +15,7 @@ from gmsdask.algorithms.fmask_qa import CLEAR, CLOUD, NODATA, SHADOW, product_qa
 from gmsdask.errors import ProcessingError
 from gmsdask.io import open_scene
 from gmsdask.masks import CONFIDENCE_NODATA, fmask_scene, mask_on_grid, product_qa_masks
-from gmsdask.masks.esa_gml import read_esa_cloud_polygons, rasterize_esa_cloud_mask
+from gmsdask.masks.esa_gml import rasterize_esa_cloud_mask, read_esa_cloud_polygons
 from gmsdask.synthetic import sentinel2_extent, write_landsat_l1, write_sentinel2_l1c
 
 from .conftest import data_path
@@ -153,7 +153,7 @@ def test_product_qa_masks_follow_the_products_own_layers():
     l2a = open_scene(data_path("sentinel2", "S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454.SAFE"))
     qa = product_qa_masks(l2a)
     assert qa.attrs["fmask_grid_group"] == "r20m" and qa.attrs["fmask_qa_layers"][0] == "SCL"
-    window = dict(y=slice(2000, 2300), x=slice(2000, 2300))
+    window = {"y": slice(2000, 2300), "x": slice(2000, 2300)}
     scl = l2a["r20m"].ds["SCL"].isel(window).values
     classes = qa.fmask.isel(window).values
     assert np.isin(scl, (8, 9, 10)).any()

@@ -21,10 +21,23 @@ from scipy import ndimage
 
 from ..errors import ConfigError
 from .fmask_probability import SceneStatistics, cloud_probability
-from .fmask_spectral import FmaskInputs, cdi_radius_px, cloud_displacement_index, spectral_features
+from .fmask_spectral import (
+    FmaskInputs,
+    cdi_radius_px,
+    cloud_displacement_index,
+    spectral_features,
+)
 
-__all__ = ["FmaskParameters", "CloudLayers", "cloud_layers", "disk_footprint", "dilate_m", "erode_m",
-           "neighbourhood_radius_px", "radius_px"]
+__all__ = [
+    "CloudLayers",
+    "FmaskParameters",
+    "cloud_layers",
+    "dilate_m",
+    "disk_footprint",
+    "erode_m",
+    "neighbourhood_radius_px",
+    "radius_px",
+]
 
 
 @dataclass(frozen=True)
@@ -80,7 +93,7 @@ class CloudLayers:
 
 def radius_px(distance_m: float, pixel_m: float) -> int:
     """Largest whole number of pixels within ``distance_m`` of a pixel centre."""
-    return int(math.floor(distance_m / pixel_m + 1e-9))
+    return math.floor(distance_m / pixel_m + 1e-9)
 
 
 def disk_footprint(distance_m: float, pixel_m: float) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .fmask_spectral import SpectralFeatures
 
-__all__ = ["SceneStatistics", "scene_statistics", "cloud_probability", "LOW_PERCENT", "HIGH_PERCENT"]
+__all__ = ["HIGH_PERCENT", "LOW_PERCENT", "SceneStatistics", "cloud_probability", "scene_statistics"]
 
 LOW_PERCENT = 17.5
 HIGH_PERCENT = 82.5
@@ -105,7 +105,7 @@ def scene_statistics(sample: SpectralFeatures, *, sample_pixel_m: float, thresho
     """
     clear_land, clear_water, clear = sample.clear_land, sample.clear_water, sample.clear
     clear_count = int(clear.sum())
-    needed = max(MIN_CLEAR_SAMPLES, int(math.ceil(MIN_CLEAR_AREA_M2 / sample_pixel_m ** 2)))
+    needed = max(MIN_CLEAR_SAMPLES, math.ceil(MIN_CLEAR_AREA_M2 / sample_pixel_m ** 2))
     enough = clear_count >= needed
     # Fmask: statistics over clear land; where land is (almost) all water or cloud, over all clear pixels
     used = clear_land if clear_land.sum() >= max(MIN_CLEAR_SAMPLES, 0.001 * sample.valid.sum()) else clear

@@ -20,8 +20,18 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["NODATA", "CLEAR", "CLOUD", "SHADOW", "SNOW", "WATER", "CLASS_NAMES", "QA_LAYERS",
-           "product_qa_classes", "combine_classes"]
+__all__ = [
+    "CLASS_NAMES",
+    "CLEAR",
+    "CLOUD",
+    "NODATA",
+    "QA_LAYERS",
+    "SHADOW",
+    "SNOW",
+    "WATER",
+    "combine_classes",
+    "product_qa_classes",
+]
 
 NODATA, CLEAR, CLOUD, SHADOW, SNOW, WATER = 0, 1, 2, 3, 4, 5
 CLASS_NAMES = {NODATA: "no_data", CLEAR: "clear_land", CLOUD: "cloud", SHADOW: "cloud_shadow", SNOW: "snow_ice",

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.morphology import reconstruction
 
-__all__ = ["potential_shadow", "fill_holes", "ShadowMatch", "match_shadows"]
+__all__ = ["ShadowMatch", "fill_holes", "match_shadows", "potential_shadow"]
 
 _SHADOW_DARKENING = 0.02
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
@@ -80,7 +80,7 @@ class ShadowMatch:
 def _scored_pixels(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if rows.size <= _MAX_SCORED_PIXELS:
         return rows, cols
-    stride = int(math.ceil(rows.size / _MAX_SCORED_PIXELS))
+    stride = math.ceil(rows.size / _MAX_SCORED_PIXELS)
     return rows[::stride], cols[::stride]
 
 

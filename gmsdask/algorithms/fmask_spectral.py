@@ -25,8 +25,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["FmaskInputs", "SpectralFeatures", "spectral_features", "normalized_difference",
-           "cloud_displacement_index", "cdi_radius_px", "CELSIUS_0_K"]
+__all__ = [
+    "CELSIUS_0_K",
+    "FmaskInputs",
+    "SpectralFeatures",
+    "cdi_radius_px",
+    "cloud_displacement_index",
+    "normalized_difference",
+    "spectral_features",
+]
 
 CELSIUS_0_K = 273.15
 _BASIC_SWIR2 = 0.03
@@ -170,7 +177,7 @@ def _variability_probability(ndvi: np.ndarray, ndsi: np.ndarray, ndbi: np.ndarra
 
 def cdi_radius_px(pixel_m: float) -> int:
     """Half width (pixels) of the CDI window: 7 x 7 pixels of 20 m, at least 3 x 3 pixels."""
-    return max(1, int(round(_CDI_WINDOW_M / 2 / pixel_m)))
+    return max(1, round(_CDI_WINDOW_M / 2 / pixel_m))
 
 
 def _local_variance(values: np.ndarray, size: int) -> np.ndarray:

@@ -3,4 +3,4 @@
 from .fmask import CONFIDENCE_NODATA, fmask_band_names, fmask_scene
 from .product_qa import mask_on_grid, product_qa_masks
 
-__all__ = ["fmask_scene", "fmask_band_names", "CONFIDENCE_NODATA", "product_qa_masks", "mask_on_grid"]
+__all__ = ["CONFIDENCE_NODATA", "fmask_band_names", "fmask_scene", "mask_on_grid", "product_qa_masks"]

@@ -21,7 +21,7 @@ from shapely.geometry import Polygon
 from ..errors import MetadataError
 from ..io.archive import ProductFiles
 
-__all__ = ["read_esa_cloud_polygons", "rasterize_esa_cloud_mask"]
+__all__ = ["rasterize_esa_cloud_mask", "read_esa_cloud_polygons"]
 
 _GML = "{http://www.opengis.net/gml/3.2}"
 _EOP = "{http://www.opengis.net/eop/2.0}"

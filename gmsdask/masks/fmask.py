@@ -6,7 +6,7 @@ neighbour (pixel-centre lookup, so the real, downsampled test products whose gro
 
 The computation is three explicit steps, all in one lazy graph (nothing is computed when this is called):
 
-1. **Scene statistics** (a global reduction): Fmask's clear-sky percentiles (temperature, HOT, cloud
+1. **Scene statistics** (a global reduction, one task): Fmask's clear-sky percentiles (temperature, HOT, cloud
    probability, NIR/SWIR1 background) from every ``k``-th pixel of the grid in both directions, ``k`` chosen
    for ~1 million samples. The sample is fixed by global pixel indices, so it does not depend on chunks.
 2. **Per-pixel tests and neighbourhood steps** with ``dask.array.map_overlap``: the spectral tests, cloud
@@ -25,19 +25,23 @@ import math
 from dataclasses import asdict, replace
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 
-from ..algorithms.fmask_cloud import FmaskParameters, cloud_layers, dilate_m, neighbourhood_radius_px
-from ..algorithms.fmask_probability import SceneStatistics, scene_statistics
+from ..algorithms.fmask_cloud import (
+    FmaskParameters,
+    cloud_layers,
+    dilate_m,
+    neighbourhood_radius_px,
+)
+from ..algorithms.fmask_probability import scene_statistics
 from ..algorithms.fmask_qa import CLASS_NAMES, combine_classes
 from ..algorithms.fmask_shadow import match_shadows, potential_shadow
 from ..algorithms.fmask_spectral import FmaskInputs, spectral_features
 from ..errors import ProcessingError
 
-__all__ = ["fmask_scene", "fmask_band_names", "CONFIDENCE_NODATA"]
+__all__ = ["CONFIDENCE_NODATA", "fmask_band_names", "fmask_scene"]
 
 #: ``cloud_confidence`` value of no-data pixels.
 CONFIDENCE_NODATA = 255
@@ -131,20 +135,25 @@ def _inputs(scene: xr.DataTree) -> tuple[xr.Dataset, dict[str, da.Array]]:
     return grid, inputs
 
 
-def _fmask_inputs(roles: tuple[str, ...], arrays: tuple[np.ndarray, ...]) -> FmaskInputs:
-    return FmaskInputs(**dict(zip(roles, arrays)))
+def _statistics_block(*samples: np.ndarray, roles: tuple[str, ...], sample_pixel_m: float, threshold: float,
+                      cirrus_weight: float) -> np.ndarray:
+    features = spectral_features(FmaskInputs(**dict(zip(roles, samples))))
+    stats = scene_statistics(features, sample_pixel_m=sample_pixel_m, threshold=threshold,
+                             cirrus_weight=cirrus_weight)
+    return _boxed(stats)
 
 
-def _statistics_task(sample: dict[str, np.ndarray], sample_pixel_m: float, threshold: float,
-                     cirrus_weight: float) -> SceneStatistics:
-    features = spectral_features(FmaskInputs(**sample))
-    return scene_statistics(features, sample_pixel_m=sample_pixel_m, threshold=threshold,
-                            cirrus_weight=cirrus_weight)
+def _boxed(value: Any) -> np.ndarray:
+    """A 0-d object array holding ``value``: how one Python object travels as a Dask array block."""
+    box = np.empty((), dtype=object)
+    box[()] = value
+    return box
 
 
-def _pixel_block(*arrays: np.ndarray, roles: tuple[str, ...], stats: SceneStatistics, params: FmaskParameters,
+def _pixel_block(*arrays: np.ndarray, roles: tuple[str, ...], params: FmaskParameters,
                  pixel_m: float) -> np.ndarray:
-    layers = cloud_layers(_fmask_inputs(roles, arrays), stats, params, pixel_m)
+    *bands, stats = arrays
+    layers = cloud_layers(FmaskInputs(**dict(zip(roles, bands))), stats.item(), params, pixel_m)
     packed = layers.confidence.astype(np.uint16)
     for flag, mask in ((_CLOUD, layers.cloud), (_CLOUD_BUFFERED, layers.cloud_buffered),
                        (_SNOW_BUFFERED, layers.snow_buffered), (_WATER, layers.water), (_VALID, layers.valid)):
@@ -152,31 +161,45 @@ def _pixel_block(*arrays: np.ndarray, roles: tuple[str, ...], stats: SceneStatis
     return packed
 
 
-def _shadow_task(packed: np.ndarray, nir: np.ndarray, swir1: np.ndarray, stats: SceneStatistics,
-                 params: FmaskParameters, coarse_m: float, sun_zenith: float, sun_azimuth: float) -> np.ndarray:
+def _shadow_block(packed: np.ndarray, nir: np.ndarray, swir1: np.ndarray, stats: np.ndarray, *,
+                  params: FmaskParameters, coarse_m: float, sun_zenith: float, sun_azimuth: float) -> np.ndarray:
+    scene = stats.item()
     cloud = (packed & _CLOUD) != 0
     valid = (packed & _VALID) != 0
-    potential = potential_shadow(nir, swir1, valid, nir_background=stats.nir_background,
-                                 swir1_background=stats.swir1_background)
+    potential = potential_shadow(nir, swir1, valid, nir_background=scene.nir_background,
+                                 swir1_background=scene.swir1_background)
     matched = match_shadows(cloud, potential, valid, pixel_m=coarse_m, sun_zenith_deg=sun_zenith,
                             sun_azimuth_deg=sun_azimuth, min_height_m=params.min_cloud_height_m,
                             max_height_m=params.max_cloud_height_m, similarity=params.shadow_similarity)
-    return dilate_m(matched.shadow, params.shadow_buffer_m, coarse_m) & valid
+    return _boxed(dilate_m(matched.shadow, params.shadow_buffer_m, coarse_m) & valid)
 
 
-def _classes_block(packed: np.ndarray, shadow: np.ndarray, step: int, block_info: Any = None) -> np.ndarray:
-    (row0, row1), (col0, col1) = block_info[0]["array-location"]
-    rows = np.minimum(np.arange(row0, row1) // step, shadow.shape[0] - 1)
-    cols = np.minimum(np.arange(col0, col1) // step, shadow.shape[1] - 1)
+def _classes_block(packed: np.ndarray, rows: np.ndarray, cols: np.ndarray, shadow: np.ndarray, *,
+                   step: int) -> np.ndarray:
+    coarse = shadow.item()
+    rows = np.minimum(rows // step, coarse.shape[0] - 1)
+    cols = np.minimum(cols // step, coarse.shape[1] - 1)
     valid = (packed & _VALID) != 0
-    classes = combine_classes(~valid, (packed & _CLOUD_BUFFERED) != 0, shadow[np.ix_(rows, cols)],
-                              (packed & _SNOW_BUFFERED) != 0, (packed & _WATER) != 0)
-    return classes
+    return combine_classes(~valid, (packed & _CLOUD_BUFFERED) != 0, coarse[np.ix_(rows, cols)],
+                           (packed & _SNOW_BUFFERED) != 0, (packed & _WATER) != 0)
 
 
 def _confidence_block(packed: np.ndarray) -> np.ndarray:
     confidence = (packed & 0xFF).astype(np.uint8)
     return np.where((packed & _VALID) != 0, confidence, np.uint8(CONFIDENCE_NODATA)).astype(np.uint8)
+
+
+def _whole(function: Any, arrays: list[da.Array], **kwargs: Any) -> da.Array:
+    """One task applying ``function`` to the whole of ``arrays`` (same shape), as a 0-d object Dask array.
+
+    Kept inside the array graph (not ``dask.delayed``), so that the band reads it shares with the per-pixel
+    step are read once: Dask inlines file reads into array tasks, and a delayed consumer made it read twice.
+    """
+    args: list[Any] = []
+    for array in arrays:
+        args += [array, "ij"]
+    return da.blockwise(function, "", *args, concatenate=True, dtype=object,
+                        meta=np.empty((), dtype=object), **kwargs)
 
 
 def fmask_scene(scene: xr.DataTree, *, cloud_buffer_m: float = 300.0, shadow_buffer_m: float = 90.0,
@@ -214,28 +237,37 @@ def fmask_scene(scene: xr.DataTree, *, cloud_buffer_m: float = 300.0, shadow_buf
     pixel_m = _pixel_m(grid)
     height, width = arrays[0].shape
 
-    # 1. scene statistics from a chunk-independent sample
-    stride = max(1, int(math.floor(math.sqrt(height * width / _STATISTICS_SAMPLES))))
-    sample = {role: inputs[role][stride // 2::stride, stride // 2::stride] for role in roles}
+    # 1. scene statistics from a chunk-independent sample (one task)
+    stride = max(1, math.floor(math.sqrt(height * width / _STATISTICS_SAMPLES)))
+    sample = [array[stride // 2::stride, stride // 2::stride] for array in arrays]
     threshold = params.threshold_for(has_thermal="bt" in inputs)
-    stats = dask.delayed(_statistics_task, pure=True)(sample, pixel_m * stride, threshold, params.cirrus_weight)
+    stats = _whole(_statistics_block, sample, roles=roles, sample_pixel_m=pixel_m * stride, threshold=threshold,
+                   cirrus_weight=params.cirrus_weight)
 
     # 2. per-pixel tests with the overlap of every neighbourhood step
     depth = neighbourhood_radius_px(params, pixel_m, with_cdi="red_edge3" in inputs and "nir_broad" in inputs)
-    packed = da.map_overlap(_pixel_block, *arrays, depth=depth, boundary="none", dtype=np.uint16,
-                            roles=roles, stats=stats, params=params, pixel_m=pixel_m,
-                            meta=np.empty((0, 0), dtype=np.uint16))
+    axes = {0: depth, 1: depth}
+    padded = [da.overlap.overlap(array, depth=axes, boundary="none") for array in arrays]
+    args: list[Any] = []
+    for array in padded:
+        args += [array, "ij"]
+    packed = da.blockwise(_pixel_block, "ij", *args, stats, "", dtype=np.uint16, roles=roles, params=params,
+                          pixel_m=pixel_m, meta=np.empty((0, 0), dtype=np.uint16))
+    packed = da.overlap.trim_internal(packed, axes, boundary="none")
 
-    # 3. shadows on the coarse grid, looked up by every chunk
-    step = max(1, int(round(params.shadow_grid_m / pixel_m)))
+    # 3. shadows on the coarse grid (one task), looked up by every chunk
+    step = max(1, round(params.shadow_grid_m / pixel_m))
     offset = step // 2
+    coarse = [array[offset::step, offset::step] for array in (packed, inputs["nir"], inputs["swir1"])]
     sun_zenith = 90.0 - float(scene.attrs["sun_elevation_deg"])
     sun_azimuth = float(scene.attrs["sun_azimuth_deg"])
-    shadow = dask.delayed(_shadow_task, pure=True)(
-        packed[offset::step, offset::step], inputs["nir"][offset::step, offset::step],
-        inputs["swir1"][offset::step, offset::step], stats, params, pixel_m * step, sun_zenith, sun_azimuth)
-    classes = da.map_blocks(_classes_block, packed, shadow=shadow, step=step, dtype=np.uint8,
-                            meta=np.empty((0, 0), dtype=np.uint8))
+    shadow = da.blockwise(_shadow_block, "", coarse[0], "ij", coarse[1], "ij", coarse[2], "ij", stats, "",
+                          concatenate=True, dtype=object, meta=np.empty((), dtype=object), params=params,
+                          coarse_m=pixel_m * step, sun_zenith=sun_zenith, sun_azimuth=sun_azimuth)
+    rows = da.arange(height, chunks=packed.chunks[0])
+    cols = da.arange(width, chunks=packed.chunks[1])
+    classes = da.blockwise(_classes_block, "ij", packed, "ij", rows, "i", cols, "j", shadow, "", step=step,
+                           dtype=np.uint8, meta=np.empty((0, 0), dtype=np.uint8))
     confidence = da.map_blocks(_confidence_block, packed, dtype=np.uint8, meta=np.empty((0, 0), dtype=np.uint8))
 
     coords = {"x": grid.x, "y": grid.y}
@@ -256,5 +288,5 @@ def fmask_scene(scene: xr.DataTree, *, cloud_buffer_m: float = 300.0, shadow_buf
         attrs={"fmask_grid_group": group, "fmask_pixel_m": pixel_m, "fmask_shadow_grid_m": pixel_m * step,
                "fmask_inputs": [f"{role}:{_SENSOR_BANDS[str(scene.attrs['sensor'])].get(role, 'saturated')}"
                                 for role in roles],
-               "fmask_parameters": {k: v for k, v in asdict(params).items() if v is not None}})
+               **{f"fmask_{k}": v for k, v in asdict(params).items() if v is not None}})
     return out

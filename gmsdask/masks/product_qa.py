@@ -18,7 +18,7 @@ from ..errors import ProcessingError
 from .esa_gml import rasterize_esa_cloud_mask
 from .fmask import _groups, _nearest_index, _scene_name
 
-__all__ = ["product_qa_masks", "mask_on_grid"]
+__all__ = ["mask_on_grid", "product_qa_masks"]
 
 
 def mask_on_grid(masks: xr.Dataset, grid: xr.Dataset) -> xr.Dataset:
