@@ -76,9 +76,15 @@ def test_scene_statistics_need_enough_clear_area():
     many = inputs_of(["vegetation"] * 50 + ["cloud"] * 50)
     stats = scene_statistics(spectral_features(many), sample_pixel_m=1000.0, threshold=0.175, cirrus_weight=0.3)
     assert stats.enough_clear and stats.land_bt_low == pytest.approx(296.0)
-    # 50 clear pixels of 30 m are 0.045 km2, far below Fmask's 36 km2: every potential cloud pixel is cloud
-    small = scene_statistics(spectral_features(many), sample_pixel_m=30.0, threshold=0.175, cirrus_weight=0.3)
-    assert not small.enough_clear
+    # a million 30 m pixels: clear sky must cover 0.1 % of them (Fmask's 36 km2 would be 40 000 pixels)
+    for clear, enough in ((1500, True), (500, False)):
+        scene = inputs_of(["vegetation"] * clear + ["cloud"] * (1_000_000 - clear))
+        stats = scene_statistics(spectral_features(scene), sample_pixel_m=30.0, threshold=0.175, cirrus_weight=0.3)
+        assert stats.enough_clear is enough
+    # fewer than 20 clear pixels are never enough for percentiles
+    few = scene_statistics(spectral_features(inputs_of(["vegetation"] * 10 + ["cloud"] * 5)),
+                           sample_pixel_m=5000.0, threshold=0.175, cirrus_weight=0.3)
+    assert not few.enough_clear
 
 
 def test_buffers_are_metres_whatever_the_pixel_size():

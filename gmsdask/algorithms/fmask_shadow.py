@@ -4,19 +4,20 @@ Pure numpy on one whole grid (the caller uses a coarse grid of the scene: labell
 flood-filling are scene-wide operations that cannot be done per chunk).
 
 - Potential shadow: shadows are local dark "holes" in NIR and SWIR1. Each band is flood-filled (grayscale
-  hole filling by morphological reconstruction, skimage ``reconstruction``; no-data and the border take the
-  clear-land 17.5th percentile as Fmask does); a pixel is potential shadow where both filled-minus-original
-  differences exceed 0.02.
+  hole filling by morphological reconstruction, skimage ``reconstruction``); no-data and the image border take
+  the clear-land median (Fmask pads with the 17.5th percentile, see ``SceneStatistics``). A pixel is potential
+  shadow where both filled-minus-original differences exceed 0.02.
 - Matching: every 8-connected cloud object is projected away from the sun for cloud heights from
   ``min_height_m`` to ``max_height_m`` in steps of one pixel of displacement. Fmask's similarity is the share
   of projected pixels (not on the object itself, inside the valid image) that land on potential shadow or on
   another cloud; an object whose similarity never reaches ``similarity`` casts no shadow. Among the heights
-  that reach it, the one putting most projected pixels on potential shadow (outside clouds) wins. Fmask's
-  own choice, the first similarity maximum, picks the lowest height of a plateau: from the object's edge up
-  to the true height, the part of the object that leaves itself lands on its shadow, so the ratio is flat
-  (on synthetic truth that rule matched heights ~40 % too low). The matched shadow is the whole object
-  footprint at that height. The sun is one direction for the scene (its centre); the view parallax of a
-  cloud (``h tan(view zenith)``) is ignored.
+  that reach it, the one with the most evidence wins: projected pixels on potential shadow (outside clouds)
+  minus projected pixels on clear ground that is not potential shadow. Fmask's own choice, the first
+  similarity maximum, picks the lowest height of a plateau (from the object's edge up to the true height the
+  part of the object that leaves itself lands on its shadow, so the ratio is flat; on synthetic truth that
+  rule matched heights ~40 % too low); the most shadow hits alone drifted to large heights over dark
+  forests on large scenes. The matched shadow is the whole object footprint at that height. The sun is one
+  direction for the scene (its centre); the view parallax of a cloud (``h tan(view zenith)``) is ignored.
 """
 
 from __future__ import annotations
