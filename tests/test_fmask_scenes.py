@@ -14,7 +14,13 @@ from scipy import ndimage
 from gmsdask.algorithms.fmask_qa import CLEAR, CLOUD, NODATA, SHADOW, product_qa_classes
 from gmsdask.errors import ProcessingError
 from gmsdask.io import open_scene
-from gmsdask.masks import CONFIDENCE_NODATA, fmask_scene, mask_on_grid, product_qa_masks
+from gmsdask.masks import (
+    CONFIDENCE_NODATA,
+    class_cover_pct,
+    fmask_scene,
+    mask_on_grid,
+    product_qa_masks,
+)
 from gmsdask.masks.esa_gml import rasterize_esa_cloud_mask, read_esa_cloud_polygons
 from gmsdask.synthetic import sentinel2_extent, write_landsat_l1, write_sentinel2_l1c
 
@@ -47,12 +53,24 @@ def landsat_cloudy(out):
                             seed=11, cloud_fraction=0.3, aot550=0.25)
 
 
-@pytest.mark.parametrize("product_name", ["s2_cloudy", "landsat_cloudy"])
+@pytest.fixture(scope="module")
+def landsat9(out):
+    return write_landsat_l1(out / "l9", location=sentinel2_extent(TILE, (600, 600)), seed=11, cloud_fraction=0.3)
+
+
+@pytest.fixture(scope="module")
+def s2_low_sun(out):
+    """Half cloud, October at 48 N: sun zenith 60 degrees, long shadows, many falling on other clouds."""
+    return write_sentinel2_l1c(out / "s2_low_sun", tile="32UPU", size=(600, 600), seed=9, cloud_fraction=0.5,
+                               acquisition_time="2024-10-20")
+
+
+@pytest.mark.parametrize("product_name", ["s2_cloudy", "landsat_cloudy", "landsat9", "s2_low_sun"])
 def test_synthetic_clouds_and_shadows_match_truth(product_name, request):
     product = request.getfixturevalue(product_name)
     masks = fmask_scene(open_scene(product.path), **NO_BUFFERS).compute()
     group = masks.attrs["fmask_grid_group"]
-    assert group == ("r20m" if product_name == "s2_cloudy" else "r30m")
+    assert group == ("r20m" if product.platform.startswith("SENTINEL") else "r30m")
     truth = product.scene[group]
     np.testing.assert_allclose(masks.x, truth.x)
     classes = masks.fmask.values
@@ -103,6 +121,20 @@ def test_scene_without_swir_is_refused(landsat_cloudy):
     scene["r30m"] = xr.DataTree(scene["r30m"].to_dataset().drop_vars("B6"))
     with pytest.raises(ProcessingError, match="B6"):
         fmask_scene(scene)
+    no_sun = open_scene(landsat_cloudy.path)
+    del no_sun.attrs["sun_elevation_deg"]
+    with pytest.raises(ProcessingError, match="sun_elevation_deg"):
+        fmask_scene(no_sun)
+
+
+def test_class_cover_of_the_mask(landsat_cloudy):
+    masks = fmask_scene(open_scene(landsat_cloudy.path)).compute()
+    cover = class_cover_pct(masks)
+    classes = masks.fmask.values
+    valid = classes != NODATA
+    assert set(cover) == {"clear_land", "cloud", "cloud_shadow", "snow_ice", "water"}
+    assert cover["cloud"] == pytest.approx(100 * (classes[valid] == CLOUD).mean(), abs=1e-3)
+    assert sum(cover.values()) == pytest.approx(100.0, abs=0.01)
 
 
 @pytest.mark.parametrize("name", LANDSAT_C1)

@@ -2,5 +2,7 @@
 
 from .fmask import CONFIDENCE_NODATA, fmask_band_names, fmask_scene
 from .product_qa import mask_on_grid, product_qa_masks
+from .summary import class_cover_pct
 
-__all__ = ["CONFIDENCE_NODATA", "fmask_band_names", "fmask_scene", "mask_on_grid", "product_qa_masks"]
+__all__ = ["CONFIDENCE_NODATA", "class_cover_pct", "fmask_band_names", "fmask_scene", "mask_on_grid",
+           "product_qa_masks"]

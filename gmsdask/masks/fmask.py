@@ -259,8 +259,12 @@ def fmask_scene(scene: xr.DataTree, *, cloud_buffer_m: float = 300.0, shadow_buf
     step = max(1, round(params.shadow_grid_m / pixel_m))
     offset = step // 2
     coarse = [array[offset::step, offset::step] for array in (packed, inputs["nir"], inputs["swir1"])]
-    sun_zenith = 90.0 - float(scene.attrs["sun_elevation_deg"])
-    sun_azimuth = float(scene.attrs["sun_azimuth_deg"])
+    try:
+        sun_zenith = 90.0 - float(scene.attrs["sun_elevation_deg"])
+        sun_azimuth = float(scene.attrs["sun_azimuth_deg"])
+    except (KeyError, TypeError, ValueError):
+        raise ProcessingError(_scene_name(scene), "L1C", "Fmask needs the root attrs sun_elevation_deg and "
+                                                         "sun_azimuth_deg (degrees) for the cloud shadows") from None
     shadow = da.blockwise(_shadow_block, "", coarse[0], "ij", coarse[1], "ij", coarse[2], "ij", stats, "",
                           concatenate=True, dtype=object, meta=np.empty((), dtype=object), params=params,
                           coarse_m=pixel_m * step, sun_zenith=sun_zenith, sun_azimuth=sun_azimuth)
