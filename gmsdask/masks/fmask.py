@@ -9,7 +9,7 @@ The computation is three explicit steps, all in one lazy graph (nothing is compu
 1. **Scene statistics** (a global reduction, one task): Fmask's clear-sky percentiles (temperature, HOT, cloud
    probability, NIR/SWIR1 background) from every ``k``-th pixel of the grid in both directions, ``k`` chosen
    for ~1 million samples. The sample is fixed by global pixel indices, so it does not depend on chunks.
-2. **Per-pixel tests and neighbourhood steps** with ``dask.array.map_overlap``: the spectral tests, cloud
+2. **Per-pixel tests and neighbourhood steps** (``dask.array.overlap`` + ``blockwise``): the spectral tests, cloud
    probability, Fmask 4's false-positive removal, the cloud displacement index (Sentinel-2) and the cloud
    and snow buffers. The overlap is the sum of all neighbourhood radii
    (:func:`gmsdask.algorithms.fmask_cloud.neighbourhood_radius_px`), so there are no seams.
@@ -17,6 +17,9 @@ The computation is three explicit steps, all in one lazy graph (nothing is compu
    ``round(shadow_grid_m / pixel)``-th pixel (default 60 m), the potential-shadow layer is flood-filled, cloud
    objects are labelled and matched along the sun direction, the shadow buffer is applied there, and the
    result is looked up (nearest) by every full-resolution chunk.
+
+Steps 1 and 3 are tasks of the array graph (0-d object arrays), not ``dask.delayed``: Dask inlines file
+reads into array tasks, and a delayed consumer of the same bands made every band chunk be read twice.
 """
 
 from __future__ import annotations
