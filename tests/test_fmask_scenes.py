@@ -160,6 +160,16 @@ def test_real_sentinel2_clouds_agree_with_esa_polygons():
     assert agreement >= 0.85, f"cloud agreement with ESA's MSK_CLOUDS_B00.gml {agreement:.3f}"
 
 
+def test_real_clear_sentinel2_scene_stays_clear():
+    """56JMM, 2018-06-29: ESA reports 0 % cloud and its GML has no cloud polygon."""
+    product = data_path("sentinel2", "S2A_MSIL1C_20180629T000241_N0206_R030_T56JMM_20180629T012042.zip")
+    masks = fmask_scene(open_scene(product)).compute()
+    assert not rasterize_esa_cloud_mask(product, masks).any()
+    cover = class_cover_pct(masks)
+    assert all(type(value) is float for value in cover.values())
+    assert cover["cloud"] < 1.0 and cover["clear_land"] > 95.0
+
+
 def test_esa_polygons_of_a_product_without_clouds_file_are_an_error(tmp_path):
     from gmsdask.errors import MetadataError
     empty = tmp_path / "S2A_MSIL1C_20200101T000000_N0209_R001_T33UUU_20200101T000000.SAFE"

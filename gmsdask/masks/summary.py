@@ -22,6 +22,6 @@ def class_cover_pct(masks: xr.Dataset) -> dict[str, float]:
     counts = (da.bincount(data.ravel(), minlength=len(CLASS_NAMES)) if isinstance(data, da.Array)
               else np.bincount(np.asarray(data).ravel(), minlength=len(CLASS_NAMES)))
     counts = np.asarray(counts.compute() if isinstance(counts, da.Array) else counts)[:len(CLASS_NAMES)]
-    valid = counts.sum() - counts[NODATA]
+    valid = int(counts.sum() - counts[NODATA])
     return {name: (round(100.0 * float(counts[value]) / valid, 3) if valid else 0.0)
             for value, name in CLASS_NAMES.items() if value != NODATA}
