@@ -19,6 +19,7 @@ from gmsdask.masks import (
     class_cover_pct,
     fmask_scene,
     mask_on_grid,
+    mask_scene,
     product_qa_masks,
 )
 from gmsdask.masks.esa_gml import rasterize_esa_cloud_mask, read_esa_cloud_polygons
@@ -211,3 +212,24 @@ def test_mask_on_grid_gives_each_fine_pixel_the_class_of_its_coarse_pixel(s2_clo
     assert fine.fmask.shape == (600, 600)
     np.testing.assert_array_equal(fine.fmask.values, np.repeat(np.repeat(masks.fmask.values, 2, 0), 2, 1))
     np.testing.assert_array_equal(fine.x, scene["r10m"].ds.x)
+
+
+def test_mask_scene_blanks_clouds_and_shadows_on_every_grid_before_resampling(s2_cloudy):
+    scene = open_scene(s2_cloudy.path)
+    masks = fmask_scene(scene)
+    masked = mask_scene(scene, masks)
+    assert masked.attrs["cloud_mask_classes"] == [CLOUD, SHADOW] and masked.attrs["cloud_mask_group"] == "r20m"
+    assert set(masked["r20m"].ds.data_vars) >= {"fmask", "cloud_confidence"}
+    assert isinstance(masked["r10m"].ds["B04"].data, da.Array)
+    classes_20m = masks.fmask.values
+    hidden_10m = np.isin(np.repeat(np.repeat(classes_20m, 2, 0), 2, 1), (CLOUD, SHADOW))
+    before, after = scene["r10m"].ds, masked["r10m"].ds
+    for band in ("B02", "B08"):
+        values = after[band].values
+        assert np.isnan(values[hidden_10m]).all()
+        np.testing.assert_array_equal(values[~hidden_10m], before[band].values[~hidden_10m])
+    assert after["nodata"].values[hidden_10m].all()
+    # the 60 m group: each pixel takes the class of the 20 m pixel holding its centre
+    b10 = masked["r60m"].ds["B10"].values
+    assert np.isnan(b10[np.isin(classes_20m[1::3, 1::3], (CLOUD, SHADOW))]).all()
+    assert masked["angles"].ds.identical(scene["angles"].ds)
