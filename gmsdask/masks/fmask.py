@@ -1,0 +1,299 @@
+"""Fmask cloud, cloud-shadow, snow and water masks of a Level-1 scene, lazily on Dask.
+
+Grid: the scene's resolution group holding SWIR1 (Sentinel-2 ``r20m``, Landsat ``r30m``), as Fmask 4 works
+on 20 m for Sentinel-2 and on 30 m for Landsat. Bands of other groups are brought onto it by nearest
+neighbour (pixel-centre lookup, so the real, downsampled test products whose groups do not nest work too).
+
+The computation is three explicit steps, all in one lazy graph (nothing is computed when this is called):
+
+1. **Scene statistics** (a global reduction, one task): Fmask's clear-sky percentiles (temperature, HOT, cloud
+   probability, NIR/SWIR1 background) from every ``k``-th pixel of the grid in both directions, ``k`` chosen
+   for ~1 million samples. The sample is fixed by global pixel indices, so it does not depend on chunks.
+2. **Per-pixel tests and neighbourhood steps** (``dask.array.overlap`` + ``blockwise``): the spectral tests, cloud
+   probability, Fmask 4's false-positive removal, the cloud displacement index (Sentinel-2) and the cloud
+   and snow buffers. The overlap is the sum of all neighbourhood radii
+   (:func:`gmsdask.algorithms.fmask_cloud.neighbourhood_radius_px`), so there are no seams.
+3. **Shadows on a coarse grid** (one small task): the cloud mask, NIR and SWIR1 are sampled at every
+   ``round(shadow_grid_m / pixel)``-th pixel (default 60 m), the potential-shadow layer is flood-filled, cloud
+   objects are labelled and matched along the sun direction, the shadow buffer is applied there, and the
+   result is looked up (nearest) by every full-resolution chunk.
+
+Steps 1 and 3 are tasks of the array graph (0-d object arrays), not ``dask.delayed``: Dask inlines file
+reads into array tasks, and a delayed consumer of the same bands made every band chunk be read twice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, replace
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from ..algorithms.fmask_cloud import (
+    FmaskParameters,
+    cloud_layers,
+    dilate_m,
+    neighbourhood_radius_px,
+)
+from ..algorithms.fmask_probability import scene_statistics
+from ..algorithms.fmask_qa import CLASS_NAMES, combine_classes
+from ..algorithms.fmask_shadow import match_shadows, potential_shadow
+from ..algorithms.fmask_spectral import FmaskInputs, spectral_features
+from ..errors import ProcessingError
+
+__all__ = ["CONFIDENCE_NODATA", "fmask_band_names", "fmask_scene"]
+
+#: ``cloud_confidence`` value of no-data pixels.
+CONFIDENCE_NODATA = 255
+_STATISTICS_SAMPLES = 1_000_000
+_INPUT_ORDER = ("blue", "green", "red", "nir", "swir1", "swir2", "cirrus", "bt", "red_edge3", "nir_broad",
+                "saturated_visible")
+_COMMON = {"blue": None, "green": None, "red": None, "nir": None, "swir1": None, "swir2": None}
+_SENSOR_BANDS: dict[str, dict[str, str]] = {
+    "OLI_TIRS": {"blue": "B2", "green": "B3", "red": "B4", "nir": "B5", "swir1": "B6", "swir2": "B7",
+                 "cirrus": "B9", "bt": "B10"},
+    "OLI": {"blue": "B2", "green": "B3", "red": "B4", "nir": "B5", "swir1": "B6", "swir2": "B7", "cirrus": "B9"},
+    "ETM": {"blue": "B1", "green": "B2", "red": "B3", "nir": "B4", "swir1": "B5", "swir2": "B7",
+            "bt": "B6_VCID_1"},
+    "TM": {"blue": "B1", "green": "B2", "red": "B3", "nir": "B4", "swir1": "B5", "swir2": "B7", "bt": "B6"},
+    "MSI": {"blue": "B02", "green": "B03", "red": "B04", "nir": "B8A", "swir1": "B11", "swir2": "B12",
+            "cirrus": "B10", "red_edge3": "B07", "nir_broad": "B08"},
+}
+# bits of the packed per-pixel result (low byte: confidence)
+_CLOUD, _CLOUD_BUFFERED, _SNOW_BUFFERED, _WATER, _VALID = (1 << (8 + i) for i in range(5))
+
+
+def _scene_name(scene: xr.DataTree) -> str:
+    return str(scene.attrs.get("product_id") or scene.attrs.get("product_path") or "scene")
+
+
+def fmask_band_names(sensor: str) -> dict[str, str]:
+    """Fmask input role (``blue`` ... ``bt``) -> band name of ``sensor`` (``OLI_TIRS``, ``ETM``, ``TM``, ``MSI``)."""
+    if sensor not in _SENSOR_BANDS:
+        raise KeyError(f"no Fmask band table for sensor {sensor!r}; known: {', '.join(_SENSOR_BANDS)}")
+    return dict(_SENSOR_BANDS[sensor])
+
+
+def _groups(scene: xr.DataTree) -> dict[str, xr.Dataset]:
+    return {name: child.to_dataset() for name, child in scene.children.items()
+            if name.startswith("r") and name.endswith("m")}
+
+
+def _find(groups: dict[str, xr.Dataset], band: str) -> tuple[str, xr.Dataset] | None:
+    for name, ds in groups.items():
+        if band in ds.data_vars:
+            return name, ds
+    return None
+
+
+def _pixel_m(ds: xr.Dataset) -> float:
+    return float((abs(ds.x.values[1] - ds.x.values[0]) + abs(ds.y.values[1] - ds.y.values[0])) / 2)
+
+
+def _nearest_index(target: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Index of the source pixel whose cell holds each target pixel centre (regular 1-D grids)."""
+    step = source[1] - source[0]
+    index = np.floor((target - (source[0] - step / 2)) / step).astype(np.int64)
+    return np.clip(index, 0, source.size - 1)
+
+
+def _on_grid(variable: xr.DataArray, source: xr.Dataset, grid: xr.Dataset, chunks: tuple) -> da.Array:
+    data = variable.data if isinstance(variable.data, da.Array) else da.from_array(variable.data)
+    if source.sizes == grid.sizes and np.array_equal(source.x.values, grid.x.values) \
+            and np.array_equal(source.y.values, grid.y.values):
+        return data.rechunk(chunks)
+    rows = _nearest_index(grid.y.values, source.y.values)
+    cols = _nearest_index(grid.x.values, source.x.values)
+    return data[rows, :][:, cols].rechunk(chunks)
+
+
+def _inputs(scene: xr.DataTree) -> tuple[xr.Dataset, dict[str, da.Array]]:
+    """The working grid's group and the Fmask inputs on it (dask arrays, same chunks)."""
+    name = _scene_name(scene)
+    sensor = str(scene.attrs.get("sensor", ""))
+    try:
+        roles = fmask_band_names(sensor)
+    except KeyError as err:
+        raise ProcessingError(name, "L1C", f"Fmask: {err.args[0]}") from None
+    groups = _groups(scene)
+    found = _find(groups, roles["swir1"])
+    if found is None:
+        raise ProcessingError(name, "L1C", f"Fmask needs SWIR1 band {roles['swir1']}, which the scene lacks")
+    _, grid = found
+    chunks = grid[roles["swir1"]].data.chunks
+    inputs: dict[str, da.Array] = {}
+    for role, band in roles.items():
+        located = _find(groups, band)
+        if located is None:
+            if role in _COMMON:
+                raise ProcessingError(name, "L1C", f"Fmask needs band {band} ({role}), which the scene lacks")
+            continue  # optional input (thermal, cirrus, CDI bands)
+        inputs[role] = _on_grid(located[1][band], located[1], grid, chunks).astype(np.float32)
+    blue_group = _find(groups, roles["blue"])
+    if blue_group is not None and "saturated" in blue_group[1]:
+        inputs["saturated_visible"] = _on_grid(blue_group[1]["saturated"], blue_group[1], grid, chunks)
+    return grid, inputs
+
+
+def _statistics_block(*samples: np.ndarray, roles: tuple[str, ...], sample_pixel_m: float, threshold: float,
+                      cirrus_weight: float) -> np.ndarray:
+    features = spectral_features(FmaskInputs(**dict(zip(roles, samples))))
+    stats = scene_statistics(features, sample_pixel_m=sample_pixel_m, threshold=threshold,
+                             cirrus_weight=cirrus_weight)
+    return _boxed(stats)
+
+
+def _boxed(value: Any) -> np.ndarray:
+    """A 0-d object array holding ``value``: how one Python object travels as a Dask array block."""
+    box = np.empty((), dtype=object)
+    box[()] = value
+    return box
+
+
+def _pixel_block(*arrays: np.ndarray, roles: tuple[str, ...], params: FmaskParameters,
+                 pixel_m: float) -> np.ndarray:
+    *bands, stats = arrays
+    layers = cloud_layers(FmaskInputs(**dict(zip(roles, bands))), stats.item(), params, pixel_m)
+    packed = layers.confidence.astype(np.uint16)
+    for flag, mask in ((_CLOUD, layers.cloud), (_CLOUD_BUFFERED, layers.cloud_buffered),
+                       (_SNOW_BUFFERED, layers.snow_buffered), (_WATER, layers.water), (_VALID, layers.valid)):
+        packed |= np.where(mask, np.uint16(flag), np.uint16(0))
+    return packed
+
+
+def _shadow_block(packed: np.ndarray, nir: np.ndarray, swir1: np.ndarray, stats: np.ndarray, *,
+                  params: FmaskParameters, coarse_m: float, sun_zenith: float, sun_azimuth: float) -> np.ndarray:
+    scene = stats.item()
+    cloud = (packed & _CLOUD) != 0
+    valid = (packed & _VALID) != 0
+    potential = potential_shadow(nir, swir1, valid, nir_background=scene.nir_background,
+                                 swir1_background=scene.swir1_background)
+    matched = match_shadows(cloud, potential, valid, pixel_m=coarse_m, sun_zenith_deg=sun_zenith,
+                            sun_azimuth_deg=sun_azimuth, min_height_m=params.min_cloud_height_m,
+                            max_height_m=params.max_cloud_height_m, similarity=params.shadow_similarity)
+    return _boxed(dilate_m(matched.shadow, params.shadow_buffer_m, coarse_m) & valid)
+
+
+def _classes_block(packed: np.ndarray, rows: np.ndarray, cols: np.ndarray, shadow: np.ndarray, *,
+                   step: int) -> np.ndarray:
+    coarse = shadow.item()
+    rows = np.minimum(rows // step, coarse.shape[0] - 1)
+    cols = np.minimum(cols // step, coarse.shape[1] - 1)
+    valid = (packed & _VALID) != 0
+    return combine_classes(~valid, (packed & _CLOUD_BUFFERED) != 0, coarse[np.ix_(rows, cols)],
+                           (packed & _SNOW_BUFFERED) != 0, (packed & _WATER) != 0)
+
+
+def _confidence_block(packed: np.ndarray) -> np.ndarray:
+    confidence = (packed & 0xFF).astype(np.uint8)
+    return np.where((packed & _VALID) != 0, confidence, np.uint8(CONFIDENCE_NODATA)).astype(np.uint8)
+
+
+def _whole(function: Any, arrays: list[da.Array], **kwargs: Any) -> da.Array:
+    """One task applying ``function`` to the whole of ``arrays`` (same shape), as a 0-d object Dask array.
+
+    Kept inside the array graph (not ``dask.delayed``), so that the band reads it shares with the per-pixel
+    step are read once: Dask inlines file reads into array tasks, and a delayed consumer made it read twice.
+    """
+    args: list[Any] = []
+    for array in arrays:
+        args += [array, "ij"]
+    return da.blockwise(function, "", *args, concatenate=True, dtype=object,
+                        meta=np.empty((), dtype=object), **kwargs)
+
+
+def fmask_scene(scene: xr.DataTree, *, cloud_buffer_m: float = 300.0, shadow_buffer_m: float = 90.0,
+                snow_buffer_m: float = 30.0, parameters: FmaskParameters | None = None) -> xr.Dataset:
+    """Fmask classes and cloud confidence of a Level-1 scene (TOA reflectance, thermal bands in K), lazily.
+
+    Parameters
+    ----------
+    scene
+        Scene tree of ``docs/scene-model.md`` (Landsat TM/ETM+/OLI or Sentinel-2 MSI, Level-1, with the
+        thermal bands where the product has them).
+    cloud_buffer_m, shadow_buffer_m, snow_buffer_m
+        Buffers around clouds, shadows and snow/ice, metres (FORCE's defaults); they override ``parameters``.
+    parameters
+        All other Fmask options (:class:`gmsdask.algorithms.fmask_cloud.FmaskParameters`).
+
+    Returns
+    -------
+    xarray.Dataset
+        On the grid of the scene's SWIR1 group (coordinates and CRS copied from it): ``fmask`` (uint8;
+        0 no data, 1 clear land, 2 cloud, 3 cloud shadow, 4 snow/ice, 5 water) and ``cloud_confidence``
+        (uint8, Fmask cloud probability in percent, 0 for pixels that fail the potential-cloud tests,
+        255 no data). Attrs say the grid group, the pixel size and the parameters.
+
+    Raises
+    ------
+    ProcessingError
+        When the scene lacks a band Fmask needs or its sensor has no band table.
+    """
+    params = replace(parameters or FmaskParameters(), cloud_buffer_m=cloud_buffer_m,
+                     shadow_buffer_m=shadow_buffer_m, snow_buffer_m=snow_buffer_m)
+    grid, inputs = _inputs(scene)
+    roles = tuple(role for role in _INPUT_ORDER if role in inputs)
+    arrays = [inputs[role] for role in roles]
+    pixel_m = _pixel_m(grid)
+    height, width = arrays[0].shape
+
+    # 1. scene statistics from a chunk-independent sample (one task)
+    stride = max(1, math.floor(math.sqrt(height * width / _STATISTICS_SAMPLES)))
+    sample = [array[stride // 2::stride, stride // 2::stride] for array in arrays]
+    threshold = params.threshold_for(has_thermal="bt" in inputs)
+    stats = _whole(_statistics_block, sample, roles=roles, sample_pixel_m=pixel_m * stride, threshold=threshold,
+                   cirrus_weight=params.cirrus_weight)
+
+    # 2. per-pixel tests with the overlap of every neighbourhood step
+    depth = neighbourhood_radius_px(params, pixel_m, with_cdi="red_edge3" in inputs and "nir_broad" in inputs)
+    axes = {0: depth, 1: depth}
+    padded = [da.overlap.overlap(array, depth=axes, boundary="none") for array in arrays]
+    args: list[Any] = []
+    for array in padded:
+        args += [array, "ij"]
+    packed = da.blockwise(_pixel_block, "ij", *args, stats, "", dtype=np.uint16, roles=roles, params=params,
+                          pixel_m=pixel_m, meta=np.empty((0, 0), dtype=np.uint16))
+    packed = da.overlap.trim_internal(packed, axes, boundary="none")
+
+    # 3. shadows on the coarse grid (one task), looked up by every chunk
+    step = max(1, round(params.shadow_grid_m / pixel_m))
+    offset = step // 2
+    coarse = [array[offset::step, offset::step] for array in (packed, inputs["nir"], inputs["swir1"])]
+    try:
+        sun_zenith = 90.0 - float(scene.attrs["sun_elevation_deg"])
+        sun_azimuth = float(scene.attrs["sun_azimuth_deg"])
+    except (KeyError, TypeError, ValueError):
+        raise ProcessingError(_scene_name(scene), "L1C", "Fmask needs the root attrs sun_elevation_deg and "
+                                                         "sun_azimuth_deg (degrees) for the cloud shadows") from None
+    shadow = da.blockwise(_shadow_block, "", coarse[0], "ij", coarse[1], "ij", coarse[2], "ij", stats, "",
+                          concatenate=True, dtype=object, meta=np.empty((), dtype=object), params=params,
+                          coarse_m=pixel_m * step, sun_zenith=sun_zenith, sun_azimuth=sun_azimuth)
+    rows = da.arange(height, chunks=packed.chunks[0])
+    cols = da.arange(width, chunks=packed.chunks[1])
+    classes = da.blockwise(_classes_block, "ij", packed, "ij", rows, "i", cols, "j", shadow, "", step=step,
+                           dtype=np.uint8, meta=np.empty((0, 0), dtype=np.uint8))
+    confidence = da.map_blocks(_confidence_block, packed, dtype=np.uint8, meta=np.empty((0, 0), dtype=np.uint8))
+
+    coords = {"x": grid.x, "y": grid.y}
+    if "spatial_ref" in grid.coords:
+        coords["spatial_ref"] = grid.spatial_ref
+    group = next(name for name, ds in _groups(scene).items() if ds.sizes == grid.sizes
+                 and np.array_equal(ds.x.values, grid.x.values))
+    flags = sorted(CLASS_NAMES)
+    out = xr.Dataset(
+        {"fmask": (("y", "x"), classes, {
+            "long_name": "Fmask class", "flag_values": flags,
+            "flag_meanings": " ".join(CLASS_NAMES[v] for v in flags), "nodata": 0,
+            "cloud_buffer_m": params.cloud_buffer_m, "shadow_buffer_m": params.shadow_buffer_m,
+            "snow_buffer_m": params.snow_buffer_m}),
+         "cloud_confidence": (("y", "x"), confidence, {
+             "long_name": "Fmask cloud probability", "units": "%", "nodata": CONFIDENCE_NODATA})},
+        coords=coords,
+        attrs={"fmask_grid_group": group, "fmask_pixel_m": pixel_m, "fmask_shadow_grid_m": pixel_m * step,
+               "fmask_inputs": [f"{role}:{_SENSOR_BANDS[str(scene.attrs['sensor'])].get(role, 'saturated')}"
+                                for role in roles],
+               **{f"fmask_{k}": v for k, v in asdict(params).items() if v is not None}})
+    return out

@@ -1,0 +1,197 @@
+"""Fmask building blocks (pure numpy): spectral tests, buffers in metres, shadows, product QA classes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gmsdask.algorithms.fmask_cloud import (
+    FmaskParameters,
+    dilate_m,
+    disk_footprint,
+    neighbourhood_radius_px,
+)
+from gmsdask.algorithms.fmask_probability import scene_statistics
+from gmsdask.algorithms.fmask_qa import (
+    CLEAR,
+    CLOUD,
+    NODATA,
+    SHADOW,
+    SNOW,
+    WATER,
+    product_qa_classes,
+)
+from gmsdask.algorithms.fmask_shadow import fill_holes, match_shadows, potential_shadow
+from gmsdask.algorithms.fmask_spectral import (
+    FmaskInputs,
+    cloud_displacement_index,
+    spectral_features,
+)
+from gmsdask.errors import ConfigError
+
+# TOA reflectance (blue, green, red, nir, swir1, swir2) and brightness temperature (K) of typical surfaces
+SURFACES = {
+    "cloud": ((0.45, 0.44, 0.43, 0.45, 0.35, 0.25), 260.0),
+    "vegetation": ((0.05, 0.08, 0.05, 0.40, 0.20, 0.08), 296.0),
+    "water": ((0.08, 0.06, 0.04, 0.02, 0.01, 0.005), 290.0),
+    "snow": ((0.80, 0.78, 0.75, 0.70, 0.05, 0.02), 265.0),
+    "bare_soil": ((0.10, 0.13, 0.17, 0.25, 0.35, 0.30), 306.0),
+}
+
+
+def inputs_of(names: list[str], with_bt: bool = True) -> FmaskInputs:
+    bands = np.array([SURFACES[n][0] for n in names], dtype=np.float32).T[:, None, :]  # (6, 1, n)
+    bt = np.array([[SURFACES[n][1] for n in names]], dtype=np.float32)
+    return FmaskInputs(*bands, bt=bt if with_bt else None)
+
+
+def test_spectral_tests_separate_typical_surfaces():
+    names = list(SURFACES)
+    features = spectral_features(inputs_of(names))
+    by_name = lambda mask: {n for n, flag in zip(names, mask[0]) if flag}
+    assert by_name(features.potential_cloud) == {"cloud"}
+    assert by_name(features.water) == {"water"}
+    assert by_name(features.snow) == {"snow"}
+    # snow needs a cold surface where a thermal band exists; without one, the reflectance tests decide
+    warm = inputs_of(["snow"])
+    warm = FmaskInputs(*(getattr(warm, k) for k in ("blue", "green", "red", "nir", "swir1", "swir2")),
+                       bt=np.array([[290.0]], dtype=np.float32))
+    assert not spectral_features(warm).snow.any()
+    assert spectral_features(inputs_of(["snow"], with_bt=False)).snow.all()
+
+
+def test_no_data_is_never_cloud_water_or_snow():
+    bands = inputs_of(["cloud", "water", "snow"])
+    blue = bands.blue.copy()
+    blue[:] = np.nan
+    features = spectral_features(FmaskInputs(blue, bands.green, bands.red, bands.nir, bands.swir1, bands.swir2,
+                                             bt=bands.bt))
+    assert not (features.valid.any() or features.potential_cloud.any() or features.water.any()
+                or features.snow.any())
+
+
+def test_scene_statistics_need_enough_clear_area():
+    many = inputs_of(["vegetation"] * 50 + ["cloud"] * 50)
+    stats = scene_statistics(spectral_features(many), sample_pixel_m=1000.0, threshold=0.175, cirrus_weight=0.3)
+    assert stats.enough_clear and stats.land_bt_low == pytest.approx(296.0)
+    # a million 30 m pixels: clear sky must cover 0.1 % of them (Fmask's 36 km2 would be 40 000 pixels)
+    for clear, enough in ((1500, True), (500, False)):
+        scene = inputs_of(["vegetation"] * clear + ["cloud"] * (1_000_000 - clear))
+        stats = scene_statistics(spectral_features(scene), sample_pixel_m=30.0, threshold=0.175, cirrus_weight=0.3)
+        assert stats.enough_clear is enough
+    # fewer than 20 clear pixels are never enough for percentiles
+    few = scene_statistics(spectral_features(inputs_of(["vegetation"] * 10 + ["cloud"] * 5)),
+                           sample_pixel_m=5000.0, threshold=0.175, cirrus_weight=0.3)
+    assert not few.enough_clear
+
+
+def test_buffers_are_metres_whatever_the_pixel_size():
+    assert disk_footprint(300.0, 900.0).shape == (1, 1)          # below one pixel: no buffer
+    assert disk_footprint(300.0, 30.0).shape == (21, 21)
+    point = np.zeros((21, 21), dtype=bool)
+    point[10, 10] = True
+    grown = dilate_m(point, 300.0, 100.0)
+    assert grown.sum() == 29                                    # integer points with x^2 + y^2 <= 9
+    rows, cols = np.nonzero(grown)
+    assert np.hypot(rows - 10, cols - 10).max() * 100.0 <= 300.0
+    # the chunk overlap grows as pixels shrink
+    params = FmaskParameters()
+    assert neighbourhood_radius_px(params, 10.0, with_cdi=True) > neighbourhood_radius_px(params, 30.0, with_cdi=False)
+
+
+def test_parameters_reject_bad_distances():
+    with pytest.raises(ConfigError, match="cloud_buffer_m"):
+        FmaskParameters(cloud_buffer_m=-1.0)
+    with pytest.raises(ConfigError, match="max_cloud_height_m"):
+        FmaskParameters(min_cloud_height_m=5000.0, max_cloud_height_m=1000.0)
+
+
+def test_cloud_displacement_index_sees_parallax():
+    rng = np.random.default_rng(0)
+    nir_narrow = np.full((40, 40), 0.5, dtype=np.float32)
+    # a cloud: B08 and B8A are seen a little apart in time, so their ratio has structure; B07 does not
+    structured = (nir_narrow * (1 + 0.05 * rng.standard_normal((40, 40)))).astype(np.float32)
+    smooth = (nir_narrow * (1 + 0.001 * rng.standard_normal((40, 40)))).astype(np.float32)
+    cloud = cloud_displacement_index(smooth, structured, nir_narrow, pixel_m=20.0)
+    ground = cloud_displacement_index(structured, structured, nir_narrow, pixel_m=20.0)
+    assert np.nanmedian(cloud) > 0.9  # B08/B8A varies more than B07/B8A
+    assert abs(np.nanmedian(ground)) < 0.3
+
+
+def test_fill_holes_finds_dark_basins_only():
+    image = np.full((30, 30), 0.3)
+    image[10:15, 10:15] = 0.1           # a closed dark basin: a shadow
+    image[0:5, 20:30] = 0.1             # dark but open to the border: not a hole
+    filled = fill_holes(image, border_value=0.3)
+    assert np.allclose(filled[10:15, 10:15], 0.3)
+    shadow = potential_shadow(image, image, np.ones(image.shape, bool), nir_background=0.3, swir1_background=0.3)
+    expected = np.zeros(image.shape, bool)
+    expected[10:15, 10:15] = True
+    expected[0:5, 20:30] = True         # the border is padded with the clear-land background (Fmask)
+    np.testing.assert_array_equal(shadow, expected)
+
+
+def test_shadow_matching_recovers_the_cloud_height():
+    pixel, zenith, azimuth, height = 30.0, 40.0, 135.0, 1500.0
+    cloud = np.zeros((200, 200), dtype=bool)
+    yy, xx = np.mgrid[:200, :200]
+    cloud |= (yy - 60) ** 2 + (xx - 70) ** 2 < 15 ** 2
+    cloud |= (yy - 150) ** 2 + (xx - 40) ** 2 < 8 ** 2
+    reach = height * math.tan(math.radians(zenith)) / pixel
+    d_row, d_col = reach * math.cos(math.radians(azimuth)), -reach * math.sin(math.radians(azimuth))
+    true_shadow = np.zeros_like(cloud)
+    rows, cols = np.nonzero(cloud)
+    true_shadow[np.rint(rows + d_row).astype(int), np.rint(cols + d_col).astype(int)] = True
+    true_shadow &= ~cloud
+    result = match_shadows(cloud, true_shadow, np.ones_like(cloud), pixel_m=pixel, sun_zenith_deg=zenith,
+                           sun_azimuth_deg=azimuth)
+    assert result.objects == 2 and result.matched == 2
+    step = pixel / (math.tan(math.radians(zenith)) * math.sqrt(0.5))
+    assert all(abs(h - height) <= step for h in result.heights_m)
+    f1 = 2 * (result.shadow & true_shadow).sum() / (result.shadow.sum() + true_shadow.sum())
+    assert f1 > 0.95
+
+
+def bits(*positions: int) -> int:
+    return sum(1 << p for p in positions)
+
+
+def test_product_qa_classes_of_every_layer():
+    qa_pixel = np.array([bits(0), bits(6), bits(3), bits(1), bits(2), bits(4), bits(5), bits(7)], np.uint16)
+    assert product_qa_classes({"QA_PIXEL": qa_pixel}).tolist() == [NODATA, CLEAR, CLOUD, CLOUD, CLOUD, SHADOW,
+                                                                   SNOW, WATER]
+    bqa = np.array([1, bits(4, 5, 6), bits(7, 8), bits(9, 10), bits(11, 12), bits(7), bits(5)], np.uint16)
+    assert product_qa_classes({"BQA": bqa}).tolist() == [NODATA, CLOUD, SHADOW, SNOW, CLOUD, CLEAR, CLEAR]
+    scl = np.arange(12, dtype=np.uint8)
+    assert product_qa_classes({"SCL": scl}).tolist() == [NODATA, NODATA, CLEAR, SHADOW, CLEAR, CLEAR, WATER,
+                                                         CLEAR, CLOUD, CLOUD, CLOUD, SNOW]
+    classi = {"MSK_CLASSI_OPAQUE": np.array([0, 1, 0, 0]), "MSK_CLASSI_CIRRUS": np.array([0, 0, 1, 0]),
+              "MSK_CLASSI_SNOW_ICE": np.array([0, 0, 0, 1])}
+    assert product_qa_classes(classi, nodata=np.array([False, False, False, False])).tolist() == [
+        CLEAR, CLOUD, CLOUD, SNOW]
+    # SCL and the CLASSI layers together: either flags cloud; an extra no-data mask wins over everything
+    both = product_qa_classes({"SCL": np.array([4, 4, 9]), "MSK_CLASSI_OPAQUE": np.array([0, 1, 1])},
+                              nodata=np.array([False, False, True]))
+    assert both.tolist() == [CLEAR, CLOUD, NODATA]
+    with pytest.raises(KeyError, match="QA_PIXEL"):
+        product_qa_classes({"B04": np.zeros(3)})
+
+
+def test_distance_dilation_equals_the_disk_dilation():
+    from scipy import ndimage
+
+    from gmsdask.algorithms.fmask_cloud import erode_m
+
+    rng = np.random.default_rng(4)
+    mask = rng.random((80, 90)) > 0.97
+    for distance_m, pixel_m in ((300.0, 20.0), (90.0, 30.0), (250.0, 60.0), (30.0, 10.0)):
+        disk = disk_footprint(distance_m, pixel_m)
+        np.testing.assert_array_equal(dilate_m(mask, distance_m, pixel_m),
+                                      ndimage.binary_dilation(mask, structure=disk))
+        blob = dilate_m(mask, 200.0, pixel_m)
+        # away from the edges the distance erosion is the disk erosion
+        inner = (slice(disk.shape[0], -disk.shape[0]), slice(disk.shape[1], -disk.shape[1]))
+        np.testing.assert_array_equal(erode_m(blob, distance_m, pixel_m)[inner],
+                                      ndimage.binary_erosion(blob, structure=disk)[inner])
