@@ -192,7 +192,8 @@ def _integer_peak(surface: np.ndarray) -> tuple[int, int]:
 def _offset_kernel(n: int, half: bool, half_width: float, upsample: int) -> tuple[np.ndarray, np.ndarray]:
     """Offsets of one upsampling stage and the DFT kernel evaluating them around position 0 (cached: the same
     few stages serve every window)."""
-    offsets = np.arange(-half_width, half_width + 0.5 / upsample, 1.0 / upsample)
+    steps = int(round(half_width * upsample))
+    offsets = np.arange(-steps, steps + 1) / upsample  # integer steps: offset 0 is exactly 0
     kernel = np.exp(2j * np.pi * np.outer(offsets, _frequencies(n, half)) / n).astype(np.complex64)
     kernel.flags.writeable = False
     return offsets, kernel
