@@ -69,11 +69,14 @@ def central_regions(reference: np.ndarray, target: np.ndarray, window: int,
     return reference[cut], target[cut]
 
 
-def texture(shift_m: tuple[float, float] = (0.0, 0.0), seed: int = 0, n_waves: int = 40):
-    """Band-limited reflectance as a function of map coordinates (wavelengths 60 m and longer), with its content
-    displaced by ``shift_m`` = (east, north) metres; for scene-factory scenes and synthetic grids."""
+def texture(shift_m: tuple[float, float] = (0.0, 0.0), seed: int = 0, n_waves: int = 40,
+            min_wavelength_m: float = 60.0):
+    """Band-limited reflectance as a function of map coordinates (no wave shorter than ``min_wavelength_m`` along
+    either axis), with its content displaced by ``shift_m`` = (east, north) metres; for scene-factory scenes and
+    synthetic grids."""
     rng = np.random.default_rng(seed)
-    k = rng.uniform(-2 * np.pi / 60.0, 2 * np.pi / 60.0, (n_waves, 2))
+    k_max = 2 * np.pi / min_wavelength_m
+    k = rng.uniform(-k_max, k_max, (n_waves, 2))
     phase = rng.uniform(0, 2 * np.pi, n_waves)
     amplitude = rng.uniform(0.01, 0.03, n_waves)
 

@@ -138,11 +138,12 @@ def cloud_masked_band(scene: xr.DataTree, group: str, band: str) -> xr.DataArray
             if group_name != group:
                 fill = int(np.iinfo(qa.dtype).max) if np.issubdtype(qa.dtype, np.integer) else 0
                 qa = xr_reproject(qa, gbox, resampling="nearest", dst_nodata=fill)
-            flagged = xr.DataArray(qa.data.map_blocks(decode, dtype=bool), dims=image.dims)
+            flagged = xr.apply_ufunc(decode, qa, dask="parallelized", output_dtypes=[bool]).data
             clear = ~flagged if clear is None else clear & ~flagged
     if clear is None:
         return image
-    return image.where(clear.data)
+    # by position (the grids are equal), so that float noise in reprojected coordinates cannot misalign them
+    return image.where(xr.DataArray(clear, dims=image.dims))
 
 
 def _is_cross_sensor(a: xr.DataTree, b: xr.DataTree) -> bool:
