@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from gmsdask.coregistration import cloud_masked_band, coregister_scene, matching_band
+from gmsdask.coregistration import cloud_masked_band, coregister_scene, matching_band, shift_field
 from gmsdask.errors import ProcessingError
 
 from .coreg_data import texture
@@ -95,3 +95,20 @@ def test_too_large_shift_is_a_status():
     result = coregister_scene(target, reference, window_size=(128, 128), grid_res=100, max_shift=5)
     assert result.status == "failed:shift exceeds max_shift"
     assert coregister_scene(target, reference, window_size=(128, 128), grid_res=100, max_shift=10).success
+
+
+def test_local_shift_field_follows_a_distortion_in_l2a_convention():
+    """Tie points whose content displacement grows eastwards: the field reproduces it between the points."""
+    reference = s2()
+    target = s2(shift_m=(12.0, -6.0))
+    result = coregister_scene(target, reference, window_size=(128, 128), grid_res=100, local=True)
+    points = result.points.copy()
+    # impose a known distortion on the measured table: + 1 m east per km east
+    points["X_SHIFT_M"] = points["X_SHIFT_M"] - (points["X_MAP"] - points["X_MAP"].min()) / 1000.0
+    gbox = target["r10m"].to_dataset().odc.geobox
+    field = shift_field(points, gbox, spacing_px=64)
+    assert field["dx_m"].dims == ("y", "x") and field.attrs["valid_points"] == len(result.valid_points)
+    expected_dx = 12.0 + (field["x"].to_numpy() - points["X_MAP"].min()) / 1000.0
+    inside = (field["x"] > points["X_MAP"].min()) & (field["x"] < points["X_MAP"].max())
+    assert np.allclose(field["dx_m"].to_numpy()[:, inside], expected_dx[inside], atol=0.3)
+    assert np.allclose(field["dy_m"], -6.0, atol=0.3)
