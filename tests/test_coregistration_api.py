@@ -12,10 +12,10 @@ from affine import Affine
 from odc.geo.geobox import GeoBox
 from odc.geo.xr import xr_reproject
 
-from gmsdask.coregistration import (TIE_POINT_COLUMNS, CoregInputError, calculate_shift, tie_points)
+from gmsdask.algorithms.phase_correlation import MatchSettings
+from gmsdask.coregistration import TIE_POINT_COLUMNS, CoregInputError, calculate_shift, tie_points
 from gmsdask.coregistration.points import _point_graph
 from gmsdask.coregistration.shift import prepare_pair
-from gmsdask.algorithms.phase_correlation import MatchSettings
 from gmsdask.levels.l2a import shift_geobox
 
 from .coreg_data import (CROP_WINDOW, REF_NAME, TGT_NAME, fourier_shifted, georeferenced, pair_path,
