@@ -169,8 +169,11 @@ def test_position_and_max_shift(crop_image):
                                                                    float(crop_image.y[260])))
     assert ok.success and ok.x_shift_px == pytest.approx(-7.0, abs=0.03)
     assert ok.x_map == pytest.approx(float(crop_image.x[250])) and ok.y_map == pytest.approx(float(crop_image.y[260]))
-    outside = calculate_shift(crop_image, target, position=(float(crop_image.x[5]), float(crop_image.y[5])))
-    assert outside.status.startswith("failed:window at")
+    # a window reaching beyond the overlap is moved inwards (AROSICS), a position outside it is a named failure
+    edge = calculate_shift(crop_image, target, max_shift=8, position=(float(crop_image.x[5]), float(crop_image.y[5])))
+    assert edge.success and edge.x_map > float(crop_image.x[5]) and edge.y_map < float(crop_image.y[5])
+    outside = calculate_shift(crop_image, target, position=(float(crop_image.x[0]) - 100, float(crop_image.y[5])))
+    assert outside.status.startswith("failed:position") and outside.status.endswith("is outside the overlap")
 
 
 def test_inputs_without_georeference_are_rejected():

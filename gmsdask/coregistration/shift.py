@@ -133,15 +133,17 @@ def calculate_shift(reference: xr.DataArray, target: xr.DataArray, *, window_siz
     max_shift
         Largest accepted shift, common-grid pixels.
     position
-        Window centre (x, y) in the reference's CRS; default: the centre of the overlap, or if the window there
-        has too little valid data (clouds, no data) the first of eight positions around it that has enough.
+        Window centre (x, y) in the reference's CRS (moved inwards when the window would reach beyond the
+        overlap); default: the centre of the overlap, or if the window there has too little valid data (clouds,
+        no data) the first of eight positions around it that has enough.
 
     Returns
     -------
     ShiftResult
         AROSICS conventions (see the module doc). Content problems are named outcomes with ``success=False``:
         ``failed:no overlap``, ``failed:target: no valid data in the window``, ``failed:... flat window ...``,
-        ``failed:shift exceeds max_shift ...``, ``failed:overlap smaller than the matching window``.
+        ``failed:shift exceeds max_shift``, ``failed:overlap smaller than the matching window ...``,
+        ``failed:position ... is outside the overlap``.
     """
     pair = prepare_pair(reference, target)
     if pair is None:
@@ -158,10 +160,11 @@ def calculate_shift(reference: xr.DataArray, target: xr.DataArray, *, window_siz
     reach = (half[0] + margin, half[1] + margin)
     if position is not None:
         col_f, row_f = ~grid.geobox.affine * (float(position[0]), float(position[1]))
-        row, col = int(math.floor(row_f)), int(math.floor(col_f))
-        if not (reach[0] <= row <= rows - reach[0] and reach[1] <= col <= cols - reach[1]):
-            return ShiftResult.failed(f"window at {position} does not fit inside the overlap",
-                                      window_size=window)
+        if not (0 <= row_f < rows and 0 <= col_f < cols):
+            return ShiftResult.failed(f"position {tuple(position)} is outside the overlap", window_size=window)
+        # as AROSICS does, a window reaching beyond the overlap is moved inwards until it fits
+        row = min(max(int(math.floor(row_f)), reach[0]), rows - reach[0])
+        col = min(max(int(math.floor(col_f)), reach[1]), cols - reach[1])
         candidates = [(row, col)]
     else:
         candidates = _candidates((rows, cols), reach)
