@@ -11,6 +11,7 @@ import xarray as xr
 from affine import Affine
 from odc.geo.geobox import GeoBox
 from odc.geo.xr import xr_reproject
+from pyproj import Transformer
 
 from gmsdask.algorithms.phase_correlation import MatchSettings
 from gmsdask.coregistration import TIE_POINT_COLUMNS, CoregInputError, calculate_shift, tie_points
@@ -116,6 +117,32 @@ def test_target_on_a_coarser_grid_in_metres(crop_image):
     assert result.x_shift_m == pytest.approx(-26.0, abs=0.6) and result.y_shift_m == pytest.approx(14.0, abs=0.6)
     assert result.x_shift_px == pytest.approx(-26.0 / 20, abs=0.03)
     assert result.y_shift_px == pytest.approx(-14.0 / 20, abs=0.03)
+
+
+def test_target_in_another_utm_zone():
+    """Reference in UTM 33 (10 m), target in UTM 34 (20 m), content displaced by (+26 m east, -14 m north) of
+    zone 33: matched on a zone-33 grid; the correction is stated in the target's own CRS (zone 34), i.e. the
+    vector rotated by the grid convergence between the zones (~5 degrees here)."""
+    x0, y0 = 700_000.0, 5_800_000.0
+    value = texture(min_wavelength_m=150.0)
+    gx = x0 + (np.arange(600) + 0.5) * 10
+    gy = y0 - (np.arange(600) + 0.5) * 10
+    ref = georeferenced(value("B", *np.meshgrid(gx, gy)), Affine(10, 0, x0, 0, -10, y0), "EPSG:32633")
+    to34 = Transformer.from_crs(32633, 32634, always_xy=True)
+    to33 = Transformer.from_crs(32634, 32633, always_xy=True)
+    cx, cy = to34.transform(x0 + 3000, y0 - 3000)
+    tx0, ty0 = round(cx - 2000, -1), round(cy + 2000, -1)
+    txx, tyy = np.meshgrid(tx0 + (np.arange(200) + 0.5) * 20, ty0 - (np.arange(200) + 0.5) * 20)
+    displaced = texture((26.0, -14.0), min_wavelength_m=150.0)
+    tgt = georeferenced(displaced("B", *to33.transform(txx, tyy)), Affine(20, 0, tx0, 0, -20, ty0), "EPSG:32634")
+    result = calculate_shift(ref, tgt, window_size=128)
+    assert result.success
+    # expected: the zone-33 correction (-26, +14) m carried into zone 34 at the window centre
+    (ax, bx), (ay, by) = to34.transform([result.x_map, result.x_map - 26.0], [result.y_map, result.y_map + 14.0])
+    expected = (bx - ax, by - ay)
+    assert abs(expected[0] + 26.0) > 1.0  # the rotation matters at this scale
+    assert (result.x_shift_m, result.y_shift_m) == pytest.approx(expected, abs=0.5)
+    assert (result.x_shift_px, result.y_shift_px) == pytest.approx((expected[0] / 20, -expected[1] / 20), abs=0.03)
 
 
 def test_tie_points_run_as_one_task_per_block_and_match_in_memory_results(real_pair):

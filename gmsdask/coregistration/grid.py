@@ -39,13 +39,13 @@ class CommonGrid:
     """Where two images are matched.
 
     ``geobox``: the common grid (reference CRS, coarser pixel size, covering the overlap of both images).
-    ``target_geobox``: the target's own grid. ``target_px_per_common_px``: target pixels per common-grid pixel
-    along x and y (AROSICS's ``gsd_factor``), to express shifts in target pixels.
+    ``target_geobox``: the target's own grid. ``is_target_grid``: the common grid is a crop of the target's
+    grid (same CRS and pixel size; tie points then sit on target pixels).
     """
 
     geobox: GeoBox
     target_geobox: GeoBox
-    target_px_per_common_px: tuple[float, float]
+    is_target_grid: bool
 
     @property
     def gsd(self) -> float:
@@ -56,6 +56,28 @@ class CommonGrid:
         """Map coordinates (common CRS) of the centres of common-grid pixels ``rows``, ``cols``."""
         x, y = self.geobox.affine * (np.asarray(cols, dtype=float) + 0.5, np.asarray(rows, dtype=float) + 0.5)
         return np.asarray(x), np.asarray(y)
+
+    def target_correction(self, rows: np.ndarray, cols: np.ndarray, dx: np.ndarray, dy: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A correction of (``dx``, ``dy``) common-grid pixels found at common-grid pixels ``rows``, ``cols``, as
+        AROSICS states it for the target: ``(x_shift_px, y_shift_px)`` in target pixels (x right, y down) and
+        ``(x_shift_m, y_shift_m)`` added to the target's map origin, in the target's CRS units.
+
+        On the same CRS this is ``dx * gsd_common / gsd_target`` (AROSICS's ``gsd_factor``) and
+        ``(dx * gsd, -dy * gsd)``; across CRSs the vector is carried through the projection at the point, so
+        the rotation between two UTM zones is accounted for.
+        """
+        rows, cols = np.asarray(rows, dtype=float), np.asarray(cols, dtype=float)
+        x0, y0 = self.geobox.affine * (cols + 0.5, rows + 0.5)
+        x1, y1 = self.geobox.affine * (cols + 0.5 + np.asarray(dx), rows + 0.5 + np.asarray(dy))
+        src_crs, dst_crs = _crs(self.geobox), _crs(self.target_geobox)
+        if src_crs != dst_crs:
+            transform = Transformer.from_crs(src_crs, dst_crs, always_xy=True).transform
+            x0, y0 = transform(x0, y0)
+            x1, y1 = transform(x1, y1)
+        dx_m, dy_m = np.asarray(x1) - np.asarray(x0), np.asarray(y1) - np.asarray(y0)
+        a = self.target_geobox.affine
+        return dx_m / a.a, dy_m / a.e, dx_m, dy_m
 
     def target_image_xy(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(column, row) of common-grid pixel centres in the target image, in target pixel indices (the centre
@@ -93,15 +115,24 @@ def _bounds_in(gbox: GeoBox, crs: CRS) -> tuple[float, float, float, float]:
     return box.left, box.bottom, box.right, box.top
 
 
+def _pixel_size_in(gbox: GeoBox, crs: CRS) -> float:
+    """Mean side of a pixel of ``gbox`` at its centre, measured in ``crs`` units."""
+    rows, cols = gbox.shape
+    px = np.array([cols / 2, cols / 2 + 1, cols / 2])
+    py = np.array([rows / 2, rows / 2, rows / 2 + 1])
+    x, y = gbox.affine * (px, py)
+    x, y = Transformer.from_crs(_crs(gbox), crs, always_xy=True).transform(x, y)
+    return 0.5 * (math.hypot(x[1] - x[0], y[1] - y[0]) + math.hypot(x[2] - x[0], y[2] - y[0]))
+
+
 def common_grid(reference: GeoBox, target: GeoBox) -> CommonGrid | None:
     """The common grid of two images, or None when their footprints do not overlap."""
     ref_crs = _crs(reference)
     gsd_ref = abs(reference.resolution.x)
     if _crs(target) == ref_crs:
         gsd_tgt = abs(target.resolution.x)
-    else:  # the target's pixel size measured in the reference CRS, along the footprint's diagonal
-        left, bottom, right, top = _bounds_in(target, ref_crs)
-        gsd_tgt = math.hypot(right - left, top - bottom) / math.hypot(*target.shape)
+    else:
+        gsd_tgt = _pixel_size_in(target, ref_crs)
     gsd = max(gsd_ref, gsd_tgt)
     r_left, r_bottom, r_right, r_top = _bounds_in(reference, ref_crs)
     t_left, t_bottom, t_right, t_top = _bounds_in(target, ref_crs)
@@ -123,9 +154,7 @@ def common_grid(reference: GeoBox, target: GeoBox) -> CommonGrid | None:
     if min(shape) < 1:
         return None
     geobox = GeoBox(shape, Affine(gsd, 0, x0, 0, -gsd, y1), reference.crs)
-    factor = (gsd / abs(target.resolution.x), gsd / abs(target.resolution.y)) if _crs(target) == ref_crs else \
-        (gsd / gsd_tgt, gsd / gsd_tgt)
-    return CommonGrid(geobox, target, factor)
+    return CommonGrid(geobox, target, _integer_offset(target, geobox) is not None)
 
 
 def as_float_image(image: xr.DataArray) -> xr.DataArray:

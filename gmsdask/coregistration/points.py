@@ -100,8 +100,7 @@ def _point_graph(ref: xr.DataArray, tgt: xr.DataArray, grid: CommonGrid, grid_re
     margin = margin_px(settings.max_shift)
     depth = max(window) // 2 + margin
     shape = grid.geobox.shape
-    same_grid = grid.target_px_per_common_px == (1.0, 1.0)
-    offset = _grid_offset(grid) if same_grid else (0.0, 0.0)
+    offset = _grid_offset(grid) if grid.is_target_grid else (0.0, 0.0)
     rows = point_positions(shape[0], offset[0], grid_res, window[0] // 2 + margin)
     cols = point_positions(shape[1], offset[1], grid_res, window[1] // 2 + margin)
     if rows.size == 0 or cols.size == 0:
@@ -176,12 +175,10 @@ def _table(values: np.ndarray, grid: CommonGrid, min_reliability: float) -> pd.D
     rows, cols = values[:, 0].astype(int), values[:, 1].astype(int)
     x_im, y_im = grid.target_image_xy(rows, cols)
     x_map, y_map = grid.map_xy(rows, cols)
-    dx, dy = values[:, 3], values[:, 4]
-    fx, fy = grid.target_px_per_common_px
+    x_px, y_px, x_m, y_m = grid.target_correction(rows, cols, values[:, 3], values[:, 4])
     table = pd.DataFrame({
         "X_IM": np.round(x_im, 6), "Y_IM": np.round(y_im, 6), "X_MAP": x_map, "Y_MAP": y_map,
-        "X_SHIFT_PX": dx * fx, "Y_SHIFT_PX": dy * fy,
-        "X_SHIFT_M": dx * grid.gsd, "Y_SHIFT_M": -dy * grid.gsd,
+        "X_SHIFT_PX": x_px, "Y_SHIFT_PX": y_px, "X_SHIFT_M": x_m, "Y_SHIFT_M": y_m,
         "RELIABILITY": values[:, 5], "SSIM_BEFORE": values[:, 6], "SSIM_AFTER": values[:, 7],
     })
     table["ABS_SHIFT"] = np.hypot(table["X_SHIFT_M"], table["Y_SHIFT_M"])

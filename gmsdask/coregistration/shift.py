@@ -91,10 +91,10 @@ def to_result(match: WindowMatch, grid: CommonGrid, row: int, col: int, window: 
     if not match.success:
         return ShiftResult.failed(match.status, ssim_before=match.ssim_before, x_map=x_map, y_map=y_map,
                                   window_size=window)
-    fx, fy = grid.target_px_per_common_px
+    x_px, y_px, x_m, y_m = (float(v[0]) for v in grid.target_correction(
+        np.array([row]), np.array([col]), np.array([match.x_shift_px]), np.array([match.y_shift_px])))
     return ShiftResult(
-        x_shift_px=match.x_shift_px * fx, y_shift_px=match.y_shift_px * fy,
-        x_shift_m=match.x_shift_px * grid.gsd, y_shift_m=-match.y_shift_px * grid.gsd,
+        x_shift_px=x_px, y_shift_px=y_px, x_shift_m=x_m, y_shift_m=y_m,
         reliability=match.reliability, ssim_before=match.ssim_before, ssim_after=match.ssim_after,
         success=True, status="success", x_map=x_map, y_map=y_map, window_size=window)
 
