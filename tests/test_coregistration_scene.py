@@ -112,3 +112,24 @@ def test_local_shift_field_follows_a_distortion_in_l2a_convention():
     inside = (field["x"] > points["X_MAP"].min()) & (field["x"] < points["X_MAP"].max())
     assert np.allclose(field["dx_m"].to_numpy()[:, inside], expected_dx[inside], atol=0.3)
     assert np.allclose(field["dy_m"], -6.0, atol=0.3)
+
+
+def _poisoned(shape: tuple[int, int], chunks: int):
+    """A Dask array that fails the test if any of its blocks is computed."""
+    import dask.array as da
+
+    def explode(block):
+        raise AssertionError("a band that co-registration does not need was read")
+    return da.zeros(shape, chunks=chunks, dtype="float32").map_blocks(explode, dtype="float32")
+
+
+def test_only_the_matching_band_is_read():
+    reference = s2(groups={"r10m": ("B03", "B04"), "r20m": ("B8A",)})
+    target = s2(shift_m=(15.0, 5.0), groups={"r10m": ("B03", "B04"), "r20m": ("B8A",)})
+    for scene in (reference, target):
+        ds = scene["r10m"].to_dataset()
+        scene["r10m"] = ds.assign(B04=ds["B04"].copy(data=_poisoned(ds["B04"].shape, 256)))
+        ds = scene["r20m"].to_dataset()
+        scene["r20m"] = ds.assign(B8A=ds["B8A"].copy(data=_poisoned(ds["B8A"].shape, 256)))
+    result = coregister_scene(target, reference, window_size=(128, 128), grid_res=100)
+    assert result.success and result.l1b_shift_m == pytest.approx((15.0, 5.0), abs=0.3)

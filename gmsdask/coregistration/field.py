@@ -23,17 +23,21 @@ def shift_field(points: pd.DataFrame, geobox: GeoBox, *, spacing_px: int = 200,
     """The content displacement ``dx_m`` (east), ``dy_m`` (north) in metres on a coarse grid over ``geobox``.
 
     ``points`` is a tie-point table (:func:`gmsdask.coregistration.tie_points`); only rows with ``OUTLIER``
-    False are used, by their map position (``X_MAP``, ``Y_MAP``) and map correction (``X_SHIFT_M``,
-    ``Y_SHIFT_M``). ``geobox`` is the target's grid (same CRS as the points' map coordinates, i.e. the
-    reference's). With fewer than three valid points the field is constant (their mean, or zero).
+    False are used, by their target pixel (``X_IM``, ``Y_IM``) and their correction of the target's map origin
+    (``X_SHIFT_M``, ``Y_SHIFT_M``, target CRS). ``geobox`` is the grid of the target band the points were
+    measured on (``CoregResult.target_band``); the field's x/y are map coordinates in its CRS, so it serves every
+    resolution group of the scene. With fewer than three valid points the field is constant (their mean, or
+    zero).
     """
     valid = points[~points["OUTLIER"].astype(bool)]
+    point_x = geobox.affine.c + (valid["X_IM"].to_numpy() + 0.5) * geobox.affine.a
+    point_y = geobox.affine.f + (valid["Y_IM"].to_numpy() + 0.5) * geobox.affine.e
     rows = np.arange(spacing_px / 2, geobox.shape[0], spacing_px)
     cols = np.arange(spacing_px / 2, geobox.shape[1], spacing_px)
-    x = geobox.affine.c + cols * geobox.affine.a
+    x = geobox.affine.c + cols * geobox.affine.a  # cell centres, map coordinates
     y = geobox.affine.f + rows * geobox.affine.e
     grid_x, grid_y = np.meshgrid(x, y)
-    dx, dy = fit_shift_field(valid["X_MAP"].to_numpy(), valid["Y_MAP"].to_numpy(),
+    dx, dy = fit_shift_field(point_x, point_y,
                              -valid["X_SHIFT_M"].to_numpy(), -valid["Y_SHIFT_M"].to_numpy(),
                              grid_x, grid_y, smoothing=smoothing)
     attrs = {"units": "m", "convention": "displacement of the target's content (L2A l1b_shift_m), x east, y north"}
