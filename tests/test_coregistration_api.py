@@ -212,3 +212,11 @@ def test_inputs_without_georeference_are_rejected():
     with pytest.raises(CoregInputError, match="2-D"):
         calculate_shift(cube, cube)
     assert gbox.shape == (64, 64)
+
+
+def test_dense_grid_and_non_square_window(crop_image):
+    """A grid finer than a window's reach (blocks must grow) and a non-square window (cols, rows)."""
+    target = crop_image.copy(data=fourier_shifted(crop_image.values, (0.8, -1.3)))
+    table = tie_points(crop_image, target, grid_res=40, window_size=(96, 64))
+    assert len(table) >= 30 and not table["OUTLIER"].any()
+    assert np.allclose(table["X_SHIFT_PX"], 1.3, atol=0.05) and np.allclose(table["Y_SHIFT_PX"], -0.8, atol=0.05)

@@ -30,11 +30,13 @@ TIE_POINT_COLUMNS = ["POINT_ID", "X_IM", "Y_IM", "X_MAP", "Y_MAP", "X_SHIFT_PX",
                      "Y_SHIFT_M", "ABS_SHIFT", "RELIABILITY", "SSIM_BEFORE", "SSIM_AFTER", "SSIM_IMPROVED",
                      "OUTLIER", "REASON"]
 
-# Grid points per block side: 36 windows (~0.3 s of work) per task keeps the ~1 ms task overhead negligible and
-# still gives a few dozen tasks for a tile's grid.
-_POINTS_PER_BLOCK_SIDE = 6
-# Per-point output fields of a block task, in this order.
+# Grid points per block side, at least: 36 windows (~0.3 s of work) per task keep the ~1 ms task overhead
+# negligible and still give a few dozen tasks for a tile's grid (more per side when the grid is dense, so that a
+# block is at least as large as a window's reach, which dask.array.overlap requires).
+_MIN_POINTS_PER_BLOCK_SIDE = 6
+# Failure codes stored in the block results ("" = matched).
 _REASONS = ("", *FAILURE_REASONS)
+# Per-point output fields of a block task, in this order.
 _FIELDS = ("row", "col", "centre_valid", "dx", "dy", "reliability", "ssim_before", "ssim_after", "reason")
 
 
@@ -58,18 +60,19 @@ def _block_chunks(positions: np.ndarray, n: int, k: int) -> tuple[tuple[int, ...
 
 
 def _match_block(ref: np.ndarray, tgt: np.ndarray, *, rows_by_block: list[np.ndarray],
-                 cols_by_block: list[np.ndarray], starts: tuple[list[int], list[int]], depth: int,
-                 window: tuple[int, int], settings: MatchSettings, block_id: tuple[int, ...] = (0, 0)) -> np.ndarray:
-    """Match every point of one overlapped block; returns (1, 1, k*k, len(_FIELDS)) float64, unused rows NaN."""
+                 cols_by_block: list[np.ndarray], starts: tuple[list[int], list[int]], depth: tuple[int, int],
+                 window: tuple[int, int], settings: MatchSettings, capacity: int,
+                 block_id: tuple[int, ...] = (0, 0)) -> np.ndarray:
+    """Match every point of one overlapped block; returns (1, 1, capacity, len(_FIELDS)) float64, unused rows
+    NaN."""
     bi, bj = block_id[:2]  # the output has two more (new) axes
     rows, cols = rows_by_block[bi], cols_by_block[bj]
     # first common-grid pixel this overlapped block holds (edge blocks are not extended outwards)
-    r_origin = max(starts[0][bi] - depth, 0)
-    c_origin = max(starts[1][bj] - depth, 0)
+    r_origin = max(starts[0][bi] - depth[0], 0)
+    c_origin = max(starts[1][bj] - depth[1], 0)
     margin = margin_px(settings.max_shift)
     half = (window[0] // 2, window[1] // 2)
-    k = _POINTS_PER_BLOCK_SIDE
-    out = np.full((1, 1, k * k, len(_FIELDS)), np.nan)
+    out = np.full((1, 1, capacity, len(_FIELDS)), np.nan)
     i = 0
     for row in rows:
         for col in cols:
@@ -98,30 +101,28 @@ def _grid_offset(grid: CommonGrid) -> tuple[float, float]:
 def _point_graph(ref: xr.DataArray, tgt: xr.DataArray, grid: CommonGrid, grid_res: int,
                  window: tuple[int, int], settings: MatchSettings) -> da.Array | None:
     margin = margin_px(settings.max_shift)
-    depth = max(window) // 2 + margin
+    depth = (window[0] // 2 + margin, window[1] // 2 + margin)  # a window's reach from its centre
     shape = grid.geobox.shape
     offset = _grid_offset(grid) if grid.is_target_grid else (0.0, 0.0)
-    rows = point_positions(shape[0], offset[0], grid_res, window[0] // 2 + margin)
-    cols = point_positions(shape[1], offset[1], grid_res, window[1] // 2 + margin)
+    rows = point_positions(shape[0], offset[0], grid_res, depth[0])
+    cols = point_positions(shape[1], offset[1], grid_res, depth[1])
     if rows.size == 0 or cols.size == 0:
         return None
-    k = _POINTS_PER_BLOCK_SIDE
+    k = max(_MIN_POINTS_PER_BLOCK_SIDE, math.ceil(max(depth) / grid_res))
     row_chunks, rows_by_block = _block_chunks(rows, shape[0], k)
     col_chunks, cols_by_block = _block_chunks(cols, shape[1], k)
-    if min(row_chunks + col_chunks) < depth:  # overlap needs chunks at least as deep as the overlap
-        raise ValueError("internal: block smaller than the window reach")  # excluded by point_positions
     starts = (list(np.cumsum((0,) + row_chunks[:-1])), list(np.cumsum((0,) + col_chunks[:-1])))
     arrays = []
     for image in (ref, tgt):
         data = image.data if isinstance(image.data, da.Array) else da.from_array(np.asarray(image.data))
         data = data.rechunk((row_chunks, col_chunks))
-        arrays.append(da.overlap.overlap(data, depth={0: depth, 1: depth}, boundary="none"))
+        arrays.append(da.overlap.overlap(data, depth={0: depth[0], 1: depth[1]}, boundary="none"))
     return da.map_blocks(
         _match_block, *arrays, dtype=np.float64, new_axis=[2, 3],
         chunks=((1,) * len(row_chunks), (1,) * len(col_chunks), (k * k,), (len(_FIELDS),)),
         rows_by_block=rows_by_block, cols_by_block=cols_by_block,
         starts=([int(s) for s in starts[0]], [int(s) for s in starts[1]]), depth=depth, window=window,
-        settings=settings, name="coreg-tie-points")
+        settings=settings, capacity=k * k, name="coreg-tie-points")
 
 
 def _empty_table() -> pd.DataFrame:
