@@ -102,6 +102,7 @@ def test_local_shift_field_follows_a_distortion_in_l2a_convention():
     reference = s2()
     target = s2(shift_m=(12.0, -6.0))
     result = coregister_scene(target, reference, window_size=(128, 128), grid_res=100, local=True)
+    assert result.local and result.facts()["coreg_local"] is True
     points = result.points.copy()
     # impose a known distortion on the measured table: + 1 m east per km east
     points["X_SHIFT_M"] = points["X_SHIFT_M"] - (points["X_MAP"] - points["X_MAP"].min()) / 1000.0

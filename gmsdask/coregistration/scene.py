@@ -40,7 +40,8 @@ class CoregResult:
     the target's matching band (x right, y down), ``x_shift_m``/``y_shift_m`` the correction to the target's map
     origin (x east, y north), NaN when failed. ``status``: ``"success"`` or ``"failed:<reason>"``. ``method``:
     ``"tie_points"`` (median of the valid tie points) or ``"global_window"``. ``reliability``: percent.
-    ``global_window``: the single-window result; ``points``: the tie-point table (AROSICS columns).
+    ``global_window``: the single-window result; ``points``: the tie-point table (AROSICS columns). ``local``:
+    whether L2A should warp with a local field (:func:`gmsdask.coregistration.shift_field`) rather than translate.
     """
 
     status: str
@@ -55,6 +56,7 @@ class CoregResult:
     global_window: ShiftResult
     points: pd.DataFrame = field(repr=False)
     reference_id: str = ""
+    local: bool = False
 
     @property
     def success(self) -> bool:
@@ -80,7 +82,8 @@ class CoregResult:
             return float(getattr(valid[column], how)()) if len(valid) else math.nan
         dx, dy = self.l1b_shift_m
         return {
-            "coreg_status": self.status, "coreg_method": self.method, "reference_id": self.reference_id,
+            "coreg_status": self.status, "coreg_method": self.method, "coreg_local": self.local,
+            "reference_id": self.reference_id,
             "reference_band": self.reference_band, "target_band": self.target_band,
             "x_shift_px": self.x_shift_px, "y_shift_px": self.y_shift_px,
             "x_shift_m": self.x_shift_m, "y_shift_m": self.y_shift_m,
@@ -161,8 +164,8 @@ def coregister_scene(target_scene: xr.DataTree, reference_scene: xr.DataTree, *,
     ``coreg_max_shift_allowed`` (px of the common grid), ``local`` = ``coreg_local``, ``grid_res`` =
     ``coreg_grid_res`` (px), ``wavelength_nm`` = ``coreg_band_wavelength_for_matching``. ``cross_sensor``:
     None decides from the platforms (Landsat vs Sentinel-2 -> NIR band). ``local`` does not change what is
-    computed (tie points are always computed, for the statistics and the robust shift); it is recorded so
-    that L2A can fit a warp field from :attr:`CoregResult.points`.
+    computed (tie points are always computed, for the statistics and the robust shift); it is recorded in the
+    result so that L2A warps with :func:`gmsdask.coregistration.shift_field` of :attr:`CoregResult.points`.
 
     Returns a :class:`CoregResult`; ``status`` is ``"failed:<reason>"`` (no overlap, too few valid tie points,
     shift exceeds max_shift, flat window, fully clouded target) instead of an exception for content problems.
@@ -178,7 +181,7 @@ def coregister_scene(target_scene: xr.DataTree, reference_scene: xr.DataTree, *,
     valid = points[~points["OUTLIER"]]
     common = dict(reference_band=f"{ref_group}/{ref_band}", target_band=f"{tgt_group}/{tgt_band}",
                   global_window=global_window, points=points,
-                  reference_id=str(reference_scene.attrs.get("product_id", "")))
+                  reference_id=str(reference_scene.attrs.get("product_id", "")), local=bool(local))
     if len(valid) >= min_valid_points:
         return CoregResult("success", "tie_points", float(valid["X_SHIFT_PX"].median()),
                            float(valid["Y_SHIFT_PX"].median()), float(valid["X_SHIFT_M"].median()),
