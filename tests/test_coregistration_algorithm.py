@@ -6,12 +6,18 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from gmsdask.algorithms.phase_correlation import (FAILURE_REASONS, MatchSettings, margin_px, match_window,
-                                                  reliability_percent, ssim, upsampled_peak)
+from gmsdask.algorithms.phase_correlation import (
+    FAILURE_REASONS,
+    MatchSettings,
+    margin_px,
+    match_window,
+    reliability_percent,
+    ssim,
+    upsampled_peak,
+)
 from gmsdask.algorithms.tie_point_filter import FilterSettings, fit_shift_field, outlier_reasons
 
-from .coreg_data import (CROP_WINDOW, REF_NAME, central_regions, degraded, fourier_shifted, pair_path,
-                         read_reflectance)
+from .coreg_data import CROP_WINDOW, REF_NAME, central_regions, degraded, fourier_shifted, pair_path, read_reflectance
 
 WINDOW = 256
 

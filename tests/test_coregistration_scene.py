@@ -9,6 +9,8 @@ import pytest
 
 from gmsdask.coregistration import cloud_masked_band, coregister_scene, matching_band, shift_field
 from gmsdask.errors import ProcessingError
+from gmsdask.io import open_scene
+from gmsdask.synthetic import sentinel2_extent, write_landsat_l1, write_sentinel2_l1c
 
 from .coreg_data import texture
 from .scene_factory import GroupSpec, landsat_scene, make_scene, s2_scene
@@ -37,18 +39,50 @@ def test_same_sensor_pair_recovers_the_displacement_in_l2a_convention():
     assert facts["tie_points_valid"] == len(result.valid_points) >= 9
 
 
-def test_cross_sensor_pair_uses_nir_and_agrees_to_3_m():
-    """A Landsat-8 target (30 m) displaced by (30, -15) m against a Sentinel-2 reference: matched on the NIR
-    bands on the 30 m common grid."""
-    reference = s2(size_m=(9600.0, 9600.0))
-    target = landsat_scene(size_m=(9000.0, 9000.0), bands=("B3", "B5"),
-                           values=texture((30.0, -15.0), n_waves=24, min_wavelength_m=150.0), chunks=128)
+def _flat_green(shift_m):
+    """Texture in every band but a featureless green band, so only the NIR bands can match."""
+    textured = texture(shift_m, n_waves=24, min_wavelength_m=150.0)
+    def value(band, x, y):
+        out = textured(band, x, y)
+        return np.full_like(out, 0.08) if band in ("B03", "B3") else out
+    return value
+
+
+def test_cross_sensor_pair_keeps_the_band_pair_that_matches_and_agrees_to_3_m():
+    """A Landsat-8 target (30 m) displaced by (30, -15) m against a Sentinel-2 reference, on the 30 m common
+    grid; the green bands are featureless here, so the NIR pair is kept."""
+    reference = s2_scene(size_m=(9600.0, 9600.0), groups=PAIR_BANDS, chunks=256, values=_flat_green((0.0, 0.0)))
+    target = landsat_scene(size_m=(9000.0, 9000.0), bands=("B3", "B5"), values=_flat_green((30.0, -15.0)),
+                           chunks=128)
     result = coregister_scene(target, reference, window_size=(96, 96), grid_res=48)
     assert result.reference_band == "r20m/B8A" and result.target_band == "r30m/B5"
     assert result.success
     dx, dy = result.l1b_shift_m
     assert abs(dx - 30.0) <= 3.0 and abs(dy + 15.0) <= 3.0
     assert result.x_shift_px == pytest.approx(-1.0, abs=0.1)  # Landsat pixels
+    green_only = coregister_scene(target, reference, window_size=(96, 96), grid_res=48, cross_sensor=False)
+    assert green_only.target_band == "r30m/B3" and green_only.status == "failed:flat window"
+
+
+@pytest.fixture(scope="module")
+def synthetic_pair(tmp_path_factory):
+    """Synthetic Sentinel-2 L1C and Landsat-9 L1TP products (real formats) of one landscape, the Landsat one
+    showing the ground displaced by (30, -15) m."""
+    out = tmp_path_factory.mktemp("coreg_products")
+    tile, size = "33UUU", (480, 480)
+    s2_product = write_sentinel2_l1c(out / "s2", tile=tile, size=size, seed=5)
+    l9_product = write_landsat_l1(out / "l9", location=sentinel2_extent(tile, size), seed=5, shift_m=(30.0, -15.0))
+    return open_scene(s2_product.path), open_scene(l9_product.path)
+
+
+def test_synthetic_landsat_and_sentinel2_products(synthetic_pair):
+    """The issue's cross-sensor case on products read through open_scene: within 3 m of the truth."""
+    reference, target = synthetic_pair
+    result = coregister_scene(target, reference, window_size=(64, 64), grid_res=32)
+    assert result.success, result.status
+    dx, dy = result.l1b_shift_m
+    assert abs(dx - 30.0) <= 3.0 and abs(dy + 15.0) <= 3.0
+    assert result.target_band in ("r30m/B3", "r30m/B5")
 
 
 def test_matching_band_choice():

@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..algorithms.phase_correlation import (FAILURE_REASONS, MatchSettings, margin_px, match_window,
-                                            single_threaded_blas)
+from ..algorithms.phase_correlation import FAILURE_REASONS, MatchSettings, margin_px, match_window, single_threaded_blas
 from ..algorithms.tie_point_filter import FilterSettings, outlier_reasons
 from .grid import CommonGrid
 from .shift import prepare_pair, window_shape

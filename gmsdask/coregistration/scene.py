@@ -1,11 +1,11 @@
 """Co-registration of one scene tree to a reference scene tree: what the L1B level calls.
 
-Per pair: the matching band of each scene (nearest ``wavelength_nm``; the NIR band for a cross-sensor pair),
-masked by no data and by the product's own QA cloud flags (L1B runs before the L1C cloud masks exist), then
-a global window (AROSICS's ``COREG``) and a tie-point grid (``CoRegPoints_grid``). The scene's shift is the
-median of the valid tie points when there are at least ``min_valid_points`` of them (robust to clouds and to a
-single unlucky window), else the global window's. A failed match is a named status, never an exception: the
-scene goes on unshifted.
+Per pair: the matching band of each scene (nearest ``wavelength_nm``; for a cross-sensor pair also the NIR bands,
+keeping the better match), masked by no data and by the product's own QA cloud flags (L1B runs before the L1C
+cloud masks exist), then a global window (AROSICS's ``COREG``) and a tie-point grid (``CoRegPoints_grid``). The
+scene's shift is the median of the valid tie points when there are at least ``min_valid_points`` of them (robust
+to clouds and to a single unlucky window), else the global window's. A failed match is a named status, never an
+exception: the scene goes on unshifted.
 """
 
 from __future__ import annotations
@@ -163,35 +163,66 @@ def coregister_scene(target_scene: xr.DataTree, reference_scene: xr.DataTree, *,
     Parameters map onto the job options: ``window_size`` = ``coreg_window_size`` (x, y px), ``max_shift`` =
     ``coreg_max_shift_allowed`` (px of the common grid), ``local`` = ``coreg_local``, ``grid_res`` =
     ``coreg_grid_res`` (px), ``wavelength_nm`` = ``coreg_band_wavelength_for_matching``. ``cross_sensor``:
-    None decides from the platforms (Landsat vs Sentinel-2 -> NIR band). ``local`` does not change what is
+    None decides from the platforms (Landsat vs Sentinel-2). ``local`` does not change what is
     computed (tie points are always computed, for the statistics and the robust shift); it is recorded in the
     result so that L2A warps with :func:`gmsdask.coregistration.shift_field` of :attr:`CoregResult.points`.
+    A cross-sensor pair is matched on the bands nearest ``wavelength_nm`` and on the NIR bands, and the better
+    match is kept (success, then more valid tie points, then higher reliability); ``reference_band`` and
+    ``target_band`` say which.
 
     Returns a :class:`CoregResult`; ``status`` is ``"failed:<reason>"`` (no overlap, too few valid tie points,
     shift exceeds max_shift, flat window, fully clouded target) instead of an exception for content problems.
     """
     cross = _is_cross_sensor(target_scene, reference_scene) if cross_sensor is None else cross_sensor
-    ref_group, ref_band = matching_band(reference_scene, wavelength_nm, cross_sensor=cross)
-    tgt_group, tgt_band = matching_band(target_scene, wavelength_nm, cross_sensor=cross)
+    settings = _PairSettings(window_size, max_shift, grid_res, min_reliability, min_valid_points, bool(local),
+                             str(reference_scene.attrs.get("product_id", "")))
+    results = [_match(target_scene, reference_scene, wavelength_nm, False, settings)]
+    if cross:  # the NIR bands too, and keep whichever matches better
+        results.append(_match(target_scene, reference_scene, wavelength_nm, True, settings))
+    return max(results, key=_quality)
+
+
+@dataclass(frozen=True)
+class _PairSettings:
+    window_size: int | tuple[int, int]
+    max_shift: float
+    grid_res: int
+    min_reliability: float
+    min_valid_points: int
+    local: bool
+    reference_id: str
+
+
+def _quality(result: CoregResult) -> tuple[bool, int, float]:
+    """Order of preference between matches of one pair on different bands: success, valid points, reliability."""
+    return result.success, len(result.valid_points), result.reliability
+
+
+def _match(target_scene: xr.DataTree, reference_scene: xr.DataTree, wavelength_nm: float, nir: bool,
+           settings: _PairSettings) -> CoregResult:
+    """Co-registration on one pair of bands (nearest ``wavelength_nm``, or the NIR bands)."""
+    ref_group, ref_band = matching_band(reference_scene, wavelength_nm, cross_sensor=nir)
+    tgt_group, tgt_band = matching_band(target_scene, wavelength_nm, cross_sensor=nir)
     reference = cloud_masked_band(reference_scene, ref_group, ref_band)
     target = cloud_masked_band(target_scene, tgt_group, tgt_band)
-    global_window = calculate_shift(reference, target, window_size=window_size, max_shift=max_shift)
-    points = tie_points(reference, target, grid_res=grid_res, window_size=window_size, max_shift=max_shift,
-                        min_reliability=min_reliability)
+    global_window = calculate_shift(reference, target, window_size=settings.window_size,
+                                    max_shift=settings.max_shift)
+    points = tie_points(reference, target, grid_res=settings.grid_res, window_size=settings.window_size,
+                        max_shift=settings.max_shift, min_reliability=settings.min_reliability)
     valid = points[~points["OUTLIER"]]
     common = dict(reference_band=f"{ref_group}/{ref_band}", target_band=f"{tgt_group}/{tgt_band}",
-                  global_window=global_window, points=points,
-                  reference_id=str(reference_scene.attrs.get("product_id", "")), local=bool(local))
-    if len(valid) >= min_valid_points:
+                  global_window=global_window, points=points, reference_id=settings.reference_id,
+                  local=settings.local)
+    if len(valid) >= settings.min_valid_points:
         return CoregResult("success", "tie_points", float(valid["X_SHIFT_PX"].median()),
                            float(valid["Y_SHIFT_PX"].median()), float(valid["X_SHIFT_M"].median()),
                            float(valid["Y_SHIFT_M"].median()), float(valid["RELIABILITY"].median()), **common)
-    if global_window.success and global_window.reliability >= min_reliability:
+    if global_window.success and global_window.reliability >= settings.min_reliability:
         g = global_window
         return CoregResult("success", "global_window", g.x_shift_px, g.y_shift_px, g.x_shift_m, g.y_shift_m,
                            g.reliability, **common)
-    return CoregResult(_failure(global_window, points, min_valid_points), "none", math.nan, math.nan, math.nan,
-                       math.nan, 0.0, **common)
+    return CoregResult(_failure(global_window, points, settings.min_valid_points), "none", math.nan, math.nan,
+                       math.nan, math.nan, 0.0, **common)
 
 
 def _failure(global_window: ShiftResult, points: pd.DataFrame, min_valid_points: int) -> str:
