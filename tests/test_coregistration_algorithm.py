@@ -37,15 +37,24 @@ def known_shifts() -> np.ndarray:
     return np.vstack([near_half, rng.uniform(-4.0, 4.0, (16, 2))])
 
 
-def _errors(crop: np.ndarray, shifts: np.ndarray, settings: MatchSettings, degrade: bool) -> np.ndarray:
-    """Estimated correction + applied content shift (0 when exact), px, for each shift; (n, 2) as (dy, dx)."""
+@pytest.fixture(scope="session")
+def shifted_pairs(crop) -> dict[bool, list[tuple[np.ndarray, np.ndarray]]]:
+    """(reference region, target region) for every known shift, clean (False) and degraded (True); made once."""
     rng = np.random.default_rng(7)
-    errors = []
-    for dy, dx in shifts:
+    pairs: dict[bool, list] = {False: [], True: []}
+    for dy, dx in known_shifts():
         target = fourier_shifted(crop, (dy, dx))
-        if degrade:
-            target = degraded(target, rng)
-        ref_region, tgt_region = central_regions(crop, target, WINDOW)
+        pairs[False].append(central_regions(crop, target, WINDOW))
+        pairs[True].append(central_regions(crop, degraded(target, rng), WINDOW))
+    return pairs
+
+
+def _errors(pairs: list[tuple[np.ndarray, np.ndarray]], settings: MatchSettings, count: int | None = None
+            ) -> np.ndarray:
+    """Estimated correction + applied content shift (0 when exact), px, for the first ``count`` known shifts;
+    (n, 2) as (dy, dx)."""
+    errors = []
+    for (ref_region, tgt_region), (dy, dx) in list(zip(pairs, known_shifts()))[:count]:
         result = match_window(ref_region, tgt_region, (WINDOW, WINDOW), settings)
         assert result.success, result.status
         # the target's content moved by (dy, dx): the correction to apply is (-dy, -dx)
@@ -57,8 +66,9 @@ def rmse(errors: np.ndarray) -> float:
     return float(np.sqrt(np.mean(errors ** 2)))
 
 
-def test_known_subpixel_shifts_of_a_real_image_are_recovered(crop):
-    errors = _errors(crop, known_shifts(), MatchSettings(), degrade=False)
+def test_known_subpixel_shifts_of_a_real_image_are_recovered(shifted_pairs):
+    errors = _errors(shifted_pairs[False], MatchSettings())
+    assert len(errors) == 24
     assert rmse(errors) < 0.03
     assert np.abs(errors).max() < 0.03
     near_half = errors[:8]
@@ -74,21 +84,21 @@ def test_integer_shifts_are_recovered_exactly(crop):
         assert result.ssim_after == pytest.approx(1.0)
 
 
-def test_blurred_rescaled_noisy_target_stays_below_005_px(crop):
-    errors = _errors(crop, known_shifts(), MatchSettings(), degrade=True)
+def test_blurred_rescaled_noisy_target_stays_below_005_px(shifted_pairs):
+    errors = _errors(shifted_pairs[True], MatchSettings())
     assert rmse(errors) < 0.05
 
 
-def test_measured_effect_of_taper_and_normalization(crop):
+def test_measured_effect_of_taper_and_normalization(shifted_pairs):
     """The documented choices (docs/coregistration.md): the Hann taper matters for a single estimate on windows
     whose borders do not wrap around; the half-normalized cross-power spectrum beats pure phase correlation when
     the target is noisy."""
-    shifts = known_shifts()[:12]
-    single_tapered = rmse(_errors(crop, shifts, MatchSettings(max_iter=1), degrade=False))
-    single_untapered = rmse(_errors(crop, shifts, MatchSettings(max_iter=1, taper=False), degrade=False))
+    clean, noisy = shifted_pairs[False], shifted_pairs[True]
+    single_tapered = rmse(_errors(clean, MatchSettings(max_iter=1), 12))
+    single_untapered = rmse(_errors(clean, MatchSettings(max_iter=1, taper=False), 12))
     assert single_tapered < single_untapered / 2
-    phase_only = rmse(_errors(crop, shifts, MatchSettings(normalization=1.0), degrade=True))
-    half = rmse(_errors(crop, shifts, MatchSettings(normalization=0.5), degrade=True))
+    phase_only = rmse(_errors(noisy, MatchSettings(normalization=1.0), 12))
+    half = rmse(_errors(noisy, MatchSettings(normalization=0.5), 12))
     assert half < phase_only / 1.5
 
 
