@@ -1,0 +1,196 @@
+"""Local co-registration: a grid of tie points, each a matching window, computed as Dask tasks.
+
+Both images are brought onto their common grid (lazily), cut into blocks of k x k grid points, and each block is
+extended by the reach of a window (half a window plus the iteration margin) with ``dask.array.overlap``. One task
+per block matches its points from the pixels it holds: a graph of a few tasks per block, neither one task per
+point nor the whole image in one task. The table then gets AROSICS's column names and its three-level outlier
+filter (:mod:`gmsdask.algorithms.tie_point_filter`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..algorithms.phase_correlation import FAILURE_REASONS, MatchSettings, margin_px, match_window, single_threaded_blas
+from ..algorithms.tie_point_filter import FilterSettings, outlier_reasons
+from .grid import CommonGrid
+from .shift import prepare_pair, window_shape
+
+__all__ = ["TIE_POINT_COLUMNS", "tie_points", "point_positions"]
+
+#: Columns of the tie-point table (AROSICS's names, plus ``REASON``: why a point is an outlier, "" if valid).
+TIE_POINT_COLUMNS = ["POINT_ID", "X_IM", "Y_IM", "X_MAP", "Y_MAP", "X_SHIFT_PX", "Y_SHIFT_PX", "X_SHIFT_M",
+                     "Y_SHIFT_M", "ABS_SHIFT", "RELIABILITY", "SSIM_BEFORE", "SSIM_AFTER", "SSIM_IMPROVED",
+                     "OUTLIER", "REASON"]
+
+# Grid points per block side, at least: 36 windows (~0.3 s of work) per task keep the ~1 ms task overhead
+# negligible and still give a few dozen tasks for a tile's grid (more per side when the grid is dense, so that a
+# block is at least as large as a window's reach, which dask.array.overlap requires).
+_MIN_POINTS_PER_BLOCK_SIDE = 6
+# Failure codes stored in the block results ("" = matched).
+_REASONS = ("", *FAILURE_REASONS)
+# Per-point output fields of a block task, in this order.
+_FIELDS = ("row", "col", "centre_valid", "dx", "dy", "reliability", "ssim_before", "ssim_after", "reason")
+
+
+def point_positions(n: int, offset: float, grid_res: int, reach: int) -> np.ndarray:
+    """Common-grid indices along one axis of the points whose target pixel index is a multiple of ``grid_res``
+    and whose window (``reach`` px either side) fits in ``n`` pixels. ``offset``: target pixel index of
+    common-grid pixel 0 along that axis (the grids coincide up to this offset when the target is on the common
+    grid; otherwise points sit at multiples of ``grid_res`` of the common grid)."""
+    first = math.ceil((reach + offset) / grid_res) * grid_res - offset
+    last = n - reach
+    if first > last:
+        return np.zeros(0, dtype=int)
+    return np.round(np.arange(first, last + 1e-9, grid_res)).astype(int)
+
+
+def _block_chunks(positions: np.ndarray, n: int, k: int) -> tuple[tuple[int, ...], list[np.ndarray]]:
+    """Chunk sizes along one axis so that each chunk holds k consecutive points, and the points per chunk."""
+    groups = [positions[i:i + k] for i in range(0, len(positions), k)]
+    bounds = [0] + [int((g[-1] + nxt[0]) // 2) + 1 for g, nxt in zip(groups[:-1], groups[1:])] + [n]
+    return tuple(int(b - a) for a, b in zip(bounds[:-1], bounds[1:])), groups
+
+
+def _match_block(ref: np.ndarray, tgt: np.ndarray, *, rows_by_block: list[np.ndarray],
+                 cols_by_block: list[np.ndarray], starts: tuple[list[int], list[int]], depth: tuple[int, int],
+                 window: tuple[int, int], settings: MatchSettings, capacity: int,
+                 block_id: tuple[int, ...] = (0, 0)) -> np.ndarray:
+    """Match every point of one overlapped block; returns (1, 1, capacity, len(_FIELDS)) float64, unused rows
+    NaN."""
+    bi, bj = block_id[:2]  # the output has two more (new) axes
+    rows, cols = rows_by_block[bi], cols_by_block[bj]
+    # first common-grid pixel this overlapped block holds (edge blocks are not extended outwards)
+    r_origin = max(starts[0][bi] - depth[0], 0)
+    c_origin = max(starts[1][bj] - depth[1], 0)
+    margin = margin_px(settings.max_shift)
+    half = (window[0] // 2, window[1] // 2)
+    out = np.full((1, 1, capacity, len(_FIELDS)), np.nan)
+    i = 0
+    for row in rows:
+        for col in cols:
+            r0 = row - half[0] - margin - r_origin
+            c0 = col - half[1] - margin - c_origin
+            sl = (slice(r0, r0 + window[0] + 2 * margin), slice(c0, c0 + window[1] + 2 * margin))
+            ref_region, tgt_region = ref[sl], tgt[sl]
+            centre = (half[0] + margin, half[1] + margin)
+            valid = np.isfinite(ref_region[centre]) and np.isfinite(tgt_region[centre])
+            m = match_window(ref_region, tgt_region, window, settings) if valid else None
+            reason = m.status.removeprefix("failed:") if m is not None and not m.success else ""
+            out[0, 0, i] = (row, col, float(valid),
+                            m.x_shift_px if m else np.nan, m.y_shift_px if m else np.nan,
+                            m.reliability if m else np.nan, m.ssim_before if m else np.nan,
+                            m.ssim_after if m else np.nan, _REASONS.index(reason))
+            i += 1
+    return out
+
+
+def _grid_offset(grid: CommonGrid) -> tuple[float, float]:
+    """Target pixel index (row, col) of common-grid pixel [0, 0], when the grids share a pixel size and CRS."""
+    col, row = grid.target_image_xy(np.array([0]), np.array([0]))
+    return float(row[0]), float(col[0])
+
+
+def _point_graph(ref: xr.DataArray, tgt: xr.DataArray, grid: CommonGrid, grid_res: int,
+                 window: tuple[int, int], settings: MatchSettings) -> da.Array | None:
+    margin = margin_px(settings.max_shift)
+    depth = (window[0] // 2 + margin, window[1] // 2 + margin)  # a window's reach from its centre
+    shape = grid.geobox.shape
+    offset = _grid_offset(grid) if grid.is_target_grid else (0.0, 0.0)
+    rows = point_positions(shape[0], offset[0], grid_res, depth[0])
+    cols = point_positions(shape[1], offset[1], grid_res, depth[1])
+    if rows.size == 0 or cols.size == 0:
+        return None
+    k = max(_MIN_POINTS_PER_BLOCK_SIDE, math.ceil(max(depth) / grid_res))
+    row_chunks, rows_by_block = _block_chunks(rows, shape[0], k)
+    col_chunks, cols_by_block = _block_chunks(cols, shape[1], k)
+    starts = (list(np.cumsum((0,) + row_chunks[:-1])), list(np.cumsum((0,) + col_chunks[:-1])))
+    arrays = []
+    for image in (ref, tgt):
+        data = image.data if isinstance(image.data, da.Array) else da.from_array(np.asarray(image.data))
+        data = data.rechunk((row_chunks, col_chunks))
+        arrays.append(da.overlap.overlap(data, depth={0: depth[0], 1: depth[1]}, boundary="none"))
+    return da.map_blocks(
+        _match_block, *arrays, dtype=np.float64, new_axis=[2, 3],
+        chunks=((1,) * len(row_chunks), (1,) * len(col_chunks), (k * k,), (len(_FIELDS),)),
+        rows_by_block=rows_by_block, cols_by_block=cols_by_block,
+        starts=([int(s) for s in starts[0]], [int(s) for s in starts[1]]), depth=depth, window=window,
+        settings=settings, capacity=k * k, name="coreg-tie-points")
+
+
+def _empty_table() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=object if name == "REASON" else bool if name in (
+        "OUTLIER", "SSIM_IMPROVED") else float) for name in TIE_POINT_COLUMNS})
+
+
+def tie_points(reference: xr.DataArray, target: xr.DataArray, *, grid_res: int = 100,
+               window_size: int | tuple[int, int] = 256, max_shift: float = 5,
+               min_reliability: float = 60) -> pd.DataFrame:
+    """Tie points on a regular grid of the target, one matching window each (AROSICS's ``CoRegPoints_grid``).
+
+    Parameters
+    ----------
+    reference, target
+        Georeferenced 2-D images as for :func:`gmsdask.coregistration.calculate_shift` (NaN = no data).
+    grid_res
+        Spacing of the points, target pixels (common-grid pixels when the target is resampled).
+    window_size, max_shift
+        As for ``calculate_shift``.
+    min_reliability
+        Points below this reliability (percent) are outliers (first filter level).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per grid point whose window fits the overlap and whose centre pixel has data in both images,
+        with :data:`TIE_POINT_COLUMNS`: ``X_IM``/``Y_IM`` target pixel (column, row); ``X_MAP``/``Y_MAP``
+        reference-CRS coordinates of that pixel's centre; shifts in AROSICS's convention (target pixels and
+        map-origin metres); ``ABS_SHIFT`` metres; ``RELIABILITY`` percent; ``OUTLIER`` and its ``REASON``
+        (``"failed:<why>"`` for a window that could not be matched, ``"reliability"``, ``"ssim"`` or
+        ``"ransac"`` for a filtered one). The computation runs on the current Dask scheduler.
+    """
+    pair = prepare_pair(reference, target)
+    if pair is None:
+        return _empty_table()
+    grid, ref, tgt = pair
+    settings = MatchSettings(max_shift=float(max_shift))
+    graph = _point_graph(ref, tgt, grid, int(grid_res), window_shape(window_size), settings)
+    if graph is None:
+        return _empty_table()
+    with single_threaded_blas():  # process-wide, so it covers the scheduler's threads too
+        (values,) = dask.compute(graph)  # a few tasks per block of k x k points, on the current scheduler
+    return _table(values.reshape(-1, len(_FIELDS)), grid, min_reliability)
+
+
+def _table(values: np.ndarray, grid: CommonGrid, min_reliability: float) -> pd.DataFrame:
+    values = values[np.isfinite(values[:, 0]) & (values[:, 2] == 1.0)]  # drop padding and points without data
+    if values.size == 0:
+        return _empty_table()
+    rows, cols = values[:, 0].astype(int), values[:, 1].astype(int)
+    x_im, y_im = grid.target_image_xy(rows, cols)
+    x_map, y_map = grid.map_xy(rows, cols)
+    x_px, y_px, x_m, y_m = grid.target_correction(rows, cols, values[:, 3], values[:, 4])
+    table = pd.DataFrame({
+        "X_IM": np.round(x_im, 6), "Y_IM": np.round(y_im, 6), "X_MAP": x_map, "Y_MAP": y_map,
+        "X_SHIFT_PX": x_px, "Y_SHIFT_PX": y_px, "X_SHIFT_M": x_m, "Y_SHIFT_M": y_m,
+        "RELIABILITY": values[:, 5], "SSIM_BEFORE": values[:, 6], "SSIM_AFTER": values[:, 7],
+    })
+    table["ABS_SHIFT"] = np.hypot(table["X_SHIFT_M"], table["Y_SHIFT_M"])
+    table["SSIM_IMPROVED"] = table["SSIM_AFTER"] >= table["SSIM_BEFORE"]
+    failure = np.array([_REASONS[int(code)] for code in values[:, 8]], dtype=object)
+    matched = failure == ""
+    filtered = outlier_reasons(
+        table["X_IM"].to_numpy(), table["Y_IM"].to_numpy(), table["X_SHIFT_PX"].to_numpy(),
+        table["Y_SHIFT_PX"].to_numpy(), table["RELIABILITY"].to_numpy(), table["SSIM_BEFORE"].to_numpy(),
+        table["SSIM_AFTER"].to_numpy(), matched, FilterSettings(min_reliability=float(min_reliability)))
+    table["REASON"] = np.where(matched, filtered, np.array([f"failed:{why}" for why in failure], dtype=object))
+    table["OUTLIER"] = table["REASON"] != ""
+    table = table.sort_values(["Y_IM", "X_IM"], kind="stable").reset_index(drop=True)
+    table.insert(0, "POINT_ID", np.arange(len(table)))
+    return table[TIE_POINT_COLUMNS]
