@@ -19,6 +19,11 @@ _LAZY = {
     "ProcessController": ("gmsdask.controller", "ProcessController"),
     "Jobs": ("gmsdask.jobs", "Jobs"),
     "Job": ("gmsdask.jobs", "Job"),
+    "calculate_shift": ("gmsdask.coregistration", "calculate_shift"),
+    "tie_points": ("gmsdask.coregistration", "tie_points"),
+    "ShiftResult": ("gmsdask.coregistration", "ShiftResult"),
+    "coregister_scene": ("gmsdask.coregistration", "coregister_scene"),
+    "open_cube": ("gmsdask.io.cube", "open_cube"),
 }
 
 __all__ = [

@@ -19,7 +19,7 @@ from gmsdask.catalog import Catalog, SceneRecord
 from gmsdask.controller import ProcessController
 from gmsdask.errors import ConfigError
 from gmsdask.levels import Level, LevelOutcome, default_registry
-from gmsdask.levels.coreg_reference import REFERENCE_ROLE, select_reference
+from gmsdask.levels.coreg_reference import ANCHOR_ROLE, REFERENCE_ROLE, select_reference
 
 from .conftest import REPO, data_path
 from .dummy_level import DUMMY
@@ -128,9 +128,9 @@ def test_reference_planning_is_consistent_for_the_whole_job():
     elsewhere = _record(5, "LANDSAT_8", june, 1.0, "POLYGON((5 5, 6 5, 6 6, 5 6, 5 5))")
     plan = select_reference([landsat, s2_cloudy, s2_clear, far, elsewhere], [], cfg)
     # the clear Sentinel-2 scene is the anchor: never shifted itself, the reference of the scenes it fits
-    assert s2_clear.id not in plan
+    assert plan[s2_clear.id] == [(ANCHOR_ROLE, s2_clear)]
     assert plan[landsat.id] == [(REFERENCE_ROLE, s2_clear)] and plan[s2_cloudy.id] == [(REFERENCE_ROLE, s2_clear)]
-    assert far.id not in plan and elsewhere.id not in plan
+    assert far.id not in plan and elsewhere.id not in plan  # nothing fits them, and they are no reference
     # an already catalogued clear Sentinel-2 scene of the area is preferred over making one of the job's own
     catalogued = _record(9, "SENTINEL_2A", june.replace(year=2023), 0.5)
     plan = select_reference([landsat, s2_clear], [catalogued], cfg)
@@ -138,7 +138,7 @@ def test_reference_planning_is_consistent_for_the_whole_job():
     # a job without the reference platform co-registers to its own best scene rather than not at all
     clearest = replace(far, acquisition_time=june)
     plan = select_reference([landsat, clearest], [], cfg)
-    assert plan == {landsat.id: [(REFERENCE_ROLE, clearest)]}
+    assert plan == {landsat.id: [(REFERENCE_ROLE, clearest)], clearest.id: [(ANCHOR_ROLE, clearest)]}
     assert select_reference([landsat, s2_clear], [], cfg.replace(skip_coreg=True)) == {}
 
 

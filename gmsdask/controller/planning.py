@@ -39,5 +39,6 @@ def plan_references(registry: LevelRegistry, target: str, scenes: Sequence[Scene
 def start_order(scenes: Sequence[SceneRecord],
                 references: dict[int, tuple[tuple[str, SceneRecord], ...]]) -> list[SceneRecord]:
     """Scenes that others reference first (they unblock the rest), then the others, each group by id."""
-    referenced = {record.id for chosen in references.values() for _role, record in chosen}
+    referenced = {record.id for scene_id, chosen in references.items() for _role, record in chosen
+                  if record.id != scene_id}
     return sorted(scenes, key=lambda scene: (scene.id not in referenced, scene.id))

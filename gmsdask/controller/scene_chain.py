@@ -76,7 +76,7 @@ class SceneChain:
         if level.reference_level is None:
             return
         for _role, reference in ctx.references:
-            if reference.id in job_scene_ids:
+            if reference.id in job_scene_ids and reference.id != ctx.record.id:
                 event = self._event(reference.id, level.reference_level)
                 while not event.wait(0.2):
                     if self.cancel.is_set():

@@ -24,10 +24,12 @@ from shapely.errors import ShapelyError
 
 from ..config import JobConfig
 
-__all__ = ["REFERENCE_ROLE", "select_reference", "overlap_pct", "is_reference_platform"]
+__all__ = ["REFERENCE_ROLE", "ANCHOR_ROLE", "select_reference", "overlap_pct", "is_reference_platform"]
 
 #: The role name under which L1B finds its reference in ``LevelContext.references``.
 REFERENCE_ROLE = "coreg_reference"
+#: The role marking a scene that is itself the reference of others (it references itself under this role).
+ANCHOR_ROLE = "coreg_anchor"
 
 
 def is_reference_platform(platform: str, datasetid_spatial_ref: str) -> bool:
@@ -78,8 +80,8 @@ def select_reference(job_scenes: Sequence, catalogue_scenes: Sequence,
                      cfg: JobConfig) -> Mapping[int, list[tuple[str, object]]]:
     """``{scene_id: [(REFERENCE_ROLE, reference_record)]}`` for every job scene that gets a reference.
 
-    Scenes absent from the result have none: they are anchors (references of others) or nothing fits them;
-    L1B says which in its match status.
+    Anchors (the references of others, never shifted) get ``[(ANCHOR_ROLE, themselves)]``; scenes absent from
+    the result have nothing that fits them. L1B says which in its match status.
     """
     if cfg.skip_coreg:
         return {}
@@ -98,4 +100,5 @@ def select_reference(job_scenes: Sequence, catalogue_scenes: Sequence,
             chosen[scene.id] = [(REFERENCE_ROLE, best[1])]
         elif _qualifies(scene, cfg, any_platform=any_platform):
             anchors.append(scene)
+            chosen[scene.id] = [(ANCHOR_ROLE, scene)]
     return chosen

@@ -1,19 +1,61 @@
-"""L1B: co-registration shift of a scene against its reference (chosen for the whole job by
-:mod:`gmsdask.levels.coreg_reference`)."""
+"""L1B: the co-registration shift of a scene against its reference (chosen for the whole job by
+:mod:`gmsdask.levels.coreg_reference`), by phase correlation (:mod:`gmsdask.coregistration`).
+
+Pixels are not touched: the scene gains root attrs that L2A applies in its one resampling
+(``docs/scene-model.md``): ``coreg_status`` (``success``, ``reference`` for the scene others are registered to,
+``no_reference``, or ``failed:<reason>``), ``coreg_shift_m`` (the content's displacement, dx east and dy north in
+metres, that L2A removes; (0, 0) unless ``success``), ``coreg_reliability`` (percent) and ``coreg_reference``
+(the reference's product id). A failed match does not fail the scene: it goes on unshifted, and says why.
+"""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import xarray as xr
 
+from ..coregistration import coregister_scene
+from ..io import open_scene
 from ._contract import LevelContext, LevelOutcome
-from .coreg_reference import select_reference
+from .coreg_reference import ANCHOR_ROLE, REFERENCE_ROLE, select_reference
 
 __all__ = ["run", "select_reference", "VERSION"]
 
 #: Implementation version: scenes recorded with an older one are processed again on rerun.
-VERSION = "0"
+VERSION = "1"
+
+
+def _json_safe(facts: dict[str, Any]) -> dict[str, Any]:
+    """NaN (a failed match's shifts) as null: JSON and PostgreSQL know no NaN."""
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in facts.items()}
+
+
+def _marked(scene: xr.DataTree, status: str, shift_m: tuple[float, float] = (0.0, 0.0), reliability: float = 0.0,
+            reference: str = "") -> xr.DataTree:
+    out = scene.copy()
+    out.attrs.update(coreg_status=status, coreg_shift_m=[float(shift_m[0]), float(shift_m[1])],
+                     coreg_reliability=float(reliability), coreg_reference=reference)
+    return out
 
 
 def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
-    """L1B of one scene."""
-    return LevelOutcome(scene, "skipped", "L1B: not available yet")
+    """L1B of one scene: one small eager step (the matching windows), nothing else is computed."""
+    reference = ctx.reference(REFERENCE_ROLE)
+    if reference is None:
+        if ctx.reference(ANCHOR_ROLE) is not None:
+            note = "the reference of the other scenes of its area (not shifted)"
+            return LevelOutcome(_marked(scene, "reference"), note=note, facts={"coreg_status": "reference"})
+        note = "no reference scene fits (platform, cloud cover, overlap, season); not shifted"
+        return LevelOutcome(_marked(scene, "no_reference"), note=note, facts={"coreg_status": "no_reference"})
+    cfg = ctx.config
+    reference_scene = open_scene(reference.product_path, chunks=cfg.chunks)
+    result = coregister_scene(scene, reference_scene, window_size=tuple(cfg.coreg_window_size),
+                              max_shift=cfg.coreg_max_shift_allowed, local=cfg.coreg_local,
+                              grid_res=cfg.coreg_grid_res, wavelength_nm=cfg.coreg_band_wavelength_for_matching)
+    reliability = result.reliability if result.success else 0.0
+    marked = _marked(scene, result.status, result.l1b_shift_m, reliability, reference.product_id)
+    dx, dy = result.l1b_shift_m
+    note = (f"shift ({dx:+.2f}, {dy:+.2f}) m against {reference.product_id}, reliability {reliability:.0f} %"
+            if result.success else f"{result.status}; not shifted")
+    return LevelOutcome(marked, note=note, facts=_json_safe(result.facts()))

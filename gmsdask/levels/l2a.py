@@ -197,13 +197,33 @@ def l1b_shift(scene: xr.DataTree) -> tuple[float, float]:
     """The content displacement (dx east, dy north; metres) L1B measured, or (0, 0) when it did not succeed."""
     if scene.attrs.get("coreg_status") != "success":
         return 0.0, 0.0
-    dx, dy = scene.attrs["coreg_shift_m"]
+    dx, dy = scene.attrs["coreg_shift_m"]  # the content's displacement, east and north
     return float(dx), float(dy)
+
+
+#: ``shift_reliability`` where L1B did not measure one (no reference, failed, skipped).
+RELIABILITY_FILL = 255
+
+
+def _with_shift_reliability(tree: xr.DataTree, scene: xr.DataTree) -> xr.DataTree:
+    """The L1B accuracy layer: the shift's reliability (percent, uint8) on every valid pixel; 100 for the
+    reference scene itself, the fill where no shift was measured."""
+    status = scene.attrs.get("coreg_status", "")
+    value = (round(float(scene.attrs.get("coreg_reliability", 0.0))) if status == "success"
+             else 100 if status == "reference" else RELIABILITY_FILL)
+    (name, ds), = resolution_groups(tree, "L2A").items()
+    layer = xr.where(ds["nodata"], RELIABILITY_FILL, value).astype(np.uint8)
+    layer.attrs.update(long_name="reliability of the L1B co-registration shift", units="percent",
+                       nodata=RELIABILITY_FILL)
+    out = tree.copy()
+    out[name] = xr.DataTree(ds.assign(shift_reliability=layer))
+    return out
 
 
 def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     """L2A of one scene in the processing chain, applying the shift L1B recorded (root attrs ``coreg_*``)."""
-    return LevelOutcome(geometric_homogenization(scene, ctx.config, shift_m=l1b_shift(scene)))
+    homogenized = geometric_homogenization(scene, ctx.config, shift_m=l1b_shift(scene))
+    return LevelOutcome(_with_shift_reliability(homogenized, scene))
 
 
 def mask_clouds(ds: xr.Dataset, bands: list[str]) -> tuple[xr.Dataset, list[str]]:
