@@ -123,6 +123,9 @@ class JobConfig(BaseModel):
     cloud_masking_algorithm: dict[Literal["LANDSAT", "SENTINEL_2"], Literal["FMASK", "PRODUCT_QA"]] = Field(
         default_factory=lambda: {"LANDSAT": "FMASK", "SENTINEL_2": "FMASK"}
     )
+    cloud_buffer_m: float = Field(default=300.0, ge=0)
+    shadow_buffer_m: float = Field(default=90.0, ge=0)
+    snow_buffer_m: float = Field(default=30.0, ge=0)
     ac_estimate_accuracy: bool = True
     ac_bandwise_accuracy: bool = True
     ac_fillnonclear_areas: bool = False

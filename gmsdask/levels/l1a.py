@@ -13,10 +13,13 @@ __all__ = ["run"]
 
 
 def _chain_bands(scene: xr.DataTree, cfg: JobConfig) -> xr.DataTree:
-    """The scene without the thermal and panchromatic bands where ``skip_thermal``/``skip_pan`` say so."""
+    """The scene without the panchromatic band where ``skip_pan`` says so, and without the thermal bands where
+    ``skip_thermal`` says so and L1C (whose masks need them) does not run."""
     sensor = get_sensor(scene.attrs["platform"])
+    # L1C's cloud masks read the thermal bands; L1C drops them afterwards where skip_thermal says so
+    keep_thermal = not cfg.skip_thermal or cfg.exec_flags("L1C")[0]
     drop = {band.name for band in sensor.bands
-            if (cfg.skip_thermal and band.kind == "thermal") or (cfg.skip_pan and band.kind == "pan")}
+            if (band.kind == "thermal" and not keep_thermal) or (cfg.skip_pan and band.kind == "pan")}
     children = {}
     for name, child in scene.children.items():
         dataset = child.to_dataset()
