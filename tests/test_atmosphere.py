@@ -26,7 +26,7 @@ RHO = np.linspace(0.0, 0.6, 25)
 def test_lut_interpolation_error_against_direct_6s_runs_is_below_0_001(atmosphere_cache):
     tables, stats = build_tables("SENTINEL_2B", ["B01", "B12"], AtmosphereState(0.0), INTERPOLATION_GRID,
                                  cache_dir=atmosphere_cache)
-    assert stats.runs == 0 and stats.cached_nodes == 2 * 16
+    assert stats.runs == 0 and stats.cached_nodes == 2 * 8
     worst = 0.0
     for band, table in tables.items():
         for aot, sun, view, azimuth in INTERPOLATION_POINTS:
@@ -36,7 +36,7 @@ def test_lut_interpolation_error_against_direct_6s_runs_is_below_0_001(atmospher
             toa = forward_lambertian(RHO, direct.path_reflectance, direct.transmittance, direct.spherical_albedo)
             rho = invert_lambertian(toa, c["path_reflectance"], c["transmittance"], c["spherical_albedo"])
             worst = max(worst, float(np.abs(rho - RHO).max()))
-    # measured 0.00061 (B01, the band with the most path reflectance); docs/atmospheric-correction.md
+    # measured 0.00068 (B01, the band with the most path reflectance); docs/atmospheric-correction.md
     assert 1e-5 < worst < 0.001
 
 

@@ -30,15 +30,16 @@ TIME = datetime(2024, 6, 1, 10, 20, tzinfo=timezone.utc)
 DDV_BANDS = {"LANDSAT_9": ("B2", "B4", "B5", "B7"), "SENTINEL_2B": ("B02", "B04", "B8A", "B12")}
 
 
-def world_ddv_ratios(platform: str) -> tuple[float, float]:
-    """Mean surface blue / 2.2 um and red / 2.2 um over the dark vegetation of a 6 km calibration area."""
+def world_ddv_relations(platform: str) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(slope, offset) of surface blue and red against the 2.2 um reflectance over the dark vegetation of a
+    6 km calibration area of another landscape (least squares)."""
     x = 420000.0 + 30.0 * (np.arange(200) + 0.5)
     y = 5850000.0 - 30.0 * (np.arange(200) + 0.5)
     ground = Landscape(99).sample(x, y, 30.0)
     blue, red, nir, swir = ground.reflectance(np.stack([band_reflectance(platform, b) for b in DDV_BANDS[platform]]))
     dark = dark_target_mask(blue, red, nir, swir)
     assert dark.sum() > 1000
-    return float(blue[dark].mean() / swir[dark].mean()), float(red[dark].mean() / swir[dark].mean())
+    return tuple(tuple(float(v) for v in np.polyfit(swir[dark], band[dark], 1)) for band in (blue, red))
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +61,9 @@ def products(tmp_path_factory):
 
 
 def _correct(product, cache, **options):
-    blue, red = world_ddv_ratios(product.platform)
+    blue, red = world_ddv_relations(product.platform)
     scene = open_scene(product.path, chunks=options.pop("chunks", None))
-    return correct_scene(scene, cache_dir=cache, ddv_blue_ratio=blue, ddv_red_ratio=red, **options)
+    return correct_scene(scene, cache_dir=cache, ddv_blue=blue, ddv_red=red, **options)
 
 
 @pytest.mark.parametrize("platform", ["LANDSAT_9", "SENTINEL_2B"])
@@ -96,7 +97,8 @@ def test_two_chunk_sizes_give_identical_results(products, atmosphere_cache):
     large, info_large = _correct(product, atmosphere_cache, chunks=(250, 350))
     assert small["r10m"].ds["B02"].data.chunksize != large["r10m"].ds["B02"].data.chunksize
     assert info_small.facts() == info_large.facts()
-    np.testing.assert_array_equal(small[ATMOSPHERE_GROUP].ds["aot550"].values, large[ATMOSPHERE_GROUP].ds["aot550"].values)
+    np.testing.assert_array_equal(small[ATMOSPHERE_GROUP].ds["aot550"].values,
+                                  large[ATMOSPHERE_GROUP].ds["aot550"].values)
     for group, band in (("r10m", "B02"), ("r20m", "B12"), ("r60m", "B01"), ("r10m", "ac_uncertainty_B04")):
         np.testing.assert_array_equal(small[group].ds[band].values, large[group].ds[band].values)
 

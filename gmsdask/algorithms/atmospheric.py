@@ -7,8 +7,9 @@ Lambertian model of 6S (Tanre et al. 1979; Vermote et al. 1997), reflectances un
     y = (rho_toa - rho_path) / T;  rho = y / (1 + S * y)   (inverse; 6S: y = xap*rho_toa - xb, xc = S)
 
 Dark dense vegetation (Kaufman et al. 1997): over dark vegetated pixels the surface reflectance in the blue and
-red is a fixed share of that at 2.2 um (0.25 and 0.5), where aerosol hardly matters; the AOT is the value for
-which the predicted TOA blue and red match the measured ones (least squares over both bands).
+red is a fixed share of that at 2.2 um (0.25 and 0.5), where aerosol hardly matters; MODIS Collection 5 (Levy et
+al. 2007) generalizes the shares to linear relations with an offset. The AOT is the value for which the predicted
+TOA blue and red match the measured ones (least squares over both bands).
 """
 
 from __future__ import annotations
@@ -36,28 +37,33 @@ def invert_lambertian(rho_toa: np.ndarray, path: np.ndarray, transmittance: np.n
 def dark_target_mask(blue: np.ndarray, red: np.ndarray, nir: np.ndarray, swir22: np.ndarray, *,
                      swir_range: tuple[float, float] = (0.01, 0.15), min_ndvi: float = 0.5) -> np.ndarray:
     """Dark dense vegetation pixels from TOA reflectance: 2.2 um reflectance within ``swir_range`` (dark, not
-    water, not cloud), NDVI (from TOA red/NIR) at least ``min_ndvi`` (vegetated), blue below red+0.05 (no haze
-    or cloud edge so thick it whitens the pixel). NaN anywhere gives False."""
+    water, not cloud), NDVI (from TOA red/NIR) at least ``min_ndvi`` (vegetated). No test on the visible bands
+    themselves: they carry the aerosol signal, and a threshold on them would select different surfaces at
+    different AOTs. NaN anywhere gives False."""
     with np.errstate(invalid="ignore", divide="ignore"):
         ndvi = (nir - red) / (nir + red)
-        dark = (swir22 >= swir_range[0]) & (swir22 <= swir_range[1]) & (ndvi >= min_ndvi) & (blue < red + 0.05)
+        dark = (swir22 >= swir_range[0]) & (swir22 <= swir_range[1]) & (ndvi >= min_ndvi)
     return dark & np.isfinite(blue) & np.isfinite(red) & np.isfinite(nir)
 
 
 def invert_aot(aot_axis: np.ndarray, blue_toa: np.ndarray, red_toa: np.ndarray, swir_toa: np.ndarray,
                blue_coeffs: tuple[np.ndarray, np.ndarray, np.ndarray],
                red_coeffs: tuple[np.ndarray, np.ndarray, np.ndarray],
-               swir_coeffs: tuple[np.ndarray, np.ndarray, np.ndarray], *, blue_ratio: float = 0.25,
-               red_ratio: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+               swir_coeffs: tuple[np.ndarray, np.ndarray, np.ndarray], *,
+               blue_relation: tuple[float, float] = (0.25, 0.0), red_relation: tuple[float, float] = (0.5, 0.0)
+               ) -> tuple[np.ndarray, np.ndarray]:
     """AOT at 550 nm per target from mean dark-target TOA reflectances (shape ``(n,)``).
 
     ``*_coeffs`` are (path, transmittance, albedo) arrays of shape ``(n, len(aot_axis))``: each target's
-    coefficients along a fine AOT axis. Returns ``(aot, disagreement)``: the least-squares AOT of blue and red
+    coefficients along a fine AOT axis. ``*_relation`` = (slope, offset): surface reflectance of the band =
+    slope * surface 2.2 um reflectance + offset (Kaufman: (0.25, 0) and (0.5, 0); MODIS C5 adds offsets). Returns ``(aot, disagreement)``: the least-squares AOT of blue and red
     together, and half the difference between the blue-only and red-only AOTs (a spread of the retrieval).
     """
     swir_surface = invert_lambertian(swir_toa[:, None], *swir_coeffs)
-    blue_residual = forward_lambertian(blue_ratio * swir_surface, *blue_coeffs) - blue_toa[:, None]
-    red_residual = forward_lambertian(red_ratio * swir_surface, *red_coeffs) - red_toa[:, None]
+    blue_surface = blue_relation[0] * swir_surface + blue_relation[1]
+    red_surface = red_relation[0] * swir_surface + red_relation[1]
+    blue_residual = forward_lambertian(blue_surface, *blue_coeffs) - blue_toa[:, None]
+    red_residual = forward_lambertian(red_surface, *red_coeffs) - red_toa[:, None]
     best = np.argmin(blue_residual ** 2 + red_residual ** 2, axis=1)
     blue_only = np.argmin(np.abs(blue_residual), axis=1)
     red_only = np.argmin(np.abs(red_residual), axis=1)

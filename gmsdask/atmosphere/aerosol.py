@@ -28,7 +28,7 @@ import xarray as xr
 from ..algorithms.atmospheric import dark_target_mask, invert_aot, smooth_fill
 from .lut import BandTable
 
-__all__ = ["CellGrid", "AerosolField", "DarkTargets", "dark_target_statistics", "retrieve_aerosol",
+__all__ = ["CellGrid", "AerosolField", "DarkTargets", "block_mean", "dark_target_statistics", "retrieve_aerosol",
            "DEFAULT_AOT_UNCERTAINTY", "DDV_ROLES"]
 
 #: Uncertainty (AOT at 550 nm) of a default value: the spread of continental AOT climatologies.
@@ -85,8 +85,9 @@ class AerosolField:
         return float(np.mean(self.aot550))
 
 
-def _to_common_grid(band: xr.DataArray, factor: int) -> da.Array:
-    data = band.data
+def block_mean(band: xr.DataArray, factor: int) -> da.Array:
+    """Block means of ``factor`` x ``factor`` pixels (NaN-padded at the far edges), in fixed chunks."""
+    data = band.data.astype(np.float64)
     if factor == 1:
         return data
     rows, cols = (-(-n // factor) * factor for n in data.shape)
@@ -115,7 +116,7 @@ def dark_target_statistics(scene: xr.DataTree, roles: dict[str, tuple[str, str]]
     resolutions = {role: float(abs(scene[group].ds["x"].values[1] - scene[group].ds["x"].values[0]))
                    for role, (group, _) in roles.items()}
     common = max(resolutions.values())
-    arrays = {role: _to_common_grid(scene[group].ds[band], int(round(common / resolutions[role])))
+    arrays = {role: block_mean(scene[group].ds[band], int(round(common / resolutions[role])))
               for role, (group, band) in roles.items()}
     swir_group = roles["swir22"][0]
     shape = arrays["swir22"].shape
@@ -145,10 +146,12 @@ def _coefficients_along_aot(table: BandTable, geometry: dict[str, np.ndarray]
 
 
 def retrieve_aerosol(targets: DarkTargets, tables: dict[str, BandTable], geometry: dict[str, np.ndarray], *,
-                     default_aot550: float, min_dark_pixels: int = 20, blue_ratio: float = 0.25,
-                     red_ratio: float = 0.5) -> AerosolField:
+                     default_aot550: float, min_dark_pixels: int = 20,
+                     blue_relation: tuple[float, float] = (0.25, 0.0),
+                     red_relation: tuple[float, float] = (0.5, 0.0)) -> AerosolField:
     """AOT field on the cells from the dark targets (``tables`` by role: blue, red, swir22; ``geometry``:
-    cell arrays ``sun_zenith``, ``view_zenith``, ``relative_azimuth`` in degrees)."""
+    cell arrays ``sun_zenith``, ``view_zenith``, ``relative_azimuth`` in degrees; ``*_relation``: surface
+    reflectance = slope * 2.2 um surface reflectance + offset over dark vegetation)."""
     usable = targets.count >= min_dark_pixels
     shape = targets.count.shape
     if not usable.any():
@@ -158,7 +161,7 @@ def retrieve_aerosol(targets: DarkTargets, tables: dict[str, BandTable], geometr
     coeffs = {role: _coefficients_along_aot(tables[role], cell_geometry) for role in ("blue", "red", "swir22")}
     aot, spread = invert_aot(_AOT_SEARCH, targets.mean_toa["blue"][usable], targets.mean_toa["red"][usable],
                              targets.mean_toa["swir22"][usable], coeffs["blue"], coeffs["red"], coeffs["swir22"],
-                             blue_ratio=blue_ratio, red_ratio=red_ratio)
+                             blue_relation=blue_relation, red_relation=red_relation)
     values = np.zeros(shape)
     values[usable] = aot
     field = smooth_fill(values, usable)

@@ -28,7 +28,8 @@ import xarray as xr
 from ..algorithms.atmospheric import cell_bilinear, invert_lambertian
 from ..errors import GmsdaskError, ProcessingError
 from ..sensors import get_sensor
-from .aerosol import DDV_ROLES, AerosolField, CellGrid, dark_target_statistics, retrieve_aerosol
+from .aerosol import (DDV_ROLES, AerosolField, CellGrid, block_mean, dark_target_statistics,
+                      retrieve_aerosol)
 from .inputs import (DEFAULT_OZONE_CM_ATM, DEFAULT_WATER_VAPOUR_GCM2, WaterVapour, cell_geometry,
                      mean_elevation_m, retrieve_water_vapour)
 from .lut import BandTable, TableStats, build_tables, default_cache_dir, geometry_grid_for
@@ -123,12 +124,11 @@ def _water_vapour(scene: xr.DataTree, platform: str, value: float | None, availa
         return WaterVapour(float(value), "configured")
     if not (get_sensor(platform).sensor == "MSI" and "B09" in available and "B8A" in available):
         return WaterVapour(DEFAULT_WATER_VAPOUR_GCM2, "default")
-    b09 = scene[available["B09"]].ds["B09"]
-    b8a = scene[available["B8A"]].ds["B8A"].coarsen(x=3, y=3, boundary="trim").mean()
-    b8a = b8a.isel(y=slice(0, b09.sizes["y"]), x=slice(0, b09.sizes["x"]))
-    bright = (b8a.data > 0.15) & np.isfinite(b09.data[: b8a.shape[0], : b8a.shape[1]])
-    sums = da.compute(da.where(bright, b09.data[: b8a.shape[0], : b8a.shape[1]], 0).sum(),
-                      da.where(bright, b8a.data, 0).sum(), bright.sum())
+    b09 = scene[available["B09"]].ds["B09"].data.astype(np.float64)
+    b8a = block_mean(scene[available["B8A"]].ds["B8A"], 3)[: b09.shape[0], : b09.shape[1]]
+    b09 = b09[: b8a.shape[0], : b8a.shape[1]].rechunk(b8a.chunks)
+    bright = (b8a > 0.15) & da.isfinite(b09)
+    sums = da.compute(da.where(bright, b09, 0.0).sum(), da.where(bright, b8a, 0.0).sum(), bright.sum())
     if sums[2] < 100:
         return WaterVapour(DEFAULT_WATER_VAPOUR_GCM2, "default (too few bright land pixels for B09/B8A)")
     means = {name: float(np.mean(values)) for name, values in geometry.items()}
@@ -184,7 +184,7 @@ def _atmosphere_group(scene: xr.DataTree, cells: CellGrid, aerosol: AerosolField
 def correct_scene(scene: xr.DataTree, *, aot550: float = 0.2, water_vapour: float | None = None,
                   ozone: float | None = None, path_dem: str = "", estimate_accuracy: bool = True,
                   cache_dir: Any = None, cell_size_m: float = 3000.0, min_dark_pixels: int = 20,
-                  ddv_blue_ratio: float = 0.25, ddv_red_ratio: float = 0.5
+                  ddv_blue: tuple[float, float] = (0.25, 0.0), ddv_red: tuple[float, float] = (0.5, 0.0)
                   ) -> tuple[xr.DataTree, AtmosphereInfo]:
     """6S-based atmospheric correction of a Level-1 scene (lazy result; see the module doc).
 
@@ -205,9 +205,10 @@ def correct_scene(scene: xr.DataTree, *, aot550: float = 0.2, water_vapour: floa
     cache_dir
         Folder of the 6S table cache (``<cache_dir>/sixs/...``); None: ``$GMSDASK_HOME/cache`` or
         ``~/gmsdask_data/cache``.
-    cell_size_m, min_dark_pixels, ddv_blue_ratio, ddv_red_ratio
-        Aerosol retrieval: cell size (m), dark pixels a cell needs, surface blue and red reflectance as shares
-        of the 2.2 um reflectance over dark vegetation (Kaufman's 0.25 and 0.5).
+    cell_size_m, min_dark_pixels, ddv_blue, ddv_red
+        Aerosol retrieval: cell size (m), dark pixels a cell needs, and the dark-vegetation relations
+        ``(slope, offset)``: surface blue / red reflectance = slope x surface 2.2 um reflectance + offset
+        (Kaufman's (0.25, 0) and (0.5, 0)).
 
     Returns
     -------
@@ -221,7 +222,7 @@ def correct_scene(scene: xr.DataTree, *, aot550: float = 0.2, water_vapour: floa
     try:
         return _correct(scene, aot550=aot550, water_vapour=water_vapour, ozone=ozone, path_dem=path_dem,
                         estimate_accuracy=estimate_accuracy, cache_dir=cache_dir, cell_size_m=cell_size_m,
-                        min_dark_pixels=min_dark_pixels, ratios=(ddv_blue_ratio, ddv_red_ratio))
+                        min_dark_pixels=min_dark_pixels, relations=(ddv_blue, ddv_red))
     except ProcessingError:
         raise
     except (GmsdaskError, ValueError, KeyError, OSError) as error:
@@ -230,7 +231,7 @@ def correct_scene(scene: xr.DataTree, *, aot550: float = 0.2, water_vapour: floa
 
 def _correct(scene: xr.DataTree, *, aot550: float, water_vapour: float | None, ozone: float | None, path_dem: str,
              estimate_accuracy: bool, cache_dir: Any, cell_size_m: float, min_dark_pixels: int,
-             ratios: tuple[float, float]) -> tuple[xr.DataTree, AtmosphereInfo]:
+             relations: tuple[tuple[float, float], tuple[float, float]]) -> tuple[xr.DataTree, AtmosphereInfo]:
     platform = str(scene.attrs["platform"])
     if not 0.0 <= aot550 <= 1.0:
         raise ValueError(f"aot550 {aot550} is outside the tables' 0..1")
@@ -255,8 +256,8 @@ def _correct(scene: xr.DataTree, *, aot550: float, water_vapour: float | None, o
     roles = _role_bands(platform, available)
     targets = dark_target_statistics(scene, roles, cells)
     aerosol = retrieve_aerosol(targets, {role: tables[band] for role, (_, band) in roles.items()}, geometry,
-                               default_aot550=aot550, min_dark_pixels=min_dark_pixels, blue_ratio=ratios[0],
-                               red_ratio=ratios[1])
+                               default_aot550=aot550, min_dark_pixels=min_dark_pixels,
+                               blue_relation=relations[0], red_relation=relations[1])
 
     children = {group: node.ds.copy() for group, node in scene.children.items()}
     for band in bands:

@@ -1,9 +1,9 @@
 """Synthetic Landsat and Sentinel-2 products in the real formats, with known truth.
 
 One seeded landscape in world (UTM) coordinates is seen through each sensor's real spectral responses,
-a 6S atmosphere (direct runs at each product's geometry and aerosol) and the providers' calibration and quantization, and written exactly as the
-providers deliver it: Landsat Collection 2 L1TP (GeoTIFFs + MTL/ANG), Sentinel-2 L1C and L2A (SAFE, lossless
-JPEG 2000). The truth (surface and TOA reflectance per band on every grid, land cover, cloud and shadow
+a 6S atmosphere (direct runs at each product's geometry and aerosol) and the providers' calibration and
+quantization, and written exactly as the providers deliver it: Landsat Collection 2 L1TP (GeoTIFFs + MTL/ANG),
+Sentinel-2 L1C and L2A (SAFE, lossless JPEG 2000). The truth (surface and TOA reflectance per band on every grid, land cover, cloud and shadow
 masks, shift, aerosol, angles) comes back as a ``SyntheticProduct`` and is written beside the product
 (``<id>_truth.json`` and ``<id>_truth.zarr``). The same arguments give byte-identical files.
 
