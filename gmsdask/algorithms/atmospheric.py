@@ -30,8 +30,12 @@ def forward_lambertian(rho: np.ndarray, path: np.ndarray, transmittance: np.ndar
 def invert_lambertian(rho_toa: np.ndarray, path: np.ndarray, transmittance: np.ndarray, albedo: np.ndarray
                       ) -> np.ndarray:
     """Surface reflectance from TOA reflectance (the exact inverse of ``forward_lambertian``); NaN stays NaN."""
-    y = (rho_toa - path) / transmittance
-    return y / (1.0 + albedo * y)
+    y = np.subtract(rho_toa, path)
+    y /= transmittance
+    denominator = np.multiply(albedo, y)
+    denominator += 1.0
+    y /= denominator
+    return y
 
 
 def dark_target_mask(blue: np.ndarray, red: np.ndarray, nir: np.ndarray, swir22: np.ndarray, *,
@@ -88,16 +92,24 @@ def cell_bilinear(values: np.ndarray, cell_y: np.ndarray, cell_x: np.ndarray, y:
     """Bilinear interpolation of ``values[cell_y, cell_x]`` (cell centres, evenly spaced, any direction) at the
     pixel rows ``y`` and columns ``x`` (float32 ``(len(y), len(x))``; constant beyond the outer centres).
 
-    Element-wise, so a pixel's value does not depend on which other pixels are computed with it (chunk-
-    independent).
+    Each pixel's value depends only on its own coordinates (the same arithmetic whatever else is computed with
+    it), so results do not depend on the chunking. Rows are handled per band of cell rows: there the value is
+    ``top[col] + row_fraction * (bottom - top)[col]``, two passes over the pixels.
     """
     rows, row_frac = _position(cell_y, y)
     cols, col_frac = _position(cell_x, x)
     values = np.asarray(values, dtype=np.float64)
-    along_x = values[:, cols] * (1.0 - col_frac) + values[:, np.minimum(cols + 1, values.shape[1] - 1)] * col_frac
-    top = along_x[rows]
-    bottom = along_x[np.minimum(rows + 1, values.shape[0] - 1)]
-    return (top * (1.0 - row_frac)[:, None] + bottom * row_frac[:, None]).astype(np.float32)
+    last_col = np.minimum(cols + 1, values.shape[1] - 1)
+    along_x = (values[:, cols] * (1.0 - col_frac) + values[:, last_col] * col_frac).astype(np.float32)
+    out = np.empty((len(y), len(x)), dtype=np.float32)
+    for row in np.unique(rows):
+        selected = np.flatnonzero(rows == row)
+        top = along_x[row]
+        step = along_x[min(row + 1, along_x.shape[0] - 1)] - top
+        block = out[selected[0]:selected[-1] + 1]  # rows of one cell band are contiguous
+        np.multiply(row_frac[selected].astype(np.float32)[:, None], step[None, :], out=block)
+        block += top[None, :]
+    return out
 
 
 def _position(centres: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
