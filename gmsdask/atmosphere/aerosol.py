@@ -4,10 +4,10 @@ Steps (Kaufman et al. 1997, the classic image-based retrieval; see ``gmsdask.alg
 
 1. The blue, red, NIR and 2.2 um bands are brought to the coarsest of their grids (block means; Sentinel-2
    B02/B04 go to B12's 20 m), dark vegetated pixels are selected from TOA reflectance (and, when the scene has
-   an ``fmask`` layer on that grid, only clear land, class 1), and per cell of ``cell_size_m`` the dark pixels
-   are counted and their TOA reflectances summed. This is the one eager step: a reduction of the scene to a
+   an ``fmask`` layer on that grid, only clear land, class 1), and per cell (``cell_size_m``, snapped to a
+   whole number of those pixels) the dark pixels are counted and their TOA reflectances summed. This is the one eager step: a reduction of the scene to a
    few hundred numbers, computed with Dask.
-2. Cells with at least ``min_dark_pixels`` dark pixels get an AOT from their mean TOA blue, red and SWIR and the
+2. Cells whose dark pixels make at least ``min_dark_fraction`` of the cell (and at least 3) get an AOT from their mean TOA blue, red and SWIR and the
    lookup tables at the cell's geometry.
 3. The field is smoothed (Gaussian, one cell) and filled where there were no dark targets; a scene without
    any dark target gets the configured default everywhere, and says so (``source = "default"``).
@@ -28,7 +28,8 @@ import xarray as xr
 from ..algorithms.atmospheric import dark_target_mask, invert_aot, smooth_fill
 from .lut import BandTable
 
-__all__ = ["CellGrid", "AerosolField", "DarkTargets", "block_mean", "dark_target_statistics", "retrieve_aerosol",
+__all__ = ["CellGrid", "AerosolField", "DarkTargets", "block_mean", "ddv_cells", "dark_target_statistics",
+           "retrieve_aerosol",
            "DEFAULT_AOT_UNCERTAINTY", "DDV_ROLES"]
 
 #: Uncertainty (AOT at 550 nm) of a default value: the spread of continental AOT climatologies.
@@ -60,10 +61,12 @@ class CellGrid:
 
 @dataclass(frozen=True)
 class DarkTargets:
-    """Per cell: number of dark pixels and their mean TOA reflectance per role (NaN where none)."""
+    """Per cell: number of dark pixels and their mean TOA reflectance per role (NaN where none); a cell is
+    ``cell_pixels`` x ``cell_pixels`` pixels of the grid the dark pixels were counted on."""
 
     count: np.ndarray
     mean_toa: dict[str, np.ndarray]
+    cell_pixels: int
 
 
 @dataclass(frozen=True)
@@ -106,15 +109,30 @@ def _cell_sums(values: da.Array, cell_pixels: int, shape: tuple[int, int]) -> da
     return da.coarsen(np.sum, data, {0: cell_pixels, 1: cell_pixels})
 
 
+def _resolution(scene: xr.DataTree, group: str) -> float:
+    x = scene[group].ds["x"].values
+    return float(abs(x[1] - x[0]))
+
+
+def ddv_cells(scene: xr.DataTree, roles: dict[str, tuple[str, str]], box: tuple[float, float, float, float],
+              cell_size_m: float) -> CellGrid:
+    """Cells over ``box`` (left, bottom, right, top) of about ``cell_size_m``, a whole number of pixels of the
+    coarsest grid among the retrieval's bands (so cell sums and cell centres agree)."""
+    common = max(_resolution(scene, group) for group, _ in roles.values())
+    size = max(1, int(round(cell_size_m / common))) * common
+    left, bottom, right, top = box
+    return CellGrid.covering(left, top, right - left, top - bottom, size)
+
+
 def dark_target_statistics(scene: xr.DataTree, roles: dict[str, tuple[str, str]], cells: CellGrid, *,
                            swir_range: tuple[float, float] = (0.01, 0.15), min_ndvi: float = 0.5
                            ) -> DarkTargets:
     """Count and mean TOA reflectance of dark vegetation per cell (computed now: a small Dask reduction).
 
-    ``roles`` maps ``blue``, ``red``, ``nir``, ``swir22`` to ``(group, band)`` of ``scene``.
+    ``roles`` maps ``blue``, ``red``, ``nir``, ``swir22`` to ``(group, band)`` of ``scene``; ``cells`` from
+    ``ddv_cells``.
     """
-    resolutions = {role: float(abs(scene[group].ds["x"].values[1] - scene[group].ds["x"].values[0]))
-                   for role, (group, _) in roles.items()}
+    resolutions = {role: _resolution(scene, group) for role, (group, _) in roles.items()}
     common = max(resolutions.values())
     arrays = {role: block_mean(scene[group].ds[band], int(round(common / resolutions[role])))
               for role, (group, band) in roles.items()}
@@ -133,7 +151,7 @@ def dark_target_statistics(scene: xr.DataTree, roles: dict[str, tuple[str, str]]
     count, sums = dask.compute(count, sums)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = {role: np.where(count > 0, total / count, np.nan) for role, total in sums.items()}
-    return DarkTargets(count.astype(np.int64), means)
+    return DarkTargets(count.astype(np.int64), means, cell_pixels)
 
 
 def _coefficients_along_aot(table: BandTable, geometry: dict[str, np.ndarray]
@@ -146,13 +164,13 @@ def _coefficients_along_aot(table: BandTable, geometry: dict[str, np.ndarray]
 
 
 def retrieve_aerosol(targets: DarkTargets, tables: dict[str, BandTable], geometry: dict[str, np.ndarray], *,
-                     default_aot550: float, min_dark_pixels: int = 20,
+                     default_aot550: float, min_dark_fraction: float = 0.01,
                      blue_relation: tuple[float, float] = (0.25, 0.0),
                      red_relation: tuple[float, float] = (0.5, 0.0)) -> AerosolField:
     """AOT field on the cells from the dark targets (``tables`` by role: blue, red, swir22; ``geometry``:
     cell arrays ``sun_zenith``, ``view_zenith``, ``relative_azimuth`` in degrees; ``*_relation``: surface
     reflectance = slope * 2.2 um surface reflectance + offset over dark vegetation)."""
-    usable = targets.count >= min_dark_pixels
+    usable = targets.count >= max(3.0, min_dark_fraction * targets.cell_pixels ** 2)
     shape = targets.count.shape
     if not usable.any():
         return AerosolField(np.full(shape, float(default_aot550)), np.full(shape, DEFAULT_AOT_UNCERTAINTY),

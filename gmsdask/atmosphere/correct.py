@@ -28,7 +28,7 @@ import xarray as xr
 from ..algorithms.atmospheric import cell_bilinear, invert_lambertian
 from ..errors import GmsdaskError, ProcessingError
 from ..sensors import get_sensor
-from .aerosol import (DDV_ROLES, AerosolField, CellGrid, block_mean, dark_target_statistics,
+from .aerosol import (DDV_ROLES, AerosolField, CellGrid, block_mean, dark_target_statistics, ddv_cells,
                       retrieve_aerosol)
 from .inputs import (DEFAULT_OZONE_CM_ATM, DEFAULT_WATER_VAPOUR_GCM2, WaterVapour, cell_geometry,
                      mean_elevation_m, retrieve_water_vapour)
@@ -162,7 +162,7 @@ def _corrected(band: xr.DataArray, cells: CellGrid, coefficients: np.ndarray) ->
     data = band.data
     stacked = da.map_blocks(_correct_block, data, band["x"].values, band["y"].values, cells, coefficients,
                             dtype=np.float32, new_axis=0, chunks=((2,), *data.chunks),
-                            name=f"atmcorr-{band.name}")
+                            token=f"atmcorr-{band.name}")
     return stacked[0], stacked[1]
 
 
@@ -183,7 +183,7 @@ def _atmosphere_group(scene: xr.DataTree, cells: CellGrid, aerosol: AerosolField
 
 def correct_scene(scene: xr.DataTree, *, aot550: float = 0.2, water_vapour: float | None = None,
                   ozone: float | None = None, path_dem: str = "", estimate_accuracy: bool = True,
-                  cache_dir: Any = None, cell_size_m: float = 3000.0, min_dark_pixels: int = 20,
+                  cache_dir: Any = None, cell_size_m: float = 3000.0, min_dark_fraction: float = 0.01,
                   ddv_blue: tuple[float, float] = (0.25, 0.0), ddv_red: tuple[float, float] = (0.5, 0.0)
                   ) -> tuple[xr.DataTree, AtmosphereInfo]:
     """6S-based atmospheric correction of a Level-1 scene (lazy result; see the module doc).
@@ -205,8 +205,9 @@ def correct_scene(scene: xr.DataTree, *, aot550: float = 0.2, water_vapour: floa
     cache_dir
         Folder of the 6S table cache (``<cache_dir>/sixs/...``); None: ``$GMSDASK_HOME/cache`` or
         ``~/gmsdask_data/cache``.
-    cell_size_m, min_dark_pixels, ddv_blue, ddv_red
-        Aerosol retrieval: cell size (m), dark pixels a cell needs, and the dark-vegetation relations
+    cell_size_m, min_dark_fraction, ddv_blue, ddv_red
+        Aerosol retrieval: cell size (m; snapped to whole pixels of the coarsest retrieval band), the share of a
+        cell's pixels that must be dark vegetation for a retrieval there, and the dark-vegetation relations
         ``(slope, offset)``: surface blue / red reflectance = slope x surface 2.2 um reflectance + offset
         (Kaufman's (0.25, 0) and (0.5, 0)).
 
@@ -222,7 +223,7 @@ def correct_scene(scene: xr.DataTree, *, aot550: float = 0.2, water_vapour: floa
     try:
         return _correct(scene, aot550=aot550, water_vapour=water_vapour, ozone=ozone, path_dem=path_dem,
                         estimate_accuracy=estimate_accuracy, cache_dir=cache_dir, cell_size_m=cell_size_m,
-                        min_dark_pixels=min_dark_pixels, relations=(ddv_blue, ddv_red))
+                        min_dark_fraction=min_dark_fraction, relations=(ddv_blue, ddv_red))
     except ProcessingError:
         raise
     except (GmsdaskError, ValueError, KeyError, OSError) as error:
@@ -230,7 +231,7 @@ def correct_scene(scene: xr.DataTree, *, aot550: float = 0.2, water_vapour: floa
 
 
 def _correct(scene: xr.DataTree, *, aot550: float, water_vapour: float | None, ozone: float | None, path_dem: str,
-             estimate_accuracy: bool, cache_dir: Any, cell_size_m: float, min_dark_pixels: int,
+             estimate_accuracy: bool, cache_dir: Any, cell_size_m: float, min_dark_fraction: float,
              relations: tuple[tuple[float, float], tuple[float, float]]) -> tuple[xr.DataTree, AtmosphereInfo]:
     platform = str(scene.attrs["platform"])
     if not 0.0 <= aot550 <= 1.0:
@@ -243,7 +244,8 @@ def _correct(scene: xr.DataTree, *, aot550: float, water_vapour: float | None, o
     groups = sorted({available[b] for b in bands})
     left, bottom, right, top = _scene_box(scene, groups)
     crs = scene[groups[0]].ds.rio.crs
-    cells = CellGrid.covering(left, top, right - left, top - bottom, cell_size_m)
+    roles = _role_bands(platform, available)
+    cells = ddv_cells(scene, roles, (left, bottom, right, top), cell_size_m)
     geometry, geometry_note = cell_geometry(scene, cells)
     elevation_m = mean_elevation_m(path_dem, (left, bottom, right, top), crs)
     ozone_value = DEFAULT_OZONE_CM_ATM if ozone is None else float(ozone)
@@ -253,10 +255,9 @@ def _correct(scene: xr.DataTree, *, aot550: float, water_vapour: float | None, o
     grid = geometry_grid_for(geometry["sun_zenith"], geometry["view_zenith"], geometry["relative_azimuth"])
     tables, stats = build_tables(platform, bands, atmosphere, grid, cache_dir=cache)
 
-    roles = _role_bands(platform, available)
     targets = dark_target_statistics(scene, roles, cells)
     aerosol = retrieve_aerosol(targets, {role: tables[band] for role, (_, band) in roles.items()}, geometry,
-                               default_aot550=aot550, min_dark_pixels=min_dark_pixels,
+                               default_aot550=aot550, min_dark_fraction=min_dark_fraction,
                                blue_relation=relations[0], red_relation=relations[1])
 
     children = {group: node.ds.copy() for group, node in scene.children.items()}
