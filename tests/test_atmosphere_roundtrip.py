@@ -127,6 +127,9 @@ def test_thermal_and_pan_bands_pass_through(products, atmosphere_cache):
     assert corrected["r15m"].ds["B8"].attrs["quantity"] == "TOA reflectance"
     assert "ac_uncertainty_B10" not in corrected["r30m"].ds and "ac_uncertainty_B7" in corrected["r30m"].ds
     assert corrected["angles"].ds.identical(scene["angles"].ds)
+    without, _ = _correct(product, atmosphere_cache, estimate_accuracy=False)
+    assert not [name for name in without["r30m"].ds.data_vars if name.startswith("ac_uncertainty")]
+    np.testing.assert_array_equal(without["r30m"].ds["B2"].values, corrected["r30m"].ds["B2"].values)
 
 
 def test_level2_scenes_are_not_corrected(products, atmosphere_cache):
