@@ -24,6 +24,7 @@ from gmsdask.synthetic import (
     Landscape,
     SyntheticParameterError,
     UtmBox,
+    band_atmosphere,
     sentinel2_extent,
     sentinel2_tile_origin,
     surface_reflectance,
@@ -438,14 +439,18 @@ def test_landsat_qa_pixel_bits_follow_the_truth(landsat_cloudy):
 def test_atmosphere_inverse_is_exact_and_the_model_behaves():
     rng = np.random.default_rng(0)
     rho = rng.uniform(0.0, 0.9, 1000)
-    for wavelength in (443.0, 560.0, 865.0, 1375.0, 2200.0):
-        for aot, sun, view in ((0.05, 20.0, 0.0), (0.4, 60.0, 10.0)):
-            kw = dict(wavelength_nm=wavelength, aot550=aot, sun_zenith_deg=sun, view_zenith_deg=view)
-            np.testing.assert_allclose(surface_reflectance(toa_reflectance(rho, **kw), **kw), rho, rtol=0, atol=1e-12)
-    dark = dict(wavelength_nm=490.0, sun_zenith_deg=35.0, view_zenith_deg=5.0)
-    assert toa_reflectance(0.02, aot550=0.1, **dark) > 0.02  # path radiance brightens dark targets in the blue
-    assert toa_reflectance(0.02, aot550=0.5, **dark) > toa_reflectance(0.02, aot550=0.1, **dark)
-    assert toa_reflectance(0.3, aot550=0.1, wavelength_nm=1375.0, sun_zenith_deg=35, view_zenith_deg=5) < 0.02
+    geometry = dict(sun_zenith_deg=32.45, view_zenith_deg=9.9, relative_azimuth_deg=50.72)
+
+    def terms(band: str, aot: float):
+        return band_atmosphere("SENTINEL_2B", band, aot550=aot, **geometry)
+
+    for band in ("B01", "B03", "B8A", "B10", "B12"):
+        for aot in (0.05, 0.4):
+            np.testing.assert_allclose(surface_reflectance(toa_reflectance(rho, terms(band, aot)), terms(band, aot)),
+                                       rho, rtol=0, atol=1e-12)
+    assert toa_reflectance(0.02, terms("B02", 0.05)) > 0.02  # path radiance brightens dark targets in the blue
+    assert toa_reflectance(0.02, terms("B02", 0.4)) > toa_reflectance(0.02, terms("B02", 0.05))
+    assert toa_reflectance(0.3, terms("B10", 0.05)) < 0.02  # the cirrus band sees no ground through water vapour
 
 
 def test_landscape_is_one_ground_whatever_the_grid():

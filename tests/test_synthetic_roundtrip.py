@@ -11,9 +11,8 @@ from gmsdask import set_config
 from gmsdask.io import open_scene
 from gmsdask.levels.l2a import geometric_homogenization
 from gmsdask.mgrs_grid import tile_geobox
-from gmsdask.sensors import get_sensor
-from gmsdask.synthetic import (sentinel2_extent, surface_reflectance, write_landsat_l1, write_sentinel2_l1c,
-                               write_sentinel2_l2a)
+from gmsdask.synthetic import (band_atmosphere, relative_azimuth, sentinel2_extent, surface_reflectance,
+                               write_landsat_l1, write_sentinel2_l1c, write_sentinel2_l2a)
 
 from .conftest import data_path
 
@@ -64,16 +63,17 @@ def test_synthetic_and_real_products_of_a_kind_have_the_same_structure(products)
 def test_sentinel2_toa_inverts_to_the_surface_truth_within_quantization(products):
     product = products["s2"]
     scene = open_scene(product.path)
-    sensor = get_sensor(product.platform)
     truth_scene = product.scene["r10m"]
     # soft cloud edges and partial shadows are outside the boolean masks: use the continuous layers
     clear = (truth_scene["cloud_opacity"].values == 0) & (truth_scene["shadow_fraction"].values == 0)
     for band in ("B02", "B04", "B08"):
         toa = scene["r10m"].ds[band].values
         np.testing.assert_allclose(toa, product.toa["r10m"][band].values, atol=0.5e-4 + 1e-7)
-        surface = surface_reflectance(toa.astype(np.float64), wavelength_nm=sensor.central_wavelength_nm(band),
-                                      aot550=product.aot550, sun_zenith_deg=product.sun_zenith_deg,
-                                      view_zenith_deg=product.view_zenith_deg)
+        terms = band_atmosphere(product.platform, band, aot550=product.aot550,
+                                sun_zenith_deg=product.sun_zenith_deg, view_zenith_deg=product.view_zenith_deg,
+                                relative_azimuth_deg=relative_azimuth(product.sun_azimuth_deg,
+                                                                      product.view_azimuth_deg))
+        surface = surface_reflectance(toa.astype(np.float64), terms)
         truth = product.surface_reflectance["r10m"][band].values
         # half a DN of TOA, amplified by the atmosphere's inversion (1 / (T_down T_up) < 2)
         error = np.abs(surface - truth)[clear & np.isfinite(truth)]

@@ -1,9 +1,9 @@
 """Synthetic Landsat and Sentinel-2 products in the real formats, with known truth.
 
 One seeded landscape in world (UTM) coordinates is seen through each sensor's real spectral responses,
-a simple documented atmosphere and the providers' calibration and quantization, and written exactly as the
-providers deliver it: Landsat Collection 2 L1TP (GeoTIFFs + MTL/ANG), Sentinel-2 L1C and L2A (SAFE, lossless
-JPEG 2000). The truth (surface and TOA reflectance per band on every grid, land cover, cloud and shadow
+a 6S atmosphere (direct runs at each product's geometry and aerosol) and the providers' calibration and
+quantization, and written exactly as the providers deliver it: Landsat Collection 2 L1TP (GeoTIFFs + MTL/ANG),
+Sentinel-2 L1C and L2A (SAFE, lossless JPEG 2000). The truth (surface and TOA reflectance per band on every grid, land cover, cloud and shadow
 masks, shift, aerosol, angles) comes back as a ``SyntheticProduct`` and is written beside the product
 (``<id>_truth.json`` and ``<id>_truth.zarr``). The same arguments give byte-identical files.
 
@@ -12,7 +12,7 @@ masks, shift, aerosol, angles) comes back as a ``SyntheticProduct`` and is writt
     >>> l9 = write_landsat_l1("out", location=sentinel2_extent("33UUU", (600, 600)), shift_m=(30, 0))
 """
 
-from .atmosphere import atmosphere_terms, surface_reflectance, toa_reflectance
+from .atmosphere import band_atmosphere, relative_azimuth, surface_reflectance, toa_reflectance
 from .grid import (DEFAULT_SENTINEL2_SIZE, DEFAULT_TILE, PixelGrid, UtmBox, landsat_grid, sentinel2_extent,
                    sentinel2_tile_origin)
 from .landsat import LANDSAT_SCENE_SIZE, write_landsat_l1
@@ -35,7 +35,8 @@ __all__ = [
     "Landscape",
     "toa_reflectance",
     "surface_reflectance",
-    "atmosphere_terms",
+    "band_atmosphere",
+    "relative_azimuth",
     "LANDSAT_SCENE_SIZE",
     "SENTINEL2_TILE_SIZE",
     "DEFAULT_TILE",

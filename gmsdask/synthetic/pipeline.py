@@ -216,7 +216,6 @@ def _store_block(scene: Scene, job: GridJob, block: RenderedBlock, nodata: np.nd
                  truth: TruthStore) -> None:
     rows = slice(block.row_start, block.row_start + block.cloud_opacity.shape[0])
     group, start = job.group, block.row_start
-    sensor = get_sensor(scene.platform)
 
     def masked(values: np.ndarray) -> np.ndarray:
         if nodata is None:
@@ -231,9 +230,7 @@ def _store_block(scene: Scene, job: GridJob, block: RenderedBlock, nodata: np.nd
         truth.write("toa", group, band, start, toa)
         encoded = toa
         if job.level == "L2A":
-            g = scene.geometry
-            encoded = surface_reflectance(toa, wavelength_nm=sensor.central_wavelength_nm(band), aot550=scene.aot550,
-                                          sun_zenith_deg=g.sun_zenith_deg, view_zenith_deg=g.view_zenith_deg)
+            encoded = surface_reflectance(toa, scene.atmosphere(band))
             truth.write("boa", group, band, start, encoded)
         result.dn[band][rows] = job.encoders[band](encoded, nodata)
     for band in job.thermal_bands:

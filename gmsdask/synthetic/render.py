@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..sensors import get_sensor
-from .atmosphere import direct_fraction, gas_transmittance, toa_reflectance
+from ..atmosphere.sixs import SixSResult
+from .atmosphere import band_atmosphere, relative_azimuth, toa_reflectance
 from .clouds import CLOUD_MASK_OPACITY, CloudField
 from .grid import PixelGrid
 from .landscape import Landscape
@@ -83,6 +83,13 @@ class Scene:
     #: which USGS grids in the northern zone (negative northings) while the landscape uses the southern one.
     northing_offset_m: float = 0.0
 
+    def atmosphere(self, band: str) -> SixSResult:
+        """6S terms of ``band`` at this product's scene-mean geometry and aerosol (cached)."""
+        g = self.geometry
+        return band_atmosphere(self.platform, band, aot550=self.aot550, sun_zenith_deg=g.sun_zenith_deg,
+                               view_zenith_deg=g.view_zenith_deg,
+                               relative_azimuth_deg=relative_azimuth(g.sun_azimuth_deg, g.view_azimuth_deg))
+
     def _ground_coordinates(self, grid: PixelGrid, row_start: int, row_stop: int) -> tuple[np.ndarray, np.ndarray]:
         # the product shows the ground displaced by the shift: pixel (x, y) sees ground (x - dx, y - dy)
         dx, dy = self.shift_m
@@ -99,22 +106,17 @@ class Scene:
         table = np.stack([band_reflectance(self.platform, band) for band in bands])
         surface = ground.reflectance(table)
         del ground
-        sensor = get_sensor(self.platform)
-        g = self.geometry
         for band, rho in zip(bands, surface):
-            wavelength = sensor.central_wavelength_nm(band)
+            terms = self.atmosphere(band)
             block.surface_reflectance[band] = rho
             lit = rho
             if not self.clouds.is_clear:
                 # a shadowed surface receives only the diffuse part of the irradiance
-                blocked = direct_fraction(wavelength_nm=wavelength, aot550=self.aot550,
-                                          sun_zenith_deg=g.sun_zenith_deg)
-                lit = rho * (np.float32(1.0) - shadow * np.float32(blocked))
-            toa = toa_reflectance(lit, wavelength_nm=wavelength, aot550=self.aot550,
-                                  sun_zenith_deg=g.sun_zenith_deg, view_zenith_deg=g.view_zenith_deg)
+                lit = rho * (np.float32(1.0) - shadow * np.float32(terms.direct_fraction))
+            toa = toa_reflectance(lit, terms)
             if not self.clouds.is_clear:
                 cloud_top = cloud_band_reflectance(self.platform, band) * \
-                    gas_transmittance(wavelength, g.sun_zenith_deg, g.view_zenith_deg) ** _VAPOUR_ABOVE_CLOUD
+                    terms.gas_transmittance ** _VAPOUR_ABOVE_CLOUD
                 cloud = np.float32(cloud_top) * (np.float32(0.8) + np.float32(0.2) * opacity)
                 toa = toa * (np.float32(1.0) - opacity) + cloud * opacity
             block.toa[band] = toa.astype(np.float32, copy=False)

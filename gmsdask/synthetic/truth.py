@@ -162,7 +162,8 @@ def write_truth_json(product: SyntheticProduct) -> None:
         "truth_groups": {kind: sorted(datasets) for kind, datasets in
                          (("surface_reflectance", product.surface_reflectance), ("toa", product.toa),
                           ("boa", product.boa), ("scene", product.scene)) if datasets},
-        "atmosphere_model": "gmsdask.synthetic.atmosphere: Rayleigh + Angstrom aerosol, Lambertian coupling",
+        "atmosphere_model": ("gmsdask.synthetic.atmosphere: 6S, continental aerosol, 2 g/cm2 water vapour, "
+                             "0.33 cm-atm ozone, Lambertian coupling"),
         **product.extra,
     }
     product.truth_json.write_text(json.dumps(scalars, indent=2, sort_keys=True, default=_json_default) + "\n")
