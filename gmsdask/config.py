@@ -87,7 +87,7 @@ class JobConfig(BaseModel):
     path_procdata_scenes: Path = Field(default_factory=_home("processed_scenes"))
     path_procdata_MGRS: str = Field(default_factory=lambda: str(gmsdask_home() / "processed_mgrs_tiles"))
     path_job_logs: Path = Field(default_factory=_home("logs"))
-    path_cache: Path = Field(default_factory=_home("cache"))
+    path_cache: Path = Field(default_factory=_home("cache"))  # 6S lookup tables, reused by every job
     db_url: str = Field(default_factory=lambda: f"sqlite:///{gmsdask_home() / 'catalog.sqlite'}")
     delete_old_output: bool = False
     # GeoMultiSens server settings: gmsdask needs no database or index server (accepted, with a warning)

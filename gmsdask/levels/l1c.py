@@ -1,5 +1,7 @@
 """L1C: cloud, cloud-shadow, snow and water masks of Level-1 products, then atmospheric correction to surface
-reflectance.
+reflectance with 6S (:mod:`gmsdask.atmosphere`: lookup tables cached below ``path_cache``, dark-dense-vegetation
+aerosol, ``aot550`` where no dark targets exist). A failed correction fails the scene's L1C with its reason: there
+is no silent fallback to TOA. Level-2 inputs keep their surface reflectance and are masked from their QA layers.
 
 Masks come first, on the TOA reflectance and brightness temperature (``cloud_masking_algorithm``: ``FMASK``, or
 ``PRODUCT_QA`` for the product's own QA layers; Level-2 inputs always use their QA), and cloud and shadow pixels
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import xarray as xr
 
+from ..atmosphere import correct_scene
 from ..masks import fmask_scene, mask_scene, product_qa_masks
 from ..sensors import get_sensor
 from ._contract import LevelContext, LevelOutcome
@@ -18,7 +21,7 @@ from ._contract import LevelContext, LevelOutcome
 __all__ = ["run", "VERSION"]
 
 #: Implementation version: scenes recorded with an older one are processed again on rerun.
-VERSION = "1"
+VERSION = "2"
 
 
 def _family(platform: str) -> str:
@@ -53,7 +56,16 @@ def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     masked.attrs["cloud_masking_algorithm"] = algorithm
     if cfg.skip_thermal:
         masked = _without_thermal(masked)
-    notes = [f"masks: {algorithm}"]
-    notes.append("atmosphere: skipped, already surface reflectance" if level2 else
-                 "atmosphere: not corrected (TOA reflectance goes on)")
-    return LevelOutcome(masked, note="; ".join(notes), facts={"cloud_masking_algorithm": algorithm})
+    facts: dict = {"cloud_masking_algorithm": algorithm}
+    if level2:
+        note = f"masks: {algorithm}; atmosphere: skipped, already surface reflectance"
+        return LevelOutcome(masked, note=note, facts=facts)
+    corrected, atmosphere = correct_scene(masked, aot550=cfg.aot550, path_dem=cfg.path_dem,
+                                          estimate_accuracy=cfg.ac_estimate_accuracy, cache_dir=cfg.path_cache)
+    ac_facts = atmosphere.facts()
+    corrected.attrs.update(quantity="surface_reflectance", aot550=float(ac_facts["aot550_mean"]),
+                           aot_source=str(ac_facts["aot_source"]))
+    facts.update(ac_facts)
+    note = (f"masks: {algorithm}; atmosphere: 6S, AOT550 {ac_facts['aot550_mean']:.3f} "
+            f"({ac_facts['aot_source']})")
+    return LevelOutcome(corrected, note=note, facts=facts)
