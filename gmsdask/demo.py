@@ -14,7 +14,7 @@ from .errors import GmsdaskError
 from .io.cube import open_cube
 from .quicklook import write_quicklook
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "write_demo_products", "seed_sixs_cache", "DEMO_TILE"]
 
 DEMO_TILE = "33UUU"
 #: A file marking a folder as a demo's output, which a later demo may delete and rewrite.
@@ -22,10 +22,23 @@ DEMO_MARKER = ".gmsdask-demo"
 DEMO_TIME = datetime(2024, 6, 1, 10, 20, tzinfo=timezone.utc)
 
 
+def write_demo_products(archive: str | Path):
+    """The demo's sample: a synthetic Sentinel-2B L1C product of tile 33UUU and a Landsat-9 L1 product of the
+    same ground and day, misregistered by a known (30, -15) m (which L1B measures). Returns both
+    :class:`~gmsdask.synthetic.SyntheticProduct`s (paths and truth)."""
+    from .synthetic import sentinel2_extent, write_landsat_l1, write_sentinel2_l1c
+
+    sentinel2 = write_sentinel2_l1c(archive, platform="SENTINEL_2B", tile=DEMO_TILE, acquisition_time=DEMO_TIME,
+                                    size=(900, 900), cloud_fraction=0.1, seed=1)
+    landsat = write_landsat_l1(archive, platform="LANDSAT_9", location=sentinel2_extent(DEMO_TILE, (900, 900)),
+                               acquisition_time=DEMO_TIME.replace(minute=5), shift_m=(30.0, -15.0),
+                               cloud_fraction=0.05, seed=1)
+    return sentinel2, landsat
+
+
 def run_demo(workdir: str | Path, *, cpus: int = 2, console: Console | None = None) -> int:
     """Write the sample products, catalogue them, run the job on a LocalCluster; returns the job id."""
     from .controller import ProcessController
-    from .synthetic import sentinel2_extent, write_landsat_l1, write_sentinel2_l1c
 
     console = console or Console()
     workdir = Path(workdir).absolute()
@@ -35,12 +48,7 @@ def run_demo(workdir: str | Path, *, cpus: int = 2, console: Console | None = No
     (workdir / DEMO_MARKER).write_text("written by `gmsdask demo`; the next demo in this folder replaces it\n")
     console.print(f"[bold]1.[/bold] writing a synthetic Sentinel-2B L1C and an overlapping Landsat-9 L1 product "
                   f"(tile {DEMO_TILE}, {DEMO_TIME:%Y-%m-%d}) into {archive}")
-    sentinel2 = write_sentinel2_l1c(archive, platform="SENTINEL_2B", tile=DEMO_TILE, acquisition_time=DEMO_TIME,
-                                    size=(900, 900), cloud_fraction=0.1, seed=1)
-    # the Landsat scene covers the same ground, displaced by a known misregistration (which L1B will measure)
-    landsat = write_landsat_l1(archive, platform="LANDSAT_9", location=sentinel2_extent(DEMO_TILE, (900, 900)),
-                               acquisition_time=DEMO_TIME.replace(minute=5), shift_m=(30.0, -15.0),
-                               cloud_fraction=0.05, seed=1)
+    sentinel2, landsat = write_demo_products(archive)
     cfg = set_config(
         CPUs=cpus,
         db_url=f"sqlite:///{workdir / 'catalog.sqlite'}",
@@ -53,6 +61,7 @@ def run_demo(workdir: str | Path, *, cpus: int = 2, console: Console | None = No
         # the sample lies at the tile's upper-left corner, inside its neighbours' overlap: keep one cube
         target_mgrs_tiles=(DEMO_TILE,),
     )
+    seed_sixs_cache(Path(cfg.path_cache))
     catalog = Catalog.from_config(cfg)
     scene_ids = catalog.add_products(archive)
     job_id = catalog.create_job(scene_ids, cfg, comment="gmsdask demo")
@@ -83,3 +92,14 @@ def _clear_previous_demo(workdir: Path) -> None:
     elif any(workdir.iterdir()):
         raise GmsdaskError(f"demo workdir {workdir} is not empty and is not a previous demo's output "
                            "(no .gmsdask-demo marker): nothing was deleted; choose an empty or new --workdir")
+
+
+def seed_sixs_cache(cache: str | Path) -> None:
+    """Copy the 6S lookup tables of the demo's geometries (shipped with gmsdask) into the cache, so the demo
+    does not spend minutes of 6S runs; tables already there are kept."""
+    shipped = Path(__file__).parent / "synthetic" / "data" / "sixs_cache"
+    for table in shipped.rglob("*.npz"):
+        target = Path(cache) / table.relative_to(shipped)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(table, target)

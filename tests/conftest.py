@@ -28,7 +28,11 @@ def pytest_configure(config: pytest.Config) -> None:
     """Keep every test away from the user's ``~/gmsdask_data``: defaults live below a throw-away GMSDASK_HOME."""
     import tempfile
 
-    os.environ["GMSDASK_HOME"] = tempfile.mkdtemp(prefix="gmsdask_home_")
+    home = Path(tempfile.mkdtemp(prefix="gmsdask_home_"))
+    os.environ["GMSDASK_HOME"] = str(home)
+    # 6S lookup tables cost minutes: the tests share one committed cache (new geometries are added to it)
+    (REPO / "tests" / "data" / "sixs_cache").mkdir(parents=True, exist_ok=True)
+    (home / "cache").symlink_to(REPO / "tests" / "data" / "sixs_cache", target_is_directory=True)
 # --- PostgreSQL (catalogue tests) ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
