@@ -6,7 +6,6 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
-import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ from gmsdask.indices import INDICES, get_index, parse_indices
 from gmsdask.indices.compute import IndexBandMissingError, compute_index
 from gmsdask.indices.cube import write_indices_to_cube
 from gmsdask.indices.export import export_sen2chain
-from gmsdask.io.cube import allocate_time_slot, open_cube, slot_dataset, utc_time, write_time_slot
+from gmsdask.io.cube import CubeGrid, SceneSlot, open_cube, open_cube_session, utc_time, write_scene
 from gmsdask.synthetic import write_sentinel2_l2a
 
 from .conftest import data_path
@@ -95,16 +94,16 @@ def test_index_values_valid_range_and_missing_band():
 
 # --- cubes ----------------------------------------------------------------------------------------------------
 def write_cube(path: Path, grid, slots, chunks) -> None:
-    """A tile cube with ``slots`` = [(scene_id, time, platform, {name: (y, x) DataArray})], via gmsdask.io.cube."""
+    """A tile cube with ``slots`` = [(scene_id, time, platform, {name: (y, x) DataArray})], each written by the
+    cube writer (one commit per scene, slots appended in this order)."""
     for scene_id, time, platform, variables in slots:
-        slot, _, _ = allocate_time_slot(path, variables, grid, scene_id=scene_id, time=utc_time(time),
-                                        platform=platform, chunks=chunks, compressor="zstd",
-                                        attrs={"mgrs_tile": "29UNU"})
-        dask.compute(write_time_slot(path, slot_dataset(path, variables), slot))
+        write_scene(path, xr.Dataset(variables), CubeGrid(grid, chunks, "zstd", {"mgrs_tile": "29UNU"}),
+                    SceneSlot(scene_id, utc_time(time), {"platform": platform}))
 
 
 def raw(path: Path, name: str, slot: int) -> np.ndarray:
-    return zarr.open_array(str(path / name), mode="r")[slot]
+    """The stored integers of ``name`` in storage slot ``slot`` of the cube's latest commit."""
+    return zarr.open_array(open_cube_session(path).store, path=name, mode="r")[slot]
 
 
 def reflectance(file: str, window=None) -> np.ndarray:
@@ -147,7 +146,7 @@ def real_cube(tmp_path_factory):
     rows, cols = slice(0, 240), slice(305, 545)
     grid = r60.odc.geobox[rows, cols]
     variables = {name: r60[name].isel(y=rows, x=cols) for name in ["B02", "B03", "B04", "B05", "B11", "nodata"]}
-    path = tmp_path_factory.mktemp("real") / "29UNU.zarr"
+    path = tmp_path_factory.mktemp("real") / "29UNU.icechunk"
     write_cube(path, grid, [(scene.attrs["product_id"], scene.attrs["acquisition_time"], "SENTINEL_2A", variables)],
                (64, 64))
     report = write_indices_to_cube(path, {scene.attrs["product_id"]: scene}, ["CM001", CM004], "MNDWI/BIGR/NDVI")
@@ -189,8 +188,8 @@ def test_real_l2a_masks_and_indices_equal_a_hand_computation(real_cube):
     # NDVI needs B08, which the shared product lacks: a recorded failure, the rest is written
     assert not report.ok and [(f.name, "'nir' (B08)" in f.reason) for f in report.failures] == [("NDVI", True)]
     assert "NDVI" not in report.variables[next(iter(report.slots))]
-    decoded = xr.open_zarr(str(path), consolidated=False)
-    assert decoded["MNDWI"].dtype.kind == "f"
+    decoded = open_cube(path)
+    assert decoded["MNDWI"].dtype == np.float32 and decoded[CM004].dtype == np.uint8  # masks are not CF-masked
     assert int(decoded["MNDWI"].isnull().sum()) == int((indices["MNDWI"] == FILL).sum())
 
 
@@ -210,7 +209,7 @@ def synthetic_cube(tmp_path_factory):
     landsat = {b: xr.DataArray(da.from_array(rng.uniform(0.02, 0.5, (240, 240)).astype(np.float32), chunks=64),
                                dims=("y", "x")) for b in variables}  # harmonized bands, no common_name attrs
     grid = r10.odc.geobox
-    path = out / "29UNU.zarr"
+    path = out / "29UNU.icechunk"
     s2_id, l8_id = scene.attrs["product_id"], "LC08_L2SP_205023_20240601_20240610_02_T1"
     write_cube(path, grid, [(s2_id, scene.attrs["acquisition_time"], "SENTINEL_2A", variables),
                             (l8_id, "2024-06-01T11:20:00Z", "LANDSAT_8", landsat)], (64, 64))
@@ -273,8 +272,7 @@ def test_export_writes_sen2chains_layout_losslessly(synthetic_cube, tmp_path):
         np.testing.assert_array_equal(src.read(1), raw(path, "NDVI_CM001", 0))
         assert src.nodata == FILL and src.dtypes[0] == "int16" and src.scales == (1e-4,)
         assert src.compression.name.lower() == "deflate" and src.crs.to_epsg() == 32629
-        cube = xr.open_zarr(str(path), consolidated=False)
-        assert src.transform == cube.odc.geobox.affine
+        assert src.transform == open_cube(path).odc.geobox.affine
     with rasterio.open(tmp_path / f"CLOUDMASKS/29UNU/{s2_id}/{s2_id}_CM001.tif") as src:
         np.testing.assert_array_equal(src.read(1), raw(path, "CM001", 0))
         assert src.nodata == 255 and src.dtypes[0] == "uint8"
