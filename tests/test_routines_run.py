@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-import xarray as xr
 from distributed import Client
 
 from gmsdask.catalog import Catalog
+from gmsdask.io.cube import open_cube
 from gmsdask.jobs import Job, RoutineConfigError
 
 from .conftest import data_path
@@ -28,7 +28,7 @@ def home(tmp_path, monkeypatch):
     (home / "config" / "jobs").mkdir(parents=True)
     # options of every routine, then of this routine only (the 60 m grid keeps the real run fast)
     (home / "config" / "gmsdask.toml").write_text("mgrs_pixel_buffer = 0\ntiling_block_size_XY = [915, 915]\n")
-    (home / "config" / "jobs" / "job_real.toml").write_text("target_gsd = 60.0\n")
+    (home / "config" / "jobs" / "job_real.toml").write_text("target_gsd = 60.0\nskip_spechomo = true\n")
     return home
 
 
@@ -64,7 +64,8 @@ def test_real_l2a_run_writes_the_cube_reports_its_catalogue_job_and_does_not_red
     assert record.config["target_mgrs_tiles"] == ["29UNU"] and record.config["CPUs"] == 1
     (tile,) = catalog.tiles_written(job_id)
     assert Path(tile.path).is_relative_to(home / "processed_mgrs_tiles")
-    cube = xr.open_zarr(tile.path)
+    assert Path(tile.path) == home / "processed_mgrs_tiles" / "SENTINEL_2A" / "29UNU.icechunk"
+    cube = open_cube(tile.path)
     assert cube.sizes["time"] == 1 and cube.sizes["y"] == cube.sizes["x"] == 1830
     with rasterio.open(next(product.glob("GRANULE/*/IMG_DATA/R60m/*_B04_60m.jp2"))) as source:
         dn = source.read(1, window=((1500, 1501), (300, 301)))[0, 0]
