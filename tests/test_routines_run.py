@@ -146,3 +146,26 @@ def test_default_products_hook_adapts_the_indices_writer_and_reports_its_failure
     assert result == ProductsResult({"S1": ["MNDWI", "MNDWI_CM001"]}, {"S1: NDVI": "band B08 is missing"},
                                     ["S1: no SCL"])
     assert failures_of(result) == {"S1: NDVI": "band B08 is missing"} and failures_of(None) == {}
+
+
+def test_default_products_hook_writes_into_the_cube_l2c_writes(tmp_path):
+    """The default hook with gmsdask.indices' writer, on an Icechunk cube at L2C's location for the tile."""
+    from gmsdask import set_config
+    from gmsdask.io.cube import cube_log, open_cube
+    from gmsdask.jobs.products_hook import indices_hook
+    from gmsdask.levels.l2c import cube_path
+
+    from .cube_helpers import write
+
+    config = set_config(path_procdata_MGRS=str(tmp_path / "cubes"))
+    location = cube_path(config, "29UNU")
+    assert location == tmp_path / "cubes" / "SENTINEL_2A" / "29UNU.icechunk"
+    for scene_id in "BA":
+        write(location, scene_id)
+    result = indices_hook()("29UNU", location, ("CM001",), ("NDVI",), scenes={"A": None}, config=config)
+    # the test scenes have B02 and B8A only: NDVI's failure is reported; the mask of a slot without inputs is fill
+    assert list(result.failed) == ["A: NDVI"] and "needs band 'nir' (B08)" in result.failed["A: NDVI"]
+    assert result.written == {"A": ["CM001"]} and result.notes and "CM001" in result.notes[0]
+    cube = open_cube(location)
+    assert cube.CM001.dtype == np.uint8 and (cube.CM001.values == 255).all()
+    assert cube_log(location)[0].message == "indices: CM001 of A into slot 1"

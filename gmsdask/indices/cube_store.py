@@ -191,6 +191,8 @@ def store_slot_variables(location: str | os.PathLike[str], data: xr.Dataset, slo
         raise ProcessingError(location, _LEVEL, f"{len(scene_ids)} scene ids for {len(slots)} slots")
     data = data.drop_vars(list(data.coords))
     names = [str(name) for name in data.data_vars]
+    if not slots or not names:
+        raise ProcessingError(location, _LEVEL, "nothing to write: no slot or no variable")
     where = ", ".join(f"{slot} ({scene_ids[i]})" if scene_ids else str(slot) for i, slot in enumerate(slots))
     message = message or f"indices: {', '.join(names)} into slot(s) {where}"
     metadata = {"variables": names, "slots": slots, "scene_ids": list(scene_ids or [])}
