@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import set_config
-from .errors import GmsdaskError
+from .errors import ConfigError, GmsdaskError
 from .io.cube import cube_log, tag_cube
 from .io.cube_export import compact_cube, export_cube
 from .io.cube_migrate import migrate_cube
@@ -68,13 +68,27 @@ def tag(tile: TileArgument, name: Annotated[str, typer.Argument(help="The tag.")
 
 @cube_app.command("export")
 def export(tile: TileArgument,
-           format: Annotated[str, typer.Option("--format", help="cog (GeoTIFF per band and date) or zarr.")] = "cog",
+           layout: Annotated[str, typer.Option("--layout", help="hls: the bands etc. per variable and date "
+                                                                "(--format); sen2chain: the cloud masks and "
+                                                                "indices in Sen2Chain's folders.")] = "hls",
+           format: Annotated[str, typer.Option("--format", help="cog (GeoTIFF per band and date) or zarr "
+                                                                "(hls layout only).")] = "cog",
            time: Annotated[Optional[str], typer.Option(help="A date or START/END dates.")] = None,
            out: Annotated[Path, typer.Option(help="Output folder.")] = Path("export"),
            sensor: SensorOption = None, config: ConfigOption = None) -> None:
-    """Export the cube for GIS tools: Cloud-Optimized GeoTIFFs or a plain Zarr copy."""
+    """Export the cube for GIS tools: Cloud-Optimized GeoTIFFs or a plain Zarr copy (``--layout hls``), or the
+    cloud masks and indices as Sen2Chain's INDICES/ and CLOUDMASKS/ GeoTIFFs (``--layout sen2chain``)."""
     try:
-        written = export_cube(_location(tile, sensor, config), out, format=format, time=time)
+        location = _location(tile, sensor, config)
+        if layout == "sen2chain":
+            from .indices.export import export_sen2chain
+
+            written = export_sen2chain(location, out, time=time)
+            console.print(f"{len(written)} files written to {out} (Sen2Chain layout)")
+            return
+        if layout != "hls":
+            raise ConfigError("--layout", f"unknown layout {layout!r}; allowed: hls, sen2chain")
+        written = export_cube(location, out, format=format, time=time)
     except GmsdaskError as error:
         _fail(error)
     console.print(f"{len(written)} {'files' if format == 'cog' else 'store'} written to {out}")

@@ -151,3 +151,37 @@ def test_cube_locations_and_time_selections():
     assert time_range(None) is None
     with pytest.raises(ProcessingError, match="ISO dates"):
         time_range("not-a-date")
+
+
+def test_cube_export_in_sen2chains_layout(cube, tmp_path):
+    """``--layout sen2chain`` writes the cube's masks and indices as Sen2Chain's per-product GeoTIFFs."""
+    from gmsdask.indices.cube import store_slot_variables
+
+    rng = np.random.default_rng(5)
+    ndvi = np.round(rng.uniform(-1, 1, (2, 256, 256)), 4).astype(np.float32)
+    ndvi[:, :3, :5] = np.nan
+    cm001 = rng.integers(0, 2, (2, 256, 256), dtype=np.uint8)
+    store_slot_variables(cube, xr.Dataset({"NDVI": (("time", "y", "x"), ndvi),
+                                           "CM001": (("time", "y", "x"), cm001)}), [0, 2], scene_ids=["A", "C"])
+    app = typer.Typer()
+    app.add_typer(cube_app, name="cube")
+    runner = CliRunner()
+    config = tmp_path / "config.json"
+    config.write_text(f'{{"path_procdata_MGRS": "{tmp_path / "cubes"}"}}')
+    out = tmp_path / "s2c"
+    exported = runner.invoke(app, ["cube", "export", "29UNU", "--layout", "sen2chain", "--time", "2022-10-15",
+                                   "--out", str(out), "--config", str(config)])
+    assert exported.exit_code == 0, exported.output
+    assert "2 files written" in exported.output
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.tif")) == [
+        "CLOUDMASKS/29UNU/C/C_CM001.tif", "INDICES/NDVI/29UNU/C/C_NDVI.tif"]  # A (Oct 5) is outside --time
+    with rasterio.open(out / "INDICES/NDVI/29UNU/C/C_NDVI.tif") as src:
+        expected = np.where(np.isnan(ndvi[1]), -32768, np.round(np.nan_to_num(ndvi[1]) * 1e4)).astype(np.int16)
+        np.testing.assert_array_equal(src.read(1), expected)
+        assert (src.nodata, src.scales[0]) == (-32768, pytest.approx(1e-4))
+        assert src.crs.to_epsg() == 32629 and src.transform == GRID.geobox.affine
+    with rasterio.open(out / "CLOUDMASKS/29UNU/C/C_CM001.tif") as src:
+        np.testing.assert_array_equal(src.read(1), cm001[1])
+    refused = runner.invoke(app, ["cube", "export", str(cube), "--layout", "sen2cor", "--out", str(out)])
+    assert refused.exit_code == 2
+    assert "unknown layout 'sen2cor'; allowed: hls, sen2chain" in " ".join(refused.output.split())  # rich wraps

@@ -3,10 +3,10 @@ checked against hand computations from the products' own files (real L2A, synthe
 
 from __future__ import annotations
 
+import contextlib
 import glob
 from pathlib import Path
 
-import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -20,9 +20,9 @@ import gmsdask
 from gmsdask.errors import ConfigError, ProcessingError
 from gmsdask.indices import INDICES, get_index, parse_indices
 from gmsdask.indices.compute import IndexBandMissingError, compute_index
-from gmsdask.indices.cube import write_indices_to_cube
+from gmsdask.indices.cube import store_slot_variables, write_indices_to_cube
 from gmsdask.indices.export import export_sen2chain
-from gmsdask.io.cube import allocate_time_slot, open_cube, slot_dataset, utc_time, write_time_slot
+from gmsdask.io.cube import CubeGrid, SceneSlot, cube_log, open_cube, open_cube_session, utc_time, write_scene
 from gmsdask.synthetic import write_sentinel2_l2a
 
 from .conftest import data_path
@@ -95,16 +95,16 @@ def test_index_values_valid_range_and_missing_band():
 
 # --- cubes ----------------------------------------------------------------------------------------------------
 def write_cube(path: Path, grid, slots, chunks) -> None:
-    """A tile cube with ``slots`` = [(scene_id, time, platform, {name: (y, x) DataArray})], via gmsdask.io.cube."""
+    """A tile cube with ``slots`` = [(scene_id, time, platform, {name: (y, x) DataArray})], each written by the
+    cube writer (one commit per scene, slots appended in this order)."""
     for scene_id, time, platform, variables in slots:
-        slot, _, _ = allocate_time_slot(path, variables, grid, scene_id=scene_id, time=utc_time(time),
-                                        platform=platform, chunks=chunks, compressor="zstd",
-                                        attrs={"mgrs_tile": "29UNU"})
-        dask.compute(write_time_slot(path, slot_dataset(path, variables), slot))
+        write_scene(path, xr.Dataset(variables), CubeGrid(grid, chunks, "zstd", {"mgrs_tile": "29UNU"}),
+                    SceneSlot(scene_id, utc_time(time), {"platform": platform}))
 
 
 def raw(path: Path, name: str, slot: int) -> np.ndarray:
-    return zarr.open_array(str(path / name), mode="r")[slot]
+    """The stored integers of ``name`` in storage slot ``slot`` of the cube's latest commit."""
+    return zarr.open_array(open_cube_session(path).store, path=name, mode="r")[slot]
 
 
 def reflectance(file: str, window=None) -> np.ndarray:
@@ -147,7 +147,7 @@ def real_cube(tmp_path_factory):
     rows, cols = slice(0, 240), slice(305, 545)
     grid = r60.odc.geobox[rows, cols]
     variables = {name: r60[name].isel(y=rows, x=cols) for name in ["B02", "B03", "B04", "B05", "B11", "nodata"]}
-    path = tmp_path_factory.mktemp("real") / "29UNU.zarr"
+    path = tmp_path_factory.mktemp("real") / "29UNU.icechunk"
     write_cube(path, grid, [(scene.attrs["product_id"], scene.attrs["acquisition_time"], "SENTINEL_2A", variables)],
                (64, 64))
     report = write_indices_to_cube(path, {scene.attrs["product_id"]: scene}, ["CM001", CM004], "MNDWI/BIGR/NDVI")
@@ -189,8 +189,8 @@ def test_real_l2a_masks_and_indices_equal_a_hand_computation(real_cube):
     # NDVI needs B08, which the shared product lacks: a recorded failure, the rest is written
     assert not report.ok and [(f.name, "'nir' (B08)" in f.reason) for f in report.failures] == [("NDVI", True)]
     assert "NDVI" not in report.variables[next(iter(report.slots))]
-    decoded = xr.open_zarr(str(path), consolidated=False)
-    assert decoded["MNDWI"].dtype.kind == "f"
+    decoded = open_cube(path)
+    assert decoded["MNDWI"].dtype == np.float32 and decoded[CM004].dtype == np.uint8  # masks are not CF-masked
     assert int(decoded["MNDWI"].isnull().sum()) == int((indices["MNDWI"] == FILL).sum())
 
 
@@ -210,7 +210,7 @@ def synthetic_cube(tmp_path_factory):
     landsat = {b: xr.DataArray(da.from_array(rng.uniform(0.02, 0.5, (240, 240)).astype(np.float32), chunks=64),
                                dims=("y", "x")) for b in variables}  # harmonized bands, no common_name attrs
     grid = r10.odc.geobox
-    path = out / "29UNU.zarr"
+    path = out / "29UNU.icechunk"
     s2_id, l8_id = scene.attrs["product_id"], "LC08_L2SP_205023_20240601_20240610_02_T1"
     write_cube(path, grid, [(s2_id, scene.attrs["acquisition_time"], "SENTINEL_2A", variables),
                             (l8_id, "2024-06-01T11:20:00Z", "LANDSAT_8", landsat)], (64, 64))
@@ -225,6 +225,12 @@ def synthetic_cube(tmp_path_factory):
 def test_synthetic_l2a_and_landsat_slots(synthetic_cube):
     product, path, report, s2_id, l8_id, landsat = synthetic_cube
     assert report.ok and report.slots == {s2_id: 0, l8_id: 1}
+    # oldest first: the creation, the two scene writes, then one commit per scene naming its variables and slot
+    commits = cube_log(path)[::-1]
+    assert commits[3].message.startswith(f"indices: CM001, {CM004}, CM003-PRB20-ITER2, NDVI, NDVI_CM001, ")
+    assert commits[3].message.endswith(f"NDRE_CM003-PRB20-ITER2 of {s2_id} into slot 0")
+    assert commits[4].message.endswith(f"of {l8_id} into slot 1") and commits[4].metadata["scene_ids"] == [l8_id]
+    assert len(commits[4].metadata["variables"]) == 3 + 3 * 4
     granule = glob.glob(str(product / "GRANULE" / "*"))[0]
 
     def up(a):  # 20 m -> 10 m: each 10 m pixel lies under one 20 m pixel
@@ -273,8 +279,7 @@ def test_export_writes_sen2chains_layout_losslessly(synthetic_cube, tmp_path):
         np.testing.assert_array_equal(src.read(1), raw(path, "NDVI_CM001", 0))
         assert src.nodata == FILL and src.dtypes[0] == "int16" and src.scales == (1e-4,)
         assert src.compression.name.lower() == "deflate" and src.crs.to_epsg() == 32629
-        cube = xr.open_zarr(str(path), consolidated=False)
-        assert src.transform == cube.odc.geobox.affine
+        assert src.transform == open_cube(path).odc.geobox.affine
     with rasterio.open(tmp_path / f"CLOUDMASKS/29UNU/{s2_id}/{s2_id}_CM001.tif") as src:
         np.testing.assert_array_equal(src.read(1), raw(path, "CM001", 0))
         assert src.nodata == 255 and src.dtypes[0] == "uint8"
@@ -296,3 +301,81 @@ def test_cube_writer_errors_and_a_time_sorted_cube(synthetic_cube):
     assert report.slots == {s2_id: 0, l8_id: 1} and report.notes == []
     for slot in (0, 1):  # open_cube's float32 bands may round an index one count differently
         assert_index(raw(path, "NDVI", slot), before[slot].astype(np.int64), f"slot {slot}")
+
+
+# --- the Icechunk transaction ---------------------------------------------------------------------------------
+def small_cube(tmp_path: Path, scene_ids: str) -> Path:
+    from .cube_helpers import write
+
+    path = tmp_path / "SENTINEL_2A" / "29UNU.icechunk"
+    for scene_id in scene_ids:
+        write(path, scene_id)
+    return path
+
+
+def slot_values(seed: int) -> xr.Dataset:
+    """An index (with NaN) and a mask for one slot of the 256 x 256 px test grid."""
+    rng = np.random.default_rng(seed)
+    ndvi = rng.uniform(-1, 1, (1, 256, 256)).astype(np.float32)
+    ndvi[0, :4, :7] = np.nan
+    return xr.Dataset({"NDVI": (("time", "y", "x"), da.from_array(ndvi, chunks=(1, 100, 100))),
+                       "CM001": (("time", "y", "x"), rng.integers(0, 2, (1, 256, 256), dtype=np.uint8))})
+
+
+def test_a_slot_appended_while_indices_are_written_retries_and_keeps_the_cube_consistent(tmp_path, monkeypatch):
+    from gmsdask.indices import cube_store
+    from gmsdask.io import cube_storage
+    from gmsdask.io.cube import cube_log
+
+    from .cube_helpers import assert_slot_holds, write
+
+    path = small_cube(tmp_path, "AB")
+    data = slot_values(1)
+    real_guard, raced = cube_storage.commit_guard, []
+
+    @contextlib.contextmanager
+    def racing_guard(location):  # another job commits a scene between our session's start and our commit
+        if len(raced) < len(racers):
+            raced.append(write(path, racers[len(raced)]).time_index)
+        with real_guard(location):
+            yield
+
+    racers = ["C"]
+
+    monkeypatch.setattr(cube_store, "commit_guard", racing_guard)
+    store_slot_variables(path, data, [1], scene_ids=["B"])
+    # the new variables were created against 2 slots; the append made it 3: the transaction was repeated
+    log = [commit.message for commit in cube_log(path)]
+    assert raced == [2] and log[:2] == ["indices: NDVI, CM001 into slot(s) 1 (B)", "job -: write scene C"]
+    cube = open_cube(path)
+    assert cube.sizes["time"] == 3 and cube["NDVI"].dtype == np.float32 and cube["CM001"].dtype == np.uint8
+    assert_slot_holds(cube, "C")
+    ndvi = data["NDVI"].values[0]
+    np.testing.assert_array_equal(raw(path, "NDVI", 1), stored(ndvi.astype(np.float64)))
+    np.testing.assert_array_equal(raw(path, "CM001", 1), data["CM001"].values[0])
+    for slot in (0, 2):  # the other slots hold the fills
+        assert (raw(path, "NDVI", slot) == FILL).all() and (raw(path, "CM001", slot) == 255).all()
+    # the variables exist now: the append (scene D) resizes them, which conflicts with our chunk writes too
+    racers.append("D")
+    again = slot_values(3)
+    store_slot_variables(path, again, [0], scene_ids=["A"])
+    assert raced == [2, 3] and open_cube(path).sizes["time"] == 4
+    np.testing.assert_array_equal(raw(path, "NDVI", 0), stored(again["NDVI"].values[0].astype(np.float64)))
+    np.testing.assert_array_equal(raw(path, "NDVI", 1), stored(ndvi.astype(np.float64)))
+    assert (raw(path, "NDVI", 3) == FILL).all() and (raw(path, "CM001", 3) == 255).all()
+
+
+def test_a_compacted_or_missing_cube_is_refused_without_a_commit(tmp_path):
+    from gmsdask.io.cube import cube_log
+    from gmsdask.io.cube_export import compact_cube
+
+    path = small_cube(tmp_path, "AB")  # A (Oct 5) stored before B (Sep 25)
+    compact_cube(path)  # now B is slot 0
+    before = cube_log(path)[0].id
+    with pytest.raises(ProcessingError, match=r"slot 0 holds 'B', not 'A': the cube changed"):
+        store_slot_variables(path, slot_values(2), [0], scene_ids=["A"])
+    with pytest.raises(ProcessingError, match="slot 5 is not in the cube"):
+        store_slot_variables(path, slot_values(2), [5])
+    assert cube_log(path)[0].id == before and "NDVI" not in open_cube(path)
+    with pytest.raises(ProcessingError, match=r"elsewhere\.icechunk.*no Icechunk cube at this location"):
+        write_indices_to_cube(tmp_path / "elsewhere.icechunk", {"A": None}, ["CM001"], "NDVI")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pystac
 import pytest
-import xarray as xr
 from distributed import Client
 
 from gmsdask.catalog import Catalog, SceneRecord
+from gmsdask.io.cube import open_cube
 from gmsdask.jobs import Job
 from gmsdask.jobs.model import RemoveItem, Task
 from gmsdask.jobs.product_names import baseline_filter, parse_product_name
@@ -89,7 +89,7 @@ def test_static_stac_catalogue_provider_fetches_the_tiles_products_into_the_arch
     catalog = Catalog(f"sqlite:///{home / 'catalog.sqlite'}")
     assert catalog.job(job_id).status == "finished"
     (tile,) = catalog.tiles_written(job_id)
-    assert tile.tile == "56JMM" and xr.open_zarr(tile.path).sizes["x"] == 183  # 109.8 km at 600 m
+    assert tile.tile == "56JMM" and open_cube(tile.path).sizes["x"] == 183  # 109.8 km at 600 m
 
 
 def test_public_provider_names_map_to_the_stac_provider_without_contacting_them(tmp_path):

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-import xarray as xr
 from distributed import Client
 
 from gmsdask.catalog import Catalog
+from gmsdask.io.cube import open_cube
 from gmsdask.jobs import Job, RoutineConfigError
 
 from .conftest import data_path
@@ -28,7 +28,7 @@ def home(tmp_path, monkeypatch):
     (home / "config" / "jobs").mkdir(parents=True)
     # options of every routine, then of this routine only (the 60 m grid keeps the real run fast)
     (home / "config" / "gmsdask.toml").write_text("mgrs_pixel_buffer = 0\ntiling_block_size_XY = [915, 915]\n")
-    (home / "config" / "jobs" / "job_real.toml").write_text("target_gsd = 60.0\n")
+    (home / "config" / "jobs" / "job_real.toml").write_text("target_gsd = 60.0\nskip_spechomo = true\n")
     return home
 
 
@@ -64,7 +64,8 @@ def test_real_l2a_run_writes_the_cube_reports_its_catalogue_job_and_does_not_red
     assert record.config["target_mgrs_tiles"] == ["29UNU"] and record.config["CPUs"] == 1
     (tile,) = catalog.tiles_written(job_id)
     assert Path(tile.path).is_relative_to(home / "processed_mgrs_tiles")
-    cube = xr.open_zarr(tile.path)
+    assert Path(tile.path) == home / "processed_mgrs_tiles" / "SENTINEL_2A" / "29UNU.icechunk"
+    cube = open_cube(tile.path)
     assert cube.sizes["time"] == 1 and cube.sizes["y"] == cube.sizes["x"] == 1830
     with rasterio.open(next(product.glob("GRANULE/*/IMG_DATA/R60m/*_B04_60m.jp2"))) as source:
         dn = source.read(1, window=((1500, 1501), (300, 301)))[0, 0]
@@ -145,3 +146,26 @@ def test_default_products_hook_adapts_the_indices_writer_and_reports_its_failure
     assert result == ProductsResult({"S1": ["MNDWI", "MNDWI_CM001"]}, {"S1: NDVI": "band B08 is missing"},
                                     ["S1: no SCL"])
     assert failures_of(result) == {"S1: NDVI": "band B08 is missing"} and failures_of(None) == {}
+
+
+def test_default_products_hook_writes_into_the_cube_l2c_writes(tmp_path):
+    """The default hook with gmsdask.indices' writer, on an Icechunk cube at L2C's location for the tile."""
+    from gmsdask import set_config
+    from gmsdask.io.cube import cube_log, open_cube
+    from gmsdask.jobs.products_hook import indices_hook
+    from gmsdask.levels.l2c import cube_path
+
+    from .cube_helpers import write
+
+    config = set_config(path_procdata_MGRS=str(tmp_path / "cubes"))
+    location = cube_path(config, "29UNU")
+    assert location == tmp_path / "cubes" / "SENTINEL_2A" / "29UNU.icechunk"
+    for scene_id in "BA":
+        write(location, scene_id)
+    result = indices_hook()("29UNU", location, ("CM001",), ("NDVI",), scenes={"A": None}, config=config)
+    # the test scenes have B02 and B8A only: NDVI's failure is reported; the mask of a slot without inputs is fill
+    assert list(result.failed) == ["A: NDVI"] and "needs band 'nir' (B08)" in result.failed["A: NDVI"]
+    assert result.written == {"A": ["CM001"]} and result.notes and "CM001" in result.notes[0]
+    cube = open_cube(location)
+    assert cube.CM001.dtype == np.uint8 and (cube.CM001.values == 255).all()
+    assert cube_log(location)[0].message == "indices: CM001 of A into slot 1"

@@ -25,8 +25,11 @@ import xarray as xr
 
 from ..algorithms.sen2chain_masks import parse_cloud_mask
 from ..errors import ConfigError, ProcessingError
+from ..io.cube import open_cube_session
+from ..io.cube_export import time_range
+from ..io.cube_storage import CubeStorageOptions, normalize_location
 from .cloudmasks import MASK_FILL
-from .cube import INDEX_FILL, INDEX_SCALE
+from .cube_store import INDEX_FILL, INDEX_SCALE
 from .registry import INDICES
 
 __all__ = ["export_sen2chain", "sen2chain_products"]
@@ -64,35 +67,46 @@ def _relative_path(tile: str, scene_id: str, name: str, kind: str, index: str | 
     return Path("INDICES") / str(index) / tile / scene_id / f"{scene_id}_{name}.tif"
 
 
-def export_sen2chain(cube: str | PathLike[str], out_dir: str | PathLike[str], tile: str | None = None) -> list[Path]:
+def export_sen2chain(cube: str | PathLike[str], out_dir: str | PathLike[str], tile: str | None = None, *,
+                     time: str | tuple | None = None, version: str | None = None,
+                     options: CubeStorageOptions | None = None) -> list[Path]:
     """Write every slot's indices and cloud masks of the cube at ``cube`` under ``out_dir`` (module docstring).
 
     Parameters
     ----------
     cube
-        Path of a tile cube written by :func:`gmsdask.indices.cube.write_indices_to_cube`.
+        Location (path or URL) of a tile cube holding variables of
+        :func:`gmsdask.indices.cube.write_indices_to_cube`.
     out_dir
         Root of the Sen2Chain layout (the folder holding ``INDICES`` and ``CLOUDMASKS``).
     tile
         The MGRS tile in the folder names; default the cube's ``mgrs_tile`` attribute.
+    time
+        Only the slots acquired then: a date or ``START/END`` dates (:func:`gmsdask.io.cube_export.time_range`).
+    version
+        A tag or commit id of the cube (default: the latest commit of ``main``).
 
     Returns
     -------
     list of Path
-        The files written (existing files are replaced). Reads one slot of one variable at a time.
+        The files written (existing files are replaced), in time order. Reads one slot of one variable at a time.
     """
-    path = Path(cube)
-    if not path.exists():
-        raise ProcessingError(str(path), "EXPORT", "no cube at this path")
-    ds = xr.open_zarr(str(path), consolidated=False, mask_and_scale=False)
+    location = normalize_location(cube)
+    session = open_cube_session(location, version=version, options=options)  # raises when there is no cube
+    ds = xr.open_zarr(session.store, consolidated=False, mask_and_scale=False)
     tile = tile or str(ds.attrs.get("mgrs_tile", ""))
     if not tile:
-        raise ProcessingError(str(path), "EXPORT", "the cube has no mgrs_tile attribute; pass tile=")
+        raise ProcessingError(location, "EXPORT", "the cube has no mgrs_tile attribute; pass tile=")
     grid = ds.odc.geobox
     products = sen2chain_products([str(n) for n in ds.data_vars])
     scene_ids = [str(s) for s in ds["scene_id"].values.tolist()]
+    times = ds["time"].values.astype("datetime64[ms]")
+    window = time_range(time)
+    slots = [int(slot) for slot in np.argsort(times, kind="stable")
+             if window is None or window[0] <= times[slot] < window[1]]
     written = []
-    for slot, scene_id in enumerate(scene_ids):
+    for slot in slots:
+        scene_id = scene_ids[slot]
         for name, (kind, index) in products.items():
             fill = MASK_FILL if kind == "mask" else INDEX_FILL
             values = np.asarray(ds[name].isel(time=slot).values)

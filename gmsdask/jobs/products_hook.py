@@ -4,7 +4,8 @@ Interface (:data:`ProductsHook`), called once per task after the chain when the 
 
     compute_products(tile, cube_path, cloudmasks, indices, *, scenes, config) -> ProductsResult | Mapping
 
-``tile`` is the task's MGRS tile (``"29UNU"``); ``cube_path`` the tile cube (Zarr) the chain wrote;
+``tile`` is the task's MGRS tile (``"29UNU"``); ``cube_path`` the location of the tile cube the chain wrote (an
+Icechunk repository ``<path_procdata_MGRS>/<virtual_sensor_name>/<TILE>.icechunk``: a Path, or a URL string);
 ``cloudmasks`` validated mask names (``("CM001", "CM004-CSH1-CMP1-CHP1-TCI1-ITER0")``); ``indices`` index names
 with ``All`` expanded; ``scenes`` ``{product_id (the cube's scene_id): product path, or None when the product
 is gone}`` for every selected scene in the cube (the writer may skip slots that already hold the variables);
@@ -67,7 +68,7 @@ def indices_hook(write: Callable[..., Any] | None = None) -> ProductsHook:
     ``variables`` (scene -> names written) and ``notes``.
     """
 
-    def compute_products(tile: str, cube_path: Path, cloudmasks: Sequence[str], indices: Sequence[str], *,
+    def compute_products(tile: str, cube_path: Path | str, cloudmasks: Sequence[str], indices: Sequence[str], *,
                          scenes: Mapping[str, str | None], config: JobConfig) -> ProductsResult:
         writer = write or _import_writer()
         report = writer(cube_path, dict(scenes), list(cloudmasks), list(indices))

@@ -227,20 +227,20 @@ def _process(ctx: _Run, outcome: TaskOutcome, task: Task) -> None:
         outcome.errors.append(f"chain: {len(outcome.failed)} scene(s) failed in catalogue job {job_id}")
 
 
-def _cube_path(ctx: _Run, outcome: TaskOutcome, tile: str) -> Path | None:
-    job_ids = [outcome.catalog_job_id] if outcome.catalog_job_id is not None else []
-    job_ids += [job.id for job in reversed(ctx.catalog.jobs())]
-    for job_id in job_ids:
-        for record in ctx.catalog.tiles_written(job_id):
-            if record.tile == tile and record.virtual_sensor == ctx.cfg.virtual_sensor_name:
-                return Path(record.path)
-    return None
+def _cube_path(ctx: _Run, tile: str) -> Path | str | None:
+    """The tile's cube the chain writes L2A scenes into (surface reflectance of ``virtual_sensor_name``, as
+    L2C's :func:`~gmsdask.levels.l2c.cube_path`), or None when it does not exist (yet)."""
+    from ..io.cube_storage import repository_exists
+    from ..levels.l2c import cube_path
+
+    location = cube_path(ctx.cfg, tile, "surface_reflectance")
+    return location if repository_exists(location) else None
 
 
 def _products(ctx: _Run, outcome: TaskOutcome, task: Task) -> None:
     if not task.cloudmasks and not task.indices:
         return
-    cube = _cube_path(ctx, outcome, task.tile)
+    cube = _cube_path(ctx, task.tile)
     if cube is None:
         if outcome.selected:
             raise GmsdaskError(f"no cube of tile {task.tile} to write cloud masks and indices into")
