@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import rasterio
 import rioxarray  # noqa: F401
-import xarray as xr
 from distributed import Client
 
 from gmsdask import set_config
 from gmsdask.catalog import Catalog
 from gmsdask.controller import ProcessController
+from gmsdask.io.cube import open_cube
 
 from .conftest import data_path
 
@@ -24,7 +24,8 @@ def test_sentinel2_l2a_tile_lands_on_its_own_grid_in_the_29unu_cube(tmp_path):
     cfg = set_config(db_url=f"sqlite:///{tmp_path / 'catalog.sqlite'}", path_procdata_MGRS=tmp_path / "cubes",
                      path_job_logs=tmp_path / "logs", target_gsd=60.0, mgrs_pixel_buffer=0,
                      target_mgrs_tiles=("29UNU",), tiling_block_size_XY=(915, 915),
-                     mask_clouds_l2a=False)  # this test checks resampled values, cloudy or not
+                     mask_clouds_l2a=False,  # this test checks resampled values, cloudy or not
+                     brdf_correction=False)  # and Sentinel-2A stays Sentinel-2A without a BRDF adjustment
     catalog = Catalog.from_config(cfg)
     (scene_id,) = catalog.add_products([product])
     assert "29UNU" in catalog.scene(scene_id).mgrs_tiles
@@ -34,7 +35,7 @@ def test_sentinel2_l2a_tile_lands_on_its_own_grid_in_the_29unu_cube(tmp_path):
         controller.run_all_processors()
     assert controller.DB_job_record.status == "finished", controller.summary.to_string()
     (tile,) = catalog.tiles_written(job_id)
-    cube = xr.open_zarr(tile.path)
+    cube = open_cube(tile.path)
     assert tile.tile == "29UNU" and cube.sizes["time"] == 1 and cube.sizes["y"] == cube.sizes["x"] == 1830
     assert cube.rio.crs.to_epsg() == 32629
     left, top = float(cube.x[0]) - 30.0, float(cube.y[0]) + 30.0

@@ -4,8 +4,9 @@ aerosol, ``aot550`` where no dark targets exist). A failed correction fails the 
 is no silent fallback to TOA. Level-2 inputs keep their surface reflectance and are masked from their QA layers.
 
 Masks come first, on the TOA reflectance and brightness temperature (``cloud_masking_algorithm``: ``FMASK``, or
-``PRODUCT_QA`` for the product's own QA layers; Level-2 inputs always use their QA), and cloud and shadow pixels
-become no data in every band before anything is resampled, so cloud brightness never bleeds into clear pixels.
+``PRODUCT_QA`` for the product's own QA layers), and cloud and shadow pixels become no data in every band before
+anything is resampled, so cloud brightness never bleeds into clear pixels. Level-2 inputs are skipped: they are
+surface reflectance already, and L2A masks them with their own QA layers (``mask_clouds_l2a``).
 The thermal bands are dropped afterwards where ``skip_thermal`` says so. Everything stays lazy.
 """
 
@@ -45,8 +46,10 @@ def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     """L1C of one scene."""
     cfg = ctx.config
     attrs = scene.attrs
-    level2 = attrs.get("quantity") == "surface_reflectance"
-    algorithm = "PRODUCT_QA" if level2 else cfg.cloud_masking_algorithm.get(_family(str(attrs["platform"])), "FMASK")
+    if attrs.get("quantity") == "surface_reflectance":
+        # Level-2 products carry their own masks (SCL, QA_PIXEL, MSK_CLDPRB): L2A applies them (mask_clouds_l2a)
+        return LevelOutcome(scene, "skipped", "already surface reflectance, masked by its own QA layers in L2A")
+    algorithm = cfg.cloud_masking_algorithm.get(_family(str(attrs["platform"])), "FMASK")
     if algorithm == "FMASK":
         masks = fmask_scene(scene, cloud_buffer_m=cfg.cloud_buffer_m, shadow_buffer_m=cfg.shadow_buffer_m,
                             snow_buffer_m=cfg.snow_buffer_m)
@@ -57,9 +60,6 @@ def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     if cfg.skip_thermal:
         masked = _without_thermal(masked)
     facts: dict = {"cloud_masking_algorithm": algorithm}
-    if level2:
-        note = f"masks: {algorithm}; atmosphere: skipped, already surface reflectance"
-        return LevelOutcome(masked, note=note, facts=facts)
     corrected, atmosphere = correct_scene(masked, aot550=cfg.aot550, path_dem=cfg.path_dem,
                                           estimate_accuracy=cfg.ac_estimate_accuracy, cache_dir=cfg.path_cache)
     ac_facts = atmosphere.facts()

@@ -222,7 +222,10 @@ def _with_shift_reliability(tree: xr.DataTree, scene: xr.DataTree) -> xr.DataTre
 
 def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     """L2A of one scene in the processing chain, applying the shift L1B recorded (root attrs ``coreg_*``)."""
-    homogenized = geometric_homogenization(scene, ctx.config, shift_m=l1b_shift(scene))
+    # where L1C masked the scene (Fmask or the product's QA, as configured), its masks decide; else the product's QA
+    masked_by_l1c = bool(scene.attrs.get("cloud_masking_algorithm"))
+    cfg = ctx.config.replace(mask_clouds_l2a=False) if masked_by_l1c else ctx.config
+    homogenized = geometric_homogenization(scene, cfg, shift_m=l1b_shift(scene))
     return LevelOutcome(_with_shift_reliability(homogenized, scene))
 
 
