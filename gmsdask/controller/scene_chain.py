@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import xarray as xr
-from distributed import Client, wait
+from distributed import Client
 
 from ..catalog import Catalog, SceneRecord
 from ..config import JobConfig
@@ -24,6 +24,9 @@ from ..io.scene_store import read_scene, write_scene
 from ..levels import Level, LevelContext, LevelOutcome, LevelRegistry, product_stub
 
 __all__ = ["SceneResult", "SceneChain", "Cancelled", "COMPLETED"]
+
+#: Seconds between looks at the state of the futures of a level's work.
+_POLL_S = 0.1
 
 #: Level states a rerun does not repeat.
 COMPLETED = frozenset({"done", "skipped"})
@@ -92,26 +95,27 @@ class SceneChain:
 
     # --- cluster work -------------------------------------------------------------------------------------
     def compute(self, work: tuple[Any, ...]) -> list[Any]:
-        """Compute Dask collections on the cluster with the job's retries; cancel them when the job stops."""
+        """Compute Dask collections on the cluster with the job's retries; cancel them when the job stops.
+
+        Waiting looks only at the futures' own state: ``distributed.wait`` would need the job's client to be the
+        process's default client, which a client connected through ``scheduler_address`` is not.
+        """
         if not work:
             return []
         futures = self.client.compute(list(work), retries=self.config.retries)
         with self._lock:
             self._in_flight.update(futures)
         try:
-            while True:
-                if self.cancel.is_set():
+            while not all(future.done() for future in futures):
+                if self.cancel.wait(_POLL_S):  # wakes at once when the job is stopped
                     self.client.cancel(futures)
                     raise Cancelled(f"job {self.job_id} was stopped")
-                try:
-                    wait(futures, timeout=0.25)
-                    return self.client.gather(futures)
-                except TimeoutError:
-                    continue  # look at the stop flag again
-                except Exception:
-                    if self.cancel.is_set():  # stop() cancelled these futures from another thread
-                        raise Cancelled(f"job {self.job_id} was stopped") from None
-                    raise
+            try:
+                return self.client.gather(futures)
+            except Exception:
+                if self.cancel.is_set():  # stop() cancelled these futures from another thread
+                    raise Cancelled(f"job {self.job_id} was stopped") from None
+                raise
         finally:
             with self._lock:
                 self._in_flight.difference_update(futures)
