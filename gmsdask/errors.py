@@ -16,6 +16,7 @@ __all__ = [
     "MetadataError",
     "BandFileError",
     "ProcessingError",
+    "DiskFullError",
     "CatalogError",
     "JobError",
 ]
@@ -79,6 +80,11 @@ class ProcessingError(GmsdaskError):
         self.level = level
         self.problem = problem
         super().__init__(f"{scene}: {level} failed: {problem}")
+
+
+class DiskFullError(ProcessingError):
+    """A level's outputs (level products, cube slots) could not be written: no space left on the device
+    (``ENOSPC``). The message names where the outputs go; free space there and rerun the job."""
 
 
 class CatalogError(GmsdaskError):

@@ -4,6 +4,7 @@ returned, and the other scenes go on."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 import threading
@@ -19,7 +20,7 @@ from distributed import Client
 
 from ..catalog import Catalog, SceneRecord
 from ..config import JobConfig
-from ..errors import GmsdaskError
+from ..errors import DiskFullError, GmsdaskError
 from ..io.scene_store import read_scene, write_scene
 from ..levels import Level, LevelContext, LevelOutcome, LevelRegistry, product_stub
 
@@ -170,6 +171,7 @@ class SceneChain:
             if self.config.disable_exception_handler:
                 raise
             failed = self._next_level(reached, target)
+            error = self._named(error, record, failed)
             self.catalog.record_level(self.job_id, record.id, failed, "failed", error=error)
             self.catalog.update_statistics(self.job_id)
             self.on_level(record, failed, "failed")
@@ -179,6 +181,21 @@ class SceneChain:
         if reached == self.registry.names[-1]:
             self._delete_unneeded_products(record)
         return SceneResult(record.id, record.product_id, record.platform, reached)
+
+    def _named(self, error: Exception, record: SceneRecord, level_name: str) -> Exception:
+        """``error``, or a :class:`DiskFullError` naming the output location when a write ran out of space
+        (the ``OSError`` raised by a store on a worker says neither which scene nor where)."""
+        cause: BaseException | None = error
+        while cause is not None and not (isinstance(cause, OSError) and cause.errno == errno.ENOSPC):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            return error
+        where = (self.output_dir(record) if self.registry[level_name].writes_scene
+                 else Path(self.config.path_procdata_MGRS))
+        named = DiskFullError(record.product_id, level_name, f"no space left on the device writing to {where} "
+                                                             f"({cause}); free space there and rerun the job")
+        named.__cause__ = error
+        return named
 
     def _delete_unneeded_products(self, record: SceneRecord) -> None:
         """Level products written with ``exec_<level>P = [run, write, delete=True]``, once the chain is through."""
