@@ -33,8 +33,16 @@ from distributed import Client
 from gmsdask import set_config
 from gmsdask.catalog import Catalog
 from gmsdask.controller import ProcessController
-from gmsdask.errors import (BandFileError, CatalogError, ConfigError, DiskFullError, MetadataError, ProcessingError,
-                            ProductError, UnknownProductError)
+from gmsdask.errors import (
+    BandFileError,
+    CatalogError,
+    ConfigError,
+    DiskFullError,
+    MetadataError,
+    ProcessingError,
+    ProductError,
+    UnknownProductError,
+)
 from gmsdask.io import open_scene
 from gmsdask.io.cube import open_cube
 from gmsdask.synthetic import write_sentinel2_l1c
@@ -44,8 +52,8 @@ from .conftest import data_path
 GOOD_A = ("landsat", "collection1", "LC08_L1TP_090084_20160121_20170405_01_T1.tar.gz")
 GOOD_B = ("landsat", "collection1", "LT05_L1TP_090085_19970406_20161231_01_T1.tar.gz")
 TILE, CLOUDY_TILE = "55HFA", "33UUU"
-OPTIONS = dict(target_gsd=3660.0, mgrs_pixel_buffer=0, tiling_block_size_XY=(64, 64),
-               target_mgrs_tiles=[TILE, CLOUDY_TILE], skip_spechomo=True, brdf_correction=False)
+OPTIONS = {"target_gsd": 3660.0, "mgrs_pixel_buffer": 0, "tiling_block_size_XY": (64, 64),
+           "target_mgrs_tiles": [TILE, CLOUDY_TILE], "skip_spechomo": True, "brdf_correction": False}
 POLAR_FOOTPRINT = "POLYGON ((10 86, 12 86, 12 87, 10 87, 10 86))"  # north of 84 N: no MGRS tile
 
 
@@ -157,7 +165,7 @@ def _fail_cube_chunk_writes_with_enospc(monkeypatch, cube_root: Path, allowed: i
     counts = {"written": 0, "refused": 0}
     original = zarr.storage.LocalStore.set
 
-    async def set_or_fail(store, key, value):  # noqa: ANN001
+    async def set_or_fail(store, key, value):
         if Path(store.root).is_relative_to(cube_root) and _PIXEL_CHUNK.search(key):
             if counts["written"] >= allowed:
                 counts["refused"] += 1

@@ -33,8 +33,8 @@ from .fault_levels import MARKERS_ENV, PAUSE_ENV, PAUSED_L1B, markers, wait_for_
 
 PRODUCTS = ("LC08_L1TP_090084_20160121_20170405_01_T1.tar.gz", "LT05_L1TP_090085_19970406_20161231_01_T1.tar.gz")
 TILE = "55HFA"
-OPTIONS = dict(target_gsd=3660.0, mgrs_pixel_buffer=0, tiling_block_size_XY=(64, 64), target_mgrs_tiles=[TILE],
-               skip_spechomo=True, brdf_correction=False)
+OPTIONS = {"target_gsd": 3660.0, "mgrs_pixel_buffer": 0, "tiling_block_size_XY": (64, 64),
+           "target_mgrs_tiles": [TILE], "skip_spechomo": True, "brdf_correction": False}
 CANCEL_LIMIT_S = 10.0
 
 
@@ -95,7 +95,7 @@ def _stored_chunks_by_worker(cluster: RealCluster) -> dict[str, int]:
     """``{worker address: Zarr store tasks it executed}`` (from each worker's task log)."""
     from dask.utils import key_split
 
-    def count(dask_worker) -> int:  # noqa: ANN001 - the worker, passed by client.run
+    def count(dask_worker) -> int:
         # transitions are logged as (key, start, finish, stimulus_id, timestamp)
         done = {entry[0] for entry in dask_worker.state.log if len(entry) == 5 and entry[2] == "memory"}
         return sum(1 for key in done if "store" in key_split(key))
