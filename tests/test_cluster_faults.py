@@ -29,7 +29,14 @@ from gmsdask.levels import default_registry
 
 from .cluster import REPO, RealCluster, real_cluster, subprocess_env
 from .conftest import data_path
-from .fault_levels import MARKERS_ENV, PAUSE_ENV, PAUSED_L1B, markers, wait_for_marker
+from .fault_levels import (
+    MARKERS_ENV,
+    PAUSE_ENV,
+    PAUSED_L1B,
+    PAUSED_L2C,
+    markers,
+    wait_for_marker,
+)
 
 PRODUCTS = ("LC08_L1TP_090084_20160121_20170405_01_T1.tar.gz", "LT05_L1TP_090085_19970406_20161231_01_T1.tar.gz")
 TILE = "55HFA"
@@ -179,6 +186,38 @@ def test_stop_cancels_work_in_flight_within_seconds(tmp_path, cluster, monkeypat
         statuses = catalog.level_status(job_id, result.scene_id)
         assert statuses.get("L1B") != "done" and not {"L1C", "L2A", "L2B", "L2C"} & set(statuses), statuses
     assert catalog.tiles_written(job_id) == []
+
+
+def test_stop_during_the_cube_write_cancels_within_seconds(tmp_path, cluster, monkeypatch):
+    """Expected to fail until L2C hands its cube writes to the controller as ``LevelOutcome.work`` (the
+    transactional cube writer): today L2C computes them itself, and stop() cannot cancel them."""
+    cluster.wait_for_workers(2)
+    marker_dir = tmp_path / "markers"
+    marker_dir.mkdir()
+    monkeypatch.setenv(MARKERS_ENV, str(marker_dir))
+    monkeypatch.setenv(PAUSE_ENV, "12")  # each write pauses longer than the limit
+    catalog, job_id = _job(tmp_path, cluster.scheduler_address)
+    stopped_at: list[float] = []
+    controller = ProcessController(job_id, registry=default_registry().with_level(PAUSED_L2C), db_url=catalog.url)
+
+    def stop_once_writing() -> None:
+        wait_for_marker(marker_dir, "L2C")
+        stopped_at.append(time.monotonic())
+        controller.stop(signal.SIGINT, None)
+
+    threading.Thread(target=stop_once_writing, daemon=True).start()
+    try:
+        controller.run_all_processors()
+        returned_at = time.monotonic()
+    finally:
+        (marker_dir / "release").touch()
+        controller.shutdown()
+    assert stopped_at, "the job ended before its cube writes started"
+    seconds = returned_at - stopped_at[0]
+    print(f"stop during L2C -> run_all_processors returned in {seconds:.2f} s")
+    assert catalog.job(job_id).status == "canceled"
+    assert seconds < CANCEL_LIMIT_S
+    assert all(catalog.level_status(job_id, i).get("L2C") != "done" for i in catalog.job(job_id).scene_ids)
 
 
 def _gmsdask_run(job_id: int, db_url: str, scheduler_address: str, log: Path, **env: str) -> subprocess.Popen:
