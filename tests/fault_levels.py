@@ -24,6 +24,7 @@ from gmsdask.levels import BUILTIN_LEVELS, LevelContext, LevelOutcome
 
 MARKERS_ENV = "GMSDASK_TEST_MARKERS"
 PAUSE_ENV = "GMSDASK_TEST_PAUSE_S"
+FAILURES_ENV = "GMSDASK_TEST_FAILURES"
 _BUILTIN = {level.name: level for level in BUILTIN_LEVELS}
 
 
@@ -65,6 +66,24 @@ def _paused_l1b(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     return replace(outcome, work=(*outcome.work, work))
 
 
+def flaky(marker_dir: str, tag: str, failures: int) -> str:
+    """Leave a marker; raise while this task has run ``failures`` times or fewer (a transient error)."""
+    marker = pause(marker_dir, tag, 0.0)
+    attempts = len(markers(Path(marker_dir), tag))
+    if attempts <= failures:
+        raise RuntimeError(f"injected transient failure {attempts} of {failures} ({tag})")
+    return marker
+
+
+def _flaky_l1b(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
+    """Built-in L1B, plus one task per scene that fails ``GMSDASK_TEST_FAILURES`` times before it succeeds."""
+    outcome = _BUILTIN["L1B"].run(scene, ctx)
+    marker_dir, _seconds = _settings()
+    work = dask.delayed(flaky, pure=False)(marker_dir, f"L1B-{ctx.record.product_id}",
+                                           int(os.environ.get(FAILURES_ENV, "1")))
+    return replace(outcome, work=(*outcome.work, work))
+
+
 def _pause_block(block: np.ndarray, marker_dir: str, tag: str, seconds: float) -> np.ndarray:
     pause(marker_dir, tag, seconds)
     return block
@@ -86,3 +105,4 @@ def _paused_l2c(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
 
 PAUSED_L1B = replace(_BUILTIN["L1B"], run=_paused_l1b)
 PAUSED_L2C = replace(_BUILTIN["L2C"], run=_paused_l2c)
+FLAKY_L1B = replace(_BUILTIN["L1B"], run=_flaky_l1b)

@@ -30,6 +30,8 @@ from gmsdask.levels import default_registry
 from .cluster import REPO, RealCluster, real_cluster, subprocess_env
 from .conftest import data_path
 from .fault_levels import (
+    FAILURES_ENV,
+    FLAKY_L1B,
     MARKERS_ENV,
     PAUSE_ENV,
     PAUSED_L1B,
@@ -152,6 +154,29 @@ def test_killing_a_worker_mid_job_changes_nothing(tmp_path, cluster, reference_c
     assert all(r.level_reached == "L2C" and r.failed_level is None for r in results), results
     _assert_same_cubes(_cubes(catalog, job_id), reference_cubes)
     print(f"worker {killed[0]} killed; L1B work started {len(starts)} times for {len(PRODUCTS)} scenes")
+
+
+@pytest.mark.parametrize("retries", [2, 0])
+def test_a_task_error_is_retried_as_often_as_the_retries_option_says(retries, tmp_path, cluster, monkeypatch):
+    cluster.wait_for_workers(2)
+    marker_dir = tmp_path / "markers"
+    marker_dir.mkdir()
+    monkeypatch.setenv(MARKERS_ENV, str(marker_dir))
+    monkeypatch.setenv(FAILURES_ENV, "1")  # each scene's L1B task fails once, then succeeds
+    catalog, job_id = _job(tmp_path, cluster.scheduler_address)
+    controller = ProcessController(job_id, registry=default_registry().with_level(FLAKY_L1B), db_url=catalog.url,
+                                   retries=retries)
+    results = controller.run_L1B_processing()
+    controller.shutdown()
+    attempts = {r.product_id: len(markers(marker_dir, f"L1B-{r.product_id}")) for r in results}
+    print(f"retries={retries}: L1B attempts per scene {attempts}")
+    statuses = [catalog.level_status(job_id, r.scene_id)["L1B"] for r in results]
+    if retries:
+        assert all(r.level_reached == "L1B" and r.failed_level is None for r in results), results
+        assert set(attempts.values()) == {2} and set(statuses) == {"done"}
+    else:
+        assert all(r.failed_level == "L1B" and r.exception_type == "RuntimeError" for r in results), results
+        assert set(attempts.values()) == {1} and set(statuses) == {"failed"}
 
 
 def test_stop_cancels_work_in_flight_within_seconds(tmp_path, cluster, monkeypatch):
