@@ -113,13 +113,20 @@ def _stored_chunks_by_worker(cluster: RealCluster) -> dict[str, int]:
         return client.run(count)
 
 
-def test_job_on_a_real_cluster_writes_the_cubes_of_an_in_process_run(tmp_path, cluster, reference_cubes):
-    catalog, job_id = _job(tmp_path, cluster.scheduler_address)
+def test_job_on_a_real_cluster_writes_the_cubes_of_an_in_process_run(tmp_path, cluster, reference_cubes,
+                                                                      monkeypatch):
+    # relative output paths in the job's configuration: the workers run in another folder, so the cubes land in
+    # the right place only because paths are made absolute when the job starts
+    monkeypatch.chdir(tmp_path)
+    catalog, job_id = _job(Path("job"), cluster.scheduler_address)
+    assert catalog.job(job_id).config["path_procdata_MGRS"] == "job/cubes"
     controller = ProcessController(job_id, db_url=catalog.url)
     controller.run_all_processors()
     controller.shutdown()
     assert catalog.job(job_id).status == "finished"
     _assert_same_cubes(_cubes(catalog, job_id), reference_cubes)
+    assert all(Path(t.path).is_relative_to(tmp_path / "job" / "cubes") for t in catalog.tiles_written(job_id))
+    assert not list(cluster.directory.rglob("*.zarr"))
     # the pixels went from the workers to the cube, not through the client
     assert sum(_stored_chunks_by_worker(cluster).values()) > 0
 
