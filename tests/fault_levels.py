@@ -97,7 +97,8 @@ def _paused_l2c(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     band = next(name for name, var in group.data_vars.items() if np.issubdtype(var.dtype, np.floating)
                 and name not in ("nodata", "cloud"))
     group[band] = group[band].copy(data=group[band].data.map_blocks(
-        _pause_block, marker_dir, f"L2C-{ctx.record.product_id}", seconds, dtype=group[band].dtype))
+        _pause_block, marker_dir, f"L2C-{ctx.record.product_id}", seconds,
+        meta=np.empty((0, 0), dtype=group[band].dtype)))  # meta: dask must not call the function to infer it
     paused = scene.copy()
     paused[group_name] = xr.DataTree(group)
     return _BUILTIN["L2C"].run(paused, ctx)
