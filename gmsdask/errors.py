@@ -18,6 +18,7 @@ __all__ = [
     "ProcessingError",
     "CubeWriteError",
     "CubeWriteCanceled",
+    "DiskFullError",
     "CatalogError",
     "JobError",
 ]
@@ -92,6 +93,11 @@ class CubeWriteError(ProcessingError):
 
 class CubeWriteCanceled(CubeWriteError):
     """A cube write was canceled before its commit; the uncommitted transaction was dropped."""
+
+
+class DiskFullError(ProcessingError):
+    """A level's outputs (level products, cube slots) could not be written: no space left on the device
+    (``ENOSPC``). The message names where the outputs go; free space there and rerun the job."""
 
 
 class CatalogError(GmsdaskError):

@@ -4,6 +4,7 @@ returned, and the other scenes go on."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 import threading
@@ -19,11 +20,14 @@ from distributed import Client
 
 from ..catalog import Catalog, SceneRecord
 from ..config import JobConfig
-from ..errors import GmsdaskError
+from ..errors import DiskFullError, GmsdaskError
 from ..io.scene_store import read_scene, write_scene
 from ..levels import Level, LevelCanceled, LevelContext, LevelOutcome, LevelRegistry, product_stub
 
 __all__ = ["SceneResult", "SceneChain", "Cancelled", "COMPLETED"]
+
+#: Seconds between looks at the state of the futures of a level's work.
+_POLL_S = 0.1
 
 #: Level states a rerun does not repeat.
 COMPLETED = frozenset({"done", "skipped"})
@@ -92,30 +96,27 @@ class SceneChain:
 
     # --- cluster work -------------------------------------------------------------------------------------
     def compute(self, work: tuple[Any, ...]) -> list[Any]:
-        """Compute Dask collections on the cluster with the job's retries; cancel them when the job stops."""
+        """Compute Dask collections on the cluster with the job's retries; cancel them when the job stops.
+
+        Waiting looks only at the futures' own state: ``distributed.wait`` would need the job's client to be the
+        process's default client, which a client connected through ``scheduler_address`` is not.
+        """
         if not work:
             return []
         futures = self.client.compute(list(work), retries=self.config.retries)
         with self._lock:
             self._in_flight.update(futures)
         try:
-            while True:
-                if self.cancel.is_set():
+            while not all(future.done() for future in futures):
+                if self.cancel.wait(_POLL_S):  # wakes at once when the job is stopped
                     self.client.cancel(futures)
                     raise Cancelled(f"job {self.job_id} was stopped")
-                pending = [future for future in futures if not future.done()]
-                try:
-                    if pending:
-                        # distributed.wait would need a default client; a future knows its own
-                        pending[0].result(timeout=0.25)
-                        continue
-                    return self.client.gather(futures)
-                except TimeoutError:
-                    continue  # look at the stop flag again
-                except Exception:
-                    if self.cancel.is_set():  # stop() cancelled these futures from another thread
-                        raise Cancelled(f"job {self.job_id} was stopped") from None
-                    raise
+            try:
+                return self.client.gather(futures)
+            except Exception:
+                if self.cancel.is_set():  # stop() cancelled these futures from another thread
+                    raise Cancelled(f"job {self.job_id} was stopped") from None
+                raise
         finally:
             with self._lock:
                 self._in_flight.difference_update(futures)
@@ -169,8 +170,9 @@ class SceneChain:
             if self.config.disable_exception_handler:
                 raise
             failed = self._next_level(reached, target)
-            self.catalog.record_level(self.job_id, record.id, failed, "failed", error=error, version=self.registry[
-                failed].version)
+            error = self._named(error, record, failed)
+            self.catalog.record_level(self.job_id, record.id, failed, "failed", error=error,
+                                      version=self.registry[failed].version)
             self.on_level(record, failed, "failed")
             self.logger.error("%s: %s failed: %s: %s", record.product_id, failed, type(error).__name__, error)
             return SceneResult(record.id, record.product_id, record.platform, reached, failed,
@@ -178,6 +180,21 @@ class SceneChain:
         if reached == self.registry.names[-1]:
             self._delete_unneeded_products(record)
         return SceneResult(record.id, record.product_id, record.platform, reached)
+
+    def _named(self, error: Exception, record: SceneRecord, level_name: str) -> Exception:
+        """``error``, or a :class:`DiskFullError` naming the output location when a write ran out of space
+        (the ``OSError`` raised by a store on a worker says neither which scene nor where)."""
+        cause: BaseException | None = error
+        while cause is not None and not (isinstance(cause, OSError) and cause.errno == errno.ENOSPC):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            return error
+        where = (self.output_dir(record) if self.registry[level_name].writes_scene
+                 else Path(self.config.path_procdata_MGRS))
+        named = DiskFullError(record.product_id, level_name, f"no space left on the device writing to {where} "
+                                                             f"({cause}); free space there and rerun the job")
+        named.__cause__ = error
+        return named
 
     def _delete_unneeded_products(self, record: SceneRecord) -> None:
         """Level products written with ``exec_<level>P = [run, write, delete=True]``, once the chain is through."""

@@ -177,6 +177,9 @@ def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     """L2C of one scene: its target-grid group written into the cubes of the tiles it belongs to
     (:func:`scene_tiles`), each one transaction; a cancelled job drops the uncommitted tile."""
     cfg = ctx.config
+    if not ctx.record.mgrs_tiles:
+        raise ProcessingError(ctx.record.product_id, "L2C", "the scene's footprint touches no MGRS tile (the grid "
+                                                            "covers 80 S to 84 N); it cannot be tiled into cubes")
     tiles = scene_tiles(ctx.record.mgrs_tiles, scene.attrs, cfg)
     try:
         writes = write_scene_to_tiles(scene, cfg, scene_id=ctx.record.product_id, tiles=tiles, job_id=ctx.job_id,

@@ -1,0 +1,109 @@
+"""Test-only levels that make cluster work long and observable, so that a test can kill or stop it mid-way.
+
+Work started on a worker leaves a marker file ``<marker_dir>/<tag>.<pid>.<n>`` (its text: the worker's pid), then
+pauses until ``seconds`` passed or ``<marker_dir>/release`` exists. The levels read their settings from the
+environment (``GMSDASK_TEST_MARKERS``, ``GMSDASK_TEST_PAUSE_S``) so that a ``gmsdask run`` subprocess loads them
+through ``GMSDASK_LEVEL_PLUGINS="tests.fault_levels:PAUSED_L1B"`` (or ``...:PAUSED_L2C``). They replace the
+built-in level of the same name and leave the scene as it is (cubes equal those of the built-in chain).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import dask
+import numpy as np
+import xarray as xr
+
+from gmsdask.geometry import resolution_groups
+from gmsdask.levels import BUILTIN_LEVELS, LevelContext, LevelOutcome
+
+MARKERS_ENV = "GMSDASK_TEST_MARKERS"
+PAUSE_ENV = "GMSDASK_TEST_PAUSE_S"
+FAILURES_ENV = "GMSDASK_TEST_FAILURES"
+_BUILTIN = {level.name: level for level in BUILTIN_LEVELS}
+
+
+def pause(marker_dir: str, tag: str, seconds: float) -> str:
+    """Leave a marker naming this process, then wait ``seconds`` (or until ``<marker_dir>/release`` exists)."""
+    folder = Path(marker_dir)
+    marker = folder / f"{tag}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+    marker.write_text(str(os.getpid()))
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not (folder / "release").exists():
+        time.sleep(0.05)
+    return tag
+
+
+def markers(marker_dir: Path, tag: str = "") -> list[Path]:
+    """Marker files left so far (for ``tag``, or all)."""
+    return sorted(p for p in Path(marker_dir).glob(f"{tag}*.*") if p.name != "release")
+
+
+def wait_for_marker(marker_dir: Path, tag: str = "", timeout: float = 120.0) -> Path:
+    """The first marker of ``tag``; raises TimeoutError when none appears in ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (found := markers(marker_dir, tag)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no work marker {tag!r} appeared in {marker_dir} in {timeout} s")
+        time.sleep(0.05)
+    return found[0]
+
+
+def _settings() -> tuple[str, float]:
+    return os.environ[MARKERS_ENV], float(os.environ.get(PAUSE_ENV, "3"))
+
+
+def _paused_l1b(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
+    """Built-in L1B, plus one paused task on the cluster per scene (the level's ``work``)."""
+    outcome = _BUILTIN["L1B"].run(scene, ctx)
+    marker_dir, seconds = _settings()
+    work = dask.delayed(pause, pure=False)(marker_dir, f"L1B-{ctx.record.product_id}", seconds)
+    return replace(outcome, work=(*outcome.work, work))
+
+
+def flaky(marker_dir: str, tag: str, failures: int) -> str:
+    """Leave a marker; raise while this task has run ``failures`` times or fewer (a transient error)."""
+    marker = pause(marker_dir, tag, 0.0)
+    attempts = len(markers(Path(marker_dir), tag))
+    if attempts <= failures:
+        raise RuntimeError(f"injected transient failure {attempts} of {failures} ({tag})")
+    return marker
+
+
+def _flaky_l1b(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
+    """Built-in L1B, plus one task per scene that fails ``GMSDASK_TEST_FAILURES`` times before it succeeds."""
+    outcome = _BUILTIN["L1B"].run(scene, ctx)
+    marker_dir, _seconds = _settings()
+    work = dask.delayed(flaky, pure=False)(marker_dir, f"L1B-{ctx.record.product_id}",
+                                           int(os.environ.get(FAILURES_ENV, "1")))
+    return replace(outcome, work=(*outcome.work, work))
+
+
+def _pause_block(block: np.ndarray, marker_dir: str, tag: str, seconds: float) -> np.ndarray:
+    pause(marker_dir, tag, seconds)
+    return block
+
+
+def _paused_l2c(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
+    """Built-in L2C whose pixel writes pause: the first band of the target-grid group passes through
+    :func:`pause` block by block, so the cube's slot is allocated before the pause and filled after it."""
+    marker_dir, seconds = _settings()
+    ((group_name, group),) = resolution_groups(scene, "L2C").items()
+    band = next(name for name, var in group.data_vars.items() if np.issubdtype(var.dtype, np.floating)
+                and name not in ("nodata", "cloud"))
+    group[band] = group[band].copy(data=group[band].data.map_blocks(
+        _pause_block, marker_dir, f"L2C-{ctx.record.product_id}", seconds,
+        meta=np.empty((0, 0), dtype=group[band].dtype)))  # meta: dask must not call the function to infer it
+    paused = scene.copy()
+    paused[group_name] = xr.DataTree(group)
+    return _BUILTIN["L2C"].run(paused, ctx)
+
+
+PAUSED_L1B = replace(_BUILTIN["L1B"], run=_paused_l1b)
+PAUSED_L2C = replace(_BUILTIN["L2C"], run=_paused_l2c)
+FLAKY_L1B = replace(_BUILTIN["L1B"], run=_flaky_l1b)
