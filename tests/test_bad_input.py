@@ -4,8 +4,8 @@ problem, and a job holding such a scene goes on with its other scenes without lo
 The jobs of this module run once, in order, on one catalogue and one set of cubes (module fixture ``runs``):
 
 1. ``earlier``: the Landsat-8 thumbnail alone, into cube 55HFA (the slot every later step must leave intact);
-2. ``disk_full``: the Landsat-5 thumbnail, whose cube chunk writes fail with ENOSPC after the first one, and a
-   100 % cloudy synthetic Sentinel-2 scene (cube 33UUU), which must finish;
+2. ``disk_full``: the Landsat-5 thumbnail, whose cube chunk writes fail with ENOSPC after the first one;
+   ``cloudy``: a 100 % cloudy synthetic Sentinel-2 scene (cube 33UUU), which must finish;
 3. ``bad``: the Landsat-5 thumbnail again (it must now arrive) beside one broken product per kind: truncated
    archive, corrupt MTL, corrupt Sentinel-2 XML, missing band file, unknown product, a scene outside every MGRS
    tile. The broken products are catalogued intact, then broken on disk, as happens when storage fails.
@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-import zarr.storage
 from distributed import Client
 
 from gmsdask import set_config
@@ -156,24 +155,26 @@ class Runs:
 _PIXEL_CHUNK = re.compile(r"/c/\d+/\d+/\d+$")  # a (time, y, x) chunk, not the per-slot coordinates
 
 
-def _fail_cube_chunk_writes_with_enospc(monkeypatch, cube_root: Path, allowed: int) -> dict[str, int]:
-    """Let ``allowed`` pixel chunk writes below ``cube_root`` pass, then raise ENOSPC, as a full disk does mid-write.
+def _fail_cube_chunk_writes_with_enospc(monkeypatch, allowed: int) -> dict[str, int]:
+    """Let ``allowed`` pixel chunk writes into the cubes pass, then raise ENOSPC, as a full disk does mid-write.
 
-    Patch point: the local Zarr store of the cube writer (``zarr.storage.LocalStore.set``); ``counts`` lets the
-    test assert that the fault was really injected.
+    Patch point: the Icechunk store the cube writer writes chunks through (``icechunk.IcechunkStore.set``);
+    ``counts`` lets the test assert that the fault was really injected.
     """
+    import icechunk
+
     counts = {"written": 0, "refused": 0}
-    original = zarr.storage.LocalStore.set
+    original = icechunk.IcechunkStore.set
 
     async def set_or_fail(store, key, value):
-        if Path(store.root).is_relative_to(cube_root) and _PIXEL_CHUNK.search(key):
+        if _PIXEL_CHUNK.search(key):
             if counts["written"] >= allowed:
                 counts["refused"] += 1
                 raise OSError(errno.ENOSPC, "No space left on device")
             counts["written"] += 1
         return await original(store, key, value)
 
-    monkeypatch.setattr(zarr.storage.LocalStore, "set", set_or_fail)
+    monkeypatch.setattr(icechunk.IcechunkStore, "set", set_or_fail)
     return counts
 
 
@@ -217,7 +218,8 @@ def runs(tmp_path_factory) -> Runs:
         product_of[name], breakers[name] = case.make(case_folder)
         (scene_of[name],) = catalog.add_products([product_of[name]])
     jobs = {"earlier": catalog.create_job([good_a], cfg, comment="earlier"),
-            "disk_full": catalog.create_job([good_b, cloudy_id], cfg, comment="disk full"),
+            "disk_full": catalog.create_job([good_b], cfg, comment="disk full"),
+            "cloudy": catalog.create_job([cloudy_id], cfg, comment="a scene that is all cloud"),
             "bad": catalog.create_job([good_b, polar_id, *(scene_of[name] for name in BAD_PRODUCTS)], cfg,
                                       comment="bad input")}
     for name, breaker in breakers.items():
@@ -227,9 +229,9 @@ def runs(tmp_path_factory) -> Runs:
         _run(catalog, jobs["earlier"])
         earlier_cube = _cube(catalog, jobs["earlier"], TILE)
         with pytest.MonkeyPatch.context() as monkeypatch:
-            counts = _fail_cube_chunk_writes_with_enospc(monkeypatch, Path(cfg.path_procdata_MGRS) / "SENTINEL_2A"
-                                                         / f"{TILE}.zarr", allowed=1)
+            counts = _fail_cube_chunk_writes_with_enospc(monkeypatch, allowed=1)
             _run(catalog, jobs["disk_full"])
+        _run(catalog, jobs["cloudy"])
         _run(catalog, jobs["bad"])
     return Runs(catalog, jobs, scene_of, product_of, earlier_cube, counts["refused"], counts["written"])
 
@@ -275,19 +277,19 @@ def test_broken_product_fails_its_scene_and_the_job_goes_on(case, runs):
 
 
 def test_a_fully_cloudy_scene_finishes_and_is_recorded(runs):
-    job, scene = runs.jobs["disk_full"], runs.scene_of["cloudy"]
+    job, scene = runs.jobs["cloudy"], runs.scene_of["cloudy"]
     assert runs.catalog.scene(scene).cloud_cover_pct == 100.0
     statuses = runs.catalog.level_status(job, scene)
     assert statuses["L2C"] == "done" and "failed" not in statuses.values(), statuses
-    # with mask_clouds_l2a (default) every pixel is masked: if the writer keeps the slot, it holds the scene once,
-    # flagged cloudy, without a single valid reflectance
+    # L1C's Fmask masks every pixel: if the writer keeps the slot, it holds the scene once, classed cloud,
+    # without a single valid reflectance
     for record in runs.catalog.tiles_written(job):
         cube = open_cube(record.path).load()
         slots = np.flatnonzero(cube["scene_id"].values == runs.catalog.scene(scene).product_id)
         assert len(slots) <= 1
         for slot in slots:
             assert bool(cube["nodata"].isel(time=slot).all())
-            assert int(cube["cloud"].isel(time=slot).sum()) > 0
+            assert int((cube["fmask"].isel(time=slot) == 2).sum()) > 0
             assert all(int(cube[band].isel(time=slot).count()) == 0 for band in ("B02", "B04", "B8A"))
 
 
@@ -307,7 +309,7 @@ def test_disk_full_mid_write_fails_the_scene_with_a_named_error_and_keeps_earlie
     assert failure.level == "L2C" and failure.error_type == DiskFullError.__name__
     assert "no space left" in failure.error_message and "cubes" in failure.error_message
     assert runs.catalog.scene(runs.scene_of["B"]).product_id in failure.error_message
-    assert runs.catalog.job(runs.jobs["disk_full"]).status == "finished_with_errors"
+    assert runs.catalog.job(runs.jobs["disk_full"]).status == "failed"  # its one scene failed
     # the earlier scene's slot is intact in the cube the failed write went to (read after the module's last job)
     cube = _cube(runs.catalog, runs.jobs["earlier"], TILE)
     _assert_earlier_slot_intact(runs, cube)
