@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from distributed import Client
+from distributed import Client, get_task_stream
 
 from gmsdask import set_config
 from gmsdask.catalog import Catalog
 from gmsdask.controller import ProcessController
+from gmsdask.errors import ProcessingError
 from gmsdask.io.cube import open_cube
 from gmsdask.levels import default_registry
 
@@ -100,17 +101,13 @@ def reference_cubes(tmp_path_factory) -> dict[str, xr.Dataset]:
     return cubes
 
 
-def _stored_chunks_by_worker(cluster: RealCluster) -> dict[str, int]:
-    """``{worker address: Zarr store tasks it executed}`` (from each worker's task log)."""
+def _chunk_writes_by_worker(task_stream: list[dict]) -> dict[str, int]:
+    """``{worker address: cube chunk writes it executed}`` from a task stream of the run."""
+    from collections import Counter
+
     from dask.utils import key_split
 
-    def count(dask_worker) -> int:
-        # transitions are logged as (key, start, finish, stimulus_id, timestamp)
-        done = {entry[0] for entry in dask_worker.state.log if len(entry) == 5 and entry[2] == "memory"}
-        return sum(1 for key in done if "store" in key_split(key))
-
-    with cluster.client() as client:
-        return client.run(count)
+    return dict(Counter(task["worker"] for task in task_stream if key_split(task["key"]) == "write_window"))
 
 
 def test_job_on_a_real_cluster_writes_the_cubes_of_an_in_process_run(tmp_path, cluster, reference_cubes,
@@ -121,14 +118,16 @@ def test_job_on_a_real_cluster_writes_the_cubes_of_an_in_process_run(tmp_path, c
     catalog, job_id = _job(Path("job"), cluster.scheduler_address)
     assert catalog.job(job_id).config["path_procdata_MGRS"] == "job/cubes"
     controller = ProcessController(job_id, db_url=catalog.url)
-    controller.run_all_processors()
+    with cluster.client() as observer, get_task_stream(client=observer) as stream:
+        controller.run_all_processors()
     controller.shutdown()
     assert catalog.job(job_id).status == "finished"
     _assert_same_cubes(_cubes(catalog, job_id), reference_cubes)
     assert all(Path(t.path).is_relative_to(tmp_path / "job" / "cubes") for t in catalog.tiles_written(job_id))
     assert not list(cluster.directory.rglob("*.zarr"))
     # the pixels went from the workers to the cube, not through the client
-    assert sum(_stored_chunks_by_worker(cluster).values()) > 0
+    writes = _chunk_writes_by_worker(stream.data)
+    assert sum(writes.values()) > 0, writes
 
 
 def test_killing_a_worker_mid_job_changes_nothing(tmp_path, cluster, reference_cubes, monkeypatch):
@@ -272,8 +271,9 @@ def test_two_jobs_writing_one_cube_at_once_lose_nothing(tmp_path, cluster, refer
             for job in (first, second)]
     for run, job in zip(runs, (first, second)):
         assert run.wait(180) == 0, (tmp_path / f"run{job}.log").read_text()[-3000:]
-    for name in PRODUCTS:  # both jobs wrote each scene (a scene's write may pause once per Dask block)
-        assert len(markers(marker_dir, f"L2C-{name.split('.')[0]}")) >= 2
+    # each scene's write paused (the two jobs share one scheduler, so identical pixel tasks may run once for both)
+    for name in PRODUCTS:
+        assert len(markers(marker_dir, f"L2C-{name.split('.')[0]}")) >= 1
     for job in (first, second):
         assert catalog.job(job).status == "finished"
         assert {(t.tile, t.scene_id) for t in catalog.tiles_written(job)} == \
@@ -296,9 +296,11 @@ def test_killing_the_controller_mid_cube_write_then_rerunning_gives_the_undistur
         run.wait(30)
     assert run.returncode == -signal.SIGKILL
     assert catalog.job(job_id).status == "running"  # the killed run could not record anything after this
-    left = [open_cube(p)["scene_id"].values.tolist() for p in (tmp_path / "cubes").rglob(f"{TILE}.*")
-            if p.is_dir()]
-    print(f"after the kill, cube {TILE} holds the slots {left}")  # the Zarr writer's ghost slots, if any
+    for path in (tmp_path / "cubes").rglob(f"{TILE}.icechunk"):
+        try:  # nothing uncommitted is visible: the slots of committed scenes only, or no data at all yet
+            print(f"after the kill, cube {TILE} holds {open_cube(path)['scene_id'].values.tolist()}")
+        except ProcessingError as empty:
+            print(f"after the kill: {empty}")
 
     rerun = _gmsdask_run(job_id, catalog.url, cluster.scheduler_address, tmp_path / "rerun.log")
     assert rerun.wait(180) == 0, (tmp_path / "rerun.log").read_text()[-3000:]

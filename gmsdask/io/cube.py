@@ -24,6 +24,7 @@ import odc.geo.xr  # noqa: F401  (.odc.geobox of the cube)
 import pandas as pd
 import rioxarray  # noqa: F401  (the cube's CRS via .rio)
 import xarray as xr
+import zarr
 
 from ..errors import ProcessingError
 from .cube_migrate import old_cube_problem
@@ -78,7 +79,10 @@ def open_cube(location: str | os.PathLike[str], *, version: str | None = None,
     data), ``nodata``/``saturated`` bool, per-slot coordinates as ``time`` coordinates, the CRS via ``.rio.crs``
     and ``.odc.geobox``. ``version``: a tag or commit id (default: the latest commit)."""
     session = open_cube_session(location, version=version, options=options)
-    ds = xr.open_zarr(session.store, consolidated=False)
+    try:
+        ds = xr.open_zarr(session.store, consolidated=False)
+    except zarr.errors.GroupNotFoundError:
+        raise ProcessingError(str(location), "cube", "holds no scene yet (no write was ever committed)") from None
     for name, var in ds.data_vars.items():
         if var.dims == ("time", "y", "x"):
             if np.issubdtype(var.dtype, np.floating):

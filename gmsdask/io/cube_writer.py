@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +62,8 @@ from .cube_storage import (
 
 __all__ = ["CubeGrid", "SceneSlot", "CubeWrite", "write_scene"]
 
-_BATCH = 64  # chunk tasks per dask.compute: a cancel is noticed between batches
+_BATCH = 64  # chunk tasks per computation: the forks of a batch are merged before the next starts
+_CANCEL_POLL_S = 0.1  # how often a running batch looks at the cancel flag
 _DEFAULT_ATTEMPTS = 20
 
 
@@ -244,6 +246,21 @@ def _check_cancel(should_cancel: Callable[[], bool] | None, location: str, scene
         raise CubeWriteCanceled(scene_id, "L2C", f"canceled before the commit into {location}; nothing was written")
 
 
+def _compute(tasks: list, should_cancel: Callable[[], bool] | None, location: str, scene_id: str) -> list:
+    """The chunk tasks computed; on a distributed scheduler as futures that a cancel stops within a poll (a batch
+    of slow chunks would otherwise run to its end before the cancel is seen)."""
+    scheduler = dask.config.get("scheduler", None)
+    if should_cancel is None or not (hasattr(scheduler, "compute") and hasattr(scheduler, "cancel")):
+        return list(dask.compute(*tasks))
+    futures = scheduler.compute(list(tasks))
+    while not all(future.done() for future in futures):
+        if should_cancel():
+            scheduler.cancel(futures)
+            _check_cancel(should_cancel, location, scene_id)
+        time.sleep(_CANCEL_POLL_S)
+    return scheduler.gather(futures)
+
+
 def write_scene(location: str | os.PathLike[str], data: xr.Dataset, grid: CubeGrid, slot: SceneSlot, *,
                 origin: tuple[int, int] = (0, 0), message: str = "", job_id: int | None = None,
                 should_cancel: Callable[[], bool] | None = None, options: CubeStorageOptions | None = None,
@@ -310,7 +327,7 @@ def write_scene(location: str | os.PathLike[str], data: xr.Dataset, grid: CubeGr
                 forks = []
                 for start in range(0, len(tasks), _BATCH):
                     _check_cancel(should_cancel, location, slot.scene_id)
-                    forks.extend(dask.compute(*tasks[start:start + _BATCH]))
+                    forks.extend(_compute(tasks[start:start + _BATCH], should_cancel, location, slot.scene_id))
                 others = [other for other in forks if other is not fork]
                 if others:
                     fork.merge(*others)
