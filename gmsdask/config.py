@@ -180,6 +180,10 @@ class JobConfig(BaseModel):
             values["datasetid_spatial_ref"] = DATASET_IDS[int(ref)]
         if values.get("spechomo_method") == "Linear":
             values["spechomo_method"] = "LI"
+        masking = values.get("cloud_masking_algorithm")
+        if isinstance(masking, dict) and "CLASSIFIER" in masking.values():
+            # GeoMultiSens' Sentinel-2 classifier (and gmsdask 0.1's default) is Fmask here
+            values["cloud_masking_algorithm"] = {k: "FMASK" if v == "CLASSIFIER" else v for k, v in masking.items()}
         return values
 
     @field_validator("path_procdata_MGRS", mode="before")
@@ -225,6 +229,8 @@ _SKIP_ALIASES = {"L1B": "skip_coreg", "L1C": "skip_ac", "L2B": "skip_spechomo"}
 
 
 def _allowed_values(field_name: str) -> str:
+    if field_name not in JobConfig.model_fields:
+        return ""
     annotation = JobConfig.model_fields[field_name].annotation
     literals = [a for a in typing.get_args(annotation)] if typing.get_origin(annotation) is Literal else []
     return f"; allowed values: {', '.join(map(repr, literals))}" if literals else ""
@@ -241,8 +247,9 @@ def _build(values: dict[str, Any]) -> JobConfig:
         built = JobConfig(**values)
     except ValidationError as err:
         first = err.errors()[0]
-        key = ".".join(str(part) for part in first["loc"][:1]) or "?"
-        detail = first["msg"]
+        detail = str(first["msg"]).removeprefix("Value error, ")
+        # a model-level check (GeoMultiSens ids) has no location: its message starts with the option's name
+        key = ".".join(str(part) for part in first["loc"][:1]) or detail.split(" ")[0]
         raise ConfigError(key, f"{detail} (got {first.get('input')!r}){_allowed_values(key)}") from None
     from .options import check_options
 

@@ -69,7 +69,10 @@ def test_a_catalogue_of_gmsdask_010_opens_upgraded(old_catalogue_url: str) -> No
         assert first.scene_ids == [s2a, l8, s2b] and first.comment == "made by gmsdask 0.1.0"
         assert first.status == "finished_with_errors" and first.failed_scene_ids == [s2b]
         assert second.scene_ids == [l8] and second.status == "pending"
-        assert second.job_config() == JobConfig(target_gsd=20.0, job_ID=second.id)
+        # the stored 0.1 configuration still loads (its "CLASSIFIER" cloud masking is Fmask now)
+        stored = second.job_config()
+        assert (stored.target_gsd, stored.job_ID, stored.cloud_masking_algorithm["SENTINEL_2"]) == \
+            (20.0, second.id, "FMASK")
         # levels "skipped: not available yet" are pending again; what was skipped on purpose stays skipped
         assert catalog.level_status(first.id, s2a) == {
             "L1A": "done", "L1B": "pending", "L1C": "pending", "L2A": "done", "L2B": "pending", "L2C": "done"}

@@ -28,7 +28,7 @@ def home(tmp_path, monkeypatch):
     (home / "config" / "jobs").mkdir(parents=True)
     # options of every routine, then of this routine only (the 60 m grid keeps the real run fast)
     (home / "config" / "gmsdask.toml").write_text("mgrs_pixel_buffer = 0\ntiling_block_size_XY = [915, 915]\n")
-    (home / "config" / "jobs" / "job_real.toml").write_text("target_gsd = 60.0\n")
+    (home / "config" / "jobs" / "job_real.toml").write_text("target_gsd = 60.0\nbrdf_correction = false\n")
     return home
 
 
