@@ -63,3 +63,50 @@ def test_errors_are_reported_with_the_culprit(tmp_path):
 def test_unknown_level_names_the_allowed_levels(tmp_path):
     result = runner.invoke(app, ["run", "1", "--level", "L3A", "--db-url", f"sqlite:///{tmp_path / 'c.sqlite'}"])
     assert result.exit_code == 2 and "L3A" in result.output and "L1A, L1B" in result.output
+
+
+def test_job_create_takes_days_and_says_which_filter_matched_nothing(tmp_path):
+    config = tmp_path / "job.toml"
+    config.write_text(f'db_url = "sqlite:///{tmp_path / "catalog.sqlite"}"\n')
+    product = data_path("landsat", "collection1", "LC08_L1TP_090084_20160121_20170405_01_T1.tar.gz")
+    assert runner.invoke(app, ["archive", "add", str(product), "--config", str(config)]).exit_code == 0
+    day = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}").scenes()[0].acquisition_time.strftime("%Y-%m-%d")
+    # --end is a day, and that whole day is included (the scene was acquired during it, not at midnight)
+    created = runner.invoke(app, ["job", "create", "--start", day, "--end", day, "--config", str(config)])
+    assert created.exit_code == 0 and "with 1 scene" in created.output, created.output
+    reversed_range = runner.invoke(app, ["job", "create", "--start", "2016-02-01", "--end", "2016-01-01",
+                                         "--config", str(config)])
+    assert reversed_range.exit_code == 2 and "before --start" in reversed_range.output
+    cloud = runner.invoke(app, ["job", "create", "--max-cloud", "140", "--config", str(config)])
+    assert cloud.exit_code == 2 and "between 0 and 100" in cloud.output
+    nothing = runner.invoke(app, ["job", "create", "--tile", "33UUU", "--config", str(config)])
+    assert nothing.exit_code == 1 and "--tile 33UUU" in nothing.output
+    listed = runner.invoke(app, ["job", "list", "--config", str(config)])
+    assert listed.exit_code == 0 and "pending" in listed.output
+    scenes = runner.invoke(app, ["archive", "list", "--config", str(config)])
+    assert scenes.exit_code == 0 and "LANDSAT_8" in scenes.output
+
+
+def test_demo_refuses_a_folder_that_is_not_a_previous_demo(tmp_path):
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("\\documentclass{article}")
+    refused = runner.invoke(app, ["demo", "--workdir", str(precious)])
+    assert refused.exit_code == 2 and "not a previous demo" in refused.output
+    assert (precious / "thesis.tex").read_text() == "\\documentclass{article}"
+
+
+def test_a_job_whose_controller_died_shows_as_interrupted(tmp_path):
+    from gmsdask import set_config
+    from gmsdask.catalog.records import JobOwner
+
+    config = tmp_path / "job.toml"
+    config.write_text(f'db_url = "sqlite:///{tmp_path / "catalog.sqlite"}"\n')
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    scene_ids = catalog.add_products([data_path("landsat", "collection1",
+                                                "LC08_L1TP_090084_20160121_20170405_01_T1.tar.gz")])
+    job_id = catalog.create_job(scene_ids, set_config())
+    dead = JobOwner(JobOwner.this_process().host, 2**22 + 7)  # no such process on this host
+    catalog.set_job_status(job_id, "running", owner=dead)
+    shown = runner.invoke(app, ["status", str(job_id), "--config", str(config)])
+    assert shown.exit_code == 0 and "interrupted" in shown.output, shown.output
