@@ -87,3 +87,12 @@ def two_scene_job(catalog) -> tuple[int, int, int]:
     sentinel2_id = catalog.add_scene(sentinel2_attrs(), ["56JMM", "56JLM"])
     job_id = catalog.create_job([landsat_id, sentinel2_id], JobConfig(), comment="two sensors")
     return job_id, landsat_id, sentinel2_id
+
+
+@pytest.fixture(scope="module")
+def in_process_client():
+    """An in-process Dask client for a module's jobs (levels run in this process, so tests may patch them)."""
+    from distributed import Client
+
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0") as dask_client:
+        yield dask_client

@@ -7,39 +7,24 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import xarray as xr
-from distributed import Client
 
 import gmsdask.levels.l2a as l2a_module
-from gmsdask import set_config
 from gmsdask.catalog import Catalog
 from gmsdask.controller import ProcessController
 from gmsdask.io.cube import open_cube
 from gmsdask.errors import CatalogError
 from gmsdask.levels import default_registry
 
-from .conftest import data_path
-
-LANDSAT_A = ("landsat", "collection1", "LC08_L1TP_090084_20160121_20170405_01_T1.tar.gz")
-LANDSAT_B = ("landsat", "collection1", "LT05_L1TP_090085_19970406_20161231_01_T1.tar.gz")
-
-
-@pytest.fixture(scope="module")
-def client():
-    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0") as dask_client:
-        yield dask_client
-
+from .thumbnail_jobs import thumbnail_job
 
 @pytest.fixture
 def job(tmp_path):
-    # the real products are 60x60 thumbnails of whole scenes (~4 km pixels): a 3660 m target grid nests in
-    # the 109.8 km MGRS tiles and keeps the cubes small
-    cfg = set_config(db_url=f"sqlite:///{tmp_path / 'catalog.sqlite'}", path_procdata_MGRS=tmp_path / "cubes",
-                     path_procdata_scenes=tmp_path / "scenes", path_job_logs=tmp_path / "logs",
-                     target_gsd=3660.0, mgrs_pixel_buffer=0, tiling_block_size_XY=(64, 64),
-                     exec_L1AP=(True, True, True))
-    catalog = Catalog.from_config(cfg)
-    scene_ids = catalog.add_products([data_path(*LANDSAT_A), data_path(*LANDSAT_B)])
-    return catalog, catalog.create_job(scene_ids, cfg, comment="test"), cfg
+    return thumbnail_job(tmp_path, exec_L1AP=(True, True, True))
+
+
+@pytest.fixture
+def client(in_process_client):
+    return in_process_client
 
 
 def test_one_failing_scene_leaves_the_others_finished_and_a_rerun_completes(job, client, monkeypatch):

@@ -8,40 +8,28 @@ import subprocess
 import sys
 from dataclasses import replace
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
-import xarray as xr
-from distributed import Client
 
 from gmsdask import set_config
-from gmsdask.catalog import Catalog, SceneRecord
+from gmsdask.catalog import SceneRecord
 from gmsdask.controller import ProcessController
 from gmsdask.errors import ConfigError
-from gmsdask.levels import Level, LevelOutcome, default_registry
+from gmsdask.levels import LevelOutcome, default_registry
 from gmsdask.levels.coreg_reference import ANCHOR_ROLE, REFERENCE_ROLE, select_reference
 
-from .conftest import REPO, data_path
+from .conftest import REPO
+from .thumbnail_jobs import thumbnail_job
 from .dummy_level import DUMMY
-
-LANDSAT_A = ("landsat", "collection1", "LC08_L1TP_090084_20160121_20170405_01_T1.tar.gz")
-LANDSAT_B = ("landsat", "collection1", "LT05_L1TP_090085_19970406_20161231_01_T1.tar.gz")
-
-
-@pytest.fixture(scope="module")
-def client():
-    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0") as dask_client:
-        yield dask_client
-
 
 @pytest.fixture
 def job(tmp_path):
-    cfg = set_config(db_url=f"sqlite:///{tmp_path / 'catalog.sqlite'}", path_procdata_MGRS=tmp_path / "cubes",
-                     path_procdata_scenes=tmp_path / "scenes", path_job_logs=tmp_path / "logs",
-                     target_gsd=3660.0, mgrs_pixel_buffer=0, tiling_block_size_XY=(64, 64))
-    catalog = Catalog.from_config(cfg)
-    scene_ids = catalog.add_products([data_path(*LANDSAT_A), data_path(*LANDSAT_B)])
-    return catalog, catalog.create_job(scene_ids, cfg), cfg
+    return thumbnail_job(tmp_path)
+
+
+@pytest.fixture
+def client(in_process_client):
+    return in_process_client
 
 
 def test_registry_orders_levels_and_refuses_duplicates_and_unknown_names():

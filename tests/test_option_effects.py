@@ -22,9 +22,8 @@ from gmsdask.levels import Level, LevelContext, LevelOutcome, default_registry, 
 from gmsdask.levels.coreg_reference import ANCHOR_ROLE, REFERENCE_ROLE, select_reference
 
 from .conftest import data_path
+from .thumbnail_jobs import LANDSAT_A, thumbnail_job
 
-LANDSAT_A = ("landsat", "collection1", "LC08_L1TP_090084_20160121_20170405_01_T1.tar.gz")
-LANDSAT_B = ("landsat", "collection1", "LT05_L1TP_090085_19970406_20161231_01_T1.tar.gz")
 LANDSAT_RT = ("landsat", "collection1", "LC08_L1TP_016037_20170813_20170814_01_RT")
 
 
@@ -35,12 +34,7 @@ def client():  # per test: test_cluster_options needs a process without a curren
 
 
 def _job(tmp_path, **options):
-    cfg = set_config(db_url=f"sqlite:///{tmp_path / 'catalog.sqlite'}", path_procdata_MGRS=tmp_path / "cubes",
-                     path_procdata_scenes=tmp_path / "scenes", path_job_logs=tmp_path / "logs",
-                     target_gsd=3660.0, mgrs_pixel_buffer=0, tiling_block_size_XY=(64, 64), **options)
-    catalog = Catalog.from_config(cfg)
-    scene_ids = catalog.add_products([data_path(*LANDSAT_A), data_path(*LANDSAT_B)])
-    return catalog, catalog.create_job(scene_ids, cfg), cfg
+    return thumbnail_job(tmp_path, **options)
 
 
 def test_run_flags_turn_levels_off(tmp_path, client):
