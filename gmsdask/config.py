@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 
-__all__ = ["JobConfig", "ExecFlags", "set_config", "load_config_file", "gmsdask_home", "LEVELS",
-           "DEFAULT_EXEC_FLAGS", "VIRTUAL_SENSOR_IDS", "DATASET_IDS"]
+__all__ = ["JobConfig", "ExecFlags", "set_config", "load_config_file", "gmsdask_home", "default_cache_dir",
+           "LEVELS", "DEFAULT_EXEC_FLAGS", "VIRTUAL_SENSOR_IDS", "DATASET_IDS"]
 
 #: The built-in processing levels, in chain order (the registry, :func:`gmsdask.levels.default_registry`, is the
 #: authority and may hold plugin levels too).
@@ -43,6 +43,11 @@ SENTINEL2_SR_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B
 def gmsdask_home() -> Path:
     """``$GMSDASK_HOME``, default ``~/gmsdask_data``, absolute: where default paths and the catalogue live."""
     return Path(os.environ.get("GMSDASK_HOME") or Path.home() / "gmsdask_data").expanduser().resolve()
+
+
+def default_cache_dir() -> Path:
+    """``$GMSDASK_CACHE`` (one cache shared by several homes), else ``<GMSDASK_HOME>/cache``."""
+    return Path(os.environ.get("GMSDASK_CACHE") or gmsdask_home() / "cache").expanduser().resolve()
 
 
 def _home(sub: str):
@@ -87,7 +92,7 @@ class JobConfig(BaseModel):
     path_procdata_scenes: Path = Field(default_factory=_home("processed_scenes"))
     path_procdata_MGRS: str = Field(default_factory=lambda: str(gmsdask_home() / "processed_mgrs_tiles"))
     path_job_logs: Path = Field(default_factory=_home("logs"))
-    path_cache: Path = Field(default_factory=_home("cache"))  # 6S lookup tables, reused by every job
+    path_cache: Path = Field(default_factory=lambda: default_cache_dir())  # 6S lookup tables, reused by every job
     db_url: str = Field(default_factory=lambda: f"sqlite:///{gmsdask_home() / 'catalog.sqlite'}")
     delete_old_output: bool = False
     # GeoMultiSens server settings: gmsdask needs no database or index server (accepted, with a warning)

@@ -30,9 +30,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
     home = Path(tempfile.mkdtemp(prefix="gmsdask_home_"))
     os.environ["GMSDASK_HOME"] = str(home)
-    # 6S lookup tables cost minutes: the tests share one committed cache (new geometries are added to it)
+    # 6S lookup tables cost minutes: every test (whatever its GMSDASK_HOME) shares one committed cache, to which
+    # new geometries are added
     (REPO / "tests" / "data" / "sixs_cache").mkdir(parents=True, exist_ok=True)
-    (home / "cache").symlink_to(REPO / "tests" / "data" / "sixs_cache", target_is_directory=True)
+    os.environ["GMSDASK_CACHE"] = str(REPO / "tests" / "data" / "sixs_cache")
 # --- PostgreSQL (catalogue tests) ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")

@@ -219,7 +219,9 @@ def runs(tmp_path_factory) -> Runs:
         (scene_of[name],) = catalog.add_products([product_of[name]])
     jobs = {"earlier": catalog.create_job([good_a], cfg, comment="earlier"),
             "disk_full": catalog.create_job([good_b], cfg, comment="disk full"),
-            "cloudy": catalog.create_job([cloudy_id], cfg, comment="a scene that is all cloud"),
+            # 64-pixel blocks suit the thumbnails; the 1200^2 synthetic scene would be 4,000 tasks per level
+            "cloudy": catalog.create_job([cloudy_id], cfg.replace(tiling_block_size_XY=(512, 512)),
+                                         comment="a scene that is all cloud"),
             "bad": catalog.create_job([good_b, polar_id, *(scene_of[name] for name in BAD_PRODUCTS)], cfg,
                                       comment="bad input")}
     for name, breaker in breakers.items():

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import default_cache_dir
 from .sixs import AtmosphereState, run_sixs, sixs_cpu_seconds
 
 __all__ = ["AOT_NODES", "ZENITH_STEP_DEG", "AZIMUTH_STEP_DEG", "GeometryGrid", "BandTable", "TableStats",
@@ -46,12 +47,6 @@ _NODE_TOLERANCE_DEG = 0.5
 _KEY_DIGITS = {"water_vapour_gcm2": 2, "ozone_cm_atm": 3, "elevation_km": 2}
 #: Version of the table layout and of the 6S set-up; bump it when either changes.
 _TABLE_VERSION = 1
-
-
-def default_cache_dir() -> Path:
-    """``$GMSDASK_HOME/cache``, else ``~/gmsdask_data/cache``."""
-    home = os.environ.get("GMSDASK_HOME")
-    return Path(home) / "cache" if home else Path.home() / "gmsdask_data" / "cache"
 
 
 @dataclass(frozen=True)
