@@ -22,8 +22,8 @@ __all__ = ["IndexSpec", "NormalizedDifference", "Brightness", "Expression", "IND
 
 
 @dataclass(frozen=True)
-class NormalizedDifference:
-    """``(a - b) / (a + b)``."""
+class _TwoBands:
+    """A formula of two bands ``a`` and ``b`` (by common name)."""
 
     a: str
     b: str
@@ -31,6 +31,11 @@ class NormalizedDifference:
     @property
     def bands(self) -> tuple[str, ...]:
         return self.a, self.b
+
+
+@dataclass(frozen=True)
+class NormalizedDifference(_TwoBands):
+    """``(a - b) / (a + b)``."""
 
     @property
     def text(self) -> str:
@@ -42,15 +47,8 @@ class NormalizedDifference:
 
 
 @dataclass(frozen=True)
-class Brightness:
+class Brightness(_TwoBands):
     """``sqrt((a^2 + b^2) / 2)``."""
-
-    a: str
-    b: str
-
-    @property
-    def bands(self) -> tuple[str, ...]:
-        return self.a, self.b
 
     @property
     def text(self) -> str:
