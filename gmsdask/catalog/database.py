@@ -56,13 +56,26 @@ class CatalogDatabase:
             if not create and not _engine.is_sqlite_memory(self._url) and not has_catalogue(self._engine):
                 raise CatalogError(f"catalogue {self._name} holds no catalogue tables")
             #: The schema revision found when opening (None: a new catalogue); see gmsdask.catalog.migrate.
-            self.opened_revision: str | None = upgrade(self._engine, f"catalogue {self._name}")
+            self.opened_revision: str | None = self._upgrade_waiting_for_others()
         except DBAPIError as err:
             self._engine.dispose()
             raise CatalogError(f"cannot open catalogue {self._name}: {err.orig}") from None
         except CatalogError:
             self._engine.dispose()
             raise
+
+    def _upgrade_waiting_for_others(self, attempts: int = 20) -> str | None:
+        """Create or upgrade the schema; while another process holds the SQLite file's lock (it may be upgrading
+        the same catalogue; SQLite answers some of those conflicts at once instead of after its busy timeout),
+        wait and try again."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return upgrade(self._engine, f"catalogue {self._name}")
+            except DBAPIError as err:
+                if attempt == attempts or "locked" not in str(err.orig).lower():
+                    raise
+                time.sleep(0.05 * attempt)
+        return None
 
     @classmethod
     def from_config(cls, cfg: JobConfig, *, create: bool = True) -> Self:
