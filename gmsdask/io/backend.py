@@ -13,20 +13,9 @@ import xarray as xr
 from xarray.backends import BackendEntrypoint
 
 from .open import open_scene
-from .product_name import is_product_stem
+from .product_name import is_product_stem, product_stem
 
 __all__ = ["GmsdaskBackendEntrypoint"]
-
-_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (*_ARCHIVE_SUFFIXES, ".SAFE"):
-        if name.lower().endswith(suffix.lower()):
-            return name[: -len(suffix)]
-    return name
-
 
 def _drop(tree: xr.DataTree, drop_variables: str | Iterable[str] | None) -> xr.DataTree:
     if not drop_variables:
@@ -47,7 +36,7 @@ class GmsdaskBackendEntrypoint(BackendEntrypoint):
         if not isinstance(filename_or_obj, (str, os.PathLike)):
             return False
         path = Path(filename_or_obj)
-        return path.name.endswith(("_MTL.txt", "_MTL.xml")) or is_product_stem(_stem(path))
+        return path.name.endswith(("_MTL.txt", "_MTL.xml")) or is_product_stem(product_stem(path.name))
 
     def open_datatree(self, filename_or_obj: Any, *, drop_variables: str | Iterable[str] | None = None,
                       chunks: Any = None, **_: Any) -> xr.DataTree:

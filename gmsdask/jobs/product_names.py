@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal, TypeVar
 
+from ..io.product_name import product_stem
+
 __all__ = ["NameInfo", "baseline_filter", "level_group", "parse_product_name"]
 
 _S2_COMPACT = re.compile(r"S2[ABC]_MSI(?P<level>L1C|L2A)_(?P<day>\d{8})T\d{6}_N(?P<pb>\d{4})_R\d{3}_T(?P<tile>\d{2}[A-Z]{3})")
 _S2_OPER = re.compile(r"S2[ABC]_OPER_\w*?(?P<level>L1C|L2A)\w*?_(?P<day>\d{8})T\d{6}\w*?_T(?P<tile>\d{2}[A-Z]{3})"
                       r"(?:_N(?P<pb>\d{2}\.\d{2}))?")
 _LANDSAT = re.compile(r"L[CTEO]0[4-9]_(?P<level>L[12])[A-Z0-9]{2}_\d{6}_(?P<day>\d{8})_\d{8}_\d{2}_[A-Z0-9]{2}")
-_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip", ".SAFE")
 
 T = TypeVar("T")
 
@@ -36,11 +37,7 @@ class NameInfo:
 
 
 def _stem(name: str) -> str:
-    for suffix in _ARCHIVE_SUFFIXES:
-        if name.upper().endswith(suffix.upper()):
-            name = name[: -len(suffix)]
-            break
-    return name.removesuffix(".SAFE").removesuffix(".AWSPDS")
+    return product_stem(name).removesuffix(".AWSPDS")
 
 
 def _day(text: str) -> date:
