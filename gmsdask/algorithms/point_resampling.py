@@ -6,7 +6,10 @@ approximating piecewise-affine mapping its results change in the last bit with t
 ``map_coordinates`` has no area average, and its cubic spline prefilter runs over the whole array it is given, so
 a block's result would depend on where blocks are cut. This module computes every output pixel from its own
 source position only, with GDAL's kernels: nearest, bilinear, cubic (Keys, a = -0.5, GDAL's "cubic") and
-area-weighted average (by fractional overlap of the output pixel's footprint, as GDAL's "average").
+area-weighted average (by fractional overlap of the output pixel's footprint, as GDAL's "average"). Bilinear and
+cubic are the kernels at the source's scale: GDAL widens them when the output is coarser, where L2A averages
+instead (:func:`gmsdask.geometry.choose_resampling`). Away from no data the results equal GDAL's to float
+rounding (``tests/test_l2a_local_warp.py``); next to no-data pixels GDAL's cubic treats the gap differently.
 
 Positions are source *pixel-edge* coordinates: pixel ``[r, c]`` covers ``[c, c+1) x [r, r+1)``, its centre is
 ``(c + 0.5, r + 0.5)``. Source pixels outside the array and NaN count as no data; a float result is NaN where its
