@@ -36,45 +36,27 @@ def _keys(t: np.ndarray) -> list[np.ndarray]:
     return [w(t + 1), w(t), w(1 - t), w(2 - t)]
 
 
-class _Offset:
-    """A window of a larger image addressed by the larger image's indices."""
-
-    def __init__(self, window: np.ndarray, origin: tuple[int, int]):
-        self.window, self.origin = window, origin
-        self.dtype = window.dtype
-        self.shape = (origin[0] + window.shape[0], origin[1] + window.shape[1])
-
-    def take(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        r, c = rows - self.origin[0], cols - self.origin[1]
-        inside = (r >= 0) & (r < self.window.shape[0]) & (c >= 0) & (c < self.window.shape[1])
-        return self.window[np.clip(r, 0, self.window.shape[0] - 1), np.clip(c, 0, self.window.shape[1] - 1)], inside
+_Tap = tuple[np.ndarray, np.ndarray, np.ndarray]  # (clipped index, inside the array, weight) along one axis
 
 
-def _take(src: "np.ndarray | _Offset", rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(src, _Offset):
-        return src.take(rows, cols)
-    inside = (rows >= 0) & (rows < src.shape[0]) & (cols >= 0) & (cols < src.shape[1])
-    return src[np.clip(rows, 0, src.shape[0] - 1), np.clip(cols, 0, src.shape[1] - 1)], inside
+def _axis(index: np.ndarray, size: int, origin: int, weight: np.ndarray | float = 1.0) -> _Tap:
+    """One axis of a tap: index relative to the array (clipped, so it can always be read), whether it is inside."""
+    rel = index - origin
+    return np.clip(rel, 0, size - 1), (rel >= 0) & (rel < size), np.asarray(weight, dtype=np.float64)
 
 
-def _gather(src: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Values at integer ``rows``/``cols`` of ``src`` (float64) and whether they are valid (inside, not NaN)."""
-    values, inside = _take(src, rows, cols)
-    values = values.astype(np.float64)
-    valid = inside & np.isfinite(values)
-    return np.where(valid, values, 0.0), valid
-
-
-def _weighted(src: np.ndarray, rows: list[tuple[np.ndarray, np.ndarray]],
-              cols: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of weight x value over the separable taps (index, weight) and the sum of valid weights."""
+def _weighted(src: np.ndarray, rows: list[_Tap], cols: list[_Tap]) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of weight x value over the separable taps and the sum of the valid taps' weights."""
+    flat, width = src.ravel(), src.shape[1]
     total = np.zeros(rows[0][0].shape)
     weight = np.zeros(rows[0][0].shape)
-    for r, wr in rows:
-        for c, wc in cols:
-            values, valid = _gather(src, r, c)
+    for r, r_inside, wr in rows:
+        offset = r * width
+        for c, c_inside, wc in cols:
+            values = flat[offset + c]
+            valid = r_inside & c_inside & np.isfinite(values)
             w = np.where(valid, wr * wc, 0.0)
-            total += w * values
+            total += w * np.where(valid, values, 0.0)
             weight += w
     return total, weight
 
@@ -90,26 +72,28 @@ def resample_at(src: np.ndarray, u: np.ndarray, v: np.ndarray, *, resampling: st
     ``fill`` outside the source; floats get NaN where there is no data. Returns ``u.shape``, ``src``'s dtype.
     """
     u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
-    if origin != (0, 0):
-        src = _Offset(src, origin)  # type: ignore[assignment]
-    nearest_r, nearest_c = np.floor(v).astype(np.int64), np.floor(u).astype(np.int64)
+    (h, w), (r0, c0) = src.shape, origin
+    near_r = _axis(np.floor(v).astype(np.int64), h, r0)
+    near_c = _axis(np.floor(u).astype(np.int64), w, c0)
     if not np.issubdtype(src.dtype, np.floating) or resampling == "nearest":
-        picked, inside = _take(src, nearest_r, nearest_c)
-        return np.where(inside, picked, np.asarray(fill).astype(src.dtype)).astype(src.dtype, copy=False)
-    _, centre_valid = _gather(src, nearest_r, nearest_c)
-    if resampling == "bilinear":
+        picked = src[near_r[0], near_c[0]]
+        return np.where(near_r[1] & near_c[1], picked, np.asarray(fill).astype(src.dtype)).astype(src.dtype,
+                                                                                                   copy=False)
+    centre_valid = near_r[1] & near_c[1] & np.isfinite(src[near_r[0], near_c[0]])
+    if resampling in ("bilinear", "cubic", "cubic_spline"):
         x, y = u - 0.5, v - 0.5
-        c0, r0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
-        tx, ty = x - c0, y - r0
-        total, weight = _weighted(src, [(r0, 1 - ty), (r0 + 1, ty)], [(c0, 1 - tx), (c0 + 1, tx)])
-    elif resampling in ("cubic", "cubic_spline"):
-        x, y = u - 0.5, v - 0.5
-        c0, r0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
-        wx, wy = _keys(x - c0), _keys(y - r0)
-        total, weight = _weighted(src, [(r0 + k - 1, wy[k]) for k in range(4)],
-                                  [(c0 + k - 1, wx[k]) for k in range(4)])
+        first_c, first_r = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+        if resampling == "bilinear":
+            wx, wy, start = [1 - (x - first_c), x - first_c], [1 - (y - first_r), y - first_r], 0
+        else:
+            wx, wy, start = _keys(x - first_c), _keys(y - first_r), -1
+        rows = [_axis(first_r + start + k, h, r0, wk) for k, wk in enumerate(wy)]
+        cols = [_axis(first_c + start + k, w, c0, wk) for k, wk in enumerate(wx)]
+        total, weight = _weighted(src, rows, cols)
     elif resampling == "average":
-        total, weight = _weighted(src, _overlaps(v, footprint[1]), _overlaps(u, footprint[0]))
+        rows = [_axis(i, h, r0, wk) for i, wk in _overlaps(v, footprint[1])]
+        cols = [_axis(i, w, c0, wk) for i, wk in _overlaps(u, footprint[0])]
+        total, weight = _weighted(src, rows, cols)
         centre_valid = weight > 0
     else:
         raise ValueError(f"resampling {resampling!r} is not supported here; use one of {', '.join(KERNEL_REACH_PX)}")
