@@ -11,12 +11,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
+from affine import Affine
+from odc.geo.geobox import GeoBox
 
 from gmsdask import set_config
 from gmsdask.catalog import SceneRecord
-from gmsdask.algorithms.local_field import bilinear_at
+from gmsdask.algorithms.local_field import bilinear_at, fit_local_field, quadratic_outliers
 from gmsdask.coregistration import tie_points
 from gmsdask.coregistration.local import local_field
 from gmsdask.geometry import DisplacementField, group_geobox
@@ -201,3 +204,32 @@ def test_real_pair_local_field_is_stable():
     residual_m = np.hypot(fx + valid["X_SHIFT_M"].to_numpy(), fy + valid["Y_SHIFT_M"].to_numpy())
     assert np.sqrt(np.mean(residual_m ** 2)) < 0.3
     assert 0 <= d.reliability.min() and d.reliability.max() <= 100 and 80 < np.median(d.reliability) < 95
+
+
+def test_field_level_outlier_test_and_the_fit():
+    """A smooth quadratic field with one point off by 0.8 px: only that point is flagged; the spline reproduces
+    an affine field exactly and does not run away beyond the points."""
+    cols, rows = np.meshgrid(np.arange(100, 1000, 100.0), np.arange(100, 1000, 100.0))
+    x, y = cols.ravel(), rows.ravel()
+    dx = 0.5 + 1e-3 * x + 0.4 * ((x - 500) / 500) ** 2
+    dy = -0.3 + 5e-4 * y - 2e-4 * x
+    dy_bad = dy.copy()
+    dy_bad[40] += 0.8
+    flagged = quadratic_outliers(x, y, dx, dy_bad)
+    assert flagged.tolist() == [i == 40 for i in range(len(x))]
+    assert not quadratic_outliers(x, y, dx, dy + np.random.default_rng(0).normal(0, 0.05, len(x))).any()
+
+    table = pd.DataFrame({"X_IM": x, "Y_IM": y, "X_SHIFT_PX": dx, "Y_SHIFT_PX": dy_bad, "X_SHIFT_M": 10 * dx,
+                          "Y_SHIFT_M": -10 * dy_bad, "RELIABILITY": 80.0, "SSIM_BEFORE": 0.5, "SSIM_AFTER": 0.6,
+                          "X_MAP": 0.0, "Y_MAP": 0.0, "OUTLIER": False, "REASON": ""})
+    gbox = GeoBox((1000, 1000), Affine(10, 0, 500_000, 0, -10, 5_800_000), "EPSG:32633")
+    field = local_field(table, gbox, spacing_px=100)
+    assert field.points["REASON"].tolist() == ["field" if i == 40 else "" for i in range(len(x))]
+    assert field.stats["tie_points_outliers_field"] == 1 and field.stats["tie_points_valid"] == len(x) - 1
+    assert field.group["tie_point_reason"].values[40] == 5
+
+    gx, gy = np.meshgrid(np.linspace(0, 2000, 9), np.linspace(0, 2000, 9))
+    values = 1 + 2e-3 * x - 1e-3 * y  # 0.3 .. 2.7 at the points: clipped to -0.9 .. 3.9 beyond them
+    affine = fit_local_field(x, y, values[:, None], gx, gy)[..., 0]
+    np.testing.assert_allclose(affine, np.clip(1 + 2e-3 * gx - 1e-3 * gy, -0.9, 3.9), atol=1e-6)
+    assert affine.max() == pytest.approx(3.9) and affine.min() == pytest.approx(-0.9)
