@@ -29,7 +29,8 @@ from ..geometry.field_warp import DisplacementField, field_layer_lazy, warp_lazy
 from ..mgrs_grid import grid_anchor, tile_epsg, tile_origin, utm_epsg_at
 from ._contract import LevelContext, LevelOutcome
 
-__all__ = ["target_geobox", "geometric_homogenization", "mask_clouds", "l1b_shift", "local_field", "run", "VERSION"]
+__all__ = ["target_geobox", "geometric_homogenization", "mask_clouds", "l1b_shift", "local_field", "homogenize",
+           "run", "VERSION"]
 
 #: Implementation version: scenes recorded with an older one are processed again on rerun (3: coreg_local).
 VERSION = "3"
@@ -259,17 +260,29 @@ def _with_shift_reliability(tree: xr.DataTree, scene: xr.DataTree,
     return out
 
 
-def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
-    """L2A of one scene in the processing chain, applying the shift L1B recorded (root attrs ``coreg_*``)."""
+def homogenize(scene: xr.DataTree, cfg: JobConfig, *, target: GeoBox | None = None) -> xr.DataTree:
+    """What L2A makes of a scene after L1B/L1C: :func:`geometric_homogenization` with the L1B shift (or, with
+    ``cfg.coreg_local``, L1B's local field) and the ``shift_reliability`` layer. ``target``: the output grid
+    (default :func:`target_geobox`); L2C passes a window of a tile in another UTM zone, so that such tiles are
+    resampled once, straight from the scene."""
     # where L1C masked the scene (Fmask or the product's QA, as configured), its masks decide; else the product's QA
     masked_by_l1c = bool(scene.attrs.get("cloud_masking_algorithm"))
-    cfg = ctx.config.replace(mask_clouds_l2a=False) if masked_by_l1c else ctx.config
+    cfg = cfg.replace(mask_clouds_l2a=False) if masked_by_l1c else cfg
     field = local_field(scene, cfg)
-    homogenized = geometric_homogenization(scene, cfg, shift_m=l1b_shift(scene), field=field)
-    note = "" if field is None else "L1B's local displacement field applied in the resampling"
-    if cfg.coreg_local and field is None and scene.attrs.get("coreg_status") == "success":
+    homogenized = geometric_homogenization(scene, cfg, target=target, shift_m=l1b_shift(scene), field=field)
+    return _with_shift_reliability(homogenized, scene, field)
+
+
+def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
+    """L2A of one scene in the processing chain, applying the shift L1B recorded (root attrs ``coreg_*``)."""
+    cfg = ctx.config
+    out = homogenize(scene, cfg)
+    note = ""
+    if out.attrs.get("l2a_coreg_mapping") == "local field":
+        note = "L1B's local displacement field applied in the resampling"
+    elif cfg.coreg_local and scene.attrs.get("coreg_status") == "success":
         note = f"coreg_local: {scene.attrs.get('coreg_field_status', 'no local field from L1B')}; global shift applied"
-    return LevelOutcome(_with_shift_reliability(homogenized, scene, field), note=note)
+    return LevelOutcome(out, note=note)
 
 
 def mask_clouds(ds: xr.Dataset, bands: list[str]) -> tuple[xr.Dataset, list[str]]:
