@@ -169,3 +169,17 @@ def test_slot_data_window_is_the_box_of_the_chunks_the_slot_stores(tmp_path):
     group = zarr.open_group(open_cube_session(path).store, mode="r")
     assert slot_data_window(group, 0, (64, 64)) == (slice(64, 192), slice(0, 192))
     assert slot_data_window(group, 1, (64, 64)) == (slice(128, 256), slice(64, 256))
+
+
+def test_slot_variables_are_written_into_a_window_of_whole_chunks_only(tmp_path):
+    from gmsdask.errors import ProcessingError
+    from gmsdask.indices.cube_store import store_slot_variables
+
+    path = tmp_path / "29UNU.icechunk"
+    write(path, "A")
+    mask = xr.Dataset({"CM001": (("time", "y", "x"), np.ones((1, 64, 128), np.uint8))})
+    with pytest.raises(ProcessingError, match=r"does not start at a chunk corner of \(64, 64\) px"):
+        store_slot_variables(path, mask, [0], window=(slice(10, 74), slice(0, 128)))
+    store_slot_variables(path, mask, [0], window=(slice(64, 128), slice(64, 192)))
+    stored = zarr.open_array(open_cube_session(path).store, path="CM001", mode="r")[0]
+    assert (stored[64:128, 64:192] == 1).all() and stored.sum() == 64 * 128 + 255 * (256 * 256 - 64 * 128)

@@ -179,7 +179,7 @@ def store_slot_variables(location: str | os.PathLike[str], data: xr.Dataset, slo
     Parameters
     ----------
     data
-        Variables ``(time, y, x)`` on the whole cube grid, ``time`` of length ``len(slots)``. Float variables are
+        Variables ``(time, y, x)`` on the whole cube grid (or on ``window``), ``time`` of length ``len(slots)``. Float variables are
         indices (stored int16 = round(value x 10 000), -32768 for NaN), integer ones masks (uint8; 0 clear,
         1 masked, 255 unknown). Variables the cube lacks are created for every slot (fill values).
     slots
