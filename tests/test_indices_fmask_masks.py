@@ -42,8 +42,9 @@ def test_fmask_classes_and_confidence_become_scl_and_msk_cldprb():
     fmask = np.array([0, 1, 2, 2, 2, 2, 2, 3, 4, 5, 255], dtype=np.uint8)
     confidence = np.array([255, 40, 20, 64, 65, 100, 255, 70, 0, 10, 255], dtype=np.uint8)
     #                      nodata clear cloud-medium x2, high x2, cloud without confidence, shadow snow water unwritten
-    np.testing.assert_array_equal(fmask_to_scl(fmask, confidence), [0, 5, 8, 8, 9, 9, 8, 3, 11, 6, 0])
-    np.testing.assert_array_equal(fmask_cloud_probability(fmask, confidence), [0, 40, 20, 64, 65, 100, 0, 70, 0, 10, 0])
+    np.testing.assert_array_equal(fmask_to_scl(fmask, confidence), [0, 5, 8, 8, 9, 9, 9, 3, 11, 6, 0])
+    np.testing.assert_array_equal(fmask_cloud_probability(fmask, confidence),
+                                  [0, 40, 20, 64, 65, 100, 100, 70, 0, 10, 0])
     # without a confidence layer (PRODUCT_QA): clouds are high probability, 100 %; everything else 0 %
     np.testing.assert_array_equal(fmask_to_scl(fmask), [0, 5, 9, 9, 9, 9, 9, 3, 11, 6, 0])
     np.testing.assert_array_equal(fmask_cloud_probability(fmask), [0, 0, 100, 100, 100, 100, 100, 0, 0, 0, 0])

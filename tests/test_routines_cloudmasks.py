@@ -29,13 +29,16 @@ WINDOW = 192  # rows and columns compared: the scenes' data and the fill beyond 
 
 # --- the documented rules, written out by hand for a 30 m grid ---------------------------------------------------
 def hand_scl(fmask: np.ndarray, confidence: np.ndarray) -> np.ndarray:
-    """0 no data -> 0, clear -> 5, cloud -> 9 from 65 % confidence else 8, shadow -> 3, snow -> 11, water -> 6."""
-    cloud = np.where((confidence >= 65) & (confidence <= 100), 9, 8)
+    """0 no data -> 0, clear -> 5, cloud -> 9 from 65 % confidence (or without one: 255) else 8, shadow -> 3,
+    snow -> 11, water -> 6."""
+    cloud = np.where(confidence >= 65, 9, 8)
     return np.select([fmask == 1, fmask == 2, fmask == 3, fmask == 4, fmask == 5], [5, cloud, 3, 11, 6], 0)
 
 
 def hand_probability(fmask: np.ndarray, confidence: np.ndarray) -> np.ndarray:
-    return np.where((fmask >= 1) & (fmask <= 5) & (confidence <= 100), confidence, 0)
+    """The confidence where fmask has data; without a confidence (255) 100 for clouds, 0 for the rest."""
+    missing = np.where(fmask == 2, 100, 0)
+    return np.where((fmask >= 1) & (fmask <= 5), np.where(confidence <= 100, confidence, missing), 0)
 
 
 def disc(radius: int) -> np.ndarray:

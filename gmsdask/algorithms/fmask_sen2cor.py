@@ -28,16 +28,17 @@ Why these choices:
   probability into low (below 35 %: not a cloud class), medium (35-65 %: class 8) and high (above 65 %: class 9)
   probability clouds. Fmask already decided that the pixel is cloud (its own threshold, ~17.5-22.5 %, plus the
   cloud buffer), so a cloud pixel is never "low": below 65 % it is class 8, from 65 % class 9. Without a
-  confidence (``cloud_masking_algorithm = PRODUCT_QA``) a cloud is class 9, as certain as the product says.
+  confidence (``cloud_masking_algorithm = PRODUCT_QA``: no layer, or 255 in a cube whose other slots have one)
+  a cloud is class 9, as certain as the product says.
   Fmask has no cirrus class, so CM004's TCI flag (class 10) selects nothing; cirrus Fmask detects is cloud.
 - **Clear land: 5, not 4.** Fmask does not tell vegetation from bare soil, and none of Sen2Chain's rules reads
   classes 4 or 5 (CM004 selects 3, 8, 9, 10 only; CM001-CM003 read the probability): the choice never changes a
   mask. Class 5 ("not vegetated") is the one that claims nothing the data did not show; 4 would assert
   vegetation on every clear pixel, which tools reading the exported classes could mistake for a land-cover fact.
-- **Probability = cloud_confidence**, clipped to 0-100; its no-data value 255 (and every pixel Fmask marks no
-  data) becomes 0: outside the data nothing is cloud, as beyond an image's edge in Sen2Chain. Without a
-  confidence layer a cloud pixel gets 100 % and every other class 0 %: Fmask's decision is all there is, and
-  100 keeps every CM003-PRBp (p <= 100) and CM001 (> 25 %) agreeing with the classes.
+- **Probability = cloud_confidence**, clipped to 0-100; every pixel Fmask marks no data is 0: outside the data
+  nothing is cloud, as beyond an image's edge in Sen2Chain. Without a confidence (no layer, or 255 where the
+  classes have data) a cloud pixel gets 100 % and every other class 0 %: the classification is all there is,
+  and 100 keeps every CM003-PRBp (p <= 100) and CM001 (> 25 %) agreeing with the classes.
 - **B11 for CM002.** L1C blanks cloud and shadow pixels (NaN in every band) before the correction, so in the
   cube their B11 is unknown. Sen2Chain treats B11 no data as dark, which would delete every cloud from CM002;
   :func:`swir16_for_cm002` therefore treats blanked cloud and shadow pixels as bright (not dark). Other no-data
@@ -88,26 +89,29 @@ def fmask_has_data(fmask: np.ndarray) -> np.ndarray:
 
 
 def fmask_to_scl(fmask: np.ndarray, cloud_confidence: np.ndarray | None = None) -> np.ndarray:
-    """SCL classes (uint8) of Fmask classes; clouds are 8 or 9 by ``cloud_confidence`` (%), 9 without it."""
+    """SCL classes (uint8) of Fmask classes; clouds are 8 or 9 by ``cloud_confidence`` (%), 9 where there is no
+    confidence (no layer, or its no-data value 255: a slot masked with the product's QA in a cube whose other slots
+    have Fmask's confidence)."""
     classes = _classes(fmask)
     scl = _SCL_TABLE[classes]
     if cloud_confidence is not None:
         confidence = np.asarray(cloud_confidence)
-        medium = (classes == CLOUD) & ~((confidence >= SCL_CLOUD_HIGH_PROBABILITY_PCT)
-                                        & (confidence != CONFIDENCE_NODATA))
+        medium = (classes == CLOUD) & (confidence < SCL_CLOUD_HIGH_PROBABILITY_PCT)
         scl = np.where(medium, np.uint8(8), scl).astype(np.uint8)
     return scl
 
 
 def fmask_cloud_probability(fmask: np.ndarray, cloud_confidence: np.ndarray | None = None) -> np.ndarray:
     """MSK_CLDPRB (uint8 %) of Fmask classes: ``cloud_confidence`` clipped to 0-100 where Fmask has data, 0
-    elsewhere; without a confidence layer the per-class values of :data:`PROBABILITY_WITHOUT_CONFIDENCE_PCT`."""
+    where it has none; where there is no confidence (no layer, or 255) the per-class values of
+    :data:`PROBABILITY_WITHOUT_CONFIDENCE_PCT`."""
     classes = _classes(fmask)
+    by_class = _PROBABILITY_TABLE[classes]
     if cloud_confidence is None:
-        return _PROBABILITY_TABLE[classes]
+        return by_class
     confidence = np.asarray(cloud_confidence)
-    valid = fmask_has_data(classes) & (confidence != CONFIDENCE_NODATA)
-    return np.where(valid, np.clip(confidence, 0, 100), 0).astype(np.uint8)
+    known = fmask_has_data(classes) & (confidence != CONFIDENCE_NODATA)
+    return np.where(known, np.clip(confidence, 0, 100), by_class).astype(np.uint8)
 
 
 def swir16_for_cm002(swir16: np.ndarray, fmask: np.ndarray) -> np.ndarray:
