@@ -68,14 +68,18 @@ PROBABILITY_WITHOUT_CONFIDENCE_PCT: dict[int, int] = {NODATA: 0, CLEAR: 0, CLOUD
 #: ``cloud_confidence`` of no-data pixels.
 CONFIDENCE_NODATA = 255
 
-_SCL_TABLE = np.zeros(256, dtype=np.uint8)  # unknown classes (255 = never written) -> SCL 0 no data
-for _fmask_class, _scl_class in FMASK_TO_SCL.items():
-    _SCL_TABLE[_fmask_class] = _scl_class
-_PROBABILITY_TABLE = np.zeros(256, dtype=np.uint8)
-for _fmask_class, _pct in PROBABILITY_WITHOUT_CONFIDENCE_PCT.items():
-    _PROBABILITY_TABLE[_fmask_class] = _pct
-_SCL_TABLE.setflags(write=False)
-_PROBABILITY_TABLE.setflags(write=False)
+
+
+def _lookup_table(values: dict[int, int]) -> np.ndarray:
+    """A read-only uint8 table over every uint8 class; classes not in ``values`` (255 = never written) get 0."""
+    table = np.zeros(256, dtype=np.uint8)
+    table[list(values)] = list(values.values())
+    table.setflags(write=False)
+    return table
+
+
+_SCL_TABLE = _lookup_table(FMASK_TO_SCL)
+_PROBABILITY_TABLE = _lookup_table(PROBABILITY_WITHOUT_CONFIDENCE_PCT)
 
 
 def _classes(fmask: np.ndarray) -> np.ndarray:

@@ -51,7 +51,7 @@ def _as_dask(var: xr.DataArray, chunks: tuple[int, int]) -> da.Array:
 
 def _block_mask(spec: CloudMaskSpec, pixel_m: float, names: tuple[str, ...], *blocks: np.ndarray) -> np.ndarray:
     *layers, inside = blocks
-    return cloud_mask_at(spec, pixel_m, inside=inside, **dict(zip(names, layers)))
+    return cloud_mask_at(spec, pixel_m, inside=inside, **dict(zip(names, layers, strict=True)))
 
 
 def _mask(spec: CloudMaskSpec, pixel_m: float, layers: dict[str, da.Array]) -> da.Array:
