@@ -69,7 +69,6 @@ PROBABILITY_WITHOUT_CONFIDENCE_PCT: dict[int, int] = {NODATA: 0, CLEAR: 0, CLOUD
 CONFIDENCE_NODATA = 255
 
 
-
 def _lookup_table(values: dict[int, int]) -> np.ndarray:
     """A read-only uint8 table over every uint8 class; classes not in ``values`` (255 = never written) get 0."""
     table = np.zeros(256, dtype=np.uint8)
