@@ -29,7 +29,7 @@ from gmsdask.algorithms.sen2chain_masks_gsd import (
     overlap_depth_at,
 )
 from gmsdask.indices.cube_masks import cube_slot_masks
-from gmsdask.indices.cube_window import slot_data_window
+from gmsdask.indices.cube_window import slot_data_windows
 from gmsdask.io.cube import open_cube_session
 
 from .cube_helpers import write
@@ -168,8 +168,8 @@ def test_slot_data_window_is_the_box_of_the_chunks_the_slot_stores(tmp_path):
     write(path, "A")  # rows 64-191, cols 0-191 of a 256 px grid with 64 px chunks
     write(path, "C")  # rows 128-255, cols 64-255
     group = zarr.open_group(open_cube_session(path).store, mode="r")
-    assert slot_data_window(group, 0, (64, 64)) == (slice(64, 192), slice(0, 192))
-    assert slot_data_window(group, 1, (64, 64)) == (slice(128, 256), slice(64, 256))
+    assert slot_data_windows(group, [0, 1], (64, 64)) == {0: (slice(64, 192), slice(0, 192)),
+                                                          1: (slice(128, 256), slice(64, 256))}
 
 
 def test_slot_variables_are_written_into_a_window_of_whole_chunks_only(tmp_path):

@@ -34,7 +34,7 @@ from .cloudmasks import MASK_FILL, cloud_masks_on_grid, fill_masks, find_mask_in
 from .cube_masks import cube_slot_masks, has_cube_mask_inputs
 from .compute import IndexBandMissingError, apply_cloud_mask, compute_index
 from .cube_store import INDEX_FILL, INDEX_SCALE, band_layout, store_slot_variables
-from .cube_window import slot_data_window
+from .cube_window import slot_data_windows
 from .registry import parse_indices
 
 __all__ = ["INDEX_SCALE", "INDEX_FILL", "IndexFailure", "IndexWriteReport", "write_indices_to_cube",
@@ -181,9 +181,10 @@ def write_indices_to_cube(cube: xr.Dataset | str | PathLike[str], scenes: Mappin
     grid = ds.odc.geobox
     chunks = band_layout(group)[0]
     report = IndexWriteReport(cube=location)
+    windows = slot_data_windows(group, [slots[scene_id] for scene_id in scenes], chunks)
     for scene_id, scene_input in scenes.items():
         slot = slots[scene_id]
-        window = slot_data_window(group, slot, chunks)
+        window = windows[slot]
         bands = ds.isel(time=positions[scene_id], y=window[0], x=window[1])
         masks, notes = _slot_masks(_open_scene(scene_input), bands, mask_names, grid[window], chunks, scene_id)
         report.notes.extend(notes)

@@ -12,11 +12,13 @@ keys are not Zarr v3's default ``c/t/i/j`` get the whole grid.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import zarr
 from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
 from zarr.core.sync import sync
 
-__all__ = ["slot_data_window"]
+__all__ = ["slot_data_windows"]
 
 
 def _slot_arrays(group: zarr.Group) -> list[str]:
@@ -32,34 +34,36 @@ def _slot_arrays(group: zarr.Group) -> list[str]:
     return names
 
 
-def slot_data_window(group: zarr.Group, slot: int, chunks: tuple[int, int]) -> tuple[slice, slice]:
-    """The smallest window of whole ``chunks`` (rows, cols) holding every chunk a ``(time, y, x)`` variable of
-    storage slot ``slot`` stores; the whole grid when the cube's layout is not understood, the first chunk when
-    the slot stores nothing (it has no data at all)."""
+def slot_data_windows(group: zarr.Group, slots: Iterable[int], chunks: tuple[int, int]) -> dict[int, tuple[slice, slice]]:
+    """Per storage slot, the smallest window of whole ``chunks`` (rows, cols) holding every chunk a ``(time, y, x)``
+    variable of that slot stores; the whole grid when the cube's layout is not understood, the first chunk when the
+    slot stores nothing (it has no data at all). One listing of the chunk keys serves every slot."""
     ny, nx = group["y"].shape[0], group["x"].shape[0]
+    wanted = {int(slot) for slot in slots}
     names = _slot_arrays(group)
     if not names:
-        return slice(0, ny), slice(0, nx)
+        return {slot: (slice(0, ny), slice(0, nx)) for slot in wanted}
     store = group.store
     prefix = f"{group.path}/" if group.path else ""
 
-    async def _chunk_indices() -> set[tuple[int, int]]:
-        found: set[tuple[int, int]] = set()
+    async def _chunk_indices() -> dict[int, set[tuple[int, int]]]:
+        found: dict[int, set[tuple[int, int]]] = {slot: set() for slot in wanted}
         for name in names:
             # Icechunk lists whole arrays only (a prefix must name a group or an array)
-            wanted = f"{prefix}{name}/c/{slot}/"
+            head = f"{prefix}{name}/c/"
             async for key in store.list_prefix(f"{prefix}{name}"):
-                if not key.startswith(wanted):
-                    continue
-                parts = key[len(wanted):].split("/")
-                if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
-                    found.add((int(parts[0]), int(parts[1])))
+                parts = key[len(head):].split("/") if key.startswith(head) else []
+                if len(parts) == 3 and all(part.isdigit() for part in parts) and int(parts[0]) in wanted:
+                    found[int(parts[0])].add((int(parts[1]), int(parts[2])))
         return found
 
-    indices = sync(_chunk_indices())
-    if not indices:
-        return slice(0, min(chunks[0], ny)), slice(0, min(chunks[1], nx))
-    rows = [i for i, _ in indices]
-    cols = [j for _, j in indices]
-    return (slice(min(rows) * chunks[0], min((max(rows) + 1) * chunks[0], ny)),
-            slice(min(cols) * chunks[1], min((max(cols) + 1) * chunks[1], nx)))
+    windows = {}
+    for slot, indices in sync(_chunk_indices()).items():
+        if not indices:
+            windows[slot] = (slice(0, min(chunks[0], ny)), slice(0, min(chunks[1], nx)))
+            continue
+        rows = [i for i, _ in indices]
+        cols = [j for _, j in indices]
+        windows[slot] = (slice(min(rows) * chunks[0], min((max(rows) + 1) * chunks[0], ny)),
+                         slice(min(cols) * chunks[1], min((max(cols) + 1) * chunks[1], nx)))
+    return windows
