@@ -70,8 +70,9 @@ def routine(tmp_path_factory):
     archive = home / "archive"
     (home / "config" / "jobs").mkdir(parents=True)
     (home / "config" / "gmsdask.toml").write_text(f"mgrs_pixel_buffer = 0\ntiling_block_size_XY = [{CHUNK}, {CHUNK}]\n")
-    (home / "config" / "jobs" / "job_fmask.toml").write_text(
-        "target_gsd = 30.0\nbrdf_correction = false\n")
+    (home / "config" / "jobs" / "job_fmask.toml").write_text(  # what the masks and NDVI need, nothing more
+        'target_gsd = 30.0\nbrdf_correction = false\nskip_coreg = true\nac_estimate_accuracy = false\n'
+        'spechomo_estimate_accuracy = false\ntarget_bands = ["B02", "B03", "B04", "B08", "B11"]\n')
     s2 = write_sentinel2_l1c(archive, platform="SENTINEL_2B", tile=TILE, acquisition_time=TIME, size=SIZE, seed=11,
                              cloud_fraction=0.3, aot550=0.2)
     l9 = write_landsat_l1(archive, platform="LANDSAT_9", location=sentinel2_extent(TILE, SIZE),
