@@ -8,7 +8,8 @@ Inputs (first found wins):
   MSK_CLDPRB by :mod:`gmsdask.algorithms.fmask_sen2cor` (clouds are SCL 8 or 9 by their confidence; Fmask has no
   cirrus class, so CM004's TCI flag selects nothing there). Slots of a tile cube whose product is not at hand
   are masked from the cube's own layers by :mod:`gmsdask.indices.cube_masks`.
-- Anything else (Landsat): no inputs; the masks hold :data:`MASK_FILL` (255) and the caller notes it.
+- Anything else (a Landsat product): no inputs; the masks hold :data:`MASK_FILL` (255) and the caller notes it
+  (a cube slot of such a scene may still be masked from the cube's own layers, :mod:`.cube_masks`).
 
 Each mask is computed with ``dask.array.map_overlap`` at depth :func:`overlap_depth` (the sum of its kernel
 radii), so block seams are invisible; only the source window under the target grid (plus that depth) is read.

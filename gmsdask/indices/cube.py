@@ -108,11 +108,18 @@ def _location(cube: xr.Dataset | str | PathLike[str], store: str | PathLike[str]
     return normalize_location(cube)
 
 
+def _level(bands: xr.Dataset) -> str:
+    return str(bands.coords["processing_level"].values).upper() if "processing_level" in bands.coords else ""
+
+
+def _is_level1(bands: xr.Dataset) -> bool:
+    return _level(bands).startswith("L1")
+
+
 def _uses_cube_fmask(bands: xr.Dataset) -> bool:
     """True when the slot may hold gmsdask's own Fmask layers: the cube has ``fmask`` and the slot's input was not
     a Level-2 product (those carry Sen2Cor's or the USGS's layers; their ``fmask`` is fill)."""
-    level = str(bands.coords["processing_level"].values) if "processing_level" in bands.coords else ""
-    return has_cube_mask_inputs(bands) and not level.upper().startswith("L2")
+    return has_cube_mask_inputs(bands) and not _level(bands).startswith("L2")
 
 
 def _slot_masks(scene: xr.DataTree | None, bands: xr.Dataset, mask_names: Sequence[str], grid: GeoBox,
@@ -186,7 +193,10 @@ def write_indices_to_cube(cube: xr.Dataset | str | PathLike[str], scenes: Mappin
         slot = slots[scene_id]
         window = windows[slot]
         bands = ds.isel(time=positions[scene_id], y=window[0], x=window[1])
-        masks, notes = _slot_masks(_open_scene(scene_input), bands, mask_names, grid[window], chunks, scene_id)
+        # a Level-1 product has no MSK_CLDPRB/SCL: with the cube's fmask at hand it is not even opened
+        level1_path = _uses_cube_fmask(bands) and _is_level1(bands) and not isinstance(scene_input, xr.DataTree)
+        scene = None if level1_path else _open_scene(scene_input)
+        masks, notes = _slot_masks(scene, bands, mask_names, grid[window], chunks, scene_id)
         report.notes.extend(notes)
         new: dict[str, xr.DataArray] = {name: masks[name].drop_vars(list(masks[name].coords)) for name in mask_names}
         for spec in specs:
