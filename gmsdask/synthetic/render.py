@@ -14,6 +14,7 @@ import numpy as np
 
 from ..atmosphere.sixs import SixSResult
 from .atmosphere import band_atmosphere, relative_azimuth, toa_reflectance
+from .brdf import SurfaceBRDF
 from .clouds import CLOUD_MASK_OPACITY, CloudField
 from .grid import PixelGrid
 from .landscape import Landscape
@@ -50,10 +51,14 @@ class Geometry:
 
 @dataclass
 class RenderedBlock:
-    """Rows ``row_start:row_start + rows`` of one grid. Reflectances are unitless, temperatures in K."""
+    """Rows ``row_start:row_start + rows`` of one grid. Reflectances are unitless, temperatures in K.
+
+    With a BRDF, ``surface_reflectance`` is the directional reflectance at the pixel's sun and view angles and
+    ``nbar`` the reflectance at nadir view and the normalized sun zenith; without, ``nbar`` is empty."""
 
     row_start: int
     surface_reflectance: dict[str, np.ndarray] = field(default_factory=dict)
+    nbar: dict[str, np.ndarray] = field(default_factory=dict)
     toa: dict[str, np.ndarray] = field(default_factory=dict)
     land_cover: np.ndarray | None = None
     cloud_opacity: np.ndarray | None = None
@@ -82,6 +87,8 @@ class Scene:
     #: Added to the grid's northings to get the landscape's: 1e7 for a Landsat scene south of the equator,
     #: which USGS grids in the northern zone (negative northings) while the landscape uses the southern one.
     northing_offset_m: float = 0.0
+    #: The surface's BRDF and the product's per-pixel geometry; None: a Lambertian world.
+    brdf: SurfaceBRDF | None = None
 
     def atmosphere(self, band: str) -> SixSResult:
         """6S terms of ``band`` at this product's scene-mean geometry and aerosol (cached)."""
@@ -105,9 +112,20 @@ class Scene:
                               shadow_fraction=shadow)
         table = np.stack([band_reflectance(self.platform, band) for band in bands])
         surface = ground.reflectance(table)
+        directional = {}
+        if self.brdf is not None:
+            # the angles are those of the pixel where the product shows it (grid, not ground, coordinates)
+            kernels = self.brdf.kernels(grid.x_centres(), grid.y_centres(row_start, row_stop))
+            directional = {band: self.brdf.reflectance(ground.fractions, ground.texture,
+                                                       self.brdf.directional_tables(self.platform, band, values),
+                                                       kernels)
+                           for band, values in zip(bands, table)}
         del ground
         for band, rho in zip(bands, surface):
             terms = self.atmosphere(band)
+            if directional:
+                block.nbar[band] = rho
+                rho = directional[band]
             block.surface_reflectance[band] = rho
             lit = rho
             if not self.clouds.is_clear:
