@@ -3,7 +3,8 @@
 One ``Scene`` holds everything fixed for a product (landscape, clouds, aerosol, sun and view geometry,
 geometric shift); ``Scene.render`` turns rows of a grid into surface and top-of-atmosphere values for a set
 of bands. Both the Landsat and the Sentinel-2 writers use it, so the two sensors differ only in their bands,
-grids and encodings.
+grids and encodings. With a ``SurfaceBRDF`` (writer option ``brdf=True``) the surface reflectance is the
+directional one at each pixel's sun and view angles, and the nadir-normalized one is kept beside it.
 """
 
 from __future__ import annotations
