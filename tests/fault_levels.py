@@ -89,19 +89,29 @@ def _pause_block(block: np.ndarray, marker_dir: str, tag: str, seconds: float) -
     return block
 
 
+def _paused_groups(scene: xr.DataTree, tag: str, marker_dir: str, seconds: float) -> xr.DataTree:
+    """``scene`` whose first floating band of each resolution group passes through :func:`pause` block by block."""
+    paused = scene.copy()
+    for group_name, group in resolution_groups(scene, "L2C").items():
+        band = next(name for name, var in group.data_vars.items() if np.issubdtype(var.dtype, np.floating)
+                    and name not in ("nodata", "cloud"))
+        group[band] = group[band].copy(data=group[band].data.map_blocks(
+            _pause_block, marker_dir, tag, seconds,
+            meta=np.empty((0, 0), dtype=group[band].dtype)))  # meta: dask must not call the function to infer it
+        paused[group_name] = xr.DataTree(group)
+    return paused
+
+
 def _paused_l2c(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     """Built-in L2C whose pixel writes pause: the first band of the target-grid group passes through
-    :func:`pause` block by block, so the cube's slot is allocated before the pause and filled after it."""
+    :func:`pause` block by block, so the cube's slot is allocated before the pause and filled after it. Tiles of
+    another UTM zone are made from the scene before L2A (``ctx.scene_before``): its bands pause the same way."""
     marker_dir, seconds = _settings()
-    ((group_name, group),) = resolution_groups(scene, "L2C").items()
-    band = next(name for name, var in group.data_vars.items() if np.issubdtype(var.dtype, np.floating)
-                and name not in ("nodata", "cloud"))
-    group[band] = group[band].copy(data=group[band].data.map_blocks(
-        _pause_block, marker_dir, f"L2C-{ctx.record.product_id}", seconds,
-        meta=np.empty((0, 0), dtype=group[band].dtype)))  # meta: dask must not call the function to infer it
-    paused = scene.copy()
-    paused[group_name] = xr.DataTree(group)
-    return _BUILTIN["L2C"].run(paused, ctx)
+    tag = f"L2C-{ctx.record.product_id}"
+    before = ctx.scene_before
+    if before is not None:
+        ctx = replace(ctx, scene_before=lambda name: _paused_groups(before(name), tag, marker_dir, seconds))
+    return _BUILTIN["L2C"].run(_paused_groups(scene, tag, marker_dir, seconds), ctx)
 
 
 PAUSED_L1B = replace(_BUILTIN["L1B"], run=_paused_l1b)

@@ -192,3 +192,28 @@ def test_an_old_plain_zarr_cube_in_the_way_is_refused(tmp_path):
     assert not (tmp_path / "29UMU.icechunk").exists()
     with pytest.raises(ProcessingError, match="plain-Zarr cube of an earlier gmsdask.*cube migrate --rebuild"):
         open_cube(tmp_path / "29UMU.zarr")
+
+
+def test_a_scene_without_pixels_in_the_window_is_not_written_when_asked(tmp_path):
+    """``skip_empty``: the chunk tasks that write count the pixels with data; a window with none is not committed
+    (L2C's tiles reached by a scene's footprint but by none of its pixels), and a window with one is."""
+    path = tmp_path / "29UNU.icechunk"
+    write(path, "A")
+    seed, when, origin = SCENES["B"]
+    empty = scene_dataset(seed).map(lambda var: var.where(False) if var.dtype.kind == "f" else var)
+    assert write_scene(path, empty, GRID, scene_slot("B"), origin=origin, skip_empty=True) is None
+    assert len(cube_log(path)) == 2 and list(open_cube(path).scene_id.values) == ["A"]
+    one_pixel = empty.copy()
+    for band in ("B02", "B8A"):  # a pixel has data where every band has
+        values = np.full(empty[band].shape, np.nan, dtype=np.float32)
+        values[70, 100] = 0.25
+        one_pixel[band] = empty[band].copy(data=dask.array.from_array(values, chunks=64))
+    written = write_scene(path, one_pixel, GRID, scene_slot("B"), origin=origin, skip_empty=True)
+    assert written is not None and written.time_index == 1
+    cube = open_cube(path)
+    assert int((~cube.nodata.sel(time=cube.scene_id == "B")).sum()) == 1
+    # a new cube whose only scene has no pixel: nothing committed, open_cube says the cube is empty
+    new = tmp_path / "29UNV.icechunk"
+    assert write_scene(new, empty, GRID, scene_slot("B"), origin=origin, skip_empty=True) is None
+    with pytest.raises(ProcessingError, match="29UNV"):
+        open_cube(new)

@@ -191,18 +191,21 @@ def _clear_slot(store: icechunk.IcechunkStore, name: str, arr: zarr.Array, index
 
 def _write_window(fork: icechunk.ForkSession, specs: Mapping[str, VariableSpec], index: int,
                   rows: tuple[int, int], cols: tuple[int, int], blocks: Mapping[str, np.ndarray]
-                  ) -> icechunk.ForkSession:
-    """Step 2 for one chunk window: encode and write the blocks and the window's ``nodata``; returns the fork."""
+                  ) -> tuple[icechunk.ForkSession, int]:
+    """Step 2 for one chunk window: encode and write the blocks and the window's ``nodata``; returns the fork and
+    the window's count of pixels with data (all pixels when the scene has no bands to tell)."""
     region = (index, slice(*rows), slice(*cols))
     bands = [name for name, spec in specs.items() if is_band(name, spec)]
+    valid = (rows[1] - rows[0]) * (cols[1] - cols[0])
     if bands:  # the slot's nodata, from the bands of this window only: no band is read back from the cube
         nodata = np.zeros(np.shape(blocks[bands[0]]), dtype=bool)
         for name in bands:
             nodata |= ~np.isfinite(blocks[name])
         blocks = {**blocks, "nodata": nodata}
+        valid = int(nodata.size - np.count_nonzero(nodata))
     for name, spec in specs.items():
         zarr.open_array(fork.store, path=name, mode="r+")[region] = encode_block(spec, blocks[name])
-    return fork
+    return fork, valid
 
 
 def _chunk_tasks(fork: icechunk.ForkSession, data: xr.Dataset, specs: Mapping[str, VariableSpec], index: int,
@@ -264,7 +267,7 @@ def _compute(tasks: list, should_cancel: Callable[[], bool] | None, location: st
 def write_scene(location: str | os.PathLike[str], data: xr.Dataset, grid: CubeGrid, slot: SceneSlot, *,
                 origin: tuple[int, int] = (0, 0), message: str = "", job_id: int | None = None,
                 should_cancel: Callable[[], bool] | None = None, options: CubeStorageOptions | None = None,
-                max_attempts: int = _DEFAULT_ATTEMPTS) -> CubeWrite:
+                max_attempts: int = _DEFAULT_ATTEMPTS, skip_empty: bool = False) -> CubeWrite | None:
     """Write one scene into the cube at ``location`` as one commit, creating the cube if needed.
 
     Parameters
@@ -283,6 +286,10 @@ def write_scene(location: str | os.PathLike[str], data: xr.Dataset, grid: CubeGr
         transaction is dropped and :class:`~gmsdask.errors.CubeWriteCanceled` is raised.
     max_attempts
         Commits tried when other writers keep committing first.
+    skip_empty
+        When the scene has no pixel with data in the window (known from the same chunk tasks that write it, so no
+        pass over the pixels precedes the write), drop the transaction and return None: the cube is not changed
+        (a repository created by this call holds no commit: :func:`gmsdask.open_cube` says it is empty).
 
     Raises
     ------
@@ -313,6 +320,7 @@ def write_scene(location: str | os.PathLike[str], data: xr.Dataset, grid: CubeGr
         problem = old_cube_problem(Path(location).with_suffix(".zarr"))
         if problem:
             raise CubeWriteError(slot.scene_id, "L2C", problem)
+    valid = 0
     try:
         repo = open_repository(location, create=True, options=options)
         previous: tuple[icechunk.Session, _Slot] | None = None
@@ -327,7 +335,14 @@ def write_scene(location: str | os.PathLike[str], data: xr.Dataset, grid: CubeGr
                 forks = []
                 for start in range(0, len(tasks), _BATCH):
                     _check_cancel(should_cancel, location, slot.scene_id)
-                    forks.extend(_compute(tasks[start:start + _BATCH], should_cancel, location, slot.scene_id))
+                    for written, count in _compute(tasks[start:start + _BATCH], should_cancel, location,
+                                                   slot.scene_id):
+                        forks.append(written)
+                        valid += count
+                if skip_empty and not valid:
+                    # nothing is committed; a repository this call created stays without a cube (removing it
+                    # could race with another writer creating the same tile right now)
+                    return None
                 others = [other for other in forks if other is not fork]
                 if others:
                     fork.merge(*others)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import odc.geo.xr  # noqa: F401  (the .odc accessor gives a Dataset's GeoBox)
@@ -269,8 +268,9 @@ def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: st
 
     ``tiles`` default to :func:`gmsdask.mgrs_grid.tiles_intersecting` of the scene's ``footprint``. The tile
     grid is the 109.8 km tile at ``cfg.target_gsd`` metres grown by ``cfg.mgrs_pixel_buffer`` pixels. A scene
-    already in a cube (same ``scene_id``) overwrites its own time slot. The only eager step is one small
-    reduction per tile deciding whether it has data; the writes run on the current Dask scheduler. Each tile is
+    already in a cube (same ``scene_id``) overwrites its own time slot. A tile the footprint reaches but no pixel
+    does gets no write (the chunk tasks that write count the pixels with data: no pass precedes the write); the
+    writes run on the current Dask scheduler. Each tile is
     one commit naming ``job_id`` and the scene; ``should_cancel`` is polled during the writes (a cancel drops the
     uncommitted tile and raises :class:`~gmsdask.errors.CubeWriteCanceled`). ``direct`` makes tiles whose grid
     does not nest with the L2A grid straight from the scene before L2A (:func:`direct_source`).
@@ -291,21 +291,11 @@ def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: st
         crop = crop_to_tile(ds, gbox, cfg, direct=direct)
         if crop is not None:
             crops[tile] = gbox, crop
-    if scene_l2a.attrs.get("footprint_exact"):
-        # the tiles come from the true data footprint: each has data, and a pixel check would read the
-        # whole scene once more before writing it
-        has_data: Sequence[bool] = [True] * len(crops)
-    else:
-        masks = [crop.data["nodata"].data for _, crop in crops.values()]
-        has_data = dask.compute(*[(~mask).any() for mask in masks])
-
     # --- write path (gmsdask.io.cube_writer): one Icechunk commit per tile ---
     slot = SceneSlot(scene_id, time, {"platform": platform, **scene_slot_coordinates(scene_l2a.attrs)})
     quantity = str(scene_l2a.attrs.get("quantity") or "surface_reflectance")
     writes: list[TileWrite] = []
-    for (tile, (gbox, crop)), valid in zip(crops.items(), has_data):
-        if not valid:
-            continue
+    for tile, (gbox, crop) in crops.items():
         attrs = {"mgrs_tile": tile, "epsg": tile_epsg(tile), "gsd_m": float(cfg.target_gsd),
                  "pixel_buffer": int(cfg.mgrs_pixel_buffer), "virtual_sensor_name": cfg.virtual_sensor_name,
                  "quantity": quantity,
@@ -313,8 +303,10 @@ def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: st
                  "history": f"created by gmsdask {__version__}", "Conventions": "CF-1.8"}
         grid = CubeGrid(gbox, cube_chunks(cfg, gbox), cfg.output_compressor, attrs)
         done = write_scene(cube_path(cfg, tile, quantity), crop.data, grid, slot, origin=(crop.rows.start, crop.cols.start),
-                           job_id=job_id, should_cancel=should_cancel,
+                           job_id=job_id, should_cancel=should_cancel, skip_empty=True,
                            message=f"job {job_id if job_id is not None else '-'}: scene {scene_id} into {tile}")
+        if done is None:  # the footprint reached the tile, its pixels did not: the cube stays as it was
+            continue
         writes.append(TileWrite(tile, cube_path(cfg, tile, quantity), done.time_index, scene_id, done.created_cube,
                                 done.replaced_slot, done.snapshot_id, crop.resamplings))
     return writes
