@@ -61,6 +61,7 @@ class AtmosphereInfo:
     aot550_max: float | None = None
     aot_source: str = ""
     aot_retrieved_cells: int = 0
+    aot_rejected_cells: int = 0
     aot_cells: int = 0
     water_vapour_gcm2: float | None = None
     water_vapour_source: str = ""
@@ -73,8 +74,8 @@ class AtmosphereInfo:
     def facts(self) -> dict[str, Any]:
         facts = {name: getattr(self, name) for name in
                  ("status", "note", "aot550_mean", "aot550_min", "aot550_max", "aot_source", "aot_retrieved_cells",
-                  "aot_cells", "water_vapour_gcm2", "water_vapour_source", "ozone_cm_atm", "elevation_m",
-                  "geometry_source")}
+                  "aot_rejected_cells", "aot_cells", "water_vapour_gcm2", "water_vapour_source", "ozone_cm_atm",
+                  "elevation_m", "geometry_source")}
         facts["corrected_bands"] = list(self.corrected_bands)
         facts["sixs_runs"] = self.tables.runs
         facts["sixs_cpu_seconds"] = round(self.tables.cpu_seconds, 3)
@@ -177,6 +178,11 @@ def _atmosphere_group(scene: xr.DataTree, cells: CellGrid, aerosol: AerosolField
                              {"long_name": "cell has its own dark-target retrieval (else smoothed/filled)"}),
         "dark_pixels": (("y", "x"), aerosol.dark_pixels.astype(np.int32),
                         {"long_name": "dark dense vegetation pixels in the cell"}),
+        "dark_swir22_limit": (("y", "x"), aerosol.swir22_limit.astype(np.float32),
+                              {"units": "1", "long_name": "upper surface 2.2 um reflectance of the cell's dark "
+                                                          "targets (the darkest tier with enough pixels)"}),
+        "aot550_rejected": (("y", "x"), aerosol.rejected,
+                            {"long_name": "cell had dark targets whose blue and red AOT disagreed"}),
     }, coords=coords, attrs={"aot_source": aerosol.source, "cell_size_m": cells.size_m})
     return ds.rio.write_crs(crs) if crs is not None else ds
 
@@ -255,7 +261,11 @@ def _correct(scene: xr.DataTree, *, aot550: float, water_vapour: float | None, o
     grid = geometry_grid_for(geometry["sun_zenith"], geometry["view_zenith"], geometry["relative_azimuth"])
     tables, stats = build_tables(platform, bands, atmosphere, grid, cache_dir=cache)
 
-    targets = dark_target_statistics(scene, roles, cells)
+    swir_band = roles["swir22"][1]
+    guess = tables[swir_band].coefficients(aot550, *(np.mean(geometry[name]) for name in
+                                                     ("sun_zenith", "view_zenith", "relative_azimuth")))
+    targets = dark_target_statistics(scene, roles, cells, swir_terms=tuple(
+        float(guess[name]) for name in ("path_reflectance", "transmittance", "spherical_albedo")))
     aerosol = retrieve_aerosol(targets, {role: tables[band] for role, (_, band) in roles.items()}, geometry,
                                default_aot550=aot550, min_dark_fraction=min_dark_fraction,
                                blue_relation=relations[0], red_relation=relations[1])
@@ -279,7 +289,8 @@ def _correct(scene: xr.DataTree, *, aot550: float, water_vapour: float | None, o
     info = AtmosphereInfo(
         "done", aot550_mean=round(aerosol.mean, 4), aot550_min=round(float(aerosol.aot550.min()), 4),
         aot550_max=round(float(aerosol.aot550.max()), 4), aot_source=aerosol.source,
-        aot_retrieved_cells=int(aerosol.retrieved.sum()), aot_cells=int(aerosol.retrieved.size),
+        aot_retrieved_cells=int(aerosol.retrieved.sum()), aot_rejected_cells=int(aerosol.rejected.sum()),
+        aot_cells=int(aerosol.retrieved.size),
         water_vapour_gcm2=vapour.value_gcm2, water_vapour_source=vapour.source, ozone_cm_atm=ozone_value,
         elevation_m=round(elevation_m, 1), geometry_source=geometry_note, corrected_bands=tuple(bands), tables=stats)
     attrs = dict(scene.attrs, ac_aot550=info.aot550_mean, ac_aot_source=aerosol.source,

@@ -22,7 +22,7 @@ from ._contract import LevelContext, LevelOutcome
 __all__ = ["run", "VERSION"]
 
 #: Implementation version: scenes recorded with an older one are processed again on rerun.
-VERSION = "2"
+VERSION = "3"
 
 
 def _family(platform: str) -> str:
