@@ -28,7 +28,8 @@ import xarray as xr
 from ..algorithms.atmospheric import dark_target_mask, invert_aot, invert_lambertian, smooth_fill
 from .lut import BandTable
 
-__all__ = ["CellGrid", "AerosolField", "DarkTargets", "block_mean", "ddv_cells", "dark_target_statistics",
+__all__ = ["CellGrid", "AerosolField", "DarkTargets", "DarkTargetSums", "block_mean", "ddv_cells",
+           "dark_target_statistics", "dark_target_sums",
            "retrieve_aerosol",
            "DEFAULT_AOT_UNCERTAINTY", "DDV_ROLES", "SWIR_TIERS", "SWIR_FLOOR"]
 
@@ -77,6 +78,14 @@ class DarkTargets:
     cell_pixels: int
     tiers: tuple[float, ...] = SWIR_TIERS
 
+    @classmethod
+    def of(cls, count: np.ndarray, sums: dict[str, np.ndarray], cell_pixels: int, tiers: tuple[float, ...]
+           ) -> "DarkTargets":
+        """From computed per-tier cell counts and TOA sums (``DarkTargetSums``)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = {role: np.where(count > 0, total / count, np.nan) for role, total in sums.items()}
+        return cls(np.asarray(count).astype(np.int64), means, cell_pixels, tiers)
+
     def darkest(self, min_count: float) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
         """Per cell the darkest tier with at least ``min_count`` pixels: ``(count, mean TOA by role, 2.2 um
         limit)``; cells where no tier has enough get count 0, NaN means and a NaN limit."""
@@ -89,6 +98,16 @@ class DarkTargets:
                  for role, values in self.mean_toa.items()}
         limit = np.where(usable, np.asarray(self.tiers)[chosen], np.nan)
         return count, means, limit
+
+
+@dataclass(frozen=True)
+class DarkTargetSums:
+    """Lazy per tier and cell: dark pixel counts and TOA sums per role (``(tier, cell row, cell col)``)."""
+
+    count: da.Array
+    sums: dict[str, da.Array]
+    cell_pixels: int
+    tiers: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -161,11 +180,11 @@ def _dark_tier(blue: np.ndarray, red: np.ndarray, nir: np.ndarray, swir_toa: np.
     return tier
 
 
-def dark_target_statistics(scene: xr.DataTree, roles: dict[str, tuple[str, str]], cells: CellGrid, *,
-                           swir_terms: tuple[float, float, float] = (0.0, 1.0, 0.0),
-                           tiers: tuple[float, ...] = SWIR_TIERS, min_ndvi: float = 0.5) -> DarkTargets:
-    """Count and mean TOA reflectance of dark vegetation per cell and 2.2 um tier (computed now: a small Dask
-    reduction).
+def dark_target_sums(scene: xr.DataTree, roles: dict[str, tuple[str, str]], cells: CellGrid, *,
+                     swir_terms: tuple[float, float, float] = (0.0, 1.0, 0.0),
+                     tiers: tuple[float, ...] = SWIR_TIERS, min_ndvi: float = 0.5) -> DarkTargetSums:
+    """The lazy per-cell reduction behind ``dark_target_statistics``: compute it (together with other small
+    reductions of the same scene, so the scene's graph runs once) and pass the result to ``DarkTargets.of``.
 
     ``roles`` maps ``blue``, ``red``, ``nir``, ``swir22`` to ``(group, band)`` of ``scene``; ``cells`` from
     ``ddv_cells``. ``swir_terms``: (path reflectance, transmittance, spherical albedo) of the 2.2 um band at a
@@ -194,11 +213,17 @@ def dark_target_statistics(scene: xr.DataTree, roles: dict[str, tuple[str, str]]
         for role in sums:
             sums[role].append(_cell_sums(da.where(dark, arrays[role].rechunk(dark.chunks), 0.0), cell_pixels,
                                          cells.shape))
-    counts, sums = dask.compute(counts, sums)
-    count = np.stack(counts)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = {role: np.where(count > 0, np.stack(totals) / count, np.nan) for role, totals in sums.items()}
-    return DarkTargets(count.astype(np.int64), means, cell_pixels, tuple(float(t) for t in tiers))
+    return DarkTargetSums(da.stack(counts), {role: da.stack(values) for role, values in sums.items()},
+                          cell_pixels, tuple(float(t) for t in tiers))
+
+
+def dark_target_statistics(scene: xr.DataTree, roles: dict[str, tuple[str, str]], cells: CellGrid, *,
+                           swir_terms: tuple[float, float, float] = (0.0, 1.0, 0.0),
+                           tiers: tuple[float, ...] = SWIR_TIERS, min_ndvi: float = 0.5) -> DarkTargets:
+    """Count and mean TOA reflectance of dark vegetation per cell and 2.2 um tier (computed now: a small Dask
+    reduction; see ``dark_target_sums`` for the arguments)."""
+    sums = dark_target_sums(scene, roles, cells, swir_terms=swir_terms, tiers=tiers, min_ndvi=min_ndvi)
+    return DarkTargets.of(*dask.compute(sums.count, sums.sums), sums.cell_pixels, sums.tiers)
 
 
 def _coefficients_along_aot(table: BandTable, geometry: dict[str, np.ndarray]

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -28,12 +29,12 @@ import xarray as xr
 from ..algorithms.atmospheric import cell_bilinear, invert_lambertian
 from ..errors import GmsdaskError, ProcessingError
 from ..sensors import get_sensor
-from .aerosol import (DDV_ROLES, AerosolField, CellGrid, block_mean, dark_target_statistics, ddv_cells,
+from .aerosol import (DDV_ROLES, AerosolField, CellGrid, DarkTargets, block_mean, dark_target_sums, ddv_cells,
                       retrieve_aerosol)
 from .inputs import (DEFAULT_OZONE_CM_ATM, DEFAULT_WATER_VAPOUR_GCM2, WaterVapour, cell_geometry,
                      mean_elevation_m, retrieve_water_vapour)
 from .lut import BandTable, TableStats, build_tables, default_cache_dir, geometry_grid_for
-from .sixs import AtmosphereState
+from .sixs import AtmosphereState, cached_run
 
 __all__ = ["correct_scene", "AtmosphereInfo", "corrected_bands", "SURFACE_REFLECTANCE", "LEVEL2_LEVELS",
            "ATMOSPHERE_GROUP"]
@@ -118,23 +119,40 @@ def _scene_box(scene: xr.DataTree, groups: list[str]) -> tuple[float, float, flo
     return float(min(left)), float(min(bottom)), float(max(right)), float(max(top))
 
 
-def _water_vapour(scene: xr.DataTree, platform: str, value: float | None, available: dict[str, str],
-                  geometry: dict[str, np.ndarray], aot550: float, ozone: float, elevation_km: float,
-                  cache_dir: Any) -> WaterVapour:
-    if value is not None:
-        return WaterVapour(float(value), "configured")
+def _vapour_sums(scene: xr.DataTree, platform: str, available: dict[str, str]
+                 ) -> tuple[da.Array, da.Array, da.Array] | None:
+    """Lazy sums of B09 and B8A TOA reflectance over bright land and their count (Sentinel-2), else None."""
     if not (get_sensor(platform).sensor == "MSI" and "B09" in available and "B8A" in available):
-        return WaterVapour(DEFAULT_WATER_VAPOUR_GCM2, "default")
+        return None
     b09 = scene[available["B09"]].ds["B09"].data.astype(np.float64)
     b8a = block_mean(scene[available["B8A"]].ds["B8A"], 3)[: b09.shape[0], : b09.shape[1]]
     b09 = b09[: b8a.shape[0], : b8a.shape[1]].rechunk(b8a.chunks)
     bright = (b8a > 0.15) & da.isfinite(b09)
-    sums = da.compute(da.where(bright, b09, 0.0).sum(), da.where(bright, b8a, 0.0).sum(), bright.sum())
+    return da.where(bright, b09, 0.0).sum(), da.where(bright, b8a, 0.0).sum(), bright.sum()
+
+
+def _water_vapour(sums: tuple[float, float, float] | None, platform: str, value: float | None,
+                  geometry: dict[str, np.ndarray], aot550: float, ozone: float, elevation_km: float,
+                  cache_dir: Any) -> WaterVapour:
+    if value is not None:
+        return WaterVapour(float(value), "configured")
+    if sums is None:
+        return WaterVapour(DEFAULT_WATER_VAPOUR_GCM2, "default")
     if sums[2] < 100:
         return WaterVapour(DEFAULT_WATER_VAPOUR_GCM2, "default (too few bright land pixels for B09/B8A)")
     means = {name: float(np.mean(values)) for name, values in geometry.items()}
     return retrieve_water_vapour(platform, float(sums[0] / sums[2]), float(sums[1] / sums[2]), geometry=means,
                                  aot550=aot550, ozone_cm_atm=ozone, elevation_km=elevation_km, cache_dir=cache_dir)
+
+
+def _swir_first_guess(platform: str, band: str, geometry: dict[str, np.ndarray], atmosphere: AtmosphereState,
+                      cache_dir: Any) -> tuple[float, float, float]:
+    """(path reflectance, transmittance, spherical albedo) of the 2.2 um band at the default AOT and water
+    vapour and the scene-mean geometry rounded to 1 degree (one cached 6S run): enough to put the dark-target
+    tiers on surface reflectance before the scene's water vapour and tables are known."""
+    angles = {f"{name}_deg": float(round(float(np.mean(values)))) for name, values in geometry.items()}
+    run = cached_run(platform, band, atmosphere, cache_dir=cache_dir, **angles)
+    return run.path_reflectance, run.transmittance, run.spherical_albedo
 
 
 def _cell_coefficients(table: BandTable, aot: np.ndarray, geometry: dict[str, np.ndarray]) -> np.ndarray:
@@ -255,17 +273,20 @@ def _correct(scene: xr.DataTree, *, aot550: float, water_vapour: float | None, o
     geometry, geometry_note = cell_geometry(scene, cells)
     elevation_m = mean_elevation_m(path_dem, (left, bottom, right, top), crs)
     ozone_value = DEFAULT_OZONE_CM_ATM if ozone is None else float(ozone)
-    vapour = _water_vapour(scene, platform, water_vapour, available, geometry, aot550, ozone_value,
+    swir_terms = _swir_first_guess(platform, roles["swir22"][1], geometry, AtmosphereState(
+        aot550, DEFAULT_WATER_VAPOUR_GCM2, ozone_value, elevation_m / 1000.0), cache)
+    # the one eager pass over the scene: dark-target cell sums and the water-vapour band sums together, so the
+    # masked scene's graph (Fmask) runs once for both; only small numpy results leave it
+    dark_sums = dark_target_sums(scene, roles, cells, swir_terms=swir_terms)
+    vapour_sums = _vapour_sums(scene, platform, available) if water_vapour is None else None
+    count, sums, vapour_values = dask.compute(dark_sums.count, dark_sums.sums, vapour_sums)
+    targets = DarkTargets.of(count, sums, dark_sums.cell_pixels, dark_sums.tiers)
+    vapour = _water_vapour(vapour_values, platform, water_vapour, geometry, aot550, ozone_value,
                            elevation_m / 1000.0, cache)
     atmosphere = AtmosphereState(0.0, vapour.value_gcm2, ozone_value, elevation_m / 1000.0)
     grid = geometry_grid_for(geometry["sun_zenith"], geometry["view_zenith"], geometry["relative_azimuth"])
     tables, stats = build_tables(platform, bands, atmosphere, grid, cache_dir=cache)
 
-    swir_band = roles["swir22"][1]
-    guess = tables[swir_band].coefficients(aot550, *(np.mean(geometry[name]) for name in
-                                                     ("sun_zenith", "view_zenith", "relative_azimuth")))
-    targets = dark_target_statistics(scene, roles, cells, swir_terms=tuple(
-        float(guess[name]) for name in ("path_reflectance", "transmittance", "spherical_albedo")))
     aerosol = retrieve_aerosol(targets, {role: tables[band] for role, (_, band) in roles.items()}, geometry,
                                default_aot550=aot550, min_dark_fraction=min_dark_fraction,
                                blue_relation=relations[0], red_relation=relations[1])
