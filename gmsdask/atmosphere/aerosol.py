@@ -135,7 +135,7 @@ class AerosolField:
 
 def block_mean(band: xr.DataArray, factor: int) -> da.Array:
     """Block means of ``factor`` x ``factor`` pixels (NaN-padded at the far edges), in fixed chunks."""
-    data = band.data.astype(np.float64)
+    data = da.asarray(band.data).astype(np.float64)
     if factor == 1:
         return data
     rows, cols = (-(-n // factor) * factor for n in data.shape)

@@ -124,7 +124,7 @@ def _vapour_sums(scene: xr.DataTree, platform: str, available: dict[str, str]
     """Lazy sums of B09 and B8A TOA reflectance over bright land and their count (Sentinel-2), else None."""
     if not (get_sensor(platform).sensor == "MSI" and "B09" in available and "B8A" in available):
         return None
-    b09 = scene[available["B09"]].ds["B09"].data.astype(np.float64)
+    b09 = da.asarray(scene[available["B09"]].ds["B09"].data).astype(np.float64)
     b8a = block_mean(scene[available["B8A"]].ds["B8A"], 3)[: b09.shape[0], : b09.shape[1]]
     b09 = b09[: b8a.shape[0], : b8a.shape[1]].rechunk(b8a.chunks)
     bright = (b8a > 0.15) & da.isfinite(b09)
