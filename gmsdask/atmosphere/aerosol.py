@@ -3,12 +3,15 @@
 Steps (Kaufman et al. 1997, the classic image-based retrieval; see ``gmsdask.algorithms.atmospheric``):
 
 1. The blue, red, NIR and 2.2 um bands are brought to the coarsest of their grids (block means; Sentinel-2
-   B02/B04 go to B12's 20 m), dark vegetated pixels are selected from TOA reflectance (and, when the scene has
-   an ``fmask`` layer on that grid, only clear land, class 1), and per cell (``cell_size_m``, snapped to a
-   whole number of those pixels) the dark pixels are counted and their TOA reflectances summed. This is the one eager step: a reduction of the scene to a
-   few hundred numbers, computed with Dask.
-2. Cells whose dark pixels make at least ``min_dark_fraction`` of the cell (and at least 3) get an AOT from their mean TOA blue, red and SWIR and the
-   lookup tables at the cell's geometry.
+   B02/B04 go to B12's 20 m), dark vegetated pixels are selected (TOA NDVI >= 0.5, surface 2.2 um reflectance
+   from a first-guess correction in ``SWIR_FLOOR .. SWIR_TIERS[-1]``; with an ``fmask`` layer on that grid, only
+   clear land, class 1), and per cell (``cell_size_m``, snapped to a whole number of those pixels) and per
+   2.2 um tier the dark pixels are counted and their TOA reflectances summed (``dark_target_sums``: lazy, so
+   the caller computes it together with its other small reductions in one pass over the scene).
+2. Each cell takes the darkest tier with at least ``min_dark_fraction`` of its pixels (and 3), and gets the AOT
+   whose predicted TOA blue and red (surface from the 2.2 um band corrected at that AOT and the dark-vegetation
+   relation) match the measured ones, with the lookup tables at the cell's geometry. Cells whose blue-only and
+   red-only AOTs disagree by more than the expected error are dropped (the relation does not hold there).
 3. The field is smoothed (Gaussian, one cell) and filled where there were no dark targets; a scene without
    any dark target gets the configured default everywhere, and says so (``source = "default"``).
 

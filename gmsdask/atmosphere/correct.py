@@ -145,6 +145,57 @@ def _water_vapour(sums: tuple[float, float, float] | None, platform: str, value:
                                  aot550=aot550, ozone_cm_atm=ozone, elevation_km=elevation_km, cache_dir=cache_dir)
 
 
+@dataclass(frozen=True)
+class _Leaf:
+    index: int
+
+
+def _compute_under_own_keys(*collections: Any) -> tuple[Any, ...]:
+    """``dask.compute`` of (nested) Dask arrays on a copy of their graph whose every key has an ``-l1c-eager``
+    suffix, so nothing computed here shares a key with the lazy result submitted later (see ``_correct``).
+    (``dask.graph_manipulation.clone`` does the same in principle but loses dependencies of Fmask's overlap
+    layers.)"""
+    from dask._task_spec import convert_legacy_graph
+    from dask.highlevelgraph import HighLevelGraph
+
+    leaves, rebuild = [], []
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, da.Array):
+            leaves.append(value)
+            return _Leaf(len(leaves) - 1)
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, (tuple, list)):
+            return type(value)(walk(v) for v in value)
+        return value
+
+    structure = [walk(c) for c in collections]
+    if not leaves:
+        return tuple(collections)
+    graph = convert_legacy_graph(dict(HighLevelGraph.merge(*(a.__dask_graph__() for a in leaves))))
+
+    def renamed(key: Any) -> Any:
+        return (f"{key[0]}-l1c-eager", *key[1:]) if isinstance(key, tuple) else f"{key}-l1c-eager"
+
+    subs = {key: renamed(key) for key in graph}
+    copy = {subs[key]: node.substitute(subs, key=subs[key]) for key, node in graph.items()}
+    layer = HighLevelGraph.from_collections("l1c-eager", copy, dependencies=())
+    arrays = [da.Array(layer, renamed(a.name), chunks=a.chunks, dtype=a.dtype, meta=a._meta) for a in leaves]
+    values = dask.compute(*arrays)
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, _Leaf):
+            return values[value.index]
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        if isinstance(value, (tuple, list)):
+            return type(value)(fill(v) for v in value)
+        return value
+
+    return tuple(fill(s) for s in structure)
+
+
 def _swir_first_guess(platform: str, band: str, geometry: dict[str, np.ndarray], atmosphere: AtmosphereState,
                       cache_dir: Any) -> tuple[float, float, float]:
     """(path reflectance, transmittance, spherical albedo) of the 2.2 um band at the default AOT and water
@@ -276,10 +327,13 @@ def _correct(scene: xr.DataTree, *, aot550: float, water_vapour: float | None, o
     swir_terms = _swir_first_guess(platform, roles["swir22"][1], geometry, AtmosphereState(
         aot550, DEFAULT_WATER_VAPOUR_GCM2, ozone_value, elevation_m / 1000.0), cache)
     # the one eager pass over the scene: dark-target cell sums and the water-vapour band sums together, so the
-    # masked scene's graph (Fmask) runs once for both; only small numpy results leave it
+    # masked scene's graph (Fmask) runs once for both; only small numpy results leave it. It runs on a copy
+    # of the graph under new keys: on a distributed cluster the lazy result is submitted later, possibly from
+    # another client, and keys shared with this computation but fused differently make the scheduler warn
+    # "Detected different run_spec" (dask/dask#9888) while this computation's copies are being released
     dark_sums = dark_target_sums(scene, roles, cells, swir_terms=swir_terms)
     vapour_sums = _vapour_sums(scene, platform, available) if water_vapour is None else None
-    count, sums, vapour_values = dask.compute(dark_sums.count, dark_sums.sums, vapour_sums)
+    count, sums, vapour_values = _compute_under_own_keys(dark_sums.count, dark_sums.sums, vapour_sums)
     targets = DarkTargets.of(count, sums, dark_sums.cell_pixels, dark_sums.tiers)
     vapour = _water_vapour(vapour_values, platform, water_vapour, geometry, aot550, ozone_value,
                            elevation_m / 1000.0, cache)
