@@ -158,7 +158,7 @@ def _compute_under_own_keys(*collections: Any) -> tuple[Any, ...]:
     from dask._task_spec import convert_legacy_graph
     from dask.highlevelgraph import HighLevelGraph
 
-    leaves, rebuild = [], []
+    leaves: list[da.Array] = []
 
     def walk(value: Any) -> Any:
         if isinstance(value, da.Array):
