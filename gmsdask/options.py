@@ -46,9 +46,6 @@ NOT_IMPLEMENTED: dict[str, tuple[Callable[[Any], bool], str]] = {
                             "reflectance is stored as int16 x 10000 everywhere (level products and cubes)"),
     "scale_factor_BOARef": (lambda v: v == 10000,
                             "reflectance is stored as int16 x 10000 everywhere (level products and cubes)"),
-    "coreg_local": (lambda v: v is False,
-                    "L1B computes the local tie-point field (gmsdask.coregistration.shift_field) but L2A applies only "
-                    "the global shift so far"),
     "ac_clear_area_labels": (lambda v: tuple(v) == (1, 4, 5),
                              "the aerosol retrieval uses clear land (fmask class 1); other labels are not implemented"),
 }

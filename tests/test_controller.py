@@ -91,6 +91,11 @@ def test_level_products_are_written_where_asked(job, client):
     controller.run_all_processors()
     assert controller.DB_job_record.status in ("finished", "finished_with_errors")
     assert not any((cfg.path_procdata_scenes / f"job_{job_id}").glob("*/L1A.zarr"))
+    # both scenes (UTM zone 55) reach tiles of zone 56: the controller hands L2C the scene before L2A
+    # (ctx.scene_before), so those tiles are warped from it once, not again from the L2A grid
+    resamplings = {tile: count for r in catalog.level_records(job_id) if r.level == "L2C"
+                   for tile, count in r.facts["resamplings"].items()}
+    assert any(tile.startswith("56") for tile in resamplings) and set(resamplings.values()) == {1}
     controller.shutdown()
 
 

@@ -71,55 +71,82 @@ def test_l1b_registers_landsat_to_sentinel2_within_3_m(demo):
     assert np.hypot(residual.x_shift_m, residual.y_shift_m) <= 3.0, residual
 
 
+def _on_cube_grid(values: np.ndarray, cube: xr.Dataset, fine_m: int) -> xr.DataArray:
+    """A truth array of the Sentinel-2B product (``fine_m`` = 10 or 20 m) on the 30 m tile grid: the exact area
+    average (20 m repeated to 10 m, then 3 x 3 means; the product's grids nest into the tile at its upper-left
+    corner)."""
+    if fine_m == 20:
+        values = values.repeat(2, 0).repeat(2, 1)
+    ny, nx = (values.shape[0] // 3) * 3, (values.shape[1] // 3) * 3
+    coarse = values[:ny, :nx].astype(np.float32).reshape(ny // 3, 3, nx // 3, 3).mean(axis=(1, 3))
+    expected = np.full((cube.sizes["y"], cube.sizes["x"]), np.nan, dtype=np.float32)
+    expected[: coarse.shape[0], : coarse.shape[1]] = coarse
+    return xr.DataArray(expected, dims=("y", "x"), coords={"y": cube.y, "x": cube.x})
+
+
+def _sentinel2_truth(workdir) -> xr.DataTree:
+    return xr.open_datatree(next((workdir / "archive").glob("S2B_*_truth.zarr")), engine="zarr", consolidated=False)
+
+
 def _truth_on_cube_grid(workdir, cube: xr.Dataset, bands: tuple[str, ...]) -> xr.Dataset:
-    """The Sentinel-2B product's surface-reflectance truth on the 30 m tile grid (area average of 3 x 3 10 m
-    pixels: the product's 10 m grid nests into the tile at its upper-left corner)."""
-    truth = xr.open_datatree(next((workdir / "archive").glob("S2B_*_truth.zarr")), engine="zarr",
-                             consolidated=False)["surface_reflectance"]
-    out = {}
-    for band in bands:
-        source = truth["r10m" if band in ("B02", "B03", "B04", "B08") else "r20m"][band].values
-        if band not in ("B02", "B03", "B04", "B08"):
-            source = source.repeat(2, 0).repeat(2, 1)  # 20 m -> 10 m, then 3 x 3 averages
-        ny, nx = (source.shape[0] // 3) * 3, (source.shape[1] // 3) * 3
-        coarse = source[:ny, :nx].reshape(ny // 3, 3, nx // 3, 3).mean(axis=(1, 3))
-        expected = np.full((cube.sizes["y"], cube.sizes["x"]), np.nan, dtype=np.float32)
-        expected[: coarse.shape[0], : coarse.shape[1]] = coarse
-        out[band] = xr.DataArray(expected, dims=("y", "x"), coords={"y": cube.y, "x": cube.x})
-    return xr.Dataset(out)
+    """The Sentinel-2B product's surface-reflectance truth on the 30 m tile grid."""
+    truth = _sentinel2_truth(workdir)["surface_reflectance"]
+    ten = ("B02", "B03", "B04", "B08")
+    return xr.Dataset({band: _on_cube_grid(truth["r10m" if band in ten else "r20m"][band].values, cube,
+                                           10 if band in ten else 20) for band in bands})
+
+
+def _free_of_sentinel2_clouds_and_shadows(workdir, cube: xr.Dataset) -> xr.DataArray:
+    """Pixels no cloud and no cloud shadow of the Sentinel-2B truth touches (opacity and shadow fraction 0)."""
+    scene = _sentinel2_truth(workdir)["scene"]["r20m"]
+    touched = _on_cube_grid(scene["cloud_opacity"].values + scene["shadow_fraction"].values, cube, 20)
+    return touched == 0
 
 
 def test_both_observations_agree_with_each_other_and_the_truth_within_ceos(demo):
     """Per band, over pixels clear in both slices: the slices agree with each other, and each agrees with the
     truth adjusted to nadir view and HLS's normalized sun (the synthetic world is Lambertian, so its truth seen
-    through L2B's NBAR is the truth times the c-factor of that slot's sun and view geometry)."""
+    through L2B's NBAR is the truth times the c-factor of that slot's sun and view geometry).
+
+    Over the pixels Fmask calls clear in both slices, the Sentinel-2B slot misses the CEOS bound in its bright
+    bands (NIR, SWIR: up to 1.07x against the truth, the slices up to 1.24x apart). The cause is not the 20 m
+    bands' resampling (L2A's ``average`` 20 -> 30 m equals the exact area average to 1e-7; the residual is the
+    same for the 10 m B08 and shows no sub-pixel shift or blur): about 1050 pixels (2 % of the clear ones) lie
+    in the Sentinel-2B truth's cloud shadows (shadow fraction >= 0.1, median 0.27) that Fmask labelled clear,
+    where the reflectance is ~35 % low. A relative error like that breaks the bound only at high reflectance,
+    where the CEOS constant 0.005 no longer covers it. Over the pixels the truth also calls free of clouds and
+    shadows, every band of both slots and their difference is within the bound."""
     workdir, cube = demo
-    clear = _clear_in_both(cube)
-    assert int(clear.sum()) > 10_000
-    bands = ("B02", "B03", "B04", "B8A", "B11", "B12")
+    fmask_clear = _clear_in_both(cube)
+    truly_clear = fmask_clear & _free_of_sentinel2_clouds_and_shadows(workdir, cube)
+    assert int(truly_clear.sum()) > 0.95 * int(fmask_clear.sum()) > 10_000
+    bands = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
     truth = _truth_on_cube_grid(workdir, cube, bands)
     latitude = float(cube.odc.geobox.extent.centroid.to_crs("EPSG:4326").coords[0][1])
-    rows = []
-    for band in bands:
-        mask = clear.values & np.isfinite(truth[band].values)
-        mean = float(truth[band].values[mask].mean())
-        slices = cube[band].values
-        between = float(np.sqrt(np.mean((slices[0][mask] - slices[1][mask]) ** 2)))
-        against = {}
-        for slot in range(cube.sizes["time"]):
-            angles = cube[["sun_zenith", "sun_azimuth", "view_zenith", "view_azimuth"]].isel(time=slot)
-            nadir = nbar_dataset(truth[[band]], angles.drop_vars(list(set(angles.coords) - {"x", "y"})),
-                                 platform="SENTINEL_2A", latitude=latitude, bands=[band])[band].values
-            platform = str(cube["platform"].values[slot])
-            against[platform] = float(np.sqrt(np.mean((slices[slot][mask] - nadir[mask]) ** 2)))
-        rows.append((band, mean, between, against, _ceos(mean)))
-    report = "\n".join(f"{b}: mean {m:.3f}, between slices {x:.4f}, vs truth {t}, CEOS {c:.4f}"
-                       for b, m, x, t, c in rows)
+    nadir = {}
+    for slot in range(cube.sizes["time"]):
+        angles = cube[["sun_zenith", "sun_azimuth", "view_zenith", "view_azimuth"]].isel(time=slot)
+        nadir[slot] = nbar_dataset(truth, angles.drop_vars(list(set(angles.coords) - {"x", "y"})),
+                                   platform="SENTINEL_2A", latitude=latitude, bands=list(bands))
+    rows = {}
+    for pixels, clear in (("fmask", fmask_clear), ("truth", truly_clear)):
+        for band in bands:
+            mask = clear.values & np.isfinite(truth[band].values)
+            mean = float(truth[band].values[mask].mean())
+            slices = cube[band].values
+            between = float(np.sqrt(np.mean((slices[0][mask] - slices[1][mask]) ** 2)))
+            against = {str(cube["platform"].values[slot]):
+                       float(np.sqrt(np.mean((slices[slot][mask] - nadir[slot][band].values[mask]) ** 2)))
+                       for slot in range(cube.sizes["time"])}
+            rows[pixels, band] = (mean, between, against, _ceos(mean))
+    report = "\n".join(f"{p} clear {b}: mean {m:.3f}, between slices {x:.4f}, vs truth "
+                       f"{ {k: round(v, 4) for k, v in t.items()} }, CEOS {c:.4f}"
+                       for (p, b), (m, x, t, c) in rows.items())
     print(report)
-    # met: the Landsat-9 slot (its whole chain: L1B, 6S, Fmask, L2A, NBAR, LR to Sentinel-2A bands) in every band,
-    # and the Sentinel-2B slot in its 10 m bands
-    assert all(t["LANDSAT_9"] <= c for _, _, _, t, c in rows), report
-    assert all(t["SENTINEL_2B"] <= c for b, _, _, t, c in rows if b in ("B02", "B03", "B04")), report
-    # not yet met (issue 10, kept open): the Sentinel-2B 20 m bands resampled to 30 m are up to 1.2x the CEOS
-    # specification against the truth, and so the two slices up to 1.25x apart; this bounds the gap
-    assert all(x <= 1.25 * c and t["SENTINEL_2B"] <= 1.25 * c for _, _, x, t, c in rows), report
+    for band in bands:
+        _, between, against, ceos = rows["truth", band]
+        assert between <= ceos and max(against.values()) <= ceos, report
+        _, between, against, ceos = rows["fmask", band]
+        assert against["LANDSAT_9"] <= ceos, report
+        # the Fmask-missed shadows of the Sentinel-2B slot (see above; the fix belongs to the cloud masking)
+        assert between <= 1.25 * ceos and against["SENTINEL_2B"] <= 1.1 * ceos, report

@@ -54,6 +54,7 @@ HONOURED = {
     "coreg_band_wavelength_for_matching": "test_option_effects.py::test_level_options_change_l1b_l1c_l2b",
     "coreg_max_shift_allowed": "test_option_effects.py::test_level_options_change_l1b_l1c_l2b",
     "coreg_window_size": "test_option_effects.py::test_level_options_change_l1b_l1c_l2b",
+    "coreg_local": "test_coreg_local.py::test_local_mode_leaves_under_01_px_where_global_leaves_over_03_px",
     "coreg_grid_res": "test_option_effects.py::test_level_options_change_l1b_l1c_l2b",
     "skip_ac": "test_option_effects.py::test_run_flags_turn_levels_off",
     "aot550": "test_atmosphere_roundtrip.py::test_a_scene_without_dark_targets_uses_the_default_aot_and_says_so",
@@ -83,7 +84,7 @@ HONOURED = {
 REFUSED_VALUES = {"spechomo_method": "RFR", "spechomo_classif_alg": "kNN", "spechomo_kNN_n_neighbors": 5,
                   "spechomo_n_clusters": 20, "ac_fillnonclear_areas": True, "ac_bandwise_accuracy": False,
                   "spechomo_bandwise_accuracy": False, "ac_clear_area_labels": (1,), "scale_factor_TOARef": 100,
-                  "scale_factor_BOARef": 100, "coreg_local": True}
+                  "scale_factor_BOARef": 100}
 NOOP_VALUES = {"inmem_serialization": True, "parallelization_level": "tiles", "db_host": "db.example",
                "spatial_index_server_host": "index.example", "spatial_index_server_port": 1,
                "allow_subMultiprocessing": False, "is_test": True}

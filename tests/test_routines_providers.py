@@ -227,3 +227,17 @@ def test_stac_api_search_asks_for_the_tile_footprint_dates_and_level_collections
     assert asked["datetime"] == "2018-06-01T00:00:00Z/2018-06-30T23:59:59Z"
     assert asked["intersects"] == tile_polygon("56JMM").__geo_interface__
     assert provider.fetch(refs[0]) == tmp_path / "cop_dataspace" / "56JMM" / wanted.name
+
+
+def test_a_stac_api_refusing_a_collection_is_a_provider_error_naming_it(tmp_path, monkeypatch):
+    import pystac_client
+    from pystac_client.exceptions import APIError
+
+    def refuse(cls, url, *args, **kwargs):
+        raise APIError("Collection PEPS_S2_L2A not found")
+
+    monkeypatch.setattr(pystac_client.Client, "open", classmethod(refuse))  # no network in tests
+    provider = make_provider("peps", {}, tmp_path)
+    with pytest.raises(ProviderError, match=r"peps: https://geodes-portal\.cnes\.fr/api/stac refused the search of "
+                                            r"collections \['PEPS_S2_L2A'\] \(l2a\): Collection PEPS_S2_L2A not found"):
+        provider.search(ProductQuery("31UFS", date(2024, 1, 1), None, "l2a"))

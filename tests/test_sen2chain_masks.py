@@ -217,8 +217,8 @@ def test_scene_without_inputs_gets_fill_and_fmask_is_mapped():
     l1c = _scene({"fmask": (fmask, {}), "cloud_confidence": (np.full((6, 6), 30, np.uint8), {})},
                  _grid(30, (6, 6)), group="r30m", platform="SENTINEL_2B")
     inputs = find_mask_inputs(l1c)
-    np.testing.assert_array_equal(inputs.scl.values[0], [FMASK_TO_SCL[c] for c in range(6)])
-    assert FMASK_TO_SCL == {0: 0, 1: 4, 2: 9, 3: 3, 4: 11, 5: 6}
+    np.testing.assert_array_equal(inputs.scl.values[0], [0, 5, 8, 3, 11, 6])  # confidence 30 %: SCL 8
+    assert FMASK_TO_SCL == {0: 0, 1: 5, 2: 9, 3: 3, 4: 11, 5: 6}
     masks = cloud_masks_on_grid(l1c, ["CM004-ITER0", "CM003-PRB31-ITER0", "CM002"], _grid(30, (6, 6)),
                                 chunks=(6, 6))
     np.testing.assert_array_equal(masks.masks["CM004-CSH1-CMP1-CHP1-TCI1-ITER0"].values[0], [0, 0, 1, 1, 0, 0])

@@ -139,7 +139,10 @@ class SceneChain:
 
     def run(self, record: SceneRecord, target: str, job_scene_ids: set[int]) -> SceneResult:
         """The scene's chain up to ``target``; a failure is recorded and returned, never raised."""
-        ctx = self.context(record)
+        entered: dict[str, xr.DataTree] = {}  # the scene as it entered each level of this run
+        ctx = replace(self.context(record),
+                      scene_before=lambda name: (entered[name] if name in entered
+                                                 else self.build(record, self._previous_level(name))))
         statuses = self.catalog.level_status(self.job_id, record.id)
         versions = {r.level: r.version for r in self.catalog.level_records(self.job_id, record.id)}
         scene: xr.DataTree = product_stub(record)
@@ -151,6 +154,7 @@ class SceneChain:
                 # a level recorded by an older implementation runs again (e.g. L1B once it exists)
                 completed = statuses.get(level.name) in COMPLETED and versions.get(level.name) == level.version
                 self._wait_for_references(level, ctx, job_scene_ids)
+                entered[level.name] = scene
                 if completed and not level.rebuild_when_done:
                     reached = level.name
                 elif completed and (stored := self._stored_product(level, record)) is not None:
@@ -216,6 +220,11 @@ class SceneChain:
             stored = self._stored_product(level, record)
             scene = stored if stored is not None else level.run(scene, ctx).scene
         return scene
+
+    def _previous_level(self, name: str) -> str | None:
+        names = self.registry.names
+        index = names.index(self.registry[name].name)
+        return names[index - 1] if index else None
 
     def _next_level(self, reached: str | None, target: str) -> str:
         names = [level.name for level in self.registry.upto(target)]

@@ -8,9 +8,11 @@ docs/coregistration.md for the conventions and the measured accuracy.
 
 from .field import shift_field
 from .grid import CoregInputError
+from .local import FIELD_STATUS_LOCAL, LocalField, local_field
 from .points import TIE_POINT_COLUMNS, tie_points
 from .scene import CoregResult, cloud_masked_band, coregister_scene, matching_band
 from .shift import ShiftResult, calculate_shift
 
 __all__ = ["CoregInputError", "ShiftResult", "calculate_shift", "TIE_POINT_COLUMNS", "tie_points", "CoregResult",
-           "coregister_scene", "matching_band", "cloud_masked_band", "shift_field"]
+           "coregister_scene", "matching_band", "cloud_masked_band", "shift_field", "local_field", "LocalField",
+           "FIELD_STATUS_LOCAL"]

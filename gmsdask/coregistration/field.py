@@ -1,9 +1,9 @@
-"""A smooth local shift field from valid tie points, on a coarse grid, for L2A's warp with ``coreg_local``.
+"""A smooth local shift field from valid tie points, on a coarse grid (a view for users; the pipeline stores the
+field of :func:`gmsdask.coregistration.local.local_field` in the scene's ``l1b`` group, with the same fit).
 
 The field is in L2A's convention (the displacement of the target's content, metres, x east and y north: the
 negative of AROSICS's map correction), sampled at the centres of ``spacing_px`` x ``spacing_px`` cells of the
-target's grid; L2A interpolates it (bilinear is enough: the thin-plate spline is already smooth) and moves each
-source pixel by it inside its one resampling.
+target's grid.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import pandas as pd
 import xarray as xr
 from odc.geo.geobox import GeoBox
 
-from ..algorithms.tie_point_filter import fit_shift_field
+from ..algorithms.local_field import fit_local_field
 
 __all__ = ["shift_field"]
 
 
 def shift_field(points: pd.DataFrame, geobox: GeoBox, *, spacing_px: int = 200,
-                smoothing: float = 1.0) -> xr.Dataset:
+                smoothing: float = 0.01) -> xr.Dataset:
     """The content displacement ``dx_m`` (east), ``dy_m`` (north) in metres on a coarse grid over ``geobox``.
 
     ``points`` is a tie-point table (:func:`gmsdask.coregistration.tie_points`); only rows with ``OUTLIER``
@@ -37,9 +37,9 @@ def shift_field(points: pd.DataFrame, geobox: GeoBox, *, spacing_px: int = 200,
     x = geobox.affine.c + cols * geobox.affine.a  # cell centres, map coordinates
     y = geobox.affine.f + rows * geobox.affine.e
     grid_x, grid_y = np.meshgrid(x, y)
-    dx, dy = fit_shift_field(point_x, point_y,
-                             -valid["X_SHIFT_M"].to_numpy(), -valid["Y_SHIFT_M"].to_numpy(),
-                             grid_x, grid_y, smoothing=smoothing)
+    values = np.column_stack([-valid["X_SHIFT_M"].to_numpy(), -valid["Y_SHIFT_M"].to_numpy()])
+    field = fit_local_field(point_x, point_y, values, grid_x, grid_y, smoothing=smoothing)
+    dx, dy = field[..., 0], field[..., 1]
     attrs = {"units": "m", "convention": "displacement of the target's content (L2A l1b_shift_m), x east, y north"}
     return xr.Dataset(
         {"dx_m": (("y", "x"), dx.astype(np.float32), attrs), "dy_m": (("y", "x"), dy.astype(np.float32), attrs)},

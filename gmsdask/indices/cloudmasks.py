@@ -4,11 +4,12 @@ Inputs (first found wins):
 
 - Sentinel-2 L2A: ``MSK_CLDPRB`` (cloud probability, %) and ``SCL`` (Sen2Cor classes) of the ``r20m`` group,
   else of ``r60m`` (a product that has them only at 60 m); B11 (``swir16``, surface reflectance) for CM002.
-- gmsdask's own L1C output: ``cloud_confidence`` (uint8 %) stands for ``MSK_CLDPRB``, and the ``fmask`` classes
-  are mapped onto SCL classes (:data:`FMASK_TO_SCL`: 0 no data -> 0, 1 clear -> 4, 2 cloud -> 9 high-probability
-  cloud, 3 shadow -> 3 cloud shadow, 4 snow -> 11, 5 water -> 6). Fmask has no medium-probability cloud (SCL 8)
-  nor cirrus (SCL 10) class, so CM004's CMP and TCI flags select nothing there.
-- Anything else (Landsat): no inputs; the masks hold :data:`MASK_FILL` (255) and the caller notes it.
+- gmsdask's own L1C output: ``fmask`` classes and ``cloud_confidence`` (uint8 %) translated into SCL classes and
+  MSK_CLDPRB by :mod:`gmsdask.algorithms.fmask_sen2cor` (clouds are SCL 8 or 9 by their confidence; Fmask has no
+  cirrus class, so CM004's TCI flag selects nothing there). Slots of a tile cube whose product is not at hand
+  are masked from the cube's own layers by :mod:`gmsdask.indices.cube_masks`.
+- Anything else (a Landsat product): no inputs; the masks hold :data:`MASK_FILL` (255) and the caller notes it
+  (a cube slot of such a scene may still be masked from the cube's own layers, :mod:`.cube_masks`).
 
 Each mask is computed with ``dask.array.map_overlap`` at depth :func:`overlap_depth` (the sum of its kernel
 radii), so block seams are invisible; only the source window under the target grid (plus that depth) is read.
@@ -32,6 +33,7 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 from odc.geo.xr import xr_coords, xr_reproject
 
+from ..algorithms.fmask_sen2cor import FMASK_TO_SCL, fmask_cloud_probability, fmask_to_scl
 from ..algorithms.sen2chain_masks import CloudMaskSpec, cloud_mask, overlap_depth, parse_cloud_mask
 from .compute import find_band
 
@@ -40,8 +42,6 @@ __all__ = ["MASK_FILL", "FMASK_TO_SCL", "MaskInputs", "MaskResult", "find_mask_i
 
 #: Stored value of a mask pixel whose state is unknown (no inputs, outside the product).
 MASK_FILL = 255
-#: gmsdask Fmask classes -> Sen2Cor SCL classes (see the module docstring).
-FMASK_TO_SCL: dict[int, int] = {0: 0, 1: 4, 2: 9, 3: 3, 4: 11, 5: 6}
 _GROUP_PREFERENCE = ("r20m", "r60m")
 _EPS = 1e-6
 
@@ -74,12 +74,10 @@ def _groups_in_order(scene: xr.DataTree) -> list[str]:
     return preferred + rest
 
 
-def _fmask_as_scl(fmask: xr.DataArray) -> xr.DataArray:
-    table = np.zeros(256, dtype=np.uint8)
-    for fmask_class, scl_class in FMASK_TO_SCL.items():
-        table[fmask_class] = scl_class
-    return xr.apply_ufunc(lambda a: table[a.astype(np.uint8)], fmask, dask="parallelized",
-                          output_dtypes=[np.uint8])
+def _translated(function, fmask: xr.DataArray, confidence: xr.DataArray | None) -> xr.DataArray:
+    """``function(fmask, confidence)`` of :mod:`gmsdask.algorithms.fmask_sen2cor`, lazily (uint8)."""
+    arrays = [fmask] if confidence is None else [fmask, confidence]
+    return xr.apply_ufunc(function, *arrays, dask="parallelized", output_dtypes=[np.uint8])
 
 
 def find_mask_inputs(scene: xr.DataTree) -> MaskInputs | None:
@@ -88,9 +86,10 @@ def find_mask_inputs(scene: xr.DataTree) -> MaskInputs | None:
         ds = scene[name].to_dataset()
         if "MSK_CLDPRB" in ds or "SCL" in ds:
             probability, scl, source = ds.get("MSK_CLDPRB"), ds.get("SCL"), f"Sen2Cor MSK_CLDPRB/SCL of {name}"
-        elif "cloud_confidence" in ds or "fmask" in ds:
-            probability = ds.get("cloud_confidence")
-            scl = _fmask_as_scl(ds["fmask"]) if "fmask" in ds else None
+        elif "fmask" in ds:
+            confidence = ds.get("cloud_confidence")
+            probability = _translated(fmask_cloud_probability, ds["fmask"], confidence)
+            scl = _translated(fmask_to_scl, ds["fmask"], confidence)
             source = f"gmsdask cloud_confidence/fmask of {name}"
         else:
             continue

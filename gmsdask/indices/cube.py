@@ -24,14 +24,17 @@ from os import PathLike
 import odc.geo.xr  # noqa: F401  (the .odc accessor)
 import xarray as xr
 import zarr
+from odc.geo.geobox import GeoBox
 
 from ..algorithms.sen2chain_masks import parse_cloud_mask
 from ..errors import ProcessingError
 from ..io.cube import open_cube, open_cube_session
 from ..io.cube_storage import normalize_location
-from .cloudmasks import MASK_FILL, cloud_masks_on_grid, fill_masks
+from .cloudmasks import MASK_FILL, cloud_masks_on_grid, fill_masks, find_mask_inputs
+from .cube_masks import cube_slot_masks, has_cube_mask_inputs
 from .compute import IndexBandMissingError, apply_cloud_mask, compute_index
 from .cube_store import INDEX_FILL, INDEX_SCALE, band_layout, store_slot_variables
+from .cube_window import slot_data_windows
 from .registry import parse_indices
 
 __all__ = ["INDEX_SCALE", "INDEX_FILL", "IndexFailure", "IndexWriteReport", "write_indices_to_cube",
@@ -105,6 +108,42 @@ def _location(cube: xr.Dataset | str | PathLike[str], store: str | PathLike[str]
     return normalize_location(cube)
 
 
+def _level(bands: xr.Dataset) -> str:
+    return str(bands.coords["processing_level"].values).upper() if "processing_level" in bands.coords else ""
+
+
+def _is_level1(bands: xr.Dataset) -> bool:
+    return _level(bands).startswith("L1")
+
+
+def _uses_cube_fmask(bands: xr.Dataset) -> bool:
+    """True when the slot may hold gmsdask's own Fmask layers: the cube has ``fmask`` and the slot's input was not
+    a Level-2 product (those carry Sen2Cor's or the USGS's layers; their ``fmask`` is fill)."""
+    return has_cube_mask_inputs(bands) and not _level(bands).startswith("L2")
+
+
+def _slot_masks(scene: xr.DataTree | None, bands: xr.Dataset, mask_names: Sequence[str], grid: GeoBox,
+                chunks: tuple[int, int], scene_id: str) -> tuple[xr.Dataset, list[str]]:
+    """The masks of one slot on ``grid`` and notes. Inputs, first found: the product's MSK_CLDPRB/SCL (or the
+    fmask of a scene tree), the cube slot's own fmask/cloud_confidence, none (fill value)."""
+    if not mask_names:
+        return xr.Dataset(), []
+    if scene is not None and find_mask_inputs(scene) is not None:
+        result = cloud_masks_on_grid(scene, mask_names, grid, chunks=chunks, scene_id=scene_id)
+        return result.masks, list(result.notes)
+    if _uses_cube_fmask(bands):
+        result = cube_slot_masks(bands, mask_names, chunks=chunks, scene_id=scene_id)
+        pixel_m = abs(grid.resolution.x)
+        return result.masks, [f"{scene_id}: {', '.join(mask_names)} from the cube's fmask/cloud_confidence at "
+                              f"{pixel_m:g} m (Sen2Chain's kernels scaled in metres)", *result.notes]
+    if scene is not None:  # its note names the platform and says why
+        result = cloud_masks_on_grid(scene, mask_names, grid, chunks=chunks, scene_id=scene_id)
+        return result.masks, list(result.notes)
+    return fill_masks(mask_names, grid, chunks), [
+        f"{scene_id}: no cloud-mask inputs (no product with MSK_CLDPRB/SCL, no fmask in the cube slot); "
+        f"{', '.join(mask_names)} hold the fill value {MASK_FILL}"]
+
+
 def write_indices_to_cube(cube: xr.Dataset | str | PathLike[str], scenes: Mapping[str, SceneInput],
                           cloudmasks: Sequence[str], indices: Sequence[str] | str, *,
                           store: str | PathLike[str] | None = None) -> IndexWriteReport:
@@ -149,19 +188,16 @@ def write_indices_to_cube(cube: xr.Dataset | str | PathLike[str], scenes: Mappin
     grid = ds.odc.geobox
     chunks = band_layout(group)[0]
     report = IndexWriteReport(cube=location)
+    windows = slot_data_windows(group, [slots[scene_id] for scene_id in scenes], chunks)
     for scene_id, scene_input in scenes.items():
         slot = slots[scene_id]
-        bands = ds.isel(time=positions[scene_id])
-        scene = _open_scene(scene_input)
-        if scene is None:
-            masks = fill_masks(mask_names, grid, chunks)
-            if mask_names:
-                report.notes.append(f"{scene_id}: no scene given for cloud-mask inputs; "
-                                    f"{', '.join(mask_names)} hold the fill value {MASK_FILL}")
-        else:
-            result = cloud_masks_on_grid(scene, mask_names, grid, chunks=chunks, scene_id=scene_id)
-            masks = result.masks
-            report.notes.extend(result.notes)
+        window = windows[slot]
+        bands = ds.isel(time=positions[scene_id], y=window[0], x=window[1])
+        # a Level-1 product has no MSK_CLDPRB/SCL: with the cube's fmask at hand it is not even opened
+        level1_path = _uses_cube_fmask(bands) and _is_level1(bands) and not isinstance(scene_input, xr.DataTree)
+        scene = None if level1_path else _open_scene(scene_input)
+        masks, notes = _slot_masks(scene, bands, mask_names, grid[window], chunks, scene_id)
+        report.notes.extend(notes)
         new: dict[str, xr.DataArray] = {name: masks[name].drop_vars(list(masks[name].coords)) for name in mask_names}
         for spec in specs:
             try:
@@ -175,7 +211,7 @@ def write_indices_to_cube(cube: xr.Dataset | str | PathLike[str], scenes: Mappin
                 new[index_variable_name(spec.name, mask_name)] = apply_cloud_mask(index, new[mask_name])
         data = xr.Dataset({name: var.expand_dims("time") for name, var in new.items()})
         if data.data_vars:
-            store_slot_variables(location, data, [slot], scene_ids=[scene_id],
+            store_slot_variables(location, data, [slot], scene_ids=[scene_id], window=window,
                                  message=f"indices: {', '.join(map(str, data.data_vars))} of {scene_id} "
                                          f"into slot {slot}")
         report.slots[scene_id] = slot

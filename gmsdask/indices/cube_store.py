@@ -138,33 +138,48 @@ def _write_window(fork: icechunk.ForkSession, slot: int, rows: tuple[int, int], 
 
 
 def _chunk_tasks(fork: icechunk.ForkSession, data: xr.Dataset, slots: Sequence[int],
-                 chunks: tuple[int, int]) -> list:
-    """Step 2's delayed tasks, one per slot and Zarr chunk window."""
+                 chunks: tuple[int, int], origin: tuple[int, int] = (0, 0)) -> list:
+    """Step 2's delayed tasks, one per slot and Zarr chunk window; ``data`` starts at pixel ``origin`` (row, col)
+    of the cube grid, a corner of a chunk."""
     delayed = {}
     for name, var in data.data_vars.items():
         array = var.data if isinstance(var.data, da.Array) else da.from_array(var.data)
         delayed[name] = array.rechunk((1, *chunks)).to_delayed()
     _, ny, nx = next(iter(data.data_vars.values())).shape
+    row0, col0 = origin
     tasks = []
     for t, slot in enumerate(slots):
         for i, row in enumerate(range(0, ny, chunks[0])):
             for j, col in enumerate(range(0, nx, chunks[1])):
                 blocks = {name: grid[t, i, j] for name, grid in delayed.items()}
                 tasks.append(dask.delayed(_write_window, pure=False)(
-                    fork, int(slot), (row, min(row + chunks[0], ny)), (col, min(col + chunks[1], nx)), blocks))
+                    fork, int(slot), (row0 + row, row0 + min(row + chunks[0], ny)),
+                    (col0 + col, col0 + min(col + chunks[1], nx)), blocks))
     return tasks
+
+
+def _window_geometry(location: str, window: tuple[slice, slice] | None, shape: tuple[int, ...],
+                     chunks: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Origin (row, col) and shape of ``window`` on a cube grid of ``shape``; refused unless chunk-aligned."""
+    if window is None:
+        return (0, 0), (int(shape[0]), int(shape[1]))
+    bounds = [s.indices(int(n))[:2] for s, n in zip(window, shape)]
+    if any(start % chunk or start >= stop for (start, stop), chunk in zip(bounds, chunks)):
+        raise ProcessingError(location, _LEVEL, f"window {window} does not start at a chunk corner of {chunks} px")
+    return (bounds[0][0], bounds[1][0]), (bounds[0][1] - bounds[0][0], bounds[1][1] - bounds[1][0])
 
 
 def store_slot_variables(location: str | os.PathLike[str], data: xr.Dataset, slots: Sequence[int], *,
                          scene_ids: Sequence[str] | None = None, message: str = "",
                          options: CubeStorageOptions | None = None,
-                         max_attempts: int = _DEFAULT_ATTEMPTS) -> str:
+                         max_attempts: int = _DEFAULT_ATTEMPTS,
+                         window: tuple[slice, slice] | None = None) -> str:
     """Write ``data`` into the given time slots of the cube at ``location`` as one commit; returns its id.
 
     Parameters
     ----------
     data
-        Variables ``(time, y, x)`` on the whole cube grid, ``time`` of length ``len(slots)``. Float variables are
+        Variables ``(time, y, x)`` on the whole cube grid (or on ``window``), ``time`` of length ``len(slots)``. Float variables are
         indices (stored int16 = round(value x 10 000), -32768 for NaN), integer ones masks (uint8; 0 clear,
         1 masked, 255 unknown). Variables the cube lacks are created for every slot (fill values).
     slots
@@ -176,6 +191,9 @@ def store_slot_variables(location: str | os.PathLike[str], data: xr.Dataset, slo
         Commit message; default names the variables and the slots.
     max_attempts
         Commits tried when other writers keep committing first.
+    window
+        ``(rows, cols)`` slices of the cube grid ``data`` covers, starting at a chunk corner (default: the whole
+        grid). The rest of the slots keeps what it holds (the fill value for new variables).
 
     Raises
     ------
@@ -205,11 +223,12 @@ def store_slot_variables(location: str | os.PathLike[str], data: xr.Dataset, slo
             _prepare(fork.store, location, data, slots, scene_ids)
             if previous is None:
                 shape = tuple(zarr.open_array(fork.store, path=names[0], mode="r").shape[1:])
-                if tuple(data[names[0]].shape[1:]) != shape:
-                    raise ProcessingError(location, _LEVEL, f"data of {data[names[0]].shape[1:]} px for a cube of "
-                                                            f"{shape} px")
                 chunks = band_layout(zarr.open_group(fork.store, mode="r"))[0]
-                forks = dask.compute(*_chunk_tasks(fork, data, slots, chunks))
+                origin, expected = _window_geometry(location, window, shape, chunks)
+                if tuple(data[names[0]].shape[1:]) != expected:
+                    raise ProcessingError(location, _LEVEL, f"data of {data[names[0]].shape[1:]} px for a window of "
+                                                            f"{expected} px of a cube of {shape} px")
+                forks = dask.compute(*_chunk_tasks(fork, data, slots, chunks, origin))
                 others = [other for other in forks if other is not fork]
                 if others:
                     fork.merge(*others)

@@ -47,7 +47,14 @@ __all__ = [
 
 log = logging.getLogger("gmsdask.jobs.providers")
 
-#: Public STAC endpoints and collections behind the provider names Sen2Chain users know.
+#: Public STAC endpoints and collections behind the provider names Sen2Chain users know. Checked against:
+#: - cop_dataspace: https://documentation.dataspace.copernicus.eu/APIs/STAC.html (the STAC 1.1 catalogue served under
+#:   /v1; the legacy https://catalogue.dataspace.copernicus.eu/stac with its mission-level "SENTINEL-2" collection is
+#:   deprecated since 17 November 2025) and its per-level collections "sentinel-2-l1c"/"sentinel-2-l2a";
+#: - peps: CNES moved PEPS into GEODES, whose STAC landing page is https://geodes-portal.cnes.fr/api/stac
+#:   (https://geodes.cnes.fr/support/api); its Sentinel-2 L1C tiles are the collection "PEPS_S2_L1C"
+#:   (https://geodes.cnes.fr/en/get-started-with-geodatahub-api). "PEPS_S2_L2A" follows the same naming but was not
+#:   found in that documentation: PEPS distributes Level-1C; a search of a missing collection fails naming it.
 PUBLIC_STAC_ENDPOINTS: dict[str, dict[str, Any]] = {
     "cop_dataspace": {"url": "https://stac.dataspace.copernicus.eu/v1",
                       "collections": {"l1c": ["sentinel-2-l1c"], "l2a": ["sentinel-2-l2a"]}},

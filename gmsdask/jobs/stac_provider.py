@@ -101,14 +101,20 @@ class StacProvider:
             if _is_static(self.url):
                 return list(pystac.Catalog.from_file(self.url).get_items(recursive=True))
             from pystac_client import Client
+            from pystac_client.exceptions import APIError
 
             end = query.end.isoformat() + "T23:59:59Z" if query.end else ".."
-            search = Client.open(self.url).search(
-                collections=self.collections.get(query.level) or None,
-                intersects=tile_polygon(query.tile).__geo_interface__,
-                datetime=f"{query.start.isoformat()}T00:00:00Z/{end}",
-            )
-            return list(search.items())
+            collections = self.collections.get(query.level) or None
+            try:
+                search = Client.open(self.url).search(
+                    collections=collections,
+                    intersects=tile_polygon(query.tile).__geo_interface__,
+                    datetime=f"{query.start.isoformat()}T00:00:00Z/{end}",
+                )
+                return list(search.items())
+            except APIError as error:  # e.g. a collection the API does not have
+                raise ProviderError(f"{self.name}: {self.url} refused the search of collections {collections} "
+                                    f"({query.level}): {error}") from error
         except (OSError, pystac.STACError, ValueError) as error:
             raise ProviderError(f"{self.name}: cannot search {self.url}: {error}") from error
 

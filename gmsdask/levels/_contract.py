@@ -55,6 +55,10 @@ class LevelContext:
     cancel_requested
         True once the job is asked to stop; levels with long client-side loops (L2C's writes) poll it. It lives on
         the client: a pickled context (sent to a worker) never reports a stop.
+    scene_before
+        ``scene_before(level_name)`` gives the lazy scene as it entered that level of this run (L2C warps a tile of
+        another UTM zone straight from the scene before L2A, so it is resampled once). Client-side like
+        ``cancel_requested``: None in a pickled context and where the controller offers none.
     """
 
     record: SceneRecord
@@ -63,10 +67,12 @@ class LevelContext:
     references: tuple[tuple[str, SceneRecord], ...] = ()
     output_dir: Path = Path(".")
     cancel_requested: Callable[[], bool] = _never
+    scene_before: Callable[[str], xr.DataTree] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["cancel_requested"] = _never  # the stop flag is the client's (a thread event is not picklable)
+        state["scene_before"] = None  # it closes over the client-side chain
         return state
 
     def reference(self, role: str) -> SceneRecord | None:

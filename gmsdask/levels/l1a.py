@@ -9,7 +9,9 @@ from ..io import open_scene
 from ..sensors import get_sensor
 from ._contract import LevelContext, LevelOutcome
 
-__all__ = ["run"]
+__all__ = ["run", "VERSION"]
+
+VERSION = "2"
 
 
 def _chain_bands(scene: xr.DataTree, cfg: JobConfig) -> xr.DataTree:

@@ -6,6 +6,11 @@ Pixels are not touched: the scene gains root attrs that L2A applies in its one r
 ``no_reference``, or ``failed:<reason>``), ``coreg_shift_m`` (the content's displacement, dx east and dy north in
 metres, that L2A removes; (0, 0) unless ``success``), ``coreg_reliability`` (percent) and ``coreg_reference``
 (the reference's product id). A failed match does not fail the scene: it goes on unshifted, and says why.
+
+With ``coreg_local`` the scene also gains a small ``l1b`` group: the filtered tie-point table of the
+``coreg_grid_res`` grid and the smooth displacement field L2A warps with
+(:func:`gmsdask.coregistration.local.local_field`), and the root attr ``coreg_field_status`` (``local``, or
+``fallback:global (<why>)`` when too few tie points are valid: L2A then applies the global shift).
 """
 
 from __future__ import annotations
@@ -15,15 +20,20 @@ from typing import Any
 
 import xarray as xr
 
-from ..coregistration import coregister_scene
+from ..coregistration import CoregResult, coregister_scene
+from ..coregistration.local import local_field
+from ..geometry import group_geobox
 from ..io import open_scene
 from ._contract import LevelContext, LevelOutcome
 from .coreg_reference import ANCHOR_ROLE, REFERENCE_ROLE, select_reference
 
-__all__ = ["run", "select_reference", "VERSION"]
+__all__ = ["run", "select_reference", "with_local_field", "VERSION", "MIN_FIELD_POINTS"]
 
-#: Implementation version: scenes recorded with an older one are processed again on rerun.
-VERSION = "1"
+#: Implementation version: scenes recorded with an older one are processed again on rerun (2: coreg_local).
+VERSION = "2"
+
+#: Fewest valid tie points a local field is fitted to; with fewer, L2A applies the global shift.
+MIN_FIELD_POINTS = 10
 
 
 def _json_safe(facts: dict[str, Any]) -> dict[str, Any]:
@@ -58,4 +68,25 @@ def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     dx, dy = result.l1b_shift_m
     note = (f"shift ({dx:+.2f}, {dy:+.2f}) m against {reference.product_id}, reliability {reliability:.0f} %"
             if result.success else f"{result.status}; not shifted")
-    return LevelOutcome(marked, note=note, facts=_json_safe(result.facts()))
+    facts = result.facts()
+    if cfg.coreg_local:
+        marked, local_facts = with_local_field(marked, result, spacing_px=max(cfg.coreg_grid_res // 2, 16))
+        facts.update(local_facts)
+        note += f"; local field: {local_facts['coreg_field_status']}"
+    return LevelOutcome(marked, note=note, facts=_json_safe(facts))
+
+
+def with_local_field(scene: xr.DataTree, result: CoregResult, *, spacing_px: int,
+                     min_points: int = MIN_FIELD_POINTS) -> tuple[xr.DataTree, dict[str, Any]]:
+    """``scene`` with the ``l1b`` group of local mode (tie points and field, see
+    :func:`gmsdask.coregistration.local.local_field`) and root attr ``coreg_field_status``; and the statistics
+    for the catalogue. ``spacing_px``: field node spacing, pixels of the matched target band."""
+    group_name, _ = result.target_band.split("/")
+    geobox = group_geobox(scene[group_name].to_dataset(), f"{scene.attrs.get('product_id', 'scene')}/{group_name}",
+                          "L1B")
+    local = local_field(result.points, geobox, spacing_px=spacing_px, min_points=min_points,
+                        match_status=result.status)
+    out = scene.copy()
+    out["l1b"] = xr.DataTree(local.group)
+    out.attrs["coreg_field_status"] = local.status
+    return out, local.stats

@@ -25,10 +25,15 @@ from ..config import JobConfig
 from ..errors import ConfigError, ProcessingError
 from ..geometry import (choose_resampling, grid_dataset, group_geobox, qa_fill_value, resolution_groups,
                         scene_name, shift_geobox, warp_variable)
+from ..geometry.field_warp import DisplacementField, field_layer_lazy, warp_lazy_field
 from ..mgrs_grid import grid_anchor, tile_epsg, tile_origin, utm_epsg_at
 from ._contract import LevelContext, LevelOutcome
 
-__all__ = ["target_geobox", "geometric_homogenization", "mask_clouds", "l1b_shift", "run"]
+__all__ = ["target_geobox", "geometric_homogenization", "mask_clouds", "l1b_shift", "local_field", "homogenize",
+           "run", "VERSION"]
+
+#: Implementation version: scenes recorded with an older one are processed again on rerun (3: coreg_local).
+VERSION = "3"
 
 MASKS = ("nodata", "saturated")
 
@@ -90,8 +95,19 @@ def _is_band(name: str, var: xr.DataArray) -> bool:
     return name not in MASKS and np.issubdtype(var.dtype, np.floating)
 
 
+def _warp(var: xr.DataArray, src: GeoBox, dst: GeoBox, *, resampling: str, fill: float | int | bool,
+          chunks: tuple[int, int], field: DisplacementField | None) -> xr.DataArray:
+    """One resampling of a variable: an affine mapping (GDAL), or with ``field`` the per-pixel mapping."""
+    if field is None:
+        return warp_variable(var, src, dst, resampling=resampling, fill=fill, chunks=chunks)
+    data = warp_lazy_field(_as_dask(var.data, chunks), src, dst, field, resampling=resampling, fill=fill,
+                           chunks=chunks)
+    return xr.DataArray(data, dims=("y", "x"), attrs=dict(var.attrs))
+
+
 def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoBox | None = None,
-                             shift_m: tuple[float, float] = (0.0, 0.0)) -> xr.DataTree:
+                             shift_m: tuple[float, float] = (0.0, 0.0),
+                             field: DisplacementField | None = None) -> xr.DataTree:
     """L2A: all resolution groups of ``scene`` on one grid, in one lazy resampling step per variable.
 
     Parameters
@@ -105,6 +121,9 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
         The output grid; default :func:`target_geobox`.
     shift_m
         The L1B shift (dx, dy) in metres, x east and y north: the image content is displaced by this much.
+    field
+        The L1B local displacement field (``coreg_local``): when given, it replaces ``shift_m`` in the mapping
+        of the one resampling (``shift_m`` then only places the default target grid).
 
     Returns
     -------
@@ -126,7 +145,8 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
     qa_layers: dict[str, xr.DataArray] = {}
     resampling_log: list[str] = []
     for group_name, ds in groups.items():  # finest first: a variable found twice is taken from the finest grid
-        src = shift_geobox(group_geobox(ds, f"{name}/{group_name}"), shift_m)
+        src = group_geobox(ds, f"{name}/{group_name}")
+        src = src if field is not None else shift_geobox(src, shift_m)
         band_alg = choose_resampling(src, dst, default_alg)
         resampling_log.append(f"{group_name}:{band_alg}")
         for var_name, var in ds.data_vars.items():
@@ -141,15 +161,15 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
             elif _is_band(var_name, var):
                 if var_name in bands:
                     continue
-                out = warp_variable(var.astype(np.float32), src, dst, resampling=band_alg, fill=np.nan,
-                                    chunks=chunks)
+                out = _warp(var.astype(np.float32), src, dst, resampling=band_alg, fill=np.nan, chunks=chunks,
+                            field=field)
                 out.attrs.update(resampling=band_alg, l2a_source_group=group_name)
                 bands[var_name] = out
             elif np.issubdtype(var.dtype, np.integer) or var.dtype == bool:
                 if var_name in qa_layers:
                     continue
                 fill = qa_fill_value(var_name, var.dtype, var.attrs)
-                out = warp_variable(var, src, dst, resampling="nearest", fill=fill, chunks=chunks)
+                out = _warp(var, src, dst, resampling="nearest", fill=fill, chunks=chunks, field=field)
                 out.attrs.update(nodata=fill, resampling="nearest", l2a_source_group=group_name)
                 qa_layers[var_name] = out
             else:
@@ -183,6 +203,7 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
     attrs.update(
         epsg=int(epsg),
         l2a_shift_m=[float(shift_m[0]), float(shift_m[1])],
+        l2a_coreg_mapping="local field" if field is not None else "global translation",
         l2a_target_epsg=int(epsg),
         l2a_resampling=[*resampling_log, "masks:nearest", "qa:nearest"],
         l2a_cloud_mask_sources=cloud_sources,
@@ -205,14 +226,33 @@ def l1b_shift(scene: xr.DataTree) -> tuple[float, float]:
 RELIABILITY_FILL = 255
 
 
-def _with_shift_reliability(tree: xr.DataTree, scene: xr.DataTree) -> xr.DataTree:
-    """The L1B accuracy layer: the shift's reliability (percent, uint8) on every valid pixel; 100 for the
-    reference scene itself, the fill where no shift was measured."""
+def local_field(scene: xr.DataTree, cfg: JobConfig) -> DisplacementField | None:
+    """The local displacement field L1B recorded (its ``l1b`` group), when ``cfg.coreg_local`` and L1B fitted
+    one (root attr ``coreg_field_status`` ``"local"``); else None (the global shift applies)."""
+    if not (cfg.coreg_local and scene.attrs.get("coreg_status") == "success"
+            and scene.attrs.get("coreg_field_status") == "local" and "l1b" in scene.children):
+        return None
+    ds = scene["l1b"].to_dataset()
+    if "field_dx_m" not in ds:
+        raise ProcessingError(scene_name(scene), "L2A", "coreg_field_status is 'local' but the l1b group has no "
+                                                        "field_dx_m; run L1B again")
+    return DisplacementField.from_dataset(ds)
+
+
+def _with_shift_reliability(tree: xr.DataTree, scene: xr.DataTree,
+                            field: DisplacementField | None = None) -> xr.DataTree:
+    """The L1B accuracy layer: the shift's reliability (percent, uint8) on every valid pixel (with a local field:
+    the tie points' reliability interpolated per pixel); 100 for the reference scene itself, the fill where no
+    shift was measured."""
     status = scene.attrs.get("coreg_status", "")
     value = (round(float(scene.attrs.get("coreg_reliability", 0.0))) if status == "success"
              else 100 if status == "reference" else RELIABILITY_FILL)
     (name, ds), = resolution_groups(tree, "L2A").items()
-    layer = xr.where(ds["nodata"], RELIABILITY_FILL, value).astype(np.uint8)
+    if field is not None and status == "success":
+        layer = xr.DataArray(field_layer_lazy(ds["nodata"].data, group_geobox(ds), field, fill=RELIABILITY_FILL),
+                             dims=("y", "x"))
+    else:
+        layer = xr.where(ds["nodata"], RELIABILITY_FILL, value).astype(np.uint8)
     layer.attrs.update(long_name="reliability of the L1B co-registration shift", units="percent",
                        nodata=RELIABILITY_FILL)
     out = tree.copy()
@@ -220,13 +260,29 @@ def _with_shift_reliability(tree: xr.DataTree, scene: xr.DataTree) -> xr.DataTre
     return out
 
 
-def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
-    """L2A of one scene in the processing chain, applying the shift L1B recorded (root attrs ``coreg_*``)."""
+def homogenize(scene: xr.DataTree, cfg: JobConfig, *, target: GeoBox | None = None) -> xr.DataTree:
+    """What L2A makes of a scene after L1B/L1C: :func:`geometric_homogenization` with the L1B shift (or, with
+    ``cfg.coreg_local``, L1B's local field) and the ``shift_reliability`` layer. ``target``: the output grid
+    (default :func:`target_geobox`); L2C passes a window of a tile in another UTM zone, so that such tiles are
+    resampled once, straight from the scene."""
     # where L1C masked the scene (Fmask or the product's QA, as configured), its masks decide; else the product's QA
     masked_by_l1c = bool(scene.attrs.get("cloud_masking_algorithm"))
-    cfg = ctx.config.replace(mask_clouds_l2a=False) if masked_by_l1c else ctx.config
-    homogenized = geometric_homogenization(scene, cfg, shift_m=l1b_shift(scene))
-    return LevelOutcome(_with_shift_reliability(homogenized, scene))
+    cfg = cfg.replace(mask_clouds_l2a=False) if masked_by_l1c else cfg
+    field = local_field(scene, cfg)
+    homogenized = geometric_homogenization(scene, cfg, target=target, shift_m=l1b_shift(scene), field=field)
+    return _with_shift_reliability(homogenized, scene, field)
+
+
+def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
+    """L2A of one scene in the processing chain, applying the shift L1B recorded (root attrs ``coreg_*``)."""
+    cfg = ctx.config
+    out = homogenize(scene, cfg)
+    note = ""
+    if out.attrs.get("l2a_coreg_mapping") == "local field":
+        note = "L1B's local displacement field applied in the resampling"
+    elif cfg.coreg_local and scene.attrs.get("coreg_status") == "success":
+        note = f"coreg_local: {scene.attrs.get('coreg_field_status', 'no local field from L1B')}; global shift applied"
+    return LevelOutcome(out, note=note)
 
 
 def mask_clouds(ds: xr.Dataset, bands: list[str]) -> tuple[xr.Dataset, list[str]]:

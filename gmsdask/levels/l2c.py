@@ -1,8 +1,12 @@
 """L2C, MGRS tiling: an L2A scene cut into the Sentinel-2 tiles it touches, each appended to the tile's cube.
 
 For every tile: the scene's L2A grid is cropped to the tile grid (an exact index slice when the grids nest, which
-is the case for the tile's own UTM zone at a GSD dividing 60 m; otherwise a lazy reprojection with the L2A rules),
-tiles without a single valid pixel are skipped, and the rest is written into
+is the case for the tile's own UTM zone at a GSD dividing 60 m). A tile whose grid does not nest (a Landsat scene
+reaching into the neighbouring UTM zone, or a configured ``target_epsg``) is made straight from the scene before
+L2A when a :data:`DirectSource` is available (L2A onto the tile's grid, with L1B's shift or local field, then the
+levels after L2A: one resampling, :func:`direct_source`); without one, the L2A grid is reprojected with the L2A
+rules (a second resampling, recorded in the facts as ``resamplings`` 2). Tiles without a single valid pixel are
+skipped, and the rest is written into
 ``<cfg.path_procdata_MGRS>/<cfg.virtual_sensor_name>/<TILE>.icechunk``, one commit per scene and tile (see
 :mod:`gmsdask.io.cube`).
 """
@@ -32,7 +36,15 @@ from ..mgrs_grid import footprint_reaches_core, normalize_tile, tile_epsg, tile_
 from ..geometry import choose_resampling, group_geobox, resolution_groups, warp_lazy
 from ._contract import LevelCanceled, LevelContext, LevelOutcome, TileOutput
 
-__all__ = ["TileWrite", "TileCrop", "cube_path", "cube_sensor", "scene_tiles", "cube_chunks", "crop_to_tile", "write_scene_to_tiles", "run"]
+__all__ = ["TileWrite", "TileCrop", "DirectSource", "cube_path", "cube_sensor", "scene_tiles", "cube_chunks",
+           "crop_to_tile", "direct_source", "write_scene_to_tiles", "run", "VERSION"]
+
+# 3: tiles of another UTM zone are warped straight from the scene before L2A (resampled once)
+VERSION = "3"
+
+#: Makes a scene's L2C-ready group (the variables of the L2A/L2B group) straight on a grid, in one resampling from
+#: the scene before L2A; L2C calls it with a window of a tile grid that does not nest with the scene's L2A grid.
+DirectSource = Callable[[GeoBox], xr.Dataset]
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,7 @@ class TileWrite:
     created_cube: bool
     replaced_slot: bool
     snapshot_id: str = ""
+    resamplings: int = 1
 
 
 def cube_sensor(cfg: JobConfig, quantity: str = "surface_reflectance") -> str:
@@ -107,11 +120,14 @@ def _fill_of(name: str, var: xr.DataArray) -> float | int | bool:
 
 @dataclass(frozen=True)
 class TileCrop:
-    """A scene on part of a tile grid: ``data`` covers ``tile[rows, cols]``, a window of whole cube chunks."""
+    """A scene on part of a tile grid: ``data`` covers ``tile[rows, cols]``, a window of whole cube chunks.
+    ``resamplings``: how often its pixels were resampled from the product (1: L2A's grid sliced, or the tile's
+    grid made straight from the scene; 2: L2A's grid reprojected once more)."""
 
     rows: slice
     cols: slice
     data: xr.Dataset
+    resamplings: int = 1
 
 
 def _chunk_window(rows: tuple[int, int], cols: tuple[int, int], shape: tuple[int, int],
@@ -126,11 +142,13 @@ def _chunk_window(rows: tuple[int, int], cols: tuple[int, int], shape: tuple[int
     return out[0], out[1]
 
 
-def crop_to_tile(ds: xr.Dataset, tile_gbox: GeoBox, cfg: JobConfig) -> TileCrop | None:
+def crop_to_tile(ds: xr.Dataset, tile_gbox: GeoBox, cfg: JobConfig, *,
+                 direct: DirectSource | None = None) -> TileCrop | None:
     """The L2A group ``ds`` on the part of ``tile_gbox`` it reaches, lazily, or None where it misses the tile.
 
     The window is rounded out to whole cube chunks and its Dask chunks equal the cube's Zarr chunks. Nested
-    grids are sliced (no resampling); other grids are resampled like L2A (area average when going coarser,
+    grids are sliced (no resampling); other grids are made by ``direct`` from the scene before L2A when given
+    (one resampling in all), else ``ds`` is resampled like L2A (area average when going coarser,
     ``cfg.spatial_resamp_alg_default`` otherwise, nearest for masks and QA).
     """
     src = group_geobox(ds)
@@ -146,6 +164,12 @@ def crop_to_tile(ds: xr.Dataset, tile_gbox: GeoBox, cfg: JobConfig) -> TileCrop 
         return None
     rows, cols = window
     dst = tile_gbox[rows, cols]
+    if offset is None and direct is not None:
+        made = direct(dst)
+        data = {name: xr.DataArray(var.data.rechunk(chunks) if isinstance(var.data, da.Array) else
+                                   da.from_array(var.data, chunks=chunks), dims=("y", "x"), attrs=dict(var.attrs))
+                for name, var in made.data_vars.items() if var.dims == ("y", "x")}
+        return TileCrop(rows, cols, xr.Dataset(data), resamplings=1)
     band_alg = choose_resampling(src, dst, cfg.spatial_resamp_alg_default)
     out: dict[str, xr.DataArray] = {}
     for name, var in ds.data_vars.items():
@@ -157,7 +181,23 @@ def crop_to_tile(ds: xr.Dataset, tile_gbox: GeoBox, cfg: JobConfig) -> TileCrop 
             alg = band_alg if np.issubdtype(var.dtype, np.floating) else "nearest"
             moved = warp_lazy(data, src, dst, resampling=alg, fill=fill, chunks=chunks)
         out[name] = xr.DataArray(moved, dims=("y", "x"), attrs=dict(var.attrs))
-    return TileCrop(rows, cols, xr.Dataset(out))
+    return TileCrop(rows, cols, xr.Dataset(out), resamplings=1 if offset is not None else 2)
+
+
+def direct_source(scene_before_l2a: xr.DataTree, cfg: JobConfig,
+                  after_l2a: Sequence[Callable[[xr.DataTree], xr.DataTree]] = ()) -> DirectSource:
+    """A :data:`DirectSource` from the scene as it enters L2A (after L1B/L1C: its ``coreg_*`` attrs and, with
+    ``coreg_local``, its ``l1b`` group): :func:`gmsdask.levels.l2a.homogenize` onto the requested grid (one
+    resampling, with L1B's shift or field), then ``after_l2a`` in order (the runs of the levels between L2A and
+    L2C, e.g. L2B's), and the one resolution group of the result."""
+    from .l2a import homogenize  # L2A imports the geometry this module shares; keep the import graph flat
+
+    def make(grid: GeoBox) -> xr.Dataset:
+        tree = homogenize(scene_before_l2a, cfg, target=grid)
+        for step in after_l2a:
+            tree = step(tree)
+        return _l2a_group(tree, str(scene_before_l2a.attrs.get("product_id", "scene")))
+    return make
 
 
 def scene_tiles(record_tiles: Sequence[str], attrs: Mapping[str, Any], cfg: JobConfig) -> list[str]:
@@ -183,12 +223,31 @@ def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     tiles = scene_tiles(ctx.record.mgrs_tiles, scene.attrs, cfg)
     try:
         writes = write_scene_to_tiles(scene, cfg, scene_id=ctx.record.product_id, tiles=tiles, job_id=ctx.job_id,
-                                      should_cancel=ctx.cancel_requested)
+                                      should_cancel=ctx.cancel_requested, direct=_direct_source_of(ctx))
     except CubeWriteCanceled as stop:
         raise LevelCanceled(str(stop)) from None
-    return LevelOutcome(scene, outputs=tuple(str(w.path) for w in writes),
+    twice = [w.tile for w in writes if w.resamplings > 1]
+    note = f"{', '.join(twice)}: reprojected from the L2A grid (resampled twice)" if twice else ""
+    return LevelOutcome(scene, outputs=tuple(str(w.path) for w in writes), note=note,
                         tiles=tuple(TileOutput(w.tile, str(w.path), w.time_index) for w in writes),
-                        facts={"tiles": [w.tile for w in writes], "snapshots": [w.snapshot_id for w in writes]})
+                        facts={"tiles": [w.tile for w in writes], "snapshots": [w.snapshot_id for w in writes],
+                               "resamplings": {w.tile: w.resamplings for w in writes}})
+
+
+def _direct_source_of(ctx: LevelContext) -> DirectSource | None:
+    """The scene before L2A, from the controller's lazy build (``ctx.scene_before``, a callable level name ->
+    scene tree; a context without it makes foreign-zone tiles from the L2A grid), with the levels between L2A and
+    L2C that the job runs applied after the direct L2A."""
+    scene_before = getattr(ctx, "scene_before", None)
+    if scene_before is None:
+        return None
+    from .registry import default_registry  # the registry imports this module
+
+    registry = default_registry()
+    l2a_order, l2c_order = registry["L2A"].order, registry["L2C"].order
+    steps = [lambda tree, level=level: level.run(tree, ctx).scene for level in registry.levels
+             if l2a_order < level.order < l2c_order and ctx.config.exec_flags(level.name)[0]]
+    return direct_source(scene_before("L2A"), ctx.config, steps)
 
 
 def _l2a_group(scene: xr.DataTree, scene_id: str) -> xr.Dataset:
@@ -204,7 +263,8 @@ def _l2a_group(scene: xr.DataTree, scene_id: str) -> xr.Dataset:
 
 def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: str,
                          tiles: Sequence[str] | None = None, job_id: int | None = None,
-                         should_cancel: Callable[[], bool] | None = None) -> list[TileWrite]:
+                         should_cancel: Callable[[], bool] | None = None,
+                         direct: DirectSource | None = None) -> list[TileWrite]:
     """Write an L2A scene into the cube of every MGRS tile it covers with at least one valid pixel.
 
     ``tiles`` default to :func:`gmsdask.mgrs_grid.tiles_intersecting` of the scene's ``footprint``. The tile
@@ -212,7 +272,8 @@ def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: st
     already in a cube (same ``scene_id``) overwrites its own time slot. The only eager step is one small
     reduction per tile deciding whether it has data; the writes run on the current Dask scheduler. Each tile is
     one commit naming ``job_id`` and the scene; ``should_cancel`` is polled during the writes (a cancel drops the
-    uncommitted tile and raises :class:`~gmsdask.errors.CubeWriteCanceled`).
+    uncommitted tile and raises :class:`~gmsdask.errors.CubeWriteCanceled`). ``direct`` makes tiles whose grid
+    does not nest with the L2A grid straight from the scene before L2A (:func:`direct_source`).
     """
     ds = _l2a_group(scene_l2a, scene_id)
     for key in ("acquisition_time", *(("footprint",) if tiles is None else ())):
@@ -227,7 +288,7 @@ def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: st
     crops: dict[str, tuple[GeoBox, TileCrop]] = {}
     for tile in tiles:
         gbox = tile_geobox(tile, cfg.target_gsd, buffer_px=cfg.mgrs_pixel_buffer)
-        crop = crop_to_tile(ds, gbox, cfg)
+        crop = crop_to_tile(ds, gbox, cfg, direct=direct)
         if crop is not None:
             crops[tile] = gbox, crop
     if scene_l2a.attrs.get("footprint_exact"):
@@ -235,7 +296,7 @@ def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: st
         # whole scene once more before writing it
         has_data: Sequence[bool] = [True] * len(crops)
     else:
-        masks = [crop_to_tile(ds[["nodata"]], gbox, cfg).data["nodata"].data for gbox, _ in crops.values()]
+        masks = [crop.data["nodata"].data for _, crop in crops.values()]
         has_data = dask.compute(*[(~mask).any() for mask in masks])
 
     # --- write path (gmsdask.io.cube_writer): one Icechunk commit per tile ---
@@ -255,5 +316,5 @@ def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: st
                            job_id=job_id, should_cancel=should_cancel,
                            message=f"job {job_id if job_id is not None else '-'}: scene {scene_id} into {tile}")
         writes.append(TileWrite(tile, cube_path(cfg, tile, quantity), done.time_index, scene_id, done.created_cube,
-                                done.replaced_slot, done.snapshot_id))
+                                done.replaced_slot, done.snapshot_id, crop.resamplings))
     return writes

@@ -73,10 +73,10 @@ BUILTIN_LEVELS: tuple[Level, ...] = (
           reads=("product archive",), adds=("resolution groups", "angles", "root metadata"),
           options=("skip_thermal", "skip_pan", "tiling_block_size_XY", "scale_factor_TOARef",
                    "scale_factor_BOARef"),
-          version="2"),
+          version=l1a.VERSION),
     Level("L1B", 20, "co-registration shift calculation", l1b.run,
           reads=("band nearest coreg_band_wavelength_for_matching", "reference scene"),
-          adds=("root attrs coreg_*",),
+          adds=("root attrs coreg_*", "l1b group (coreg_local)"),
           options=("skip_coreg", "coreg_window_size", "coreg_max_shift_allowed", "coreg_local", "coreg_grid_res",
                    "coreg_band_wavelength_for_matching", "datasetid_spatial_ref", "spatial_ref_min_overlap",
                    "spatial_ref_min_cloudcov", "spatial_ref_max_cloudcov", "spatial_ref_plusminus_days",
@@ -94,7 +94,7 @@ BUILTIN_LEVELS: tuple[Level, ...] = (
           reads=("resolution groups", "coreg_shift_m"), adds=("one target-grid group", "cloud"),
           options=("target_gsd", "target_epsg", "spatial_resamp_alg_default", "sort_bands_by_cwl",
                    "mask_clouds_l2a", "coreg_local"),
-          version="2"),
+          version=l2a.VERSION),
     Level("L2B", 50, "spectral homogenization to the virtual sensor and BRDF normalization", l2b.run,
           reads=("target-grid bands", "angles"), adds=("virtual-sensor bands", "spechomo_error_<band>"),
           options=("skip_spechomo", "spechomo_method", "spechomo_n_clusters", "spechomo_estimate_accuracy",
@@ -103,7 +103,7 @@ BUILTIN_LEVELS: tuple[Level, ...] = (
     Level("L2C", 60, "accuracy layers and MGRS tiling into the datacubes", l2c.run,
           reads=("target-grid group",), adds=("datacube time slots",),
           options=("path_procdata_MGRS", "mgrs_pixel_buffer", "target_mgrs_tiles", "output_compressor"),
-          version="2", writes_scene=False, rebuild_when_done=False),
+          version=l2c.VERSION, writes_scene=False, rebuild_when_done=False),
 )
 
 

@@ -19,6 +19,7 @@ from pyproj import Transformer
 from scipy import ndimage
 
 from .archive import write_tar
+from .brdf import SurfaceBRDF, brdf_truth_scalars
 from .clouds import CloudField
 from .grid import DEFAULT_SENTINEL2_SIZE, DEFAULT_TILE, PixelGrid, UtmBox, landsat_grid, sentinel2_extent, utm_epsg
 from .landscape import Landscape
@@ -137,7 +138,7 @@ def write_landsat_l1(path: str | Path, *, platform: str = "LANDSAT_9",
                      location: str | UtmBox | None = None, size: int | tuple[int, int] | None = None,
                      shift_m: tuple[float, float] = (0.0, 0.0), cloud_fraction: float = 0.0, aot550: float = 0.1,
                      seed: int = 0, archive: bool = False, processing_time: datetime | None = None,
-                     overwrite: bool = False) -> SyntheticProduct:
+                     overwrite: bool = False, brdf: bool = False) -> SyntheticProduct:
     """Write a synthetic Landsat Collection 2 L1TP product into the directory ``path``.
 
     Parameters
@@ -170,13 +171,17 @@ def write_landsat_l1(path: str | Path, *, platform: str = "LANDSAT_9",
         Date of processing in the product id and metadata; default the day after acquisition.
     overwrite
         Replace an existing product of the same name.
+    brdf
+        Give the surface a known BRDF (``gmsdask.synthetic.brdf``: kernel weights per material), applied with
+        each pixel's sun and view angles; the truth then gains ``nbar`` (nadir view, HLS's normalized sun
+        zenith) and ``surface_reflectance`` is the directional reflectance. Default: a Lambertian surface.
     """
     if platform not in CALIBRATION:
         raise SyntheticParameterError("platform", f"{platform!r} is not supported; use LANDSAT_8 or LANDSAT_9")
     when = parse_acquisition_time(acquisition_time)
     size = None if size is None else check_size("size", size, maximum=_MAX_SIZE)
     shift, cloud_fraction, aot550, seed = check_scene_parameters(shift_m, cloud_fraction, aot550, seed)
-    plan = _plan(platform, when, location, size, shift, cloud_fraction, aot550, seed, processing_time)
+    plan = _plan(platform, when, location, size, shift, cloud_fraction, aot550, seed, processing_time, brdf)
 
     final, staging = prepare_output(path, plan.product_id, plan.product_id + (".tar" if archive else ""), overwrite)
     truth_json, truth_store_path = truth_paths(path, plan.product_id)
@@ -196,15 +201,16 @@ def write_landsat_l1(path: str | Path, *, platform: str = "LANDSAT_9",
         footprint_wkt=lonlat_polygon_wkt([plan.to_lonlat.transform(*c) for c in plan.footprint.corners()]),
         grids={"r30m": plan.grid30, "r15m": plan.grid15}, truth_json=truth_json, truth_store=truth_store_path,
         surface_reflectance=truth.open("surface_reflectance"), toa=truth.open("toa"), scene=truth.open("scene"),
+        nbar=truth.open("nbar") if brdf else {},
         extra={"wrs_path": plan.path, "wrs_row": plan.row, "earth_sun_distance_au": plan.earth_sun_distance_au,
-               "sun_elevation_deg": round_angle(g.sun_elevation_deg)})
+               "sun_elevation_deg": round_angle(g.sun_elevation_deg), **brdf_truth_scalars(plan.scene.brdf)})
     write_truth_json(product)
     return product
 
 
 def _plan(platform: str, when: date | datetime, location: str | UtmBox | None, size: tuple[int, int] | None,
           shift: tuple[float, float], cloud_fraction: float, aot550: float, seed: int,
-          processing_time: datetime | None) -> LandsatPlan:
+          processing_time: datetime | None, brdf: bool = False) -> LandsatPlan:
     if location is None:
         location = sentinel2_extent(DEFAULT_TILE, DEFAULT_SENTINEL2_SIZE)
     try:
@@ -246,7 +252,12 @@ def _plan(platform: str, when: date | datetime, location: str | UtmBox | None, s
                      ymax - shift[1] + northing_offset)
     clouds = CloudField.for_area(cloud_seed(seed, platform, acquired), cloud_fraction, ground_bounds,
                                  geometry.sun_zenith_deg, sun_azimuth)
-    scene = Scene(platform, Landscape(seed), clouds, aot550, geometry, shift, northing_offset)
+    surface_brdf = None
+    if brdf:
+        def view_angles(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return overpass.view_angles(x, y + northing_offset)  # the overpass lives in the landscape's zone
+        surface_brdf = SurfaceBRDF(view_angles, to_lonlat, acquired, lat)
+    scene = Scene(platform, Landscape(seed), clouds, aot550, geometry, shift, northing_offset, surface_brdf)
     row = wrs2_row(lat)
     product_id, scene_id = _ids(platform, overpass.track, row, acquired, processed)
     return LandsatPlan(platform, grid30, grid15, footprint, scene, acquired, processed, overpass.track, row,

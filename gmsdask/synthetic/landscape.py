@@ -202,8 +202,10 @@ class Landscape:
         """
         k_ref = int(math.floor((along_x[0] + along_y[0]) / spacing))
         origin = k_ref * spacing
-        half = origin / 2.0
-        coord = (along_x - half).astype(np.float32)[None, :] + (along_y - half).astype(np.float32)[:, None]
+        # both float32 terms small (the block's extent): splitting the origin in halves left each term at UTM
+        # magnitude, where float32 steps are 0.25 m, so parcel edges moved with the block's extent
+        coord = (along_x - along_x[0]).astype(np.float32)[None, :] + \
+            (along_y - (origin - along_x[0])).astype(np.float32)[:, None]
         k0 = np.floor(coord * np.float32(1.0 / spacing)).astype(np.int32)
         k_first = int(k0.min()) - 1
         ks = np.arange(k_first, int(k0.max()) + 3)

@@ -138,7 +138,7 @@ class GridResult:
         return 100.0 * self.cloud_pixels / self.valid_pixels if self.valid_pixels else 0.0
 
 
-def _truth_variables(job: GridJob, platform: str) -> dict[str, dict[str, tuple[str, dict]]]:
+def _truth_variables(job: GridJob, platform: str, brdf: bool = False) -> dict[str, dict[str, tuple[str, dict]]]:
     sensor = get_sensor(platform)
 
     def band_attrs(band: str, units: str) -> dict:
@@ -165,13 +165,15 @@ def _truth_variables(job: GridJob, platform: str) -> dict[str, dict[str, tuple[s
         kinds["scene"]["surface_temperature"] = ("float32", {"units": "K", "long_name": "surface temperature"})
     if job.level == "L2A":
         kinds["boa"] = dict(reflectance)
+    if brdf:
+        kinds["nbar"] = dict(reflectance)
     return kinds
 
 
 def render_grid(scene: Scene, job: GridJob, truth: TruthStore, workers: int = 2) -> GridResult:
     """Render all rows of ``job.grid`` in strips (``workers`` threads), encode DNs, store the truth."""
     grid = job.grid
-    kinds = _truth_variables(job, scene.platform)
+    kinds = _truth_variables(job, scene.platform, brdf=scene.brdf is not None)
     for kind, variables in kinds.items():
         truth.add_grid(kind, job.group, grid, variables)
     result = GridResult(dn={band: np.zeros(grid.shape, dtype=np.uint16) for band in job.bands + job.thermal_bands})
@@ -184,14 +186,21 @@ def render_grid(scene: Scene, job: GridJob, truth: TruthStore, workers: int = 2)
 
     def strip(row_start: int) -> None:
         row_stop = min(row_start + STRIP_ROWS, grid.rows)
-        block = scene.render(grid, row_start, row_stop, job.bands) if job.bands else RenderedBlock(row_start)
+        nodata = job.nodata(grid, row_start, row_stop) if job.nodata else None
+        first, stop = _data_columns(nodata, grid.cols)
+        # a tilted swath covers a diagonal band of a strip: render only its columns (values are functions of
+        # the coordinates, so the rendered pixels are the same), the rest is no data anyway
+        target = grid if (first, stop) == (0, grid.cols) else \
+            PixelGrid(grid.epsg, grid.x0 + first * grid.res, grid.y0, grid.res, grid.rows, stop - first)
+        block = scene.render(target, row_start, row_stop, job.bands) if job.bands else RenderedBlock(row_start)
         if job.thermal_bands:
-            thermal = scene.render_thermal(grid, row_start, row_stop, job.thermal_bands)
+            thermal = scene.render_thermal(target, row_start, row_stop, job.thermal_bands)
             block.toa.update(thermal.toa)
             block.surface_temperature = thermal.surface_temperature
             if block.cloud_opacity is None:
                 block.cloud_opacity, block.shadow_fraction = thermal.cloud_opacity, thermal.shadow_fraction
-        nodata = job.nodata(grid, row_start, row_stop) if job.nodata else None
+        if target is not grid:
+            block = _widened(block, first, grid.cols)
         _store_block(scene, job, block, nodata, result, truth)
         valid = ~nodata if nodata is not None else np.ones(block.cloud_opacity.shape, dtype=bool)
         land_cover = block.land_cover if block.land_cover is not None else np.zeros(valid.shape, dtype=np.uint8)
@@ -212,6 +221,40 @@ def render_grid(scene: Scene, job: GridJob, truth: TruthStore, workers: int = 2)
     return result
 
 
+#: Columns rendered beyond a strip's data on either side: the QA layers dilate clouds by 3 pixels, so a cloud
+#: just outside the data still marks its neighbours inside as it did when the whole strip was rendered.
+_DATA_MARGIN_COLUMNS = 8
+
+
+def _data_columns(nodata: np.ndarray | None, cols: int) -> tuple[int, int]:
+    """``(first, stop)``: the columns of a strip that hold data, widened by ``_DATA_MARGIN_COLUMNS``."""
+    if nodata is None:
+        return 0, cols
+    columns = np.flatnonzero(~nodata.all(axis=0))
+    if columns.size == 0:
+        return 0, min(cols, 1)
+    return max(int(columns[0]) - _DATA_MARGIN_COLUMNS, 0), min(int(columns[-1]) + 1 + _DATA_MARGIN_COLUMNS, cols)
+
+
+def _widened(block: RenderedBlock, first: int, cols: int) -> RenderedBlock:
+    """A block rendered on columns ``first:`` of a strip, padded to the strip's ``cols`` (reflectances and
+    temperatures NaN, clouds, shadows and land cover 0 outside)."""
+    def pad(values: np.ndarray | None, fill: float) -> np.ndarray | None:
+        if values is None:
+            return None
+        out = np.full((values.shape[0], cols), fill, dtype=values.dtype)
+        out[:, first:first + values.shape[1]] = values
+        return out
+
+    return RenderedBlock(
+        block.row_start,
+        surface_reflectance={band: pad(v, np.nan) for band, v in block.surface_reflectance.items()},
+        nbar={band: pad(v, np.nan) for band, v in block.nbar.items()},
+        toa={band: pad(v, np.nan) for band, v in block.toa.items()},
+        land_cover=pad(block.land_cover, 0), cloud_opacity=pad(block.cloud_opacity, 0.0),
+        shadow_fraction=pad(block.shadow_fraction, 0.0), surface_temperature=pad(block.surface_temperature, np.nan))
+
+
 def _store_block(scene: Scene, job: GridJob, block: RenderedBlock, nodata: np.ndarray | None, result: GridResult,
                  truth: TruthStore) -> None:
     rows = slice(block.row_start, block.row_start + block.cloud_opacity.shape[0])
@@ -226,6 +269,8 @@ def _store_block(scene: Scene, job: GridJob, block: RenderedBlock, nodata: np.nd
 
     for band in job.bands:
         truth.write("surface_reflectance", group, band, start, masked(block.surface_reflectance[band]))
+        if band in block.nbar:
+            truth.write("nbar", group, band, start, masked(block.nbar[band]))
         toa = masked(block.toa[band])
         truth.write("toa", group, band, start, toa)
         encoded = toa

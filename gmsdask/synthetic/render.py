@@ -3,7 +3,8 @@
 One ``Scene`` holds everything fixed for a product (landscape, clouds, aerosol, sun and view geometry,
 geometric shift); ``Scene.render`` turns rows of a grid into surface and top-of-atmosphere values for a set
 of bands. Both the Landsat and the Sentinel-2 writers use it, so the two sensors differ only in their bands,
-grids and encodings.
+grids and encodings. With a ``SurfaceBRDF`` (writer option ``brdf=True``) the surface reflectance is the
+directional one at each pixel's sun and view angles, and the nadir-normalized one is kept beside it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from ..atmosphere.sixs import SixSResult
 from .atmosphere import band_atmosphere, relative_azimuth, toa_reflectance
+from .brdf import SurfaceBRDF
 from .clouds import CLOUD_MASK_OPACITY, CloudField
 from .grid import PixelGrid
 from .landscape import Landscape
@@ -50,10 +52,14 @@ class Geometry:
 
 @dataclass
 class RenderedBlock:
-    """Rows ``row_start:row_start + rows`` of one grid. Reflectances are unitless, temperatures in K."""
+    """Rows ``row_start:row_start + rows`` of one grid. Reflectances are unitless, temperatures in K.
+
+    With a BRDF, ``surface_reflectance`` is the directional reflectance at the pixel's sun and view angles and
+    ``nbar`` the reflectance at nadir view and the normalized sun zenith; without, ``nbar`` is empty."""
 
     row_start: int
     surface_reflectance: dict[str, np.ndarray] = field(default_factory=dict)
+    nbar: dict[str, np.ndarray] = field(default_factory=dict)
     toa: dict[str, np.ndarray] = field(default_factory=dict)
     land_cover: np.ndarray | None = None
     cloud_opacity: np.ndarray | None = None
@@ -82,6 +88,8 @@ class Scene:
     #: Added to the grid's northings to get the landscape's: 1e7 for a Landsat scene south of the equator,
     #: which USGS grids in the northern zone (negative northings) while the landscape uses the southern one.
     northing_offset_m: float = 0.0
+    #: The surface's BRDF and the product's per-pixel geometry; None: a Lambertian world.
+    brdf: SurfaceBRDF | None = None
 
     def atmosphere(self, band: str) -> SixSResult:
         """6S terms of ``band`` at this product's scene-mean geometry and aerosol (cached)."""
@@ -105,9 +113,20 @@ class Scene:
                               shadow_fraction=shadow)
         table = np.stack([band_reflectance(self.platform, band) for band in bands])
         surface = ground.reflectance(table)
+        directional = {}
+        if self.brdf is not None:
+            # the angles are those of the pixel where the product shows it (grid, not ground, coordinates)
+            kernels = self.brdf.kernels(grid.x_centres(), grid.y_centres(row_start, row_stop))
+            directional = {band: self.brdf.reflectance(ground.fractions, ground.texture,
+                                                       self.brdf.directional_tables(self.platform, band, values),
+                                                       kernels)
+                           for band, values in zip(bands, table)}
         del ground
         for band, rho in zip(bands, surface):
             terms = self.atmosphere(band)
+            if directional:
+                block.nbar[band] = rho
+                rho = directional[band]
             block.surface_reflectance[band] = rho
             lit = rho
             if not self.clouds.is_clear:

@@ -20,6 +20,7 @@ import numpy as np
 from pyproj import Transformer
 
 from .archive import write_zip
+from .brdf import SurfaceBRDF, brdf_truth_scalars
 from .clouds import CLOUD_MASK_OPACITY, CloudField
 from .grid import DEFAULT_SENTINEL2_SIZE, DEFAULT_TILE, PixelGrid, sentinel2_tile_grid, sentinel2_tile_origin
 from .landscape import Landscape
@@ -58,7 +59,8 @@ def write_sentinel2_l1c(path: str | Path, *, platform: str = "SENTINEL_2B", tile
                         size: int | tuple[int, int] = DEFAULT_SENTINEL2_SIZE,
                         shift_m: tuple[float, float] = (0.0, 0.0),
                         cloud_fraction: float = 0.0, aot550: float = 0.1, seed: int = 0, archive: bool = False,
-                        processing_time: datetime | None = None, overwrite: bool = False) -> SyntheticProduct:
+                        processing_time: datetime | None = None, overwrite: bool = False,
+                        brdf: bool = False) -> SyntheticProduct:
     """Write a synthetic Sentinel-2 L1C SAFE into the directory ``path``.
 
     Parameters
@@ -74,11 +76,12 @@ def write_sentinel2_l1c(path: str | Path, *, platform: str = "SENTINEL_2B", tile
     size
         ``(rows, cols)`` at 10 m, multiples of 6 up to 10980: the upper-left part of the tile
         (``SENTINEL2_TILE_SIZE`` for a full tile).
-    shift_m, cloud_fraction, aot550, seed, archive, processing_time, overwrite
-        As for ``write_landsat_l1``; ``processing_time`` defaults to sensing + 1 h 51 min.
+    shift_m, cloud_fraction, aot550, seed, archive, processing_time, overwrite, brdf
+        As for ``write_landsat_l1``; ``processing_time`` defaults to sensing + 1 h 51 min. With ``brdf`` the
+        view angles of each pixel are those the ``MTD_TL`` grids sample.
     """
     return _write_sentinel2("L1C", path, platform, tile, acquisition_time, size, shift_m, cloud_fraction, aot550,
-                            seed, archive, processing_time, overwrite)
+                            seed, archive, processing_time, overwrite, brdf)
 
 
 def write_sentinel2_l2a(path: str | Path, *, platform: str = "SENTINEL_2B", tile: str = DEFAULT_TILE,
@@ -86,14 +89,15 @@ def write_sentinel2_l2a(path: str | Path, *, platform: str = "SENTINEL_2B", tile
                         size: int | tuple[int, int] = DEFAULT_SENTINEL2_SIZE,
                         shift_m: tuple[float, float] = (0.0, 0.0),
                         cloud_fraction: float = 0.0, aot550: float = 0.1, seed: int = 0, archive: bool = False,
-                        processing_time: datetime | None = None, overwrite: bool = False) -> SyntheticProduct:
+                        processing_time: datetime | None = None, overwrite: bool = False,
+                        brdf: bool = False) -> SyntheticProduct:
     """Write a synthetic Sentinel-2 L2A SAFE (Sen2Cor layout); parameters as ``write_sentinel2_l1c``.
 
     The BOA reflectance it encodes is the exact inverse of the atmosphere applied to the TOA, so it equals
     the surface reflectance truth outside clouds and shadows (``product.boa`` holds it everywhere).
     """
     return _write_sentinel2("L2A", path, platform, tile, acquisition_time, size, shift_m, cloud_fraction, aot550,
-                            seed, archive, processing_time, overwrite)
+                            seed, archive, processing_time, overwrite, brdf)
 
 
 @dataclass(frozen=True)
@@ -126,14 +130,14 @@ class _Sentinel2Plan:
 def _write_sentinel2(level: str, path: str | Path, platform: str, tile: str,
                      acquisition_time: date | datetime | str | None, size: int | tuple[int, int],
                      shift_m: tuple[float, float], cloud_fraction: float, aot550: float, seed: int, archive: bool,
-                     processing_time: datetime | None, overwrite: bool) -> SyntheticProduct:
+                     processing_time: datetime | None, overwrite: bool, brdf: bool = False) -> SyntheticProduct:
     if platform not in _PLATFORMS:
         raise SyntheticParameterError("platform",
                                       f"{platform!r} is not supported; use one of {', '.join(_PLATFORMS)}")
     when = parse_acquisition_time(acquisition_time)
     size = check_size("size", size, multiple_of=6, maximum=SENTINEL2_TILE_SIZE[0])
     shift, cloud_fraction, aot550, seed = check_scene_parameters(shift_m, cloud_fraction, aot550, seed)
-    plan = _plan(level, platform, tile, when, size, shift, cloud_fraction, aot550, seed, processing_time)
+    plan = _plan(level, platform, tile, when, size, shift, cloud_fraction, aot550, seed, processing_time, brdf)
 
     final_name = plan.name + (".zip" if archive else ".SAFE")
     final, staging = prepare_output(path, plan.name + ".SAFE", final_name, overwrite)
@@ -161,15 +165,17 @@ def _write_sentinel2(level: str, path: str | Path, platform: str, tile: str,
         grids={f"r{res}m": grid for res, grid in plan.grids.items()}, truth_json=truth_json,
         truth_store=truth_store_path, surface_reflectance=truth.open("surface_reflectance"), toa=truth.open("toa"),
         scene=truth.open("scene"), boa=truth.open("boa") if level == "L2A" else {},
+        nbar=truth.open("nbar") if brdf else {},
         extra={"mgrs_tile": plan.tile, "relative_orbit": plan.relative_orbit, "absolute_orbit": plan.absolute_orbit,
-               "granule": plan.granule, "processing_baseline": _BASELINE, "water_vapour_cm": _WATER_VAPOUR_CM})
+               "granule": plan.granule, "processing_baseline": _BASELINE, "water_vapour_cm": _WATER_VAPOUR_CM,
+               **brdf_truth_scalars(plan.scene.brdf)})
     write_truth_json(product)
     return product
 
 
 def _plan(level: str, platform: str, tile: str, when: date | datetime, size: tuple[int, int],
           shift: tuple[float, float], cloud_fraction: float, aot550: float, seed: int,
-          processing_time: datetime | None) -> _Sentinel2Plan:
+          processing_time: datetime | None, brdf: bool = False) -> _Sentinel2Plan:
     tile = tile.strip().upper().lstrip("T")
     epsg = sentinel2_tile_origin(tile)[0]
     grids = {res: sentinel2_tile_grid(tile, res, size) for res in (10, 20, 60)}
@@ -191,7 +197,8 @@ def _plan(level: str, platform: str, tile: str, when: date | datetime, size: tup
     clouds = CloudField.for_area(cloud_seed(seed, platform, sensing), cloud_fraction,
                                  (xmin - shift[0], ymin - shift[1], xmax - shift[0], ymax - shift[1]),
                                  sun_zenith, sun_azimuth)
-    scene = Scene(platform, Landscape(seed), clouds, aot550, geometry, shift)
+    surface_brdf = SurfaceBRDF(overpass.view_angles, to_lonlat, sensing, lat) if brdf else None
+    scene = Scene(platform, Landscape(seed), clouds, aot550, geometry, shift, brdf=surface_brdf)
     relative_orbit = overpass.track
     absolute_orbit = sentinel2_absolute_orbit(platform, sensing, relative_orbit)
     name = (f"S2{platform[-1]}_MSI{level}_{sensing:%Y%m%dT%H%M%S}_N{_BASELINE.replace('.', '')}_"

@@ -30,7 +30,10 @@ __all__ = ["SyntheticProduct", "TruthStore", "TRUTH_KINDS", "write_truth_json", 
 
 #: The groups of the truth store: what each holds.
 TRUTH_KINDS = {
-    "surface_reflectance": "ground surface reflectance per band, without clouds or shadows (unitless)",
+    "surface_reflectance": "ground surface reflectance per band, without clouds or shadows (unitless); with a "
+                           "BRDF (writer option brdf=True) the directional reflectance at the pixel's sun and view "
+                           "angles",
+    "nbar": "BRDF products only: the surface reflectance at nadir view and HLS's normalized solar zenith",
     "toa": "top-of-atmosphere reflectance the Level-1 product encodes (thermal bands: brightness temperature, K)",
     "boa": "bottom-of-atmosphere reflectance the Level-2A product encodes (the exact inverse of the TOA)",
     "scene": "land_cover (class codes), cloud, shadow, nodata (bool), cloud_opacity, shadow_fraction",
@@ -99,7 +102,9 @@ class SyntheticProduct:
     hold one variable per band: ``surface_reflectance`` (the ground, no clouds or shadows), ``toa`` (what a
     Level-1 product encodes; Landsat thermal bands as brightness temperature in K), ``boa`` (L2A only: what
     it encodes) and ``scene`` (``land_cover``, ``cloud``, ``shadow``, ``nodata``, ``cloud_opacity``,
-    ``shadow_fraction``; Landsat ``r30m`` also ``surface_temperature``). Outside the data footprint the
+    ``shadow_fraction``; Landsat ``r30m`` also ``surface_temperature``) and, for a product written with
+    ``brdf=True``, ``nbar`` (the surface reflectance at nadir view and HLS's normalized solar zenith; then
+    ``surface_reflectance`` is the directional reflectance at each pixel's angles). Outside the data footprint the
     reflectances are NaN and ``nodata`` is True. Angles in degrees (view azimuth: towards the sensor).
     ``extra`` holds the sensor's own identifiers (WRS-2 path/row; MGRS tile and orbit numbers).
     """
@@ -129,6 +134,7 @@ class SyntheticProduct:
     toa: dict[str, xr.Dataset] = field(repr=False)
     scene: dict[str, xr.Dataset] = field(repr=False)
     boa: dict[str, xr.Dataset] = field(default_factory=dict, repr=False)
+    nbar: dict[str, xr.Dataset] = field(default_factory=dict, repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -161,7 +167,7 @@ def write_truth_json(product: SyntheticProduct) -> None:
         "truth_arrays": product.truth_store.name,
         "truth_groups": {kind: sorted(datasets) for kind, datasets in
                          (("surface_reflectance", product.surface_reflectance), ("toa", product.toa),
-                          ("boa", product.boa), ("scene", product.scene)) if datasets},
+                          ("boa", product.boa), ("nbar", product.nbar), ("scene", product.scene)) if datasets},
         "atmosphere_model": ("gmsdask.synthetic.atmosphere: 6S, continental aerosol, 2 g/cm2 water vapour, "
                              "0.33 cm-atm ozone, Lambertian coupling"),
         **product.extra,

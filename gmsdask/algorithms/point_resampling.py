@@ -1,0 +1,111 @@
+"""Resampling of a raster at arbitrary per-pixel source positions (pure numpy): the kernel of a warp whose
+coordinate mapping is not affine (a local co-registration field added to it).
+
+GDAL's warper, used for affine mappings (:mod:`.warp`), cannot take a per-pixel displacement, and with an
+approximating piecewise-affine mapping its results change in the last bit with the output window. scipy's
+``map_coordinates`` has no area average, and its cubic spline prefilter runs over the whole array it is given, so
+a block's result would depend on where blocks are cut. This module computes every output pixel from its own
+source position only, with GDAL's kernels: nearest, bilinear, cubic (Keys, a = -0.5, GDAL's "cubic") and
+area-weighted average (by fractional overlap of the output pixel's footprint, as GDAL's "average"). Bilinear and
+cubic are the kernels at the source's scale: GDAL widens them when the output is coarser, where L2A averages
+instead (:func:`gmsdask.geometry.choose_resampling`). Away from no data the results equal GDAL's to float
+rounding (``tests/test_l2a_local_warp.py``); next to no-data pixels GDAL's cubic treats the gap differently.
+
+Positions are source *pixel-edge* coordinates: pixel ``[r, c]`` covers ``[c, c+1) x [r, r+1)``, its centre is
+``(c + 0.5, r + 0.5)``. Source pixels outside the array and NaN count as no data; a float result is NaN where its
+nearest source pixel has no data, and otherwise the kernel's weights are renormalized over the valid pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["KERNEL_REACH_PX", "resample_at"]
+
+#: Source pixels a kernel reads beyond the one holding the position (average: plus the footprint's half size).
+KERNEL_REACH_PX = {"nearest": 1, "bilinear": 2, "cubic": 3, "average": 2}
+
+
+def _keys(t: np.ndarray) -> list[np.ndarray]:
+    """Keys cubic convolution weights (a = -0.5) of the four taps at offsets -1, 0, 1, 2 for fraction ``t``."""
+    a = -0.5
+    def w(d: np.ndarray) -> np.ndarray:
+        d = np.abs(d)
+        return np.where(d <= 1, ((a + 2) * d - (a + 3)) * d * d + 1,
+                        np.where(d < 2, ((a * d - 5 * a) * d + 8 * a) * d - 4 * a, 0.0))
+    return [w(t + 1), w(t), w(1 - t), w(2 - t)]
+
+
+_Tap = tuple[np.ndarray, np.ndarray, np.ndarray]  # (clipped index, inside the array, weight) along one axis
+
+
+def _axis(index: np.ndarray, size: int, origin: int, weight: np.ndarray | float = 1.0) -> _Tap:
+    """One axis of a tap: index relative to the array (clipped, so it can always be read), whether it is inside."""
+    rel = index - origin
+    return np.clip(rel, 0, size - 1), (rel >= 0) & (rel < size), np.asarray(weight, dtype=np.float64)
+
+
+def _weighted(src: np.ndarray, rows: list[_Tap], cols: list[_Tap]) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of weight x value over the separable taps and the sum of the valid taps' weights."""
+    flat, width = src.ravel(), src.shape[1]
+    total = np.zeros(rows[0][0].shape)
+    weight = np.zeros(rows[0][0].shape)
+    for r, r_inside, wr in rows:
+        offset = r * width
+        for c, c_inside, wc in cols:
+            values = flat[offset + c]
+            valid = r_inside & c_inside & np.isfinite(values)
+            w = np.where(valid, wr * wc, 0.0)
+            total += w * np.where(valid, values, 0.0)
+            weight += w
+    return total, weight
+
+
+def resample_at(src: np.ndarray, u: np.ndarray, v: np.ndarray, *, resampling: str, fill: float | int | bool,
+                footprint: tuple[float, float] = (1.0, 1.0), origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """``src`` sampled at source positions ``u`` (columns) and ``v`` (rows), pixel-edge coordinates, any shape.
+
+    ``origin``: (row, column) of ``src[0, 0]`` in the coordinates of ``u``/``v`` (a window of a larger image:
+    kernel weights then come from the full-image positions, so a window gives the same values as the whole
+    image wherever the kernel fits inside it). ``footprint``: the output pixel's size (columns, rows) in source
+    pixels, for ``average``. Integer and boolean sources take ``nearest`` whatever ``resampling`` says and
+    ``fill`` outside the source; floats get NaN where there is no data. Returns ``u.shape``, ``src``'s dtype.
+    """
+    u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    (h, w), (r0, c0) = src.shape, origin
+    near_r = _axis(np.floor(v).astype(np.int64), h, r0)
+    near_c = _axis(np.floor(u).astype(np.int64), w, c0)
+    if not np.issubdtype(src.dtype, np.floating) or resampling == "nearest":
+        picked = src[near_r[0], near_c[0]]
+        return np.where(near_r[1] & near_c[1], picked, np.asarray(fill).astype(src.dtype)).astype(src.dtype,
+                                                                                                   copy=False)
+    centre_valid = near_r[1] & near_c[1] & np.isfinite(src[near_r[0], near_c[0]])
+    if resampling in ("bilinear", "cubic", "cubic_spline"):
+        x, y = u - 0.5, v - 0.5
+        first_c, first_r = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+        if resampling == "bilinear":
+            wx, wy, start = [1 - (x - first_c), x - first_c], [1 - (y - first_r), y - first_r], 0
+        else:
+            wx, wy, start = _keys(x - first_c), _keys(y - first_r), -1
+        rows = [_axis(first_r + start + k, h, r0, wk) for k, wk in enumerate(wy)]
+        cols = [_axis(first_c + start + k, w, c0, wk) for k, wk in enumerate(wx)]
+        total, weight = _weighted(src, rows, cols)
+    elif resampling == "average":
+        rows = [_axis(i, h, r0, wk) for i, wk in _overlaps(v, footprint[1])]
+        cols = [_axis(i, w, c0, wk) for i, wk in _overlaps(u, footprint[0])]
+        total, weight = _weighted(src, rows, cols)
+        centre_valid = weight > 0
+    else:
+        raise ValueError(f"resampling {resampling!r} is not supported here; use one of {', '.join(KERNEL_REACH_PX)}")
+    ok = centre_valid & (np.abs(weight) > 1e-12)
+    out = np.where(ok, total / np.where(ok, weight, 1.0), np.nan)
+    return out.astype(src.dtype)
+
+
+def _overlaps(centre: np.ndarray, size: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Source pixels (index, overlap length) covered by ``[centre - size/2, centre + size/2)`` along one axis."""
+    start, stop = centre - size / 2.0, centre + size / 2.0
+    first = np.floor(start).astype(np.int64)
+    taps = int(np.ceil(size)) + 1
+    return [(first + k, np.clip(np.minimum(first + k + 1, stop) - np.maximum(first + k, start), 0.0, None))
+            for k in range(taps)]
