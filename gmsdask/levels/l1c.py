@@ -30,7 +30,7 @@ from ._contract import LevelContext, LevelOutcome
 __all__ = ["run", "VERSION"]
 
 #: Implementation version: scenes recorded with an older one are processed again on rerun.
-VERSION = "3"
+VERSION = "4"
 #: Smallest side (pixels) of the blocks L1C computes on (see the module doc).
 PROCESSING_BLOCK_PX = 1024
 
