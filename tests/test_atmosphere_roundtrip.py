@@ -1,11 +1,12 @@
 """Round trip: synthetic Level-1 products (6S run directly at their geometry and AOT) through ``correct_scene``
 (lookup tables, interpolation, dark-target aerosol retrieval) back to their surface-reflectance truth.
 
-The dark-vegetation relation (surface blue and red as shares of the 2.2 um reflectance) is a property of the
-world: Kaufman's 0.25/0.5 describe real vegetation, the synthetic landscape's hand-written spectra have their
-own. ``world_ddv_ratios`` measures it once on a calibration area of another landscape (seed 99, not the test
-products' ground), as Kaufman measured his on real canopies; with Kaufman's ratios the synthetic AOT comes out
-low (0.12 instead of 0.2 on the Landsat-9 product; see docs/atmospheric-correction.md).
+The retrieval uses the published dark-vegetation relation (Kaufman et al. 1997: surface blue = 0.25 and red =
+0.5 x the 2.2 um reflectance), the defaults of ``correct_scene``. The synthetic forests' spectra follow that
+empirical law only as closely as real canopies do (band ratios 0.23-0.28 and 0.47-0.50 depending on the sensor);
+the synthetic cropland does not (red/2.2 um ~0.28) and must be rejected by the retrieval's blue/red consistency
+check. Acceptance (issue 9): AOT within 0.05 + 15 %, surface reflectance within 0.005 + 0.05 rho on >= 90 % of
+clear land pixels in every reflective band, for AOT 0.05, 0.2 and 0.4 on Landsat-9 and Sentinel-2.
 """
 
 from __future__ import annotations
@@ -15,31 +16,16 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from gmsdask.algorithms.atmospheric import dark_target_mask
 from gmsdask.atmosphere import ATMOSPHERE_GROUP, SURFACE_REFLECTANCE, correct_scene, corrected_bands
 from gmsdask.errors import ProcessingError
 from gmsdask.io import open_scene
-from gmsdask.synthetic import Landscape, sentinel2_extent, write_landsat_l1, write_sentinel2_l1c
-from gmsdask.synthetic.spectra import band_reflectance
+from gmsdask.synthetic import sentinel2_extent, write_landsat_l1, write_sentinel2_l1c
 
 from .atmosphere_fixtures import atmosphere_cache  # noqa: F401
 
 TILE = "33UUU"
 SIZE = (600, 600)
 TIME = datetime(2024, 6, 1, 10, 20, tzinfo=timezone.utc)
-DDV_BANDS = {"LANDSAT_9": ("B2", "B4", "B5", "B7"), "SENTINEL_2B": ("B02", "B04", "B8A", "B12")}
-
-
-def world_ddv_relations(platform: str) -> tuple[tuple[float, float], tuple[float, float]]:
-    """(slope, offset) of surface blue and red against the 2.2 um reflectance over the dark vegetation of a
-    6 km calibration area of another landscape (least squares)."""
-    x = 420000.0 + 30.0 * (np.arange(200) + 0.5)
-    y = 5850000.0 - 30.0 * (np.arange(200) + 0.5)
-    ground = Landscape(99).sample(x, y, 30.0)
-    blue, red, nir, swir = ground.reflectance(np.stack([band_reflectance(platform, b) for b in DDV_BANDS[platform]]))
-    dark = dark_target_mask(blue, red, nir, swir)
-    assert dark.sum() > 1000
-    return tuple(tuple(float(v) for v in np.polyfit(swir[dark], band[dark], 1)) for band in (blue, red))
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +47,8 @@ def products(tmp_path_factory):
 
 
 def _correct(product, cache, **options):
-    blue, red = world_ddv_relations(product.platform)
     scene = open_scene(product.path, chunks=options.pop("chunks", None))
-    return correct_scene(scene, cache_dir=cache, ddv_blue=blue, ddv_red=red, **options)
+    return correct_scene(scene, cache_dir=cache, **options)
 
 
 @pytest.mark.parametrize("platform", ["LANDSAT_9", "SENTINEL_2B"])
@@ -72,7 +57,7 @@ def test_round_trip_recovers_aot_and_surface_reflectance(products, atmosphere_ca
     product = products(platform, aot)
     corrected, info = _correct(product, atmosphere_cache)
     assert info.status == "done" and info.tables.runs == 0, "the committed 6S cache lacks this geometry"
-    assert info.aot_source == "dark_dense_vegetation" and info.aot_retrieved_cells >= 4
+    assert info.aot_source == "dark_dense_vegetation" and info.aot_retrieved_cells >= 2
     assert abs(info.aot550_mean - aot) <= 0.05 + 0.15 * aot, info.facts()
     if platform == "SENTINEL_2B":
         assert info.water_vapour_source == "B09/B8A ratio" and info.water_vapour_gcm2 == 2.0

@@ -23,7 +23,13 @@ from gmsdask.algorithms.fmask_qa import (
     WATER,
     product_qa_classes,
 )
-from gmsdask.algorithms.fmask_shadow import fill_holes, match_shadows, potential_shadow
+from gmsdask.algorithms.fmask_shadow import (
+    ShadowMatch,
+    edge_shadows,
+    fill_holes,
+    match_shadows,
+    potential_shadow,
+)
 from gmsdask.algorithms.fmask_spectral import (
     FmaskInputs,
     cloud_displacement_index,
@@ -131,6 +137,55 @@ def test_fill_holes_finds_dark_basins_only():
     expected[10:15, 10:15] = True
     expected[0:5, 20:30] = True         # the border is padded with the clear-land background (Fmask)
     np.testing.assert_array_equal(shadow, expected)
+
+
+def test_potential_shadow_background_is_taken_again_without_the_shadows_found():
+    # a fifth of the land lies in shadow, so the clear-land 17.5th percentile (Fmask's padding) is a shadow
+    # level, and a shadow touching the image edge drains away; clear land outside the holes found does not
+    image = np.full((60, 60), 0.3)
+    for row, col in ((5, 5), (5, 25), (25, 5), (25, 25), (5, 45)):
+        image[row:row + 12, col:col + 12] = 0.12
+    image[55:60, 20:40] = 0.12
+    valid = np.ones(image.shape, bool)
+    background = float(np.percentile(image, 17.5))
+    assert background == pytest.approx(0.12)
+    once = potential_shadow(image, image, valid, nir_background=background, swir1_background=background)
+    twice = potential_shadow(image, image, valid, nir_background=background, swir1_background=background,
+                             clear_land=valid)
+    assert once[5:17, 5:17].all() and not once[55:60, 20:40].any()
+    np.testing.assert_array_equal(twice, image < 0.2)
+
+
+def test_edge_shadows_are_the_potential_shadows_at_the_sun_side_edge():
+    potential = np.zeros((40, 40), bool)
+    potential[35:40, 5:10] = True       # touches the bottom edge: the sun is in the south-east
+    potential[0:5, 5:10] = True         # touches the top edge, away from the sun
+    potential[10:15, 35:40] = True      # touches the right (east) edge
+    potential[20:25, 20:25] = True      # inside, next to no data to its south
+    potential[5:10, 20:25] = True       # inside, next to no data to its north
+    valid = np.ones(potential.shape, bool)
+    valid[25:27, 20:25] = False
+    valid[3:5, 20:25] = False
+    cloud = np.zeros(potential.shape, bool)
+    found = edge_shadows(potential, cloud, valid, sun_azimuth_deg=135.0, reach_px=100.0)
+    expected = np.zeros(potential.shape, bool)
+    expected[35:40, 5:10] = expected[10:15, 35:40] = expected[20:25, 20:25] = True
+    np.testing.assert_array_equal(found, expected)
+    # with the sun due south only the bottom edge and the no data to the south count
+    south = edge_shadows(potential, cloud, valid, sun_azimuth_deg=180.0, reach_px=100.0)
+    expected[10:15, 35:40] = False
+    np.testing.assert_array_equal(south, expected)
+    # only as far from the edge as the clouds' shadows reach, and nothing when no cloud was matched
+    near = edge_shadows(potential, cloud, valid, sun_azimuth_deg=180.0, reach_px=2.0)
+    assert near[38:40, 5:10].all() and not near[35:38].any() and near[23:25, 20:25].all()
+    assert not edge_shadows(potential, cloud, valid, sun_azimuth_deg=180.0, reach_px=0.0).any()
+
+
+def test_typical_cloud_height_is_the_pixel_weighted_median():
+    empty = np.zeros((2, 2), bool)
+    # specks of one pixel matched at any height do not move it
+    assert ShadowMatch(empty, 4, 4, (200.0, 1600.0, 9000.0, 1700.0), (1, 100, 1, 50)).typical_height_m == 1600.0
+    assert ShadowMatch(empty, 0, 0, ()).typical_height_m == 0.0
 
 
 def test_shadow_matching_recovers_the_cloud_height():

@@ -47,6 +47,8 @@ class FmaskParameters:
     Defaults: buffers as FORCE (cloud 300 m, shadow 90 m, snow 30 m); Fmask 4's cloud probability threshold
     (``None``: 0.175 for Landsat, 0.20 for Sentinel-2), cirrus weight 0.3, CDI threshold -0.8, false-positive
     buffer 250 m, erosion 90 m; shadow matching over cloud heights 200-12 000 m on a ``shadow_grid_m`` grid.
+    ``edge_shadows``: potential-shadow objects touching the image edge or no data on the sun side are shadow
+    (clouds beyond the image cast them; :func:`gmsdask.algorithms.fmask_shadow.edge_shadows`).
     """
 
     cloud_buffer_m: float = 300.0
@@ -61,6 +63,7 @@ class FmaskParameters:
     max_cloud_height_m: float = 12_000.0
     shadow_grid_m: float = 60.0
     shadow_similarity: float = 0.3
+    edge_shadows: bool = True
 
     def __post_init__(self) -> None:
         for name in ("cloud_buffer_m", "shadow_buffer_m", "snow_buffer_m", "false_positive_buffer_m", "erode_m",

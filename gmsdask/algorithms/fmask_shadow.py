@@ -5,8 +5,11 @@ flood-filling are scene-wide operations that cannot be done per chunk).
 
 - Potential shadow: shadows are local dark "holes" in NIR and SWIR1. Each band is flood-filled (grayscale
   hole filling by morphological reconstruction, skimage ``reconstruction``); no-data and the image border take
-  the clear-land median (Fmask pads with the 17.5th percentile, see ``SceneStatistics``). A pixel is potential
-  shadow where both filled-minus-original differences exceed 0.02.
+  Fmask's background, the 17.5th percentile of clear land. A pixel is potential shadow where both
+  filled-minus-original differences exceed 0.02. Given the clear-land pixels, the background is taken twice:
+  clear land is land free of clouds *and shadows*, so the second pass takes the percentile without the dark
+  holes the first pass found (in a scene with many shadows the first percentile is itself a shadow level, and
+  shadows touching the image edge drained away: shadow F1 0.50 instead of 0.73 on a half-cloudy low-sun scene).
 - Matching: every 8-connected cloud object is projected away from the sun for cloud heights from
   ``min_height_m`` to ``max_height_m`` in steps of one pixel of displacement. Fmask's similarity is the share
   of projected pixels (not on the object itself, inside the valid image) that land on potential shadow or on
@@ -18,6 +21,10 @@ flood-filling are scene-wide operations that cannot be done per chunk).
   rule matched heights ~40 % too low); the most shadow hits alone drifted to large heights over dark
   forests on large scenes. The matched shadow is the whole object footprint at that height. The sun is one
   direction for the scene (its centre); the view parallax of a cloud (``h tan(view zenith)``) is ignored.
+- Clouds beyond the image (not in the papers): a cloud outside the image, or over its no-data, casts its
+  shadow into the image, and no object matching can find it (on the demo's 9 km Sentinel-2B scene that was
+  60 % of the shadow pixels left clear). :func:`edge_shadows` labels shadow the potential-shadow objects that
+  touch the image edge or no data on the sun side, where such a cloud would be (option ``edge_shadows``).
 """
 
 from __future__ import annotations
@@ -29,9 +36,15 @@ import numpy as np
 from scipy import ndimage
 from skimage.morphology import reconstruction
 
-__all__ = ["ShadowMatch", "fill_holes", "match_shadows", "potential_shadow"]
+__all__ = ["ShadowMatch", "edge_shadows", "fill_holes", "match_shadows", "potential_shadow"]
 
 _SHADOW_DARKENING = 0.02
+#: Fmask's background percentile of clear land for the flood-fill (Zhu & Woodcock 2012).
+_BACKGROUND_PERCENT = 17.5
+#: Fewest clear-land pixels for a second-pass background (fewer: the first pass stands).
+_MIN_BACKGROUND_PIXELS = 20
+#: A sun direction component (north or east, of 1) below this (~0.6 degree) does not point beyond an edge.
+_SUNWARD_COMPONENT = 0.01
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 #: Object pixels used to score a height (a larger object is sampled with a fixed stride: deterministic).
 _MAX_SCORED_PIXELS = 20_000
@@ -56,11 +69,8 @@ def fill_holes(image: np.ndarray, border_value: float) -> np.ndarray:
     return reconstruction(marker, values, method="erosion")
 
 
-def potential_shadow(nir: np.ndarray, swir1: np.ndarray, valid: np.ndarray, *, nir_background: float,
-                     swir1_background: float) -> np.ndarray:
-    """Potential cloud-shadow pixels (bool): dark holes in both NIR and SWIR1 (TOA reflectance)."""
-    nir = np.where(valid, nir, np.nan)
-    swir1 = np.where(valid, swir1, np.nan)
+def _dark_holes(nir: np.ndarray, swir1: np.ndarray, valid: np.ndarray, nir_background: float,
+                swir1_background: float) -> np.ndarray:
     nir_background = nir_background if math.isfinite(nir_background) else float(np.nanmedian(nir))
     swir1_background = swir1_background if math.isfinite(swir1_background) else float(np.nanmedian(swir1))
     dark_nir = fill_holes(nir, nir_background) - np.nan_to_num(nir, nan=nir_background)
@@ -68,14 +78,85 @@ def potential_shadow(nir: np.ndarray, swir1: np.ndarray, valid: np.ndarray, *, n
     return (np.minimum(dark_nir, dark_swir) > _SHADOW_DARKENING) & valid
 
 
+def potential_shadow(nir: np.ndarray, swir1: np.ndarray, valid: np.ndarray, *, nir_background: float,
+                     swir1_background: float, clear_land: np.ndarray | None = None) -> np.ndarray:
+    """Potential cloud-shadow pixels (bool): dark holes in both NIR and SWIR1 (TOA reflectance).
+
+    ``nir_background``/``swir1_background`` pad no data and the image border (Fmask: the clear-land 17.5th
+    percentiles; NaN: the image median). With ``clear_land`` (bool, pixels free of cloud and water), the
+    holes are found a second time with the 17.5th percentiles of the clear land outside the first pass's holes.
+    """
+    nir = np.where(valid, nir, np.nan)
+    swir1 = np.where(valid, swir1, np.nan)
+    holes = _dark_holes(nir, swir1, valid, nir_background, swir1_background)
+    if clear_land is None:
+        return holes
+    lit = clear_land & valid & ~holes & np.isfinite(nir) & np.isfinite(swir1)
+    if lit.sum() < _MIN_BACKGROUND_PIXELS:
+        return holes
+    return _dark_holes(nir, swir1, valid, float(np.percentile(nir[lit], _BACKGROUND_PERCENT)),
+                       float(np.percentile(swir1[lit], _BACKGROUND_PERCENT)))
+
+
+def edge_shadows(potential: np.ndarray, cloud: np.ndarray, valid: np.ndarray, *, sun_azimuth_deg: float,
+                 reach_px: float) -> np.ndarray:
+    """Potential-shadow objects (bool) that may be cast by clouds beyond the image or its no data.
+
+    An 8-connected object of ``potential`` (outside ``cloud``) qualifies where one of its pixels has the image
+    edge or an invalid pixel as its neighbour towards the sun: the row towards the sun where the sun has a
+    north-south component, the column towards it where it has an east-west one (azimuth clockwise from north,
+    degrees; rows south, columns east). Of such an object, only the pixels within ``reach_px`` pixels of the
+    edge or no data, looking towards the sun, are returned: the caller passes the shadow displacement of the
+    image's typical matched cloud height (clouds beyond it are taken to be as high; 0: none matched).
+    """
+    candidates = potential & ~cloud & valid
+    labels, count = ndimage.label(candidates, structure=_EIGHT_CONNECTED)
+    if count == 0:
+        return np.zeros(potential.shape, dtype=bool)
+    azimuth = math.radians(sun_azimuth_deg)
+    east, north = math.sin(azimuth), math.cos(azimuth)
+    # the neighbours towards the sun: the row above/below and the column right/left, for each component
+    steps = [(-int(np.sign(north)), 0)] if abs(north) > _SUNWARD_COMPONENT else []
+    steps += [(0, int(np.sign(east)))] if abs(east) > _SUNWARD_COMPONENT else []
+    beyond = np.ones((potential.shape[0] + 2, potential.shape[1] + 2), dtype=bool)
+    beyond[1:-1, 1:-1] = ~valid
+    rows, cols = potential.shape
+    sunward = np.zeros(potential.shape, dtype=bool)
+    for d_row, d_col in steps:
+        sunward |= beyond[1 + d_row:1 + d_row + rows, 1 + d_col:1 + d_col + cols]
+    touching = np.zeros(count + 1, dtype=bool)
+    touching[np.unique(labels[sunward & (labels > 0)])] = True
+    touching[0] = False
+    reach = math.ceil(max(reach_px, 0.0))
+    padded = np.pad(~valid, reach, constant_values=True)
+    near = np.zeros(potential.shape, dtype=bool)
+    for t in range(1, reach + 1):
+        d_row, d_col = reach + round(-north * t), reach + round(east * t)
+        near |= padded[d_row:d_row + rows, d_col:d_col + cols]
+    return touching[labels] & near
+
+
 @dataclass(frozen=True)
 class ShadowMatch:
-    """The matched shadow mask (bool, without the clouds themselves) and per object the chosen height."""
+    """The matched shadow mask (bool, without the clouds themselves), per matched object the chosen height and
+    the object's pixel count."""
 
     shadow: np.ndarray
     objects: int
     matched: int
     heights_m: tuple[float, ...]
+    pixels: tuple[int, ...] = ()
+
+    @property
+    def typical_height_m(self) -> float:
+        """The pixel-weighted median of the matched heights (m; 0 when nothing matched): the scene's cloud
+        height, which specks of one pixel matched at any height barely move."""
+        if not self.heights_m:
+            return 0.0
+        order = np.argsort(self.heights_m)
+        weights = np.asarray(self.pixels, dtype=float)[order] if self.pixels else np.ones(len(order))
+        cumulative = np.cumsum(weights)
+        return float(np.asarray(self.heights_m)[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
 
 
 def _scored_pixels(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +214,7 @@ def match_shadows(cloud: np.ndarray, potential: np.ndarray, valid: np.ndarray, *
     target = potential | cloud
     shade = potential & ~cloud
     heights_found: list[float] = []
+    pixels_found: list[int] = []
     for label, window in enumerate(ndimage.find_objects(labels), start=1):
         rows, cols = np.nonzero(labels[window] == label)
         rows, cols = rows + window[0].start, cols + window[1].start
@@ -146,8 +228,10 @@ def match_shadows(cloud: np.ndarray, potential: np.ndarray, valid: np.ndarray, *
         if best is None:
             continue
         heights_found.append(float(heights[best]))
+        pixels_found.append(int(rows.size))
         r = np.rint(rows + heights[best] * per_metre[0]).astype(np.int64)
         c = np.rint(cols + heights[best] * per_metre[1]).astype(np.int64)
         inside = (r >= 0) & (r < shadow.shape[0]) & (c >= 0) & (c < shadow.shape[1])
         shadow[r[inside], c[inside]] = True
-    return ShadowMatch(shadow & ~cloud & valid, count, len(heights_found), tuple(heights_found))
+    return ShadowMatch(shadow & ~cloud & valid, count, len(heights_found), tuple(heights_found),
+                       tuple(pixels_found))

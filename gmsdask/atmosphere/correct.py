@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -28,12 +29,12 @@ import xarray as xr
 from ..algorithms.atmospheric import cell_bilinear, invert_lambertian
 from ..errors import GmsdaskError, ProcessingError
 from ..sensors import get_sensor
-from .aerosol import (DDV_ROLES, AerosolField, CellGrid, block_mean, dark_target_statistics, ddv_cells,
+from .aerosol import (DDV_ROLES, AerosolField, CellGrid, DarkTargets, block_mean, dark_target_sums, ddv_cells,
                       retrieve_aerosol)
 from .inputs import (DEFAULT_OZONE_CM_ATM, DEFAULT_WATER_VAPOUR_GCM2, WaterVapour, cell_geometry,
                      mean_elevation_m, retrieve_water_vapour)
 from .lut import BandTable, TableStats, build_tables, default_cache_dir, geometry_grid_for
-from .sixs import AtmosphereState
+from .sixs import AtmosphereState, cached_run
 
 __all__ = ["correct_scene", "AtmosphereInfo", "corrected_bands", "SURFACE_REFLECTANCE", "LEVEL2_LEVELS",
            "ATMOSPHERE_GROUP"]
@@ -61,6 +62,7 @@ class AtmosphereInfo:
     aot550_max: float | None = None
     aot_source: str = ""
     aot_retrieved_cells: int = 0
+    aot_rejected_cells: int = 0
     aot_cells: int = 0
     water_vapour_gcm2: float | None = None
     water_vapour_source: str = ""
@@ -73,8 +75,8 @@ class AtmosphereInfo:
     def facts(self) -> dict[str, Any]:
         facts = {name: getattr(self, name) for name in
                  ("status", "note", "aot550_mean", "aot550_min", "aot550_max", "aot_source", "aot_retrieved_cells",
-                  "aot_cells", "water_vapour_gcm2", "water_vapour_source", "ozone_cm_atm", "elevation_m",
-                  "geometry_source")}
+                  "aot_rejected_cells", "aot_cells", "water_vapour_gcm2", "water_vapour_source", "ozone_cm_atm",
+                  "elevation_m", "geometry_source")}
         facts["corrected_bands"] = list(self.corrected_bands)
         facts["sixs_runs"] = self.tables.runs
         facts["sixs_cpu_seconds"] = round(self.tables.cpu_seconds, 3)
@@ -117,23 +119,91 @@ def _scene_box(scene: xr.DataTree, groups: list[str]) -> tuple[float, float, flo
     return float(min(left)), float(min(bottom)), float(max(right)), float(max(top))
 
 
-def _water_vapour(scene: xr.DataTree, platform: str, value: float | None, available: dict[str, str],
+def _vapour_sums(scene: xr.DataTree, platform: str, available: dict[str, str]
+                 ) -> tuple[da.Array, da.Array, da.Array] | None:
+    """Lazy sums of B09 and B8A TOA reflectance over bright land and their count (Sentinel-2), else None."""
+    if not (get_sensor(platform).sensor == "MSI" and "B09" in available and "B8A" in available):
+        return None
+    b09 = da.asarray(scene[available["B09"]].ds["B09"].data).astype(np.float64)
+    b8a = block_mean(scene[available["B8A"]].ds["B8A"], 3)[: b09.shape[0], : b09.shape[1]]
+    b09 = b09[: b8a.shape[0], : b8a.shape[1]].rechunk(b8a.chunks)
+    bright = (b8a > 0.15) & da.isfinite(b09)
+    return da.where(bright, b09, 0.0).sum(), da.where(bright, b8a, 0.0).sum(), bright.sum()
+
+
+def _water_vapour(sums: tuple[float, float, float] | None, platform: str, value: float | None,
                   geometry: dict[str, np.ndarray], aot550: float, ozone: float, elevation_km: float,
                   cache_dir: Any) -> WaterVapour:
     if value is not None:
         return WaterVapour(float(value), "configured")
-    if not (get_sensor(platform).sensor == "MSI" and "B09" in available and "B8A" in available):
+    if sums is None:
         return WaterVapour(DEFAULT_WATER_VAPOUR_GCM2, "default")
-    b09 = scene[available["B09"]].ds["B09"].data.astype(np.float64)
-    b8a = block_mean(scene[available["B8A"]].ds["B8A"], 3)[: b09.shape[0], : b09.shape[1]]
-    b09 = b09[: b8a.shape[0], : b8a.shape[1]].rechunk(b8a.chunks)
-    bright = (b8a > 0.15) & da.isfinite(b09)
-    sums = da.compute(da.where(bright, b09, 0.0).sum(), da.where(bright, b8a, 0.0).sum(), bright.sum())
     if sums[2] < 100:
         return WaterVapour(DEFAULT_WATER_VAPOUR_GCM2, "default (too few bright land pixels for B09/B8A)")
     means = {name: float(np.mean(values)) for name, values in geometry.items()}
     return retrieve_water_vapour(platform, float(sums[0] / sums[2]), float(sums[1] / sums[2]), geometry=means,
                                  aot550=aot550, ozone_cm_atm=ozone, elevation_km=elevation_km, cache_dir=cache_dir)
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    index: int
+
+
+def _compute_under_own_keys(*collections: Any) -> tuple[Any, ...]:
+    """``dask.compute`` of (nested) Dask arrays on a copy of their graph whose every key has an ``-l1c-eager``
+    suffix, so nothing computed here shares a key with the lazy result submitted later (see ``_correct``).
+    (``dask.graph_manipulation.clone`` does the same in principle but loses dependencies of Fmask's overlap
+    layers.)"""
+    from dask._task_spec import convert_legacy_graph
+    from dask.highlevelgraph import HighLevelGraph
+
+    leaves: list[da.Array] = []
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, da.Array):
+            leaves.append(value)
+            return _Leaf(len(leaves) - 1)
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, (tuple, list)):
+            return type(value)(walk(v) for v in value)
+        return value
+
+    structure = [walk(c) for c in collections]
+    if not leaves:
+        return tuple(collections)
+    graph = convert_legacy_graph(dict(HighLevelGraph.merge(*(a.__dask_graph__() for a in leaves))))
+
+    def renamed(key: Any) -> Any:
+        return (f"{key[0]}-l1c-eager", *key[1:]) if isinstance(key, tuple) else f"{key}-l1c-eager"
+
+    subs = {key: renamed(key) for key in graph}
+    copy = {subs[key]: node.substitute(subs, key=subs[key]) for key, node in graph.items()}
+    layer = HighLevelGraph.from_collections("l1c-eager", copy, dependencies=())
+    arrays = [da.Array(layer, renamed(a.name), chunks=a.chunks, dtype=a.dtype, meta=a._meta) for a in leaves]
+    values = dask.compute(*arrays)
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, _Leaf):
+            return values[value.index]
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        if isinstance(value, (tuple, list)):
+            return type(value)(fill(v) for v in value)
+        return value
+
+    return tuple(fill(s) for s in structure)
+
+
+def _swir_first_guess(platform: str, band: str, geometry: dict[str, np.ndarray], atmosphere: AtmosphereState,
+                      cache_dir: Any) -> tuple[float, float, float]:
+    """(path reflectance, transmittance, spherical albedo) of the 2.2 um band at the default AOT and water
+    vapour and the scene-mean geometry rounded to 1 degree (one cached 6S run): enough to put the dark-target
+    tiers on surface reflectance before the scene's water vapour and tables are known."""
+    angles = {f"{name}_deg": float(round(float(np.mean(values)))) for name, values in geometry.items()}
+    run = cached_run(platform, band, atmosphere, cache_dir=cache_dir, **angles)
+    return run.path_reflectance, run.transmittance, run.spherical_albedo
 
 
 def _cell_coefficients(table: BandTable, aot: np.ndarray, geometry: dict[str, np.ndarray]) -> np.ndarray:
@@ -177,6 +247,11 @@ def _atmosphere_group(scene: xr.DataTree, cells: CellGrid, aerosol: AerosolField
                              {"long_name": "cell has its own dark-target retrieval (else smoothed/filled)"}),
         "dark_pixels": (("y", "x"), aerosol.dark_pixels.astype(np.int32),
                         {"long_name": "dark dense vegetation pixels in the cell"}),
+        "dark_swir22_limit": (("y", "x"), aerosol.swir22_limit.astype(np.float32),
+                              {"units": "1", "long_name": "upper surface 2.2 um reflectance of the cell's dark "
+                                                          "targets (the darkest tier with enough pixels)"}),
+        "aot550_rejected": (("y", "x"), aerosol.rejected,
+                            {"long_name": "cell had dark targets whose blue and red AOT disagreed"}),
     }, coords=coords, attrs={"aot_source": aerosol.source, "cell_size_m": cells.size_m})
     return ds.rio.write_crs(crs) if crs is not None else ds
 
@@ -249,13 +324,23 @@ def _correct(scene: xr.DataTree, *, aot550: float, water_vapour: float | None, o
     geometry, geometry_note = cell_geometry(scene, cells)
     elevation_m = mean_elevation_m(path_dem, (left, bottom, right, top), crs)
     ozone_value = DEFAULT_OZONE_CM_ATM if ozone is None else float(ozone)
-    vapour = _water_vapour(scene, platform, water_vapour, available, geometry, aot550, ozone_value,
+    swir_terms = _swir_first_guess(platform, roles["swir22"][1], geometry, AtmosphereState(
+        aot550, DEFAULT_WATER_VAPOUR_GCM2, ozone_value, elevation_m / 1000.0), cache)
+    # the one eager pass over the scene: dark-target cell sums and the water-vapour band sums together, so the
+    # masked scene's graph (Fmask) runs once for both; only small numpy results leave it. It runs on a copy
+    # of the graph under new keys: on a distributed cluster the lazy result is submitted later, possibly from
+    # another client, and keys shared with this computation but fused differently make the scheduler warn
+    # "Detected different run_spec" (dask/dask#9888) while this computation's copies are being released
+    dark_sums = dark_target_sums(scene, roles, cells, swir_terms=swir_terms)
+    vapour_sums = _vapour_sums(scene, platform, available) if water_vapour is None else None
+    count, sums, vapour_values = _compute_under_own_keys(dark_sums.count, dark_sums.sums, vapour_sums)
+    targets = DarkTargets.of(count, sums, dark_sums.cell_pixels, dark_sums.tiers)
+    vapour = _water_vapour(vapour_values, platform, water_vapour, geometry, aot550, ozone_value,
                            elevation_m / 1000.0, cache)
     atmosphere = AtmosphereState(0.0, vapour.value_gcm2, ozone_value, elevation_m / 1000.0)
     grid = geometry_grid_for(geometry["sun_zenith"], geometry["view_zenith"], geometry["relative_azimuth"])
     tables, stats = build_tables(platform, bands, atmosphere, grid, cache_dir=cache)
 
-    targets = dark_target_statistics(scene, roles, cells)
     aerosol = retrieve_aerosol(targets, {role: tables[band] for role, (_, band) in roles.items()}, geometry,
                                default_aot550=aot550, min_dark_fraction=min_dark_fraction,
                                blue_relation=relations[0], red_relation=relations[1])
@@ -279,7 +364,8 @@ def _correct(scene: xr.DataTree, *, aot550: float, water_vapour: float | None, o
     info = AtmosphereInfo(
         "done", aot550_mean=round(aerosol.mean, 4), aot550_min=round(float(aerosol.aot550.min()), 4),
         aot550_max=round(float(aerosol.aot550.max()), 4), aot_source=aerosol.source,
-        aot_retrieved_cells=int(aerosol.retrieved.sum()), aot_cells=int(aerosol.retrieved.size),
+        aot_retrieved_cells=int(aerosol.retrieved.sum()), aot_rejected_cells=int(aerosol.rejected.sum()),
+        aot_cells=int(aerosol.retrieved.size),
         water_vapour_gcm2=vapour.value_gcm2, water_vapour_source=vapour.source, ozone_cm_atm=ozone_value,
         elevation_m=round(elevation_m, 1), geometry_source=geometry_note, corrected_bands=tuple(bands), tables=stats)
     attrs = dict(scene.attrs, ac_aot550=info.aot550_mean, ac_aot_source=aerosol.source,

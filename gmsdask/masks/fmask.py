@@ -15,7 +15,8 @@ The computation is three explicit steps, all in one lazy graph (nothing is compu
    (:func:`gmsdask.algorithms.fmask_cloud.neighbourhood_radius_px`), so there are no seams.
 3. **Shadows on a coarse grid** (one small task): the cloud mask, NIR and SWIR1 are sampled at every
    ``round(shadow_grid_m / pixel)``-th pixel (default 60 m), the potential-shadow layer is flood-filled, cloud
-   objects are labelled and matched along the sun direction, the shadow buffer is applied there, and the
+   objects are labelled and matched along the sun direction, potential shadows at the sun-side image edge
+   are added (clouds beyond the image), the shadow buffer is applied there, and the
    result is looked up (nearest) by every full-resolution chunk.
 
 Steps 1 and 3 are tasks of the array graph (0-d object arrays), not ``dask.delayed``: Dask inlines file
@@ -40,7 +41,7 @@ from ..algorithms.fmask_cloud import (
 )
 from ..algorithms.fmask_probability import scene_statistics
 from ..algorithms.fmask_qa import CLASS_NAMES, combine_classes
-from ..algorithms.fmask_shadow import match_shadows, potential_shadow
+from ..algorithms.fmask_shadow import edge_shadows, match_shadows, potential_shadow
 from ..algorithms.fmask_spectral import FmaskInputs, spectral_features
 from ..errors import ProcessingError
 
@@ -169,12 +170,18 @@ def _shadow_block(packed: np.ndarray, nir: np.ndarray, swir1: np.ndarray, stats:
     scene = stats.item()
     cloud = (packed & _CLOUD) != 0
     valid = (packed & _VALID) != 0
+    clear_land = valid & ~cloud & ((packed & _WATER) == 0)
     potential = potential_shadow(nir, swir1, valid, nir_background=scene.nir_background,
-                                 swir1_background=scene.swir1_background)
+                                 swir1_background=scene.swir1_background, clear_land=clear_land)
     matched = match_shadows(cloud, potential, valid, pixel_m=coarse_m, sun_zenith_deg=sun_zenith,
                             sun_azimuth_deg=sun_azimuth, min_height_m=params.min_cloud_height_m,
                             max_height_m=params.max_cloud_height_m, similarity=params.shadow_similarity)
-    return _boxed(dilate_m(matched.shadow, params.shadow_buffer_m, coarse_m) & valid)
+    shadow = matched.shadow
+    if params.edge_shadows:
+        # clouds beyond the image are taken to be as high as the clouds matched in it
+        reach_px = matched.typical_height_m * math.tan(math.radians(min(sun_zenith, 85.0))) / coarse_m
+        shadow = shadow | edge_shadows(potential, cloud, valid, sun_azimuth_deg=sun_azimuth, reach_px=reach_px)
+    return _boxed(dilate_m(shadow, params.shadow_buffer_m, coarse_m) & valid)
 
 
 def _classes_block(packed: np.ndarray, rows: np.ndarray, cols: np.ndarray, shadow: np.ndarray, *,

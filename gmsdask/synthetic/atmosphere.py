@@ -1,7 +1,7 @@
 """The synthetic products' atmosphere: 6S, run directly at each product's own geometry and aerosol.
 
 Per band, one 6S run (``gmsdask.atmosphere.sixs``: continental aerosol of the product's ``aot550``, 2 g cm-2
-water vapour, 330 DU ozone, sea level, the band's real spectral response) gives the Lambertian terms at the
+water vapour (``band_atmosphere`` takes another column; the writers use the default), 330 DU ozone, sea level, the band's real spectral response) gives the Lambertian terms at the
 product's scene-mean sun and view angles, and
 
     rho_toa = rho_path + T * rho / (1 - S * rho)
@@ -51,9 +51,11 @@ def relative_azimuth(sun_azimuth_deg: float, view_azimuth_deg: float) -> float:
 
 
 def band_atmosphere(platform: str, band: str, *, aot550: float, sun_zenith_deg: float, view_zenith_deg: float,
-                    relative_azimuth_deg: float, cache_dir: str | Path | None = None) -> SixSResult:
-    """6S terms of one band at one geometry (degrees), from the packaged runs, the cache, or a 6S run."""
-    state = AtmosphereState(float(aot550), WATER_VAPOUR_GCM2, OZONE_CM_ATM, 0.0)
+                    relative_azimuth_deg: float, cache_dir: str | Path | None = None,
+                    water_vapour_gcm2: float = WATER_VAPOUR_GCM2) -> SixSResult:
+    """6S terms of one band at one geometry (degrees) and column water vapour (g cm-2), from the packaged runs,
+    the cache, or a 6S run."""
+    state = AtmosphereState(float(aot550), float(water_vapour_gcm2), OZONE_CM_ATM, 0.0)
     geometry = {"sun_zenith_deg": round(float(sun_zenith_deg), 2), "view_zenith_deg": round(float(view_zenith_deg), 2),
                 "relative_azimuth_deg": round(float(relative_azimuth_deg), 2)}
     digest, key = run_key(platform, band, state, **geometry)
