@@ -48,6 +48,9 @@ class SceneResult:
     failed_level: str | None = None
     exception_type: str = ""
     message: str = ""
+    #: CPU seconds the client spent on the scene: opening products, building and submitting graphs, catalogue
+    #: writes (the pixel work runs on the workers; waiting for it costs no CPU)
+    client_cpu_s: float = 0.0
 
 
 @dataclass
@@ -139,6 +142,11 @@ class SceneChain:
 
     def run(self, record: SceneRecord, target: str, job_scene_ids: set[int]) -> SceneResult:
         """The scene's chain up to ``target``; a failure is recorded and returned, never raised."""
+        started = time.thread_time()  # this thread's CPU time: the client's own share of the scene
+        result = self._run_chain(record, target, job_scene_ids)
+        return replace(result, client_cpu_s=time.thread_time() - started)
+
+    def _run_chain(self, record: SceneRecord, target: str, job_scene_ids: set[int]) -> SceneResult:
         ctx = self.context(record)
         statuses = self.catalog.level_status(self.job_id, record.id)
         versions = {r.level: r.version for r in self.catalog.level_records(self.job_id, record.id)}
