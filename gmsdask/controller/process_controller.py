@@ -166,6 +166,12 @@ class ProcessController:
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *(f"run_{name}_processing" for name in self.registry.names)})
 
+    @property
+    def timings(self) -> pd.DataFrame:
+        """Wall seconds of every level of every scene in this controller's runs (a lazy level's pixels are
+        computed by the level that first needs them, so most of a chain's time shows at the level that writes)."""
+        return pd.DataFrame(self._timings, columns=["scene_id", "product_id", "level", "status", "seconds"])
+
     def benchmark(self) -> pd.DataFrame:
         """Run the job (all levels not completed yet) and return each scene's level timings in seconds.
 
@@ -173,7 +179,7 @@ class ProcessController:
         """
         self._timings = []
         self.run_all_processors()
-        return pd.DataFrame(self._timings, columns=["scene_id", "product_id", "level", "status", "seconds"])
+        return self.timings
 
     def stop(self, signum: int | None = None, frame: Any = None) -> None:
         """Interrupt the running job gracefully: computations in flight are cancelled within seconds, no level

@@ -48,6 +48,9 @@ class SceneResult:
     failed_level: str | None = None
     exception_type: str = ""
     message: str = ""
+    #: CPU seconds the client spent on the scene: opening products, building and submitting graphs, catalogue
+    #: writes (the pixel work runs on the workers; waiting for it costs no CPU)
+    client_cpu_s: float = 0.0
 
 
 @dataclass
@@ -139,6 +142,11 @@ class SceneChain:
 
     def run(self, record: SceneRecord, target: str, job_scene_ids: set[int]) -> SceneResult:
         """The scene's chain up to ``target``; a failure is recorded and returned, never raised."""
+        started = time.thread_time()  # this thread's CPU time: the client's own share of the scene
+        result = self._run_chain(record, target, job_scene_ids)
+        return replace(result, client_cpu_s=time.thread_time() - started)
+
+    def _run_chain(self, record: SceneRecord, target: str, job_scene_ids: set[int]) -> SceneResult:
         entered: dict[str, xr.DataTree] = {}  # the scene as it entered each level of this run
         ctx = replace(self.context(record),
                       scene_before=lambda name: (entered[name] if name in entered
@@ -147,8 +155,15 @@ class SceneChain:
         versions = {r.level: r.version for r in self.catalog.level_records(self.job_id, record.id)}
         scene: xr.DataTree = product_stub(record)
         reached: str | None = None
+        levels = self.registry.upto(target)
         try:
-            for level in self.registry.upto(target):
+            resume_at, stored_scene = self._resume_point(levels, statuses, versions, record)
+            if stored_scene is not None:
+                # a rerun starts from the last completed level's written product: the levels before it are
+                # neither rebuilt nor is their work (tie points, lookup tables) computed again
+                scene, reached = stored_scene, levels[resume_at].name
+                self._announce(record.id, [level.name for level in levels[: resume_at + 1]])
+            for level in levels[resume_at + 1:]:
                 if self.cancel.is_set():
                     raise Cancelled(f"job {self.job_id} was stopped")
                 # a level recorded by an older implementation runs again (e.g. L1B once it exists)
@@ -216,9 +231,13 @@ class SceneChain:
         scene: xr.DataTree = product_stub(record)
         if upto is None:
             return scene
-        for level in self.registry.upto(upto):
-            stored = self._stored_product(level, record)
-            scene = stored if stored is not None else level.run(scene, ctx).scene
+        levels = self.registry.upto(upto)
+        stored = [index for index, level in enumerate(levels) if self._stored_path(level, record) is not None]
+        start = stored[-1] if stored else -1  # the levels before the last written product need not be rebuilt
+        if start >= 0:
+            scene = self._stored_product(levels[start], record)  # type: ignore[assignment]
+        for level in levels[start + 1:]:
+            scene = level.run(scene, ctx).scene
         return scene
 
     def _previous_level(self, name: str) -> str | None:
@@ -230,12 +249,26 @@ class SceneChain:
         names = [level.name for level in self.registry.upto(target)]
         return names[0] if reached is None else names[min(names.index(reached) + 1, len(names) - 1)]
 
-    def _stored_product(self, level: Level, record: SceneRecord) -> xr.DataTree | None:
+    def _resume_point(self, levels: tuple[Level, ...], statuses: dict[str, str], versions: dict[str, str],
+                      record: SceneRecord) -> tuple[int, xr.DataTree | None]:
+        """Index of the last level a rerun can start from, and its product (``-1, None``: start from the product
+        archive): the level wrote its product, and it and every level before it completed with today's version."""
+        start, path = -1, None
+        for index, level in enumerate(levels):
+            if not (statuses.get(level.name) in COMPLETED and versions.get(level.name) == level.version):
+                break
+            if (stored := self._stored_path(level, record)) is not None:
+                start, path = index, stored
+        return start, (None if path is None else read_scene(path))
+
+    def _stored_path(self, level: Level, record: SceneRecord) -> Path | None:
         _run, write, _delete = self.config.exec_flags(level.name)
         path = self.output_dir(record) / f"{level.name}.zarr"
-        if not (write and level.writes_scene and path.exists()):
-            return None
-        return read_scene(path)
+        return path if write and level.writes_scene and path.exists() else None
+
+    def _stored_product(self, level: Level, record: SceneRecord) -> xr.DataTree | None:
+        path = self._stored_path(level, record)
+        return None if path is None else read_scene(path)
 
     def _run_level(self, level: Level, scene: xr.DataTree, ctx: LevelContext, *, record: bool) -> LevelOutcome:
         run, write, _delete = self.config.exec_flags(level.name)

@@ -2,6 +2,11 @@
 
 Nothing is unpacked: metadata members are read with ``tarfile``/``zipfile`` and rasters are opened through
 GDAL's virtual file systems (``/vsitar/``, ``/vsizip/``).
+
+A tar archive is indexed once per open: the one pass over it records where each member's bytes start, and for a
+compressed archive (``.tar.gz``, where reaching a member means decompressing everything before it) it also keeps
+the small metadata members' content, so reading the MTL, ANG or XML files afterwards decompresses nothing again.
+Rasters are left to GDAL, which keeps its own index of the archive.
 """
 
 from __future__ import annotations
@@ -18,6 +23,47 @@ from ..errors import MetadataError, ProductError, UnknownProductError
 __all__ = ["ProductFiles"]
 
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+#: Members never kept in memory by the index of a compressed archive: rasters, which GDAL reads itself.
+_RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".img", ".nc", ".h5")
+#: Larger members are not kept either (a metadata file of the providers is at most a few MiB).
+_MAX_KEPT_MEMBER_BYTES = 16 * 2**20
+#: gzip, bzip2 and xz signatures: member offsets of such archives are offsets in the decompressed stream
+_COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ")
+
+
+@dataclass(frozen=True)
+class _TarIndex:
+    """Where each regular member's bytes sit in an uncompressed tar (offset, size), and the kept content of the
+    metadata members of a compressed one."""
+
+    offsets: dict[str, tuple[int, int]]
+    kept: dict[str, bytes]
+    compressed: bool
+
+
+def _index_tar(path: Path) -> tuple[tuple[str, ...], _TarIndex]:
+    """One pass over a tar archive: its regular members, and what reading them later needs."""
+    with path.open("rb") as raw:
+        compressed = raw.read(6).startswith(_COMPRESSED_MAGIC)  # whatever the name says
+    names: list[str] = []
+    offsets: dict[str, tuple[int, int]] = {}
+    kept: dict[str, bytes] = {}
+    # a compressed archive is streamed: members come in order and the small ones are read on the way
+    with tarfile.open(path, "r|*" if compressed else "r:") as archive:
+        for member in archive:
+            if not member.isfile():
+                continue
+            name = member.name.lstrip("./")
+            names.append(name)
+            offsets[name] = (member.offset_data, member.size)
+            if compressed and _keep(name, member.size):
+                extracted = archive.extractfile(member)
+                kept[name] = extracted.read() if extracted is not None else b""
+    return tuple(names), _TarIndex(offsets, kept, compressed)
+
+
+def _keep(name: str, size: int) -> bool:
+    return size <= _MAX_KEPT_MEMBER_BYTES and not name.lower().endswith(_RASTER_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -37,6 +83,7 @@ class ProductFiles:
     path: Path
     kind: str
     members: tuple[str, ...] = field(repr=False)
+    _tar_index: _TarIndex | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> "ProductFiles":
@@ -53,11 +100,10 @@ class ProductFiles:
         name = path.name.lower()
         if name.endswith(_TAR_SUFFIXES):
             try:
-                with tarfile.open(path) as archive:
-                    members = tuple(m.name.lstrip("./") for m in archive.getmembers() if m.isfile())
+                members, index = _index_tar(path)
             except (tarfile.TarError, EOFError, OSError, zlib_error()) as err:
                 raise ProductError(path, f"truncated or corrupt tar archive ({err})") from None
-            return cls(path, "tar", members)
+            return cls(path, "tar", members, index)
         if name.endswith(".zip"):
             try:
                 with zipfile.ZipFile(path) as archive:
@@ -92,6 +138,8 @@ class ProductFiles:
         try:
             if self.kind == "dir":
                 return (self.path / member).read_bytes()
+            if self.kind == "tar" and self._tar_index is not None:
+                return self._read_indexed(member, self._tar_index)
             if self.kind == "tar":
                 with tarfile.open(self.path) as archive:
                     extracted = archive.extractfile(member)
@@ -104,6 +152,28 @@ class ProductFiles:
             raise MetadataError(self.describe(member), "file is missing") from None
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib_error()) as err:
             raise MetadataError(self.describe(member), f"cannot be read ({err})") from None
+
+    def _read_indexed(self, member: str, index: _TarIndex) -> bytes:
+        """A tar member through the index: kept content, or a seek in an uncompressed archive; only a large or
+        raster member of a compressed archive needs another pass (GDAL reads those, not this method)."""
+        if member in index.kept:
+            return index.kept[member]
+        if member not in index.offsets:
+            raise KeyError(member)
+        if index.compressed:
+            with tarfile.open(self.path, "r|*") as archive:
+                for entry in archive:
+                    if entry.name.lstrip("./") == member:
+                        extracted = archive.extractfile(entry)
+                        return extracted.read() if extracted is not None else b""
+            raise KeyError(member)
+        offset, size = index.offsets[member]
+        with self.path.open("rb") as raw:
+            raw.seek(offset)
+            content = raw.read(size)
+        if len(content) != size:
+            raise EOFError(f"{member} ends after {len(content)} of {size} bytes")
+        return content
 
     def read_text(self, member: str) -> str:
         raw = self.read_bytes(member)

@@ -1,0 +1,174 @@
+"""Issue 13's figures: the whole chain against one I/O floor, 1 vs 2 workers, memory vs scene area, many small
+scenes, a Landsat-9 scene to every tile it touches. ``python -m benchmarks chain [--scale S]`` (``make bench``).
+
+Every figure is a ratio of two times (or sizes) measured in the same run, printed beside its target and written
+to ``benchmarks/results/chain[_scale<S>].json`` with the inputs, the per-level shares and the machine; the Dask
+performance report of the end-to-end run is kept beside it. ``--scale`` is the fraction of a tile's side
+(1.0: the full 10980 x 10980 tile; 0.25: 1/16 of its area); the quarter tiles of the memory and scaling figures
+are half that side. Synthetic inputs are written once per scale into ``benchmarks/.cache``.
+
+- End to end: one Sentinel-2 L1C (13 bands) through L1A..L2C to the 30 m harmonized cube, L1B against a
+  second acquisition of the tile (``coreg_grid_res`` 200; global shift while ``coreg_local`` is refused), warm lookup-table cache, 2 worker
+  processes; against the floor (``floor.py``). Per-level shares of worker time from Dask's profile (``jobs.py``).
+- Cold lookup tables: the 6S tables of that scene built into an empty cache (6S runs, CPU seconds, wall).
+- Scaling: a job of several quarter-tile scenes on 1 and on 2 single-threaded worker processes.
+- Memory: peak resident memory of the busiest worker, full-size scene vs quarter-size scene (same chain).
+- Many scenes: a job of small scenes: the client's CPU (opening, graph building and submission, catalogue)
+  as a share of the run's wall time, and the catalogue's seconds per scene.
+- Landsat: one Landsat-9 scene (7 reflective bands at 30 m) to the cubes of every tile it touches vs its floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from . import inputs
+from .common import RESULTS
+from .floor import io_floor
+from .jobs import JobRun, cluster, run_job
+
+#: figure -> (comparison, target); the figure is met when ``value <comparison> target``.
+TARGETS: dict[str, tuple[str, float]] = {
+    "end_to_end_vs_floor": ("<=", 1.5),
+    "scaling_2_vs_1_workers": (">=", 1.8),
+    "memory_full_vs_quarter": ("<=", 1.2),
+    "many_scenes_client_share": ("<", 0.05),
+    "catalogue_ms_per_scene": ("<", 50.0),
+    "landsat_vs_floor": ("<=", 1.5),
+}
+#: figures reported without a target
+REPORTED = ("l1b_share", "l1c_share", "cold_lut_cpu_s", "cold_lut_wall_s")
+#: coreg_local is refused until L2A applies the local field (gmsdask.options): L1B runs its global match
+_CHAIN_OPTIONS = {"coreg_grid_res": 200, "target_gsd": 30.0}
+
+
+def _met(value: float, comparison: str, target: float) -> bool:
+    return {"<=": value <= target, ">=": value >= target, "<": value < target}[comparison]
+
+
+def cold_lookup_tables(product: Path) -> dict[str, float]:
+    """The 6S tables of ``product``'s geometry built into an empty cache: runs, CPU seconds, wall seconds."""
+    from gmsdask.atmosphere import correct_scene
+    from gmsdask.io import open_scene
+
+    with tempfile.TemporaryDirectory() as empty:
+        started = time.perf_counter()
+        _, info = correct_scene(open_scene(product), cache_dir=empty)
+        wall = time.perf_counter() - started
+        warm = Path(os.environ["GMSDASK_CACHE"])
+        shutil.copytree(empty, warm, dirs_exist_ok=True)  # the runs after this one find the tables
+    return {"cold_lut_6s_runs": info.tables.runs, "cold_lut_cpu_s": info.tables.cpu_seconds,
+            "cold_lut_wall_s": wall}
+
+
+def _job(products: Sequence[Path], folder: Path, workers: int, processes: bool, **kwargs: Any) -> JobRun:
+    with cluster(workers, processes=processes) as client:
+        return run_job(client, products, folder, **kwargs, **_CHAIN_OPTIONS)
+
+
+def _summary(run: JobRun) -> dict[str, Any]:
+    return {k: v for k, v in asdict(run).items() if k != "cubes"} | {"cubes": len(run.cubes),
+                                                                      "utilization": run.utilization}
+
+
+def run_suite(scale: float = 1.0, *, small_scenes: int = 100, scaling_scenes: int = 4, processes: bool = True,
+              results_dir: Path = RESULTS, cold_lut: Callable[[Path], dict[str, float]] = cold_lookup_tables,
+              scratch: Path | None = None) -> dict[str, Any]:
+    """Measure every figure at ``scale`` and write them to ``results_dir``; returns what was written."""
+    os.environ.setdefault("GMSDASK_CACHE", str(inputs.cache_dir() / "lut"))  # workers inherit it
+    name = "chain" if scale == 1.0 else f"chain_scale{scale:g}"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    side, quarter = inputs.s2_side(scale), inputs.s2_side(scale / 2)
+    started = time.perf_counter()
+    main, reference = inputs.sentinel2_scene(side), inputs.sentinel2_scene(side, day=11, cloud_fraction=0.0)
+    quarter_main = inputs.sentinel2_scene(quarter)
+    quarter_reference = inputs.sentinel2_scene(quarter, day=11, cloud_fraction=0.0)
+    scaling = [inputs.sentinel2_scene(quarter, day=1 + 5 * i) for i in range(scaling_scenes)]
+    small = inputs.small_scenes(small_scenes)
+    landsat = inputs.landsat9_scene(inputs.landsat_size(scale))
+    details: dict[str, Any] = {"inputs_write_s": time.perf_counter() - started}
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(dir=scratch) as folder:
+        root = Path(folder)
+        figures |= cold_lut(main.path)
+        report_html = results_dir / f"{name}_dask_report.html"
+        full = _job([main.path], root / "full", 2, processes, reference=reference.path, report_html=report_html)
+        floor = io_floor([main.path], full.cubes, root)
+        figures["end_to_end_vs_floor"] = full.seconds / floor["floor_s"]
+        figures["l1b_share"], figures["l1c_share"] = full.profile_share["L1B"], full.profile_share["L1C"]
+        details["end_to_end"] = _summary(full) | {"floor": floor}
+
+        part = _job([quarter_main.path], root / "quarter", 2, processes, reference=quarter_reference.path)
+        figures["memory_full_vs_quarter"] = max(full.worker_peak_rss_mib) / max(part.worker_peak_rss_mib)
+        details["quarter"] = _summary(part)
+
+        one = _job([p.path for p in scaling], root / "w1", 1, processes)
+        two = _job([p.path for p in scaling], root / "w2", 2, processes)
+        figures["scaling_2_vs_1_workers"] = one.seconds / two.seconds
+        details["scaling"] = {"1_worker": _summary(one), "2_workers": _summary(two)}
+
+        many = _job([p.path for p in small], root / "many", 2, processes)
+        figures["many_scenes_client_share"] = many.client_cpu_s / many.seconds
+        figures["catalogue_ms_per_scene"] = 1000.0 * many.catalog_s / many.scenes
+        details["many_scenes"] = _summary(many) | {"ingest_ms_per_scene": 1000.0 * many.ingest_s / many.scenes}
+
+        scene = _job([landsat.path], root / "landsat", 2, processes)
+        landsat_floor = io_floor([landsat.path], scene.cubes, root)
+        figures["landsat_vs_floor"] = scene.seconds / landsat_floor["floor_s"]
+        details["landsat"] = _summary(scene) | {"floor": landsat_floor}
+    written = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+                    "platform": platform.platform(), "python": platform.python_version(),
+                    "load_average_at_end": os.getloadavg()},
+        "scale": scale, "sentinel2_side_px": side, "quarter_side_px": quarter,
+        "landsat_size_px": list(inputs.landsat_size(scale)), "small_scenes": small_scenes,
+        "scaling_scenes": scaling_scenes, "worker_processes": processes,
+        "figures": {key: {"value": figures[key], "target": f"{comparison} {target:g}",
+                          "met": _met(figures[key], comparison, target)}
+                    for key, (comparison, target) in TARGETS.items()}
+                   | {key: {"value": figures[key], "target": "report"} for key in REPORTED},
+        "level_shares": full.profile_share, "details": details,
+        "dask_report": report_html.name,
+    }
+    (results_dir / f"{name}.json").write_text(json.dumps(written, indent=2, default=str))
+    _print(name, written)
+    return written
+
+
+def _print(name: str, written: dict[str, Any]) -> None:
+    print(f"== {name} (scale {written['scale']:g}: Sentinel-2 {written['sentinel2_side_px']} px side)")
+    for key, figure in written["figures"].items():
+        mark = "" if "met" not in figure else ("  met" if figure["met"] else "  NOT MET")
+        print(f"  {key:<28} {figure['value']:>10.3f}   target {figure['target']}{mark}")
+    print("  level shares of worker time: " + ", ".join(f"{k} {v:.0%}" for k, v in written["level_shares"].items()))
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks chain", description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of a tile's side (default 1.0)")
+    parser.add_argument("--quick", action="store_true", help="scale 0.125, 10 small scenes, 2 scaling scenes")
+    parser.add_argument("--small-scenes", type=int, default=None, help="scenes of the many-scenes job (100)")
+    parser.add_argument("--scaling-scenes", type=int, default=None, help="scenes of the scaling job (4)")
+    args = parser.parse_args(argv)
+    scale = 0.125 if args.quick else args.scale
+    small = args.small_scenes or (10 if args.quick else 100)
+    scaling = args.scaling_scenes or (2 if args.quick else 4)
+    return run_suite(scale, small_scenes=small, scaling_scenes=scaling)
+
+
+if __name__ == "__main__":
+    main()

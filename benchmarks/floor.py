@@ -1,0 +1,84 @@
+"""The one I/O floor of every chain figure: decode every input band once, and write the cube's bytes once.
+
+- Decode: every band raster the chain reads (Sentinel-2: the 13 JPEG 2000 bands; Landsat: the reflective
+  bands B1-B7 and the cirrus band B9, which the default chain reads with thermal and pan skipped) read whole
+  with rasterio, one file after the other, in this process.
+- Write: the arrays the job wrote into its cubes, read back beforehand (untimed) as stored (int16 reflectance,
+  masks) and written to a plain local Zarr store with the same shapes, chunks and codecs.
+
+The floor is measured right after the job it belongs to, in the same process, so both see the same machine.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import rasterio
+import zarr
+
+from gmsdask.io.archive import ProductFiles
+from gmsdask.io.cube import open_cube_session
+
+_SENTINEL2_BAND = re.compile(r"_B(0[1-9]|1[0-2]|8A)\.jp2$")
+_LANDSAT_BAND = re.compile(r"_B([1-7]|9)\.TIF$", re.IGNORECASE)
+
+
+def band_files(product: Path) -> list[str]:
+    """GDAL paths of the band rasters of ``product`` that the chain decodes."""
+    files = ProductFiles.open(product)
+    pattern = _SENTINEL2_BAND if any(m.endswith(".jp2") for m in files.members) else _LANDSAT_BAND
+    found = [files.gdal_path(m) for m in files.members if pattern.search(m) and "/QI_DATA/" not in m]
+    if not found:
+        raise ValueError(f"{product}: no band rasters found")
+    return sorted(found)
+
+
+def decode_seconds(products: Sequence[Path]) -> float:
+    """Seconds to read every band of ``products`` once."""
+    paths = [p for product in products for p in band_files(product)]
+    started = time.perf_counter()
+    for path in paths:
+        with rasterio.open(path) as dataset:
+            dataset.read(1)
+    return time.perf_counter() - started
+
+
+def _cube_arrays(cube: str) -> list[tuple[str, zarr.Array, object]]:
+    """Every array of a cube with its stored values (read now, so that writing them can be timed alone)."""
+    group = zarr.open_group(open_cube_session(cube).store, mode="r")
+    arrays = []
+    for name, array in group.arrays():
+        arrays.append((name, array, array[...]))
+    return arrays
+
+
+def write_seconds(cubes: Sequence[str], scratch: Path) -> tuple[float, int]:
+    """Seconds to write the stored bytes of ``cubes`` once to plain Zarr, and how many bytes they are."""
+    contents = [(index, _cube_arrays(cube)) for index, cube in enumerate(cubes)]
+    target = scratch / "floor_cubes"
+    shutil.rmtree(target, ignore_errors=True)
+    nbytes = 0
+    started = time.perf_counter()
+    for index, arrays in contents:
+        group = zarr.open_group(str(target / f"cube{index}.zarr"), mode="w")
+        for name, source, values in arrays:
+            out = group.create_array(name, shape=source.shape, chunks=source.chunks, dtype=source.dtype,
+                                     compressors=source.compressors, filters=source.filters,
+                                     fill_value=source.fill_value)
+            out[...] = values
+            nbytes += values.nbytes
+    seconds = time.perf_counter() - started
+    shutil.rmtree(target, ignore_errors=True)
+    return seconds, nbytes
+
+
+def io_floor(products: Sequence[Path], cubes: Sequence[str], scratch: Path) -> dict[str, float]:
+    """The floor of a job of ``products`` that wrote ``cubes``: ``decode_s``, ``write_s``, ``floor_s``."""
+    decode_seconds(products)  # the page cache holds the files for the job too: warm it for the floor as well
+    decode = decode_seconds(products)
+    write, nbytes = write_seconds(cubes, scratch)
+    return {"decode_s": decode, "write_s": write, "floor_s": decode + write, "cube_mib": nbytes / 2**20}

@@ -1,0 +1,132 @@
+"""Issue 13's benchmark harness: every figure lands in the JSON beside its target, ratios are formed from the
+measured parts, per-level shares come from the profile, the floor decodes the bands the chain reads, inputs are
+cached. The jobs themselves are replaced by recorded measurements here (a real run, even at the smallest scale,
+takes minutes: ``python -m benchmarks chain --quick``); no timing is asserted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import bench_chain, inputs
+from benchmarks.floor import band_files, decode_seconds
+from benchmarks.jobs import LEVELS, JobRun, _catalog_timer, profile_shares
+from gmsdask.catalog import Catalog
+from gmsdask.errors import CatalogError
+
+from .conftest import data_path
+
+
+def _run(seconds: float, *, peak: float = 100.0, scenes: int = 1, client_cpu: float = 0.5,
+         catalog: float = 0.01) -> JobRun:
+    share = dict.fromkeys(LEVELS, 0.0) | {"L1B": 0.1, "L1C": 0.3, "L2C": 0.6}
+    return JobRun(seconds=seconds, scenes=scenes, level_wall_s={"L2C": seconds}, profile_share=share,
+                  worker_peak_rss_mib=[peak, peak / 2], client_cpu_s=client_cpu, catalog_s=catalog, ingest_s=0.1,
+                  task_s=seconds, workers=2, cubes=[])
+
+
+@pytest.fixture()
+def recorded(monkeypatch, tmp_path):
+    """The suite with recorded jobs (seconds per job by its folder name) and floors of 2 s."""
+    runs = {"full": _run(6.0, peak=300.0), "quarter": _run(2.0, peak=200.0), "w1": _run(10.0), "w2": _run(8.0),
+            "many": _run(20.0, scenes=4, client_cpu=0.4, catalog=0.12), "landsat": _run(12.0)}
+    made: list[str] = []
+
+    def scene(*args, **kwargs):
+        made.append(repr((args, kwargs)))
+        return inputs.Product(tmp_path / f"product{len(made)}", 0.0)
+
+    monkeypatch.setattr(inputs, "sentinel2_scene", scene)
+    monkeypatch.setattr(inputs, "landsat9_scene", scene)
+    monkeypatch.setattr(bench_chain, "_job", lambda products, folder, *a, **k: runs[folder.name])
+    monkeypatch.setattr(bench_chain, "io_floor", lambda products, cubes, scratch: {
+        "decode_s": 1.0, "write_s": 1.0, "floor_s": 2.0})
+    return runs
+
+
+def test_every_figure_is_written_beside_its_target(recorded, tmp_path):
+    cold = {"cold_lut_6s_runs": 12, "cold_lut_cpu_s": 3.5, "cold_lut_wall_s": 4.0}
+    written = bench_chain.run_suite(0.01, small_scenes=4, scaling_scenes=2, processes=False,
+                                    results_dir=tmp_path / "results", cold_lut=lambda product: cold)
+    stored = json.loads((tmp_path / "results" / "chain_scale0.01.json").read_text())
+    assert stored["figures"] == json.loads(json.dumps(written["figures"]))
+    figures = stored["figures"]
+    assert set(figures) == set(bench_chain.TARGETS) | set(bench_chain.REPORTED)
+    for name, (comparison, target) in bench_chain.TARGETS.items():
+        assert figures[name]["target"] == f"{comparison} {target:g}" and isinstance(figures[name]["met"], bool)
+    assert all(figures[name]["target"] == "report" for name in bench_chain.REPORTED)
+    # ratios of the recorded parts
+    assert figures["end_to_end_vs_floor"]["value"] == pytest.approx(6.0 / 2.0)
+    assert figures["end_to_end_vs_floor"]["met"] is False
+    assert figures["scaling_2_vs_1_workers"]["value"] == pytest.approx(10.0 / 8.0)
+    assert figures["memory_full_vs_quarter"]["value"] == pytest.approx(300.0 / 200.0)
+    assert figures["many_scenes_client_share"]["value"] == pytest.approx(0.4 / 20.0)
+    assert figures["many_scenes_client_share"]["met"] is True
+    assert figures["catalogue_ms_per_scene"]["value"] == pytest.approx(1000 * 0.12 / 4)
+    assert figures["landsat_vs_floor"]["value"] == pytest.approx(12.0 / 2.0)
+    assert figures["l1c_share"]["value"] == pytest.approx(0.3) and figures["cold_lut_cpu_s"]["value"] == 3.5
+    assert stored["scale"] == 0.01 and stored["sentinel2_side_px"] == inputs.s2_side(0.01)
+    assert stored["machine"]["cpus"] >= 1 and stored["dask_report"] == "chain_scale0.01_dask_report.html"
+
+
+def test_each_figure_is_printed_beside_its_target(recorded, tmp_path, capsys):
+    cold = {"cold_lut_6s_runs": 1, "cold_lut_cpu_s": 1.0, "cold_lut_wall_s": 1.0}
+    written = bench_chain.run_suite(0.125, small_scenes=2, scaling_scenes=2, results_dir=tmp_path / "results",
+                                    cold_lut=lambda product: cold)
+    out = capsys.readouterr().out
+    assert "end_to_end_vs_floor" in out and "target <= 1.5" in out and "NOT MET" in out
+    assert "target >= 1.8" in out and "target < 50" in out and "L1C 30%" in out
+    assert written["quarter_side_px"] == inputs.s2_side(0.0625)
+
+
+def test_level_shares_follow_the_innermost_level_module_of_each_sample():
+    def frame(filename: str, count: int, *children: dict) -> dict:
+        return {"description": {"filename": filename, "name": "f"}, "count": count,
+                "children": {str(i): child for i, child in enumerate(children)}}
+
+    profile = frame("", 100,
+                    frame("/x/dask/array/core.py", 60,
+                          frame("/r/gmsdask/atmosphere/correct.py", 30, frame("/r/gmsdask/algorithms/fmask.py", 10)),
+                          frame("/r/gmsdask/io/cube_writer.py", 20, frame("/v/site-packages/zarr/core.py", 15)),
+                          frame("/r/gmsdask/io/raster.py", 5, frame("/v/site-packages/rasterio/io.py", 5))),
+                    frame("/x/distributed/worker.py", 40))
+    shares = profile_shares(profile)
+    assert shares["L1C"] == pytest.approx(0.30)  # numpy algorithms called by L1C count for L1C
+    assert shares["L2C"] == pytest.approx(0.20) and shares["L1A"] == pytest.approx(0.05)
+    assert shares["other"] == pytest.approx(0.45) and sum(shares.values()) == pytest.approx(1.0)
+
+
+def test_the_floor_decodes_the_bands_the_chain_reads():
+    product = data_path("landsat", "collection1", "LE07_L1TP_104078_20130429_20161124_01_T1.tar")
+    names = [Path(p).name.rsplit("_", 1)[-1] for p in band_files(product)]
+    assert names == ["B1.TIF", "B2.TIF", "B3.TIF", "B4.TIF", "B5.TIF", "B7.TIF"]  # ETM+: no B9, no pan/thermal
+    assert all(p.startswith("/vsitar/") for p in band_files(product))
+    assert decode_seconds([product]) > 0.0
+
+
+def test_the_catalogue_timer_counts_outer_calls_and_restores_the_methods(tmp_path):
+    original = Catalog.level_status
+    catalog = Catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    with _catalog_timer() as seconds:
+        assert Catalog.level_status is not original
+        with pytest.raises(CatalogError, match="no job with id 1"):  # timed all the same
+            catalog.level_status(1, 1)
+    assert Catalog.level_status is original and seconds[0] > 0.0
+    catalog.close()
+
+
+def test_inputs_are_written_once_and_found_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("GMSDASK_BENCH_CACHE", str(tmp_path))
+    writes = []
+
+    def write(folder: Path) -> Path:
+        writes.append(folder)
+        (folder / "P.SAFE").mkdir()
+        return folder / "P.SAFE"
+
+    first = inputs._cached("x", write)
+    again = inputs._cached("x", write)
+    assert len(writes) == 1 and first.path == again.path == tmp_path / "x" / "P.SAFE" and again.write_s == 0.0
+    assert inputs.s2_side(1.0) == 10980 and inputs.s2_side(0.5) == 5490 and inputs.s2_side(0.001) == 120
