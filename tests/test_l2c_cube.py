@@ -17,7 +17,7 @@ from gmsdask.config import JobConfig
 from gmsdask.errors import ProcessingError
 from gmsdask.io.cube import CubeGrid, SceneSlot, open_cube, write_scene
 from gmsdask.levels.l2a import geometric_homogenization
-from gmsdask.levels.l2c import _nested_offset, crop_to_tile, cube_path, write_scene_to_tiles
+from gmsdask.levels.l2c import _nested_offset, _paste, crop_to_tile, cube_path, write_scene_to_tiles
 from gmsdask.mgrs_grid import tile_geobox, tile_origin
 
 from .conftest import data_path
@@ -246,3 +246,19 @@ def test_real_sentinel2_tile_nests_into_its_cube_without_resampling(tmp_path):
     cube = _plain(write.path)
     sample = cube.B8A[0, 1000:1200:7, 2000:2300:11].values
     np.testing.assert_allclose(sample, ds.B8A.values[1000:1200:7, 2000:2300:11], atol=QUANTUM / 2 + 1e-7)
+
+
+@pytest.mark.parametrize("offset", [(-100, -200), (0, 0), (10, 10), (-30, 5)])
+def test_a_small_scene_is_padded_to_the_cube_window_in_few_tasks(offset):
+    """A 36 x 40 px scene in 12 px chunks pasted into a 2048 px window of 512 px chunks: the values land where the
+    offset says, fill elsewhere, and the graph stays small (``da.pad`` chunked the fill like the scene's edge
+    chunks: ~30 000 tasks per variable, which left the scheduler, not the workers, busy for minutes)."""
+    values = np.arange(36 * 40, dtype=np.float32).reshape(36, 40)
+    pasted = _paste(da.from_array(values, chunks=12), offset, (2048, 2048), np.nan, (512, 512))
+    expected = np.full((2048, 2048), np.nan, dtype=np.float32)
+    row0, col0 = offset
+    src_rows, src_cols = slice(max(row0, 0), min(row0 + 2048, 36)), slice(max(col0, 0), min(col0 + 2048, 40))
+    expected[src_rows.start - row0:src_rows.stop - row0, src_cols.start - col0:src_cols.stop - col0] = \
+        values[src_rows, src_cols]
+    np.testing.assert_array_equal(pasted.compute(), expected)
+    assert pasted.chunksize == (512, 512) and len(pasted.__dask_graph__()) < 1000
