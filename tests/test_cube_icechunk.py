@@ -217,3 +217,24 @@ def test_a_scene_without_pixels_in_the_window_is_not_written_when_asked(tmp_path
     assert write_scene(new, empty, GRID, scene_slot("B"), origin=origin, skip_empty=True) is None
     with pytest.raises(ProcessingError, match="29UNV"):
         open_cube(new)
+
+
+def test_upstream_work_the_variables_share_runs_once_per_block(tmp_path):
+    """Two bands derived from one upstream array (as bands share masks, angles and the chain's reads): the write
+    computes each upstream block once. Optimized one variable at a time, each variable's graph fused its own copy
+    of the upstream work and ran it once per variable."""
+    calls = []
+
+    def upstream(block: np.ndarray) -> np.ndarray:
+        calls.append(block.shape)
+        return (block % 500).astype(np.float32) * np.float32(0.001)
+
+    source = dask.array.from_array(np.arange(128 * 192).reshape(128, 192), chunks=64)
+    shared = source.map_blocks(upstream, dtype=np.float32, meta=np.empty((0, 0), dtype=np.float32))
+    data = xr.Dataset({"B02": (("y", "x"), shared + np.float32(0.01)), "B8A": (("y", "x"), shared * 2)})
+    seed, _, origin = SCENES["A"]
+    write_scene(tmp_path / "29UNU.icechunk", data, GRID, scene_slot("A"), origin=origin)
+    assert len(calls) == shared.npartitions == 6
+    cube = open_cube(tmp_path / "29UNU.icechunk")
+    rows, cols = slice(origin[0], origin[0] + 128), slice(origin[1], origin[1] + 192)
+    np.testing.assert_allclose(cube.B8A.isel(time=0, y=rows, x=cols).values, shared.compute() * 2, atol=1e-4)

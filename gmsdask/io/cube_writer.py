@@ -31,6 +31,8 @@ from typing import Any
 
 import dask
 import dask.array as da
+from dask.array.optimization import optimize as optimize_array_graph
+from dask.highlevelgraph import HighLevelGraph
 import icechunk
 import numpy as np
 import xarray as xr
@@ -208,13 +210,24 @@ def _write_window(fork: icechunk.ForkSession, specs: Mapping[str, VariableSpec],
     return fork, valid
 
 
+def _optimized(arrays: list[da.Array]) -> list[da.Array]:
+    """``arrays`` with one array optimization of their common graph. Optimized one by one (``to_delayed()``, or
+    ``dask.optimize``), each variable's graph fuses its own copy of the upstream work the variables share (masks,
+    angles, the atmosphere, the chain's reads), which then runs once per variable; optimized as one graph, a
+    layer with several dependents is not fused into any of them and runs once."""
+    graph = optimize_array_graph(HighLevelGraph.merge(*(a.__dask_graph__() for a in arrays)),
+                                 [a.__dask_keys__() for a in arrays])
+    return [da.Array(graph, a.name, a.chunks, meta=a._meta) for a in arrays]
+
+
 def _chunk_tasks(fork: icechunk.ForkSession, data: xr.Dataset, specs: Mapping[str, VariableSpec], index: int,
                  origin: tuple[int, int], chunks: tuple[int, int]) -> list:
     """Step 2's delayed tasks, one per Zarr chunk of the scene's window."""
     derived = any(is_band(name, spec) for name, spec in specs.items())
     sources = {name: var.data for name, var in data.data_vars.items() if not (derived and name == "nodata")}
-    delayed = {name: (array if isinstance(array, da.Array) else da.from_array(array)).rechunk(chunks)
-               .to_delayed() for name, array in sources.items()}
+    arrays = [(array if isinstance(array, da.Array) else da.from_array(array)).rechunk(chunks)
+              for array in sources.values()]
+    delayed = {name: array.to_delayed(optimize_graph=False) for name, array in zip(sources, _optimized(arrays))}
     first = next(iter(sources.values()))
     ny, nx = first.shape
     tasks = []
