@@ -28,6 +28,7 @@ from ..algorithms.local_field import bilinear_at
 from ..algorithms.point_resampling import KERNEL_REACH_PX, resample_at
 from ..algorithms.warp import assemble_window
 from ..errors import ConfigError
+from .lazy_warp import source_blocks
 
 __all__ = ["DisplacementField", "warp_lazy_field", "field_layer_lazy"]
 
@@ -159,16 +160,9 @@ def warp_lazy_field(data: da.Array, src: GeoBox, dst: GeoBox, field: Displacemen
             if rows.stop <= rows.start or cols.stop <= cols.start:
                 layer[(name, iy, ix)] = (np.full, sub.shape.yx, fill, data.dtype)
                 continue
-            by0 = int(np.searchsorted(row_edges, rows.start, side="right")) - 1
-            by1 = int(np.searchsorted(row_edges, rows.stop, side="left"))
-            bx0 = int(np.searchsorted(col_edges, cols.start, side="right")) - 1
-            bx1 = int(np.searchsorted(col_edges, cols.stop, side="left"))
-            keys = [(data.name, by, bx) for by in range(by0, by1) for bx in range(bx0, bx1)]
+            keys, n_block_cols, inner_rows, inner_cols = source_blocks(data, row_edges, col_edges, rows, cols)
             layer[(name, iy, ix)] = (
-                _field_task, keys, bx1 - bx0,
-                slice(rows.start - row_edges[by0], rows.stop - row_edges[by0]),
-                slice(cols.start - col_edges[bx0], cols.stop - col_edges[bx0]),
-                (int(rows.start), int(cols.start)), src.affine, str(src.crs), dst,
+                _field_task, keys, n_block_cols, inner_rows, inner_cols, (int(rows.start), int(cols.start)), src.affine, str(src.crs), dst,
                 slice(int(out_rows[iy]), int(out_rows[iy + 1])), slice(int(out_cols[ix]), int(out_cols[ix + 1])),
                 field, resampling, fill, footprint,
             )

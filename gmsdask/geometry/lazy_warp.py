@@ -59,6 +59,20 @@ def _warp_task(blocks: list[np.ndarray], n_block_cols: int, rows: slice, cols: s
     return warp_block(window, src, dst, resampling=resampling, src_nodata=src_nodata, dst_fill=fill)
 
 
+def source_blocks(data: da.Array, row_edges: np.ndarray, col_edges: np.ndarray, rows: slice, cols: slice
+                  ) -> tuple[list[tuple[str, int, int]], int, slice, slice]:
+    """The keys of ``data``'s blocks under the pixel window ``rows``, ``cols`` (row-major), how many block columns
+    they span, and the window relative to the first of them; ``row_edges``/``col_edges`` are the cumulative
+    block edges of ``data``. A warp task stitches those blocks and cuts the window out."""
+    by0 = int(np.searchsorted(row_edges, rows.start, side="right")) - 1
+    by1 = int(np.searchsorted(row_edges, rows.stop, side="left"))
+    bx0 = int(np.searchsorted(col_edges, cols.start, side="right")) - 1
+    bx1 = int(np.searchsorted(col_edges, cols.stop, side="left"))
+    keys = [(data.name, by, bx) for by in range(by0, by1) for bx in range(bx0, bx1)]
+    return (keys, bx1 - bx0, slice(rows.start - row_edges[by0], rows.stop - row_edges[by0]),
+            slice(cols.start - col_edges[bx0], cols.stop - col_edges[bx0]))
+
+
 def warp_lazy(data: da.Array, src: GeoBox, dst: GeoBox, *, resampling: str, fill: float | int | bool,
               chunks: tuple[int, int]) -> da.Array:
     """A lazy 2-D ``(y, x)`` array on ``dst`` resampled from ``data`` on ``src``; output blocks are ``chunks``.
@@ -88,16 +102,10 @@ def warp_lazy(data: da.Array, src: GeoBox, dst: GeoBox, *, resampling: str, fill
             if rows.stop <= rows.start or cols.stop <= cols.start:
                 layer[(name, iy, ix)] = (np.full, sub.shape.yx, fill, dtype)
                 continue
-            by0 = int(np.searchsorted(row_edges, rows.start, side="right")) - 1
-            by1 = int(np.searchsorted(row_edges, rows.stop, side="left"))
-            bx0 = int(np.searchsorted(col_edges, cols.start, side="right")) - 1
-            bx1 = int(np.searchsorted(col_edges, cols.stop, side="left"))
-            keys = [(data.name, by, bx) for by in range(by0, by1) for bx in range(bx0, bx1)]
+            keys, n_block_cols, inner_rows, inner_cols = source_blocks(data, row_edges, col_edges, rows, cols)
             layer[(name, iy, ix)] = (
-                _warp_task, keys, bx1 - bx0,
-                slice(rows.start - row_edges[by0], rows.stop - row_edges[by0]),
-                slice(cols.start - col_edges[bx0], cols.stop - col_edges[bx0]),
-                src[rows, cols], sub, resampling, src_nodata, fill,
+                _warp_task, keys, n_block_cols, inner_rows, inner_cols, src[rows, cols], sub, resampling,
+                src_nodata, fill,
             )
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[data])
     return da.Array(graph, name, chunks=dst_tiles.chunks, dtype=dtype, meta=np.empty((0, 0), dtype=dtype))
