@@ -19,16 +19,14 @@ import numpy as np
 import xarray as xr
 from affine import Affine
 from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
-from odc.geo.geobox import GeoBox, GeoboxTiles
-from odc.geo.overlap import compute_reproject_roi
+from odc.geo.geobox import GeoBox
 from pyproj import CRS, Transformer
 
 from ..algorithms.local_field import bilinear_at
 from ..algorithms.point_resampling import KERNEL_REACH_PX, resample_at
 from ..algorithms.warp import assemble_window
 from ..errors import ConfigError
-from .lazy_warp import source_blocks
+from .lazy_warp import windowed_layer
 
 __all__ = ["DisplacementField", "warp_lazy_field", "field_layer_lazy"]
 
@@ -145,30 +143,13 @@ def warp_lazy_field(data: da.Array, src: GeoBox, dst: GeoBox, field: Displacemen
     moved = GeoBox(src.shape, Affine.translation(-mean_dx, -mean_dy) @ src.affine, src.crs)
     pad = (KERNEL_REACH_PX.get(resampling, 3) + int(math.ceil(max(footprint) / 2))
            + int(math.ceil(field.max_departure_m / min(abs(src.resolution.x), abs(src.resolution.y)))) + 1)
-    dst_tiles = GeoboxTiles(dst, chunks)
-    row_edges = np.cumsum((0, *data.chunks[0]))
-    col_edges = np.cumsum((0, *data.chunks[1]))
-    out_rows = np.cumsum((0, *dst_tiles.chunks[0]))
-    out_cols = np.cumsum((0, *dst_tiles.chunks[1]))
     name = f"warp-field-{resampling}-{tokenize(data.name, src, dst, field.crs, field.dx_m, field.dy_m, fill, chunks)}"
-    layer: dict = {}
-    n_rows, n_cols = dst_tiles.shape.yx
-    for iy in range(n_rows):
-        for ix in range(n_cols):
-            sub = dst_tiles[iy, ix]
-            rows, cols = compute_reproject_roi(moved, sub, padding=pad).roi_src
-            if rows.stop <= rows.start or cols.stop <= cols.start:
-                layer[(name, iy, ix)] = (np.full, sub.shape.yx, fill, data.dtype)
-                continue
-            keys, n_block_cols, inner_rows, inner_cols = source_blocks(data, row_edges, col_edges, rows, cols)
-            layer[(name, iy, ix)] = (
-                _field_task, keys, n_block_cols, inner_rows, inner_cols, (int(rows.start), int(cols.start)), src.affine, str(src.crs), dst,
-                slice(int(out_rows[iy]), int(out_rows[iy + 1])), slice(int(out_cols[ix]), int(out_cols[ix + 1])),
-                field, resampling, fill, footprint,
-            )
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=[data])
-    return da.Array(graph, name, chunks=dst_tiles.chunks, dtype=data.dtype,
-                    meta=np.empty((0, 0), dtype=data.dtype))
+
+    def task(keys, n_block_cols, inner_rows, inner_cols, rows, cols, sub, out_rows, out_cols):
+        return (_field_task, keys, n_block_cols, inner_rows, inner_cols, (int(rows.start), int(cols.start)),
+                src.affine, str(src.crs), dst, out_rows, out_cols, field, resampling, fill, footprint)
+    # the source window of a block is found on the grid moved by the mean shift, padded by the field's departure
+    return windowed_layer(name, data, moved, dst, chunks=chunks, padding=pad, fill=fill, task=task)
 
 
 def _layer_block(nodata: np.ndarray, dst: GeoBox, field: DisplacementField, fill: int,

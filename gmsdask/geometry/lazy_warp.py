@@ -8,7 +8,7 @@ was written), so each task here reads the source blocks under its output block p
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import dask.array as da
 import numpy as np
@@ -88,27 +88,42 @@ def warp_lazy(data: da.Array, src: GeoBox, dst: GeoBox, *, resampling: str, fill
                           f"{resampling!r} is not supported; allowed: {', '.join(RESAMPLING_RADIUS_PX)}")
     dtype = data.dtype
     src_nodata = np.nan if np.issubdtype(dtype, np.floating) else fill
+    pad = RESAMPLING_RADIUS_PX[resampling]
+    name = f"warp-{resampling}-{tokenize(data.name, src, dst, resampling, fill, chunks)}"
+
+    def task(keys, n_block_cols, inner_rows, inner_cols, rows, cols, sub, out_rows, out_cols):
+        return (_warp_task, keys, n_block_cols, inner_rows, inner_cols, src[rows, cols], sub, resampling,
+                src_nodata, fill)
+    return windowed_layer(name, data, src, dst, chunks=chunks, padding=pad, fill=fill, task=task)
+
+
+def windowed_layer(name: str, data: da.Array, src: GeoBox, dst: GeoBox, *, chunks: tuple[int, int], padding: int,
+                   fill: float | int | bool, task: Callable[..., tuple]) -> da.Array:
+    """A lazy array on ``dst`` in blocks of ``chunks``: one task per output block, made by ``task(keys,
+    n_block_cols, inner_rows, inner_cols, rows, cols, sub, out_rows, out_cols)`` from the blocks of ``data`` (on
+    ``src``) under the block's footprint padded by ``padding`` source pixels (see :func:`source_blocks`);
+    blocks the source does not reach are ``fill``."""
     dst_tiles = GeoboxTiles(dst, chunks)
     row_edges = np.cumsum((0, *data.chunks[0]))
     col_edges = np.cumsum((0, *data.chunks[1]))
-    pad = RESAMPLING_RADIUS_PX[resampling]
-    name = f"warp-{resampling}-{tokenize(data.name, src, dst, resampling, fill, chunks)}"
+    out_row_edges = np.cumsum((0, *dst_tiles.chunks[0]))
+    out_col_edges = np.cumsum((0, *dst_tiles.chunks[1]))
     layer: dict = {}
     n_rows, n_cols = dst_tiles.shape.yx
     for iy in range(n_rows):
         for ix in range(n_cols):
             sub = dst_tiles[iy, ix]
-            rows, cols = compute_reproject_roi(src, sub, padding=pad).roi_src
+            rows, cols = compute_reproject_roi(src, sub, padding=padding).roi_src
             if rows.stop <= rows.start or cols.stop <= cols.start:
-                layer[(name, iy, ix)] = (np.full, sub.shape.yx, fill, dtype)
+                layer[(name, iy, ix)] = (np.full, sub.shape.yx, fill, data.dtype)
                 continue
-            keys, n_block_cols, inner_rows, inner_cols = source_blocks(data, row_edges, col_edges, rows, cols)
-            layer[(name, iy, ix)] = (
-                _warp_task, keys, n_block_cols, inner_rows, inner_cols, src[rows, cols], sub, resampling,
-                src_nodata, fill,
-            )
+            out_rows = slice(int(out_row_edges[iy]), int(out_row_edges[iy + 1]))
+            out_cols = slice(int(out_col_edges[ix]), int(out_col_edges[ix + 1]))
+            layer[(name, iy, ix)] = task(*source_blocks(data, row_edges, col_edges, rows, cols), rows, cols, sub,
+                                         out_rows, out_cols)
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[data])
-    return da.Array(graph, name, chunks=dst_tiles.chunks, dtype=dtype, meta=np.empty((0, 0), dtype=dtype))
+    return da.Array(graph, name, chunks=dst_tiles.chunks, dtype=data.dtype,
+                    meta=np.empty((0, 0), dtype=data.dtype))
 
 
 def warp_variable(var: xr.DataArray, src: GeoBox, dst: GeoBox, *, resampling: str, fill: float | int | bool,
