@@ -253,7 +253,15 @@ def _direct_source_of(ctx: LevelContext) -> DirectSource | None:
     l2a_order, l2c_order = registry["L2A"].order, registry["L2C"].order
     steps = [lambda tree, level=level: level.run(tree, ctx).scene for level in registry.levels
              if l2a_order < level.order < l2c_order and ctx.config.exec_flags(level.name)[0]]
-    return direct_source(scene_before("L2A"), ctx.config, steps)
+    made: list[DirectSource] = []
+
+    def make(grid: GeoBox) -> xr.Dataset:
+        # the scene before L2A is only asked for when a tile needs it: most scenes have none in another zone,
+        # and without a kept scene the controller would rebuild it (L1B's matching again)
+        if not made:
+            made.append(direct_source(scene_before("L2A"), ctx.config, steps))
+        return made[0](grid)
+    return make
 
 
 def _l2a_group(scene: xr.DataTree, scene_id: str) -> xr.Dataset:
