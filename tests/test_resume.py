@@ -73,3 +73,29 @@ def test_a_rerun_starts_from_the_written_l1c_product(tmp_path, in_process_client
             assert same.mean() > 0.95, f"{tile} {name}: only {same.mean():.1%} of the pixels are the same"
     for controller in (first, rerun, straight):
         controller.shutdown()
+
+
+def test_the_level_after_a_written_product_reads_it_instead_of_computing_its_levels_again(tmp_path,
+                                                                                         in_process_client):
+    """With ``exec_L1CP`` writing, L2A starts from the L1C product: its input graphs are the product's reads, not
+    L1A..L1C again (which the product's write had already computed once)."""
+    catalog, job_id, cfg = thumbnail_job(tmp_path, **_OPTIONS)
+    entered: dict[str, object] = {}
+    registry = default_registry()
+    for level in registry.levels:
+        def run(scene, ctx, _real=level.run, _name=level.name):
+            entered.setdefault(_name, scene)
+            return _real(scene, ctx)
+        registry = registry.with_level(replace(level, run=run))
+    controller = ProcessController(job_id, registry=registry, db_url=cfg.db_url)
+    controller.run_all_processors()
+    assert controller.DB_job_record.status == "finished"
+    controller.shutdown()
+
+    def layers(level: str) -> int:
+        group = next(node for node in entered[level].subtree if node.ds.data_vars)
+        band = next(var for var in group.ds.data_vars.values() if var.chunks is not None)
+        return len(band.data.__dask_graph__().layers)
+
+    assert layers("L2A") <= 3, layers("L2A")  # the Zarr read (and its decode to float32)
+    assert layers("L2B") > 3  # L2A's output was not written: the lazy chain goes on

@@ -294,7 +294,9 @@ class SceneChain:
             outcome = outcome.finish(results[: len(outcome.work)])
         if product is not None:
             _swap_into_place(staging, product)
-            outcome = replace(outcome, outputs=(*outcome.outputs, str(product)))
+            # the levels after this one read the written product: continuing with the lazy tree would compute
+            # every level up to here a second time (the write above already paid for them once)
+            outcome = replace(outcome, scene=read_scene(product), outputs=(*outcome.outputs, str(product)))
         seconds = time.perf_counter() - started
         if record:
             for tile in outcome.tiles:
