@@ -226,14 +226,27 @@ def template_documents(variables: Mapping[str, tuple[VariableSpec, Mapping]], gb
 
 def encode_block(spec: VariableSpec, block: np.ndarray) -> np.ndarray:
     """A block in decoded units as the stored integers: scaled, rounded, clipped off the fill code, fill for NaN."""
-    if spec.kind in _SCALED:
-        scale, offset = float(_SCALED[spec.kind][0]), _SCALED[spec.kind][1]
-        values = np.asarray(block, dtype=np.float64)
-        scaled = np.round((values - offset) / scale)
-        # keep valid values inside int16 and off the fill code, so no valid pixel decodes as "no data"
-        scaled = np.clip(scaled, FILL_INT16 + 1, np.iinfo(np.int16).max)
-        return np.where(np.isfinite(values), scaled, FILL_INT16).astype(np.int16)
-    return np.asarray(block).astype(spec.dtype)
+    if spec.kind not in _SCALED:
+        return np.asarray(block).astype(spec.dtype)
+    block = np.asarray(block)
+    finite = np.isfinite(block)
+    out = np.full(block.shape, FILL_INT16, dtype=np.int16)
+    # a scene fills a small part of the cube chunks it reaches (the rest of the window is NaN): scale only the
+    # bounding box of its values, in float64 so the rounding is exact for every float32 input
+    rows, cols = np.flatnonzero(finite.any(axis=1)), np.flatnonzero(finite.any(axis=0))
+    if rows.size == 0:
+        return out
+    box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    scale, offset = float(_SCALED[spec.kind][0]), _SCALED[spec.kind][1]
+    scaled = block[box].astype(np.float64)
+    scaled -= offset
+    scaled /= scale
+    np.round(scaled, out=scaled)
+    # keep valid values inside int16 and off the fill code, so no valid pixel decodes as "no data"
+    np.clip(scaled, FILL_INT16 + 1, np.iinfo(np.int16).max, out=scaled)
+    inside = finite[box]
+    out[box][inside] = scaled[inside].astype(np.int16)
+    return out
 
 
 def put_documents(store: zarr.abc.store.Store, documents: Mapping[str, bytes]) -> None:
