@@ -23,6 +23,7 @@ from odc.geo.xr import xr_reproject
 
 from ..algorithms.quality import CLOUD_DECODERS
 from ..errors import ProcessingError
+from ..geometry.scene_grid import nested_nearest
 from .points import tie_points
 from .shift import ShiftResult, calculate_shift
 
@@ -139,8 +140,12 @@ def cloud_masked_band(scene: xr.DataTree, group: str, band: str) -> xr.DataArray
                 continue
             qa = layers[qa_name]
             if group_name != group:
-                fill = int(np.iinfo(qa.dtype).max) if np.issubdtype(qa.dtype, np.integer) else 0
-                qa = xr_reproject(qa, gbox, resampling="nearest", dst_nodata=fill)
+                nested = nested_nearest(qa, gbox)
+                if nested is not None:
+                    qa = nested.chunk(dict(zip(image.dims, image.chunks))) if image.chunks else nested
+                else:
+                    fill = int(np.iinfo(qa.dtype).max) if np.issubdtype(qa.dtype, np.integer) else 0
+                    qa = xr_reproject(qa, gbox, resampling="nearest", dst_nodata=fill)
             flagged = xr.apply_ufunc(decode, qa, dask="parallelized", output_dtypes=[bool]).data
             clear = ~flagged if clear is None else clear & ~flagged
     if clear is None:
