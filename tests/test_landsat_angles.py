@@ -4,6 +4,8 @@ gmsdask.io.landsat_ang): conventions on hand-made models, physics and the MTL's 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -22,7 +24,7 @@ from gmsdask.spectral.angles import angles_on_grid, footprint_centre
 from .conftest import data_path
 
 C1, C2 = ("landsat", "collection1"), ("landsat", "collection2")
-#: (product, the product's ANG member pattern's band: red)
+#: name -> (collection folder, product (folder, archive or metadata stem), red band number)
 REAL_ANG = {
     "LC08 C2 L2 001/070": (C2, "LC08_L2SP_001070_20190114_20200830_02_T2", 4),
     "LC08 C2 047/027": (C2, "metadata_only/LC08_L2SP_047027_20201204_20210313_02_T1", 4),
@@ -41,7 +43,7 @@ def _metadata(name: str) -> tuple[LandsatMetadata, LandsatMetadata, int]:
     if stem.startswith("metadata_only/"):
         folder, prefix = data_path(*collection, "metadata_only"), stem.split("/")[1]
         ang, mtl = (str(folder / f"{prefix}_{kind}.txt") for kind in ("ANG", "MTL"))
-        read = {path: open(path).read() for path in (ang, mtl)}
+        read = {path: Path(path).read_text() for path in (ang, mtl)}
     else:
         files = ProductFiles.open(data_path(*collection, stem))
         ang, mtl = files.find("*_ANG.txt")[0], files.find("*_MTL.txt")[0]
@@ -76,6 +78,8 @@ def test_pixels_outside_every_module_are_nan_and_modules_tile_the_focal_plane():
     sample = np.array([5.0, 150.0, 299.0, 300.5, 5.0, 5.0])  # SCA 1, 2, 3, beyond SCA 3, above, below
     zenith, _ = band_angles(model, line, sample)
     assert np.isfinite(zenith[:3]).all() and np.isnan(zenith[3:]).all()
+    near, _ = band_angles(model, line, sample, extrapolate_px=1.5)  # 1.5 and 1 pixel outside: extrapolated
+    assert np.isfinite(near[:5]).all() and np.isnan(near[5])
 
 
 def test_l1t_line_sample_counts_from_the_upper_left_pixel_centre():
@@ -150,7 +154,12 @@ def test_reader_puts_ang_view_angles_on_the_sun_nodes_and_nbar_uses_them(real_sc
     assert np.abs(from_ang["sun_zenith"] - angles["sun_zenith"].values)[seen].max() < 0.1
     assert np.abs((from_ang["sun_azimuth"] - angles["sun_azimuth"].values + 180) % 360 - 180)[seen].max() < 0.1
     np.testing.assert_allclose(angles["view_zenith"].values[seen], from_ang["view_zenith"][seen], atol=1e-4)
-    assert np.isnan(angles["view_zenith"].values[~seen]).all()
+    # nodes next to the swath carry extrapolated angles (so pixels at the swath edge interpolate), nodes
+    # beyond them none
+    node_has_view = np.isfinite(angles["view_zenith"].values)
+    assert (node_has_view & ~seen).any()
+    far = np.isnan(ang_angles_at(ang, band, x, y, extrapolate_m=7500.0)["view_zenith"])
+    assert np.array_equal(~node_has_view, far) and far.any()
 
     red = f"B{band}"
     grid = scene["r30m"].to_dataset()[[red]]
@@ -164,6 +173,12 @@ def test_reader_puts_ang_view_angles_on_the_sun_nodes_and_nbar_uses_them(real_sc
     assert vz.min() < 0.5 and 8.0 < vz.max() < 9.3
     # the flat-Earth track approximation misses the curvature term: up to ~1 degree at the swath edges
     assert np.abs(vz - approx).max() < 1.3 and np.abs(vz - approx).mean() < 0.6
+    # against the model evaluated at every pixel: the 5 km grid is exact to 0.05 degree at the swath edges; only
+    # the jumps at OLI's SCA seams (odd and even SCAs look ~0.6 degree fore and aft) are smoothed out
+    pixel_x, pixel_y = np.meshgrid(grid["x"].values, grid["y"].values)
+    exact = ang_angles_at(ang, band, pixel_x, pixel_y)["view_zenith"][valid]
+    error = np.abs(vz - exact)
+    assert error[exact > 7.0].max() < 0.05 and error.mean() < 0.03 and error.max() < 0.6
 
 
 def test_a_product_without_ang_file_keeps_the_track_approximation():
@@ -184,7 +199,8 @@ def test_l1c_cell_geometry_takes_ang_view_angles_only_when_asked(real_scene):
     assert "nadir assumed" in note and not nadir["view_zenith"].any()
     geometry, note = cell_geometry(scene, cells, ang_view_angles=True)
     assert "ANG.txt coefficients" in note
-    assert geometry["view_zenith"].min() < 0.5 and 8.0 < geometry["view_zenith"].max() < 9.3
+    # cells cover the whole map grid; those beyond the swath (no data) take the nodes' extrapolated angles
+    assert geometry["view_zenith"].min() < 0.5 and 8.0 < geometry["view_zenith"].max() < 10.0
     np.testing.assert_allclose(geometry["sun_zenith"], nadir["sun_zenith"])
     # the sensor lies on opposite sides for pixels right and left of the track and the sun's azimuth hardly
     # changes over a scene: the relative azimuths (folded into 0..180) of the two sides add up to ~180

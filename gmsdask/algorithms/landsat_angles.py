@@ -25,7 +25,8 @@ tools evaluate):
 
 Where a pixel lies in two modules USGS averages the two angles; here the two unit vectors are averaged
 (the same within 0.001 degree, and it cannot go wrong where the azimuth wraps at north or flips at nadir).
-Pixels outside every module (outside the imaged swath) are NaN. The height is the band's mean scene height
+Pixels outside every module (outside the imaged swath) are NaN, or, within a chosen distance of the swath,
+the nearest module's polynomials extrapolated. The height is the band's mean scene height
 unless given: a 1 km terrain step changes the view zenith by < 0.01 degree.
 
 Why not a library: USGS's tools are C programs that write whole-scene rasters per band; no Python package
@@ -125,13 +126,15 @@ def _unit_vector(polynomials: VectorPolynomials, terms: tuple[np.ndarray, ...]) 
     return vector / np.linalg.norm(vector, axis=-1, keepdims=True)
 
 
-def band_angles(model: BandAngleModel, line, sample, *, target: str = "satellite",
-                height_m=None) -> tuple[np.ndarray, np.ndarray]:
+def band_angles(model: BandAngleModel, line, sample, *, target: str = "satellite", height_m=None,
+                extrapolate_px: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Zenith and azimuth (degrees; azimuth 0-360 clockwise from north, from the pixel towards the target) of
     the ``"satellite"`` or the ``"sun"`` at L1T ``line``/``sample`` (see ``l1t_line_sample``).
 
     ``height_m``: terrain height (metres, scalar or like ``line``); the band's mean height if None. NaN where
-    no detector module saw the pixel.
+    no detector module saw the pixel, except within ``extrapolate_px`` raw-image pixels of a module's edge:
+    there the nearest module's polynomials are extrapolated (smooth; what a coarse grid needs so that the
+    pixels between its last node inside the swath and the swath edge are interpolated, not held constant).
     """
     if target not in ("satellite", "sun"):
         raise ValueError(f"target must be 'satellite' or 'sun', not {target!r}")
@@ -142,11 +145,15 @@ def band_angles(model: BandAngleModel, line, sample, *, target: str = "satellite
     dl, ds, dh = line - model.l1t_mean[0], sample - model.l1t_mean[1], height - model.mean_height_m
     total = np.zeros(line.shape + (3,))
     count = np.zeros(line.shape)
+    nearest = np.full(line.shape + (3,), np.nan)  # the nearest module's vector, for pixels outside all
+    nearest_distance = np.full(line.shape, np.inf)
     for mapping in model.mappings:
         r_line, r_sample = l1r_coordinates(mapping, line, sample, height)
-        inside = ((r_sample >= 0.0) & (r_sample <= model.l1r_samples - 1)
-                  & (r_line >= 0.0) & (r_line <= model.l1r_lines - 1))
-        if not inside.any():
+        outside_by = (np.maximum(0.0, np.maximum(-r_sample, r_sample - (model.l1r_samples - 1)))
+                      + np.maximum(0.0, np.maximum(-r_line, r_line - (model.l1r_lines - 1))))
+        inside = outside_by == 0.0
+        closer = ~inside & (outside_by <= extrapolate_px) & (outside_by < nearest_distance)
+        if not (inside.any() or closer.any()):
             continue
         big_l = r_line - model.l1r_mean[0]
         big_s = r_sample + mapping.l1r_sample_offset - model.l1r_mean[1]
@@ -154,9 +161,11 @@ def band_angles(model: BandAngleModel, line, sample, *, target: str = "satellite
         unit = _unit_vector(polynomials, terms)
         total += np.where(inside[..., None], unit, 0.0)
         count += inside
+        nearest = np.where(closer[..., None], unit, nearest)
+        nearest_distance = np.where(closer, outside_by, nearest_distance)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / np.linalg.norm(total, axis=-1, keepdims=True)
-    mean[count == 0] = np.nan
+    mean = np.where((count == 0)[..., None], nearest, mean)
     zenith = np.rad2deg(np.arccos(np.clip(mean[..., 2], -1.0, 1.0)))
     azimuth = np.rad2deg(np.arctan2(mean[..., 0], mean[..., 1])) % 360.0
     return zenith, azimuth

@@ -12,7 +12,8 @@ Radiometry (FACTS.md section 2):
 
 Angles: the ``angles`` group holds the solar angles on the 5 km grid and, when the product's ``_ANG.txt``
 carries the USGS angle coefficients (every real Collection 1/2 product, OLI and TM/ETM+ alike), the view
-angles of the red band on the same nodes (``gmsdask.io.landsat_ang``; NaN outside the imaged swath).
+angles of the red band on the same nodes (``gmsdask.io.landsat_ang``; extrapolated to the nodes next to the
+imaged swath, NaN beyond).
 """
 
 from __future__ import annotations
@@ -127,14 +128,17 @@ def _read_ang(files: ProductFiles) -> LandsatMetadata | None:
 
 def _angles_group(sun: SunAngleGrid, ang: LandsatMetadata | None, sensor: Sensor) -> xr.Dataset:
     """The coarse ``angles`` group: computed sun angles and, where the ANG file has the coefficients, the view
-    angles of the sensor's red band (towards the sensor, clockwise from north; NaN outside the swath)."""
+    angles of the sensor's red band (towards the sensor, clockwise from north; NaN beyond the nodes next to the
+    swath)."""
     angles = sun.as_dataset()
     red = [band for band in sensor.bands if band.common_name == "red"]
     if ang is None or not red:
         return angles
     band = int(red[0].name[1:])
     grid_x, grid_y = np.meshgrid(sun.x, sun.y)
-    view = ang_angles_at(ang, band, grid_x, grid_y)
+    # nodes up to one diagonal node spacing outside the swath get extrapolated angles: the pixels between the
+    # last node inside and the swath edge are then interpolated, not held at the last node's angles (0.5 deg)
+    view = ang_angles_at(ang, band, grid_x, grid_y, extrapolate_m=1.5 * _SUN_GRID_SPACING_M)
     if view is None:  # an ANG file without satellite coefficients (synthetic products)
         return angles
     for name in ("view_zenith", "view_azimuth"):

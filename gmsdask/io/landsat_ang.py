@@ -72,10 +72,12 @@ def read_band_angle_model(ang: LandsatMetadata, band: int) -> BandAngleModel | N
         satellite=_vector(ang, group, prefix, "SAT"), sun=_vector(ang, group, prefix, "SUN"))
 
 
-def ang_angles_at(ang: LandsatMetadata, band: int, x, y) -> dict[str, np.ndarray] | None:
+def ang_angles_at(ang: LandsatMetadata, band: int, x, y, *, extrapolate_m: float = 0.0
+                  ) -> dict[str, np.ndarray] | None:
     """``view_zenith``, ``view_azimuth``, ``sun_zenith``, ``sun_azimuth`` (degrees, float64; azimuths
-    clockwise from north towards the sensor/sun; NaN outside the imaged swath) of ``band`` at map
-    coordinates ``x``, ``y`` (metres in the product's CRS, which the ANG file's UL_CORNER is in).
+    clockwise from north towards the sensor/sun) of ``band`` at map coordinates ``x``, ``y`` (metres in the
+    product's CRS, which the ANG file's UL_CORNER is in). NaN outside the imaged swath, except within
+    ``extrapolate_m`` of it, where the polynomials are extrapolated.
 
     None when the file has no angle coefficients for the band.
 
@@ -91,7 +93,8 @@ def ang_angles_at(ang: LandsatMetadata, band: int, x, y) -> dict[str, np.ndarray
     ul_x, ul_y = _tuple(ang, "PROJECTION", "UL_CORNER", 2)
     pixel = ang.number(f"BAND{band:02d}_PIXEL_SIZE", (f"RPC_BAND{band:02d}",))
     line, sample = l1t_line_sample(x, y, ul_x=ul_x, ul_y=ul_y, pixel_size_m=pixel)
-    view_zenith, view_azimuth = band_angles(model, line, sample, target="satellite")
-    sun_zenith, sun_azimuth = band_angles(model, line, sample, target="sun")
+    margin = extrapolate_m / pixel
+    view_zenith, view_azimuth = band_angles(model, line, sample, target="satellite", extrapolate_px=margin)
+    sun_zenith, sun_azimuth = band_angles(model, line, sample, target="sun", extrapolate_px=margin)
     return {"view_zenith": view_zenith, "view_azimuth": view_azimuth,
             "sun_zenith": sun_zenith, "sun_azimuth": sun_azimuth}
