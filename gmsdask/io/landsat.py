@@ -9,6 +9,11 @@ Radiometry (FACTS.md section 2):
 - Level-1 thermal bands: brightness temperature ``K2 / ln(K1 / L + 1)``, ``L = RADIANCE_MULT * Q + RADIANCE_ADD``.
 - Level-2: surface reflectance and surface temperature through the ``LEVEL2_*_PARAMETERS`` rescaling.
 - ``Q = 0`` is fill (NaN); ``Q = QUANTIZE_CAL_MAX`` is saturated.
+
+Angles: the ``angles`` group holds the solar angles on the 5 km grid and, when the product's ``_ANG.txt``
+carries the USGS angle coefficients (every real Collection 1/2 product, OLI and TM/ETM+ alike), the view
+angles of the red band on the same nodes (``gmsdask.io.landsat_ang``; extrapolated to the nodes next to the
+imaged swath, NaN beyond).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from ..algorithms.radiometry import (
 from ..errors import BandFileError, MetadataError
 from ..sensors import Band, Sensor, get_sensor
 from .archive import ProductFiles
+from .landsat_ang import ang_angles_at
 from .mtl import LandsatMetadata, parse_mtl_xml, parse_odl
 from .product_name import LANDSAT_PRODUCT_ID
 from .raster import RasterInfo, raster_info
@@ -111,6 +117,38 @@ class SunAngleGrid:
         )
 
 
+def _read_ang(files: ProductFiles) -> LandsatMetadata | None:
+    """The product's parsed ``_ANG.txt``, or None without one."""
+    members = files.find("*_ANG.txt")
+    if not members:
+        return None
+    source = files.describe(members[0])
+    return LandsatMetadata(parse_odl(files.read_text(members[0]), source), source)
+
+
+def _angles_group(sun: SunAngleGrid, ang: LandsatMetadata | None, sensor: Sensor) -> xr.Dataset:
+    """The coarse ``angles`` group: computed sun angles and, where the ANG file has the coefficients, the view
+    angles of the sensor's red band (towards the sensor, clockwise from north; NaN beyond the nodes next to the
+    swath)."""
+    angles = sun.as_dataset()
+    red = [band for band in sensor.bands if band.common_name == "red"]
+    if ang is None or not red:
+        return angles
+    band = int(red[0].name[1:])
+    grid_x, grid_y = np.meshgrid(sun.x, sun.y)
+    # nodes up to one diagonal node spacing outside the swath get extrapolated angles: the pixels between the
+    # last node inside and the swath edge are then interpolated, not held at the last node's angles (0.5 deg)
+    view = ang_angles_at(ang, band, grid_x, grid_y, extrapolate_m=1.5 * _SUN_GRID_SPACING_M)
+    if view is None:  # an ANG file without satellite coefficients (synthetic products)
+        return angles
+    for name in ("view_zenith", "view_azimuth"):
+        angles[name] = (("y", "x"), view[name].astype(np.float32), {"units": "degree"})
+    return angles.assign_attrs(
+        description="solar angles computed per grid node from the acquisition time; view angles (towards the "
+                    f"sensor, clockwise from north) from the ANG.txt coefficients of band {band}",
+        view_angles_source=f"ANG.txt coefficients (band B{band}, 5 km nodes)")
+
+
 def _toa_block(dn: np.ndarray, x: np.ndarray, y: np.ndarray, *, mult: float, add: float,
                sun: SunAngleGrid, fill_dn: int) -> np.ndarray:
     return landsat_toa_reflectance(dn, mult, add, sun.cos_zenith_at(x, y), fill_dn)
@@ -142,12 +180,9 @@ def _acquisition_time(meta: LandsatMetadata) -> datetime:
             from None
 
 
-def _footprint(files: ProductFiles, meta: LandsatMetadata, crs_wkt: str) -> tuple[str, str]:
+def _footprint(ang: LandsatMetadata | None, meta: LandsatMetadata, crs_wkt: str) -> tuple[str, str]:
     """WKT lon/lat polygon of the true data corners (from ``_ANG.txt``), else of the product corners."""
-    ang_members = files.find("*_ANG.txt")
     to_lonlat = _transformer_to_lonlat(crs_wkt)
-    ang = (LandsatMetadata(parse_odl(files.read_text(ang_members[0]), files.describe(ang_members[0])),
-                           files.describe(ang_members[0])) if ang_members else None)
     # OLI/TIRS ANG files carry the true image corners; TM/ETM+ ANG files do not.
     if ang is not None and isinstance(ang.find("BAND01_L1T_IMAGE_CORNER_LINES"), list):
         lines = ang.numbers("BAND01_L1T_IMAGE_CORNER_LINES")
@@ -280,7 +315,8 @@ def open_landsat(files: ProductFiles, *, chunks: int | Sequence[int] | Mapping[s
 
     bands = _band_sources(files, meta, product_dir, sensor, level2, sun, missing)
     masks = _mask_sources(files, meta, product_dir, missing)
-    footprint, footprint_source = _footprint(files, meta, probe.crs.to_wkt())
+    ang = _read_ang(files)
+    footprint, footprint_source = _footprint(ang, meta, probe.crs.to_wkt())
     if missing:
         log.warning("%s: files named in the metadata are not present and are left out: %s",
                     files.path, ", ".join(missing))
@@ -309,4 +345,4 @@ def open_landsat(files: ProductFiles, *, chunks: int | Sequence[int] | Mapping[s
         "fill_dn": sensor.fill_dn,
     }
     return build_scene(bands, masks, attrs, chunk_rows_cols, sensor=sensor,
-                       extra_groups={"angles": sun.as_dataset().rio.write_crs(probe.crs)})
+                       extra_groups={"angles": _angles_group(sun, ang, sensor).rio.write_crs(probe.crs)})

@@ -11,7 +11,7 @@ from ._contract import LevelContext, LevelOutcome
 
 __all__ = ["run", "VERSION"]
 
-VERSION = "2"
+VERSION = "3"  # 3: Landsat angles group carries the view angles from the ANG.txt coefficients
 
 
 def _chain_bands(scene: xr.DataTree, cfg: JobConfig) -> xr.DataTree:

@@ -1,15 +1,25 @@
 """Per-pixel sun and view angles for NBAR, lazily on a band grid, from a scene's coarse ``angles`` group.
 
-Sentinel-2: the ``MTD_TL`` grids (5 km nodes) interpolated bilinearly per chunk; the view angles in their
-horizontal vector form (``gmsdask.algorithms.brdf.view_vector``), which is smooth across nadir where the
-azimuth flips by 180 degrees, and the sun azimuth as a unit vector (no wrap at north). Grid nodes without
-a value (outside every detector) take their nearest valid node's, so the swath edge is not lost.
+The grids' nodes are interpolated bilinearly per chunk: the view angles in their horizontal vector form
+(``gmsdask.algorithms.brdf.view_vector``), which is smooth across nadir where the azimuth flips by 180
+degrees, and the sun azimuth as a unit vector (no wrap at north). Grid nodes without a value (outside every
+detector) take their nearest valid node's, so the swath edge is not lost.
 
-Landsat: the readers give sun angles only (the ``ANG.txt`` coefficients are not evaluated yet), so the view
-angles are approximated from the scene geometry: the nadir track runs through the footprint's centre
-(WRS-2 scene centres lie on it) with the ground-track azimuth of Landsat's descending 705 km, 98.2 deg
-orbit at that latitude (``ground_track_azimuth``), and ``tan(view zenith)`` is the cross-track distance
-over the altitude. Across the 185 km swath this gives -7.3..+7.3 degrees, as the ANG files do.
+Sentinel-2: the ``MTD_TL`` grids (5 km nodes).
+
+Landsat: the reader evaluates the USGS ``ANG.txt`` angle coefficients of the red band on its 5 km solar-angle
+nodes (``gmsdask.io.landsat_ang``; every real Collection 1/2 product has them, OLI and TM/ETM+). Across the
+swath the view zenith runs from ~0 at the nadir track to 8.6-9.3 degrees at the scene corners: the
+sensor's +-7.5 degree look angle plus the Earth's curvature (0.8 degree over 92 km). Products without the
+coefficients (no ``ANG.txt``, or the synthetic products' ANG files) get an approximation from the scene
+geometry: the nadir track runs through the footprint's centre (WRS-2 scene centres lie on it) with the
+ground-track azimuth of Landsat's descending 705 km, 98.2 deg orbit at that latitude
+(``ground_track_azimuth``), and ``tan(view zenith)`` is the cross-track distance over the altitude (flat
+Earth). It stays within 1.1 degree (mean 0.4-0.5) of the ANG model: it omits the curvature term above.
+
+The result's attr ``view_angles_source`` says which way the view angles came: the angles group's own
+``view_angles_source`` attr (``"ANG.txt coefficients (...)"`` for Landsat), ``"product angle grids"``
+(Sentinel-2), or ``"approximated: ..."``.
 """
 
 from __future__ import annotations
@@ -76,8 +86,8 @@ def angles_on_grid(angles: xr.Dataset, like: xr.Dataset, *, footprint_wkt: str =
     like
         The band grid (``x``, ``y`` pixel centres; chunks are followed).
     footprint_wkt, epsg
-        Root attrs ``footprint`` and ``epsg``: needed when ``angles`` has no view angles (Landsat), for the
-        approximation from the nadir track through the footprint's centre.
+        Root attrs ``footprint`` and ``epsg``: needed when ``angles`` has no view angles (a Landsat product
+        without ANG coefficients), for the approximation from the nadir track through the footprint's centre.
     scene
         Name used in error messages.
 
@@ -109,7 +119,7 @@ def angles_on_grid(angles: xr.Dataset, like: xr.Dataset, *, footprint_wkt: str =
         dask_gufunc_kwargs={"output_sizes": {"angle": 4}})
     out = xr.Dataset({name: stacked.isel(angle=i, drop=True).assign_attrs(units="degree")
                       for i, name in enumerate(names)})
-    source = "product angle grids"
+    source = str(angles.attrs.get("view_angles_source", "product angle grids"))
     if not has_view:
         if not footprint_wkt or not epsg:
             raise ProductError(scene, "the angles group has no view angles and no footprint/epsg was given to "
