@@ -159,8 +159,12 @@ def test_landsat_view_angles_are_approximated_from_the_track_through_the_scene_c
     assert ground_track_azimuth(0.0) == pytest.approx(192.0, abs=0.5)
     zenith, azimuth = view_angles_from_track(np.array([0.0, 92500.0, -92500.0]), np.zeros(3), 0.0, 0.0, 192.0)
     assert zenith[0] == pytest.approx(0.0, abs=1e-9)
-    assert zenith[1] == pytest.approx(zenith[2]) == pytest.approx(np.rad2deg(np.arctan(92500 * np.cos(np.deg2rad(12))
-                                                                                       / 705e3)))
+    # spherical Earth: the look angle from 705 km plus the central angle of the cross-track distance
+    distance = 92500 * np.cos(np.deg2rad(12))
+    central = distance / 6371e3
+    look = np.arctan(6371e3 * np.sin(central) / (705e3 + 6371e3 * (1 - np.cos(central))))
+    assert zenith[1] == pytest.approx(zenith[2]) == pytest.approx(np.rad2deg(look + central))
+    assert zenith[1] - np.rad2deg(np.arctan(distance / 705e3)) == pytest.approx(0.8, abs=0.05)  # vs flat Earth
     assert azimuth[1] == pytest.approx(282.0) and azimuth[2] == pytest.approx(102.0)  # towards the track
 
 

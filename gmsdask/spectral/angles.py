@@ -14,8 +14,9 @@ sensor's +-7.5 degree look angle plus the Earth's curvature (0.8 degree over 92 
 coefficients (no ``ANG.txt``, or the synthetic products' ANG files) get an approximation from the scene
 geometry: the nadir track runs through the footprint's centre (WRS-2 scene centres lie on it) with the
 ground-track azimuth of Landsat's descending 705 km, 98.2 deg orbit at that latitude
-(``ground_track_azimuth``), and ``tan(view zenith)`` is the cross-track distance over the altitude (flat
-Earth). It stays within 1.1 degree (mean 0.4-0.5) of the ANG model: it omits the curvature term above.
+(``ground_track_azimuth``), and the view zenith is the look angle to the cross-track distance on a spherical
+Earth plus the curvature term above (``brdf.view_angles_from_track``). On the real scenes it stays within
+0.2-0.6 degree (mean 0.06-0.17) of the ANG model; flat (without the curvature term) it was 1.0-1.1 off.
 
 The result's attr ``view_angles_source`` says which way the view angles came: the angles group's own
 ``view_angles_source`` attr (``"ANG.txt coefficients (...)"`` for Landsat), ``"product angle grids"``
