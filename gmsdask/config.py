@@ -132,6 +132,7 @@ class JobConfig(BaseModel):
     shadow_buffer_m: float = Field(default=90.0, ge=0)
     snow_buffer_m: float = Field(default=30.0, ge=0)
     ac_estimate_accuracy: bool = True
+    ac_landsat_view_angles: bool = False
     ac_bandwise_accuracy: bool = True
     ac_fillnonclear_areas: bool = False
     ac_clear_area_labels: tuple[int, ...] = (1, 4, 5)

@@ -213,3 +213,29 @@ def test_l1c_cell_geometry_takes_ang_view_angles_only_when_asked(real_scene):
     assert ((relative >= 0) & (relative <= 180)).all()
     assert np.median(relative[off_nadir & right]) + np.median(relative[off_nadir & ~right]) == pytest.approx(
         180.0, abs=15.0)
+
+
+class _Geometry(Exception):
+    """Raised by the patched ``cell_geometry`` with the flag it was called with."""
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_option_ac_landsat_view_angles_reaches_the_6s_geometry(monkeypatch, flag):
+    """``ac_landsat_view_angles`` goes from the job's configuration through L1C and ``correct_scene`` into
+    ``cell_geometry`` (what each setting computes is tested above; running 6S at the ANG geometry here would
+    cost the tables of a new geometry)."""
+    from gmsdask.atmosphere import correct
+    from gmsdask.config import set_config
+    from gmsdask.levels import LevelContext, l1c
+
+    def geometry(scene, cells, *, ang_view_angles=False):
+        raise _Geometry(ang_view_angles)
+
+    monkeypatch.setattr(correct, "cell_geometry", geometry)
+    collection, stem, _ = REAL_ANG["LC08 C1 090/084 (tar.gz)"]  # a Level-1 scene: L1C corrects it
+    scene = gmsdask.open_scene(data_path(*collection, stem))
+    ctx = LevelContext(record=None, config=set_config(ac_landsat_view_angles=flag), job_id=1)
+    with pytest.raises(_Geometry) as seen:
+        l1c.run(scene, ctx)
+    assert seen.value.args == (flag,)
+    assert set_config().ac_landsat_view_angles is False  # Landsat is corrected at nadir unless asked

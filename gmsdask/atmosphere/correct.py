@@ -259,8 +259,8 @@ def _atmosphere_group(scene: xr.DataTree, cells: CellGrid, aerosol: AerosolField
 def correct_scene(scene: xr.DataTree, *, aot550: float = 0.2, water_vapour: float | None = None,
                   ozone: float | None = None, path_dem: str = "", estimate_accuracy: bool = True,
                   cache_dir: Any = None, cell_size_m: float = 3000.0, min_dark_fraction: float = 0.01,
-                  ddv_blue: tuple[float, float] = (0.25, 0.0), ddv_red: tuple[float, float] = (0.5, 0.0)
-                  ) -> tuple[xr.DataTree, AtmosphereInfo]:
+                  ddv_blue: tuple[float, float] = (0.25, 0.0), ddv_red: tuple[float, float] = (0.5, 0.0),
+                  landsat_view_angles: bool = False) -> tuple[xr.DataTree, AtmosphereInfo]:
     """6S-based atmospheric correction of a Level-1 scene (lazy result; see the module doc).
 
     Parameters
@@ -285,6 +285,11 @@ def correct_scene(scene: xr.DataTree, *, aot550: float = 0.2, water_vapour: floa
         cell's pixels that must be dark vegetation for a retrieval there, and the dark-vegetation relations
         ``(slope, offset)``: surface blue / red reflectance = slope x surface 2.2 um reflectance + offset
         (Kaufman's (0.25, 0) and (0.5, 0)).
+    landsat_view_angles
+        Use a Landsat scene's view angles from its ``ANG.txt`` coefficients in the 6S geometry (option
+        ``ac_landsat_view_angles``); off: Landsat is corrected as seen from nadir (see
+        ``gmsdask.atmosphere.inputs.cell_geometry`` for what that costs in accuracy and what the view geometry
+        costs in 6S runs). Sentinel-2's view angles always enter.
 
     Returns
     -------
@@ -298,7 +303,8 @@ def correct_scene(scene: xr.DataTree, *, aot550: float = 0.2, water_vapour: floa
     try:
         return _correct(scene, aot550=aot550, water_vapour=water_vapour, ozone=ozone, path_dem=path_dem,
                         estimate_accuracy=estimate_accuracy, cache_dir=cache_dir, cell_size_m=cell_size_m,
-                        min_dark_fraction=min_dark_fraction, relations=(ddv_blue, ddv_red))
+                        min_dark_fraction=min_dark_fraction, relations=(ddv_blue, ddv_red),
+                        landsat_view_angles=landsat_view_angles)
     except ProcessingError:
         raise
     except (GmsdaskError, ValueError, KeyError, OSError) as error:
@@ -307,7 +313,8 @@ def correct_scene(scene: xr.DataTree, *, aot550: float = 0.2, water_vapour: floa
 
 def _correct(scene: xr.DataTree, *, aot550: float, water_vapour: float | None, ozone: float | None, path_dem: str,
              estimate_accuracy: bool, cache_dir: Any, cell_size_m: float, min_dark_fraction: float,
-             relations: tuple[tuple[float, float], tuple[float, float]]) -> tuple[xr.DataTree, AtmosphereInfo]:
+             relations: tuple[tuple[float, float], tuple[float, float]], landsat_view_angles: bool
+             ) -> tuple[xr.DataTree, AtmosphereInfo]:
     platform = str(scene.attrs["platform"])
     if not 0.0 <= aot550 <= 1.0:
         raise ValueError(f"aot550 {aot550} is outside the tables' 0..1")
@@ -321,7 +328,7 @@ def _correct(scene: xr.DataTree, *, aot550: float, water_vapour: float | None, o
     crs = scene[groups[0]].ds.rio.crs
     roles = _role_bands(platform, available)
     cells = ddv_cells(scene, roles, (left, bottom, right, top), cell_size_m)
-    geometry, geometry_note = cell_geometry(scene, cells)
+    geometry, geometry_note = cell_geometry(scene, cells, ang_view_angles=landsat_view_angles)
     elevation_m = mean_elevation_m(path_dem, (left, bottom, right, top), crs)
     ozone_value = DEFAULT_OZONE_CM_ATM if ozone is None else float(ozone)
     swir_terms = _swir_first_guess(platform, roles["swir22"][1], geometry, AtmosphereState(

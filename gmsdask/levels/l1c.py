@@ -104,7 +104,8 @@ def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
         masked = _without_thermal(masked)
     facts: dict = {"cloud_masking_algorithm": algorithm}
     corrected, atmosphere = correct_scene(masked, aot550=cfg.aot550, path_dem=cfg.path_dem,
-                                          estimate_accuracy=cfg.ac_estimate_accuracy, cache_dir=cfg.path_cache)
+                                          estimate_accuracy=cfg.ac_estimate_accuracy, cache_dir=cfg.path_cache,
+                                          landsat_view_angles=cfg.ac_landsat_view_angles)
     ac_facts = atmosphere.facts()
     corrected.attrs.update(quantity="surface_reflectance", aot550=float(ac_facts["aot550_mean"]),
                            aot_source=str(ac_facts["aot_source"]))

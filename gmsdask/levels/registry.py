@@ -88,7 +88,7 @@ BUILTIN_LEVELS: tuple[Level, ...] = (
           adds=("fmask", "cloud_confidence", "surface reflectance", "ac_uncertainty_<band>", "root attrs aot550, "
                 "aot_source, quantity"),
           options=("skip_ac", "aot550", "path_dem", "cloud_masking_algorithm", "cloud_buffer_m", "shadow_buffer_m",
-                   "snow_buffer_m", "ac_estimate_accuracy", "skip_thermal"),
+                   "snow_buffer_m", "ac_estimate_accuracy", "ac_landsat_view_angles", "skip_thermal"),
           accuracy_layers=("ac_uncertainty_<band>", "cloud_confidence"), version=l1c.VERSION),
     Level("L2A", 40, "geometric homogenization onto the MGRS-nested target grid", l2a.run,
           reads=("resolution groups", "coreg_shift_m"), adds=("one target-grid group", "cloud"),
