@@ -64,6 +64,7 @@ HONOURED = {
     "shadow_buffer_m": "test_fmask_scenes.py::test_buffers_grow_clouds_by_their_distance_in_metres",
     "snow_buffer_m": "test_fmask_scenes.py::test_buffers_grow_clouds_by_their_distance_in_metres",
     "ac_estimate_accuracy": "test_option_effects.py::test_level_options_change_l1b_l1c_l2b",
+    "ac_landsat_view_angles": "test_landsat_angles.py::test_option_ac_landsat_view_angles_reaches_the_6s_geometry",
     "spatial_resamp_alg_default": "test_option_effects.py::test_level_options_change_l1b_l1c_l2b",
     "mask_clouds_l2a": "test_pipeline_real.py::test_sentinel2_l2a_tile_lands_on_its_own_grid_in_the_29unu_cube",
     "skip_spechomo": "test_option_effects.py::test_run_flags_turn_levels_off",
