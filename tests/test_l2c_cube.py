@@ -262,3 +262,19 @@ def test_a_small_scene_is_padded_to_the_cube_window_in_few_tasks(offset):
         values[src_rows, src_cols]
     np.testing.assert_array_equal(pasted.compute(), expected)
     assert pasted.chunksize == (512, 512) and len(pasted.__dask_graph__()) < 1000
+
+
+def test_the_variables_of_a_scene_share_their_fill_blocks():
+    """Pasting many variables of one dtype and fill reuses the same fill blocks (graph keys), so the client builds
+    them once per scene, not once per variable."""
+    fills: dict = {}
+    pasted = [_paste(da.from_array(np.full((36, 40), float(i), np.float32), chunks=12), (-100, -200), (2048, 2048),
+                     np.nan, (512, 512), fills) for i in range(5)]
+    fill_keys = [{k for k in p.__dask_graph__().keys() if str(k[0] if isinstance(k, tuple) else k).startswith("full")}
+                 for p in pasted]
+    assert fill_keys[0] and all(keys == fill_keys[0] for keys in fill_keys)
+    assert len(fills) == 4  # above, below, left and right of the scene
+    mask = _paste(da.from_array(np.ones((36, 40), np.uint8), chunks=12), (-100, -200), (2048, 2048), 255, (512, 512),
+                  fills)
+    assert int(mask[0, 0].compute()) == 255 and len(fills) == 8  # another dtype and fill: blocks of its own
+    np.testing.assert_array_equal(pasted[3][100:136, 200:240].compute(), 3.0)
