@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 import dask
 import dask.array as da
+import numpy as np
 from dask.highlevelgraph import HighLevelGraph
 from dask.local import get_sync
 
@@ -51,18 +52,21 @@ def test_l1c_to_l2c_on_a_distributed_client_logs_no_run_spec_conflict(tmp_path, 
 
 
 class _RecordingScheduler:
-    """A synchronous scheduler that remembers every key it was asked to compute."""
+    """A synchronous scheduler that remembers the keys of every computation it was asked for, call by call."""
 
     def __init__(self) -> None:
-        self.keys: set = set()
+        self.calls: list[set] = []
 
     def __call__(self, dsk, keys, **kwargs):
         graph = dsk.__dask_graph__() if hasattr(dsk, "__dask_graph__") else dsk  # dask passes an expression
-        self.keys.update(graph.keys())
+        self.calls.append(set(graph.keys()))
         return get_sync(dsk, keys, **kwargs)
 
 
 def test_l1c_eager_reduction_shares_no_key_with_its_lazy_result(tmp_path, atmosphere_cache):
+    """L1C computes twice before its lazy result is submitted: the masks (kept, so Fmask runs once), then the
+    aerosol/water-vapour reduction. The reduction runs under keys of its own; of the masks' computation the lazy
+    result holds the masks as data, so no task of either is submitted again under the same key."""
     product = write_sentinel2_l1c(tmp_path / "s2", platform="SENTINEL_2B", tile="33UUU", size=(300, 300), seed=11,
                                   acquisition_time=datetime(2024, 6, 1, 10, 20, tzinfo=timezone.utc), aot550=0.2,
                                   cloud_fraction=0.2)
@@ -70,8 +74,12 @@ def test_l1c_eager_reduction_shares_no_key_with_its_lazy_result(tmp_path, atmosp
     recorder = _RecordingScheduler()
     with dask.config.set(scheduler=recorder):
         outcome = l1c.run(open_scene(product.path, chunks=(150, 150)), ctx)
-    assert recorder.keys, "L1C computed nothing eagerly: the aerosol reduction is expected to run here"
+    assert len(recorder.calls) == 2, "expected two eager computations: the masks, then the aerosol reduction"
+    masks, reduction = recorder.calls
     arrays = [v.data for node in outcome.scene.subtree for v in node.ds.data_vars.values()
               if isinstance(v.data, da.Array)]
-    lazy_keys = set(HighLevelGraph.merge(*(a.__dask_graph__() for a in arrays)))
-    assert len(lazy_keys) > 100 and not recorder.keys & lazy_keys, sorted(map(str, recorder.keys & lazy_keys))[:5]
+    lazy_graph = dict(HighLevelGraph.merge(*(a.__dask_graph__() for a in arrays)))
+    assert len(lazy_graph) > 100 and not reduction & set(lazy_graph), sorted(map(str, reduction & set(lazy_graph)))[:5]
+    held = {key for key in masks & set(lazy_graph) if isinstance(lazy_graph[key], np.ndarray)}
+    # the Fmask classes and confidence blocks, as data
+    assert {str(key[0]).split("-")[0].strip("_") for key in held} == {"classes_block", "confidence_block"}, held

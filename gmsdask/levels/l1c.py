@@ -98,6 +98,10 @@ def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
                             snow_buffer_m=cfg.snow_buffer_m)
     else:
         masks = product_qa_masks(scene)
+    # the masks are computed once and kept (on the cluster): the aerosol/water-vapour pass of correct_scene and
+    # the lazy result both need them, and Fmask is the costliest part of both (a class byte and a confidence
+    # per 20/30 m pixel: ~150 MB for a whole Sentinel-2 tile)
+    masks = masks.persist()
     masked = mask_scene(scene, masks)
     masked.attrs["cloud_masking_algorithm"] = algorithm
     if cfg.skip_thermal:
