@@ -69,8 +69,8 @@ class CatalogDatabase:
         self._write_sessions = sessionmaker(self._engine.execution_options(sqlite_begin="IMMEDIATE"),
                                             expire_on_commit=False)
         self._autocommit = self._engine.execution_options(sqlite_begin="")   # SQLite: no BEGIN (see above)
-        #: SQLite: this process's writers queue here before BEGIN IMMEDIATE (see the module doc); PostgreSQL
-        #: locks rows, and its writers wait on the server without polling
+        #: SQLite: this process's writers queue here before they write (see the module doc); PostgreSQL locks
+        #: rows, and its writers wait on the server without polling
         self._write_turn: threading.Lock | None = threading.Lock() if _engine.is_sqlite(self._url) else None
         #: job id -> monotonic time of the last heartbeat written with a level state (LevelOperations)
         self._level_heartbeats: dict[int, float] = {}

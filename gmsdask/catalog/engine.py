@@ -216,32 +216,27 @@ def upsert(
     ``update_values`` (default: ``values`` without ``keys``) may hold SQL expressions, in which a column of
     ``table`` means the existing row, or callables ``f(proposed) -> expression`` where ``proposed[name]``
     is the value proposed for column ``name`` (e.g. ``lambda p: func.coalesce(table.c.started_at,
-    p["started_at"])``). ``only_if`` is a condition on other tables (``exists(...)``) checked in the same
-    statement. One statement (``INSERT ... [SELECT ... WHERE only_if] ON CONFLICT DO UPDATE ... RETURNING``)
-    on SQLite and PostgreSQL.
+    p["started_at"])``). One statement (``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``) on SQLite and
+    PostgreSQL. ``only_if`` (a condition on other tables, ``exists(...)``) is looked up first; on SQLite and
+    PostgreSQL, :func:`upsert_statement` checks it within the upsert.
     """
     changes = dict(update_values) if update_values is not None else {
         name: value for name, value in values.items() if name not in keys}
     primary = next(iter(table.primary_key.columns))
     module = _UPSERT_DIALECTS.get(dialect_name(session))
+    if only_if is not None and not session.execute(select(only_if)).scalar():
+        return None
     if module is not None:
-        if only_if is None:
-            statement = module.insert(table).values(**values)
-        else:
-            # SQLite needs the WHERE to tell the upsert's ON CONFLICT from a join's ON: here it always has one
-            proposed = select(*(literal(value, table.c[name].type) for name, value in values.items())).where(only_if)
-            statement = module.insert(table).from_select(list(values), proposed)
+        statement = module.insert(table).values(**values)
         changes = {name: _bind_excluded(value, statement.excluded) for name, value in changes.items()}
         if changes:
             statement = statement.on_conflict_do_update(index_elements=list(keys), set_=changes)
         else:
             statement = statement.on_conflict_do_nothing(index_elements=list(keys))
         found = session.execute(statement.returning(primary)).scalar_one_or_none()
-        if found is not None or (changes and only_if is not None):
-            return found   # None: only_if was false
+        if found is not None:
+            return found
         # DO NOTHING returns no row for an existing key
-    if only_if is not None and not session.execute(select(only_if)).scalar():
-        return None
     match = [table.c[key] == values[key] for key in keys]
     existing = session.execute(select(primary).where(*match)).scalar_one_or_none()
     if existing is None:

@@ -16,7 +16,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Executable, and_, bindparam, delete, exists, func, null, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Executable,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from ..config import LEVELS
@@ -283,7 +295,8 @@ def _level_upsert(dialect: str, ending: bool) -> Executable | None:
         return exists().where(JobSceneRow.job_id == params["job_id"], JobSceneRow.scene_id == params["scene_id"])
 
     def changes(excluded: Any) -> dict[str, Any]:
-        values = {name: excluded[name] for name in _LEVELS_TABLE.c.keys() if name not in (*_LEVEL_KEYS, "id")}
+        values = {column.name: excluded[column.name] for column in _LEVELS_TABLE.columns
+                  if column.name not in (*_LEVEL_KEYS, "id")}
         if ending:
             values["started_at"] = func.coalesce(_LEVELS_TABLE.c.started_at, excluded.started_at)
         return values
