@@ -13,11 +13,12 @@ one; a thread waiting on a Python lock wakes as soon as it is released. Other pr
 timeout.
 
 The calls a controller makes for every scene and level (recording a level state or a tile, reading a
-scene's states) run one prepared Core statement each (``_statements``), on SQLite without ``BEGIN`` and
-``COMMIT`` around it (a single statement is a transaction of its own, and takes the write lock at its start
-as ``BEGIN IMMEDIATE`` would). Every call into ``sqlite3`` gives up the GIL, and a client busy building Dask
-graphs takes it back for up to its 5 ms switch interval each time: under load such a call costs what its
-statements count, far more than their SQL.
+scene's states) run one prepared Core statement each (``_statements``), without ``BEGIN`` and ``COMMIT``
+around it (a single statement is a transaction of its own; on SQLite it takes the write lock at its start as
+``BEGIN IMMEDIATE`` would; on PostgreSQL the driver's autocommit saves two round trips). Every call into
+``sqlite3`` (or a round trip to the server) gives up the GIL, and a client busy building Dask graphs takes it
+back for up to its 5 ms switch interval each time: under load such a call costs what its statements count,
+far more than their SQL.
 """
 
 from __future__ import annotations
@@ -68,7 +69,10 @@ class CatalogDatabase:
         self._read_sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self._engine.execution_options(sqlite_begin="IMMEDIATE"),
                                             expire_on_commit=False)
-        self._autocommit = self._engine.execution_options(sqlite_begin="")   # SQLite: no BEGIN (see above)
+        #: every statement a transaction of its own (see above): on SQLite no BEGIN; elsewhere the driver's
+        #: autocommit, which also saves a BEGIN and a COMMIT round trip to the server
+        self._autocommit = (self._engine.execution_options(sqlite_begin="") if _engine.is_sqlite(self._url)
+                            else self._engine.execution_options(isolation_level="AUTOCOMMIT"))
         #: SQLite: this process's writers queue here before they write (see the module doc); PostgreSQL locks
         #: rows, and its writers wait on the server without polling
         self._write_turn: threading.Lock | None = threading.Lock() if _engine.is_sqlite(self._url) else None
@@ -139,8 +143,7 @@ class CatalogDatabase:
 
     def _statements(self, work: Callable[[Connection], T], *, write: bool, retry_on_conflict: bool = False) -> T:
         """Run ``work``, whose statements need no common transaction (one statement, or writes that stand
-        alone), on a pooled connection: on SQLite every statement commits by itself, elsewhere they run in
-        one transaction. Retried as :meth:`_write`."""
+        alone), on a pooled connection where every statement commits by itself. Retried as :meth:`_write`."""
         turn = self._write_turn if write else None
         if turn is not None:   # the turn covers the statements only, not the pool's check-out and return
 
