@@ -4,7 +4,15 @@
 
 import sys
 
-from . import bench_atmosphere, bench_catalog, bench_chain, bench_coreg, bench_pipeline, bench_read, bench_synthetic
+from . import (
+    bench_atmosphere,
+    bench_catalog,
+    bench_chain,
+    bench_coreg,
+    bench_pipeline,
+    bench_read,
+    bench_synthetic,
+)
 
 BENCHMARKS = {"read": bench_read.main, "pipeline": bench_pipeline.main, "synthetic": bench_synthetic.main,
               "coreg": bench_coreg.main, "atmosphere": bench_atmosphere.main}

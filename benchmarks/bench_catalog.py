@@ -14,7 +14,7 @@ cost under load grows with its number of statements, which a quiet run hides.
 
 The figure is the one of ``benchmarks/jobs.py`` (``catalogue_ms_per_scene``): wall milliseconds spent in the
 controller's catalogue calls (outermost calls only, ``_CATALOG_CALLS``), divided by the number of scenes;
-also per method, and the number of SQL statements and commits per scene. Adding the scenes and creating the
+also per method, and the number of SQL statements (and of explicit ``BEGIN``) per scene. Adding the scenes and creating the
 job are reported apart (``ingest``). Each setting runs ``R`` times on new catalogues and the median run is
 reported (with every run's figure). Results go to ``benchmarks/results/catalog.json``.
 """
@@ -69,13 +69,14 @@ def scene_tiles(index: int) -> list[str]:
 
 class CallTimer:
     """Wall seconds and call counts of a catalogue's methods (outermost calls of each thread only), and the SQL
-    statements and commits its engine runs."""
+    statements (and explicit BEGINs) its engine runs."""
 
     def __init__(self, catalog: Catalog, names: tuple[str, ...]) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: Counter[str] = Counter()
         self.statements = 0
-        self.commits = 0
+        #: explicit transactions (``BEGIN`` sent through the driver: SQLite; PostgreSQL's drivers begin implicitly)
+        self.begins = 0
         self._catalog, self._names = catalog, names
         self._depth = threading.local()
         self._lock = threading.Lock()
@@ -96,13 +97,10 @@ class CallTimer:
                         self.calls[name] += 1
         return timed
 
-    def _count_statement(self, *_args: Any) -> None:
+    def _count_statement(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         with self._lock:
             self.statements += 1
-
-    def _count_commit(self, *_args: Any) -> None:
-        with self._lock:
-            self.commits += 1
+            self.begins += statement.lstrip().upper().startswith("BEGIN")
 
     @contextlib.contextmanager
     def timing(self) -> Iterator[CallTimer]:
@@ -111,12 +109,10 @@ class CallTimer:
         for name in self._names:
             setattr(self._catalog, name, self._wrap(name, getattr(self._catalog, name)))
         event.listen(engine, "before_cursor_execute", self._count_statement)
-        event.listen(engine, "commit", self._count_commit)
         try:
             yield self
         finally:
             event.remove(engine, "before_cursor_execute", self._count_statement)
-            event.remove(engine, "commit", self._count_commit)
             for name in self._names:
                 delattr(self._catalog, name)
 
@@ -192,7 +188,7 @@ def measure(url: str, n_scenes: int, *, threads: int = 4, busy: int = 0) -> dict
         "catalogue_ms_per_scene": 1000 * per_scene,
         "ingest_ms_per_scene": 1000 * ingest / n_scenes,
         "statements_per_scene": timer.statements / n_scenes,
-        "commits_per_scene": timer.commits / n_scenes,
+        "begins_per_scene": timer.begins / n_scenes,
         "ms_per_call": {name: 1000 * timer.seconds[name] / timer.calls[name] for name in sorted(timer.calls)},
         "ms_per_scene_by_method": {name: 1000 * timer.seconds[name] / n_scenes for name in sorted(timer.calls)},
         "calls_per_scene": {name: timer.calls[name] / n_scenes for name in sorted(timer.calls)},
@@ -214,7 +210,7 @@ def profile(url: str, n_scenes: int, out: Path, top: int = 30) -> None:
 def _print(name: str, result: dict[str, Any]) -> None:
     repeats = ", ".join(f"{ms:.1f}" for ms in result.get("repeats_ms_per_scene", []))
     print(f"-- {name}: {result['catalogue_ms_per_scene']:.1f} ms per scene (target < 50; runs {repeats}), "
-          f"{result['statements_per_scene']:.1f} statements and {result['commits_per_scene']:.1f} commits per "
+          f"{result['statements_per_scene']:.1f} statements ({result['begins_per_scene']:.1f} BEGIN) per "
           f"scene, ingest {result['ingest_ms_per_scene']:.1f} ms per scene, wall {result['wall_s']:.2f} s")
     for method, ms in result["ms_per_scene_by_method"].items():
         print(f"   {method:<20} {ms:8.2f} ms/scene  {result['ms_per_call'][method]:7.2f} ms/call  "
