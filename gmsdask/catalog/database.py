@@ -5,16 +5,33 @@ controllers) may write at once: SQLite connections use WAL mode and a busy timeo
 transactions with ``BEGIN IMMEDIATE``; on PostgreSQL, writes are single-statement upserts or lock the job
 row they change first (``SELECT ... FOR NO KEY UPDATE``). A transaction that meets a SQLite lock, a PostgreSQL deadlock
 (40P01) or serialization failure (40001) is run again with a growing, jittered delay.
+
+The threads of one process (a controller's scene threads and its heartbeat) take turns at SQLite's write
+lock through a lock of the catalogue object: SQLite's busy handler polls the file lock with sleeps of 1, 2,
+5, 10, 15, 20 ... ms, so four scene threads queueing there waited tens of milliseconds for a lock held for
+one; a thread waiting on a Python lock wakes as soon as it is released. Other processes still meet the busy
+timeout.
+
+The calls a controller makes for every scene and level (recording a level state or a tile, reading a
+scene's states) run one prepared Core statement each (``_statements``), without ``BEGIN`` and ``COMMIT``
+around it (a single statement is a transaction of its own; on SQLite it takes the write lock at its start as
+``BEGIN IMMEDIATE`` would; on PostgreSQL the driver's autocommit saves two round trips). Every call into
+``sqlite3`` (or a round trip to the server) gives up the GIL, and a client busy building Dask graphs takes it
+back for up to its 5 ms switch interval each time: under load such a call costs what its statements count,
+far more than their SQL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -52,6 +69,15 @@ class CatalogDatabase:
         self._read_sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self._engine.execution_options(sqlite_begin="IMMEDIATE"),
                                             expire_on_commit=False)
+        #: every statement a transaction of its own (see above): on SQLite no BEGIN; elsewhere the driver's
+        #: autocommit, which also saves a BEGIN and a COMMIT round trip to the server
+        self._autocommit = (self._engine.execution_options(sqlite_begin="") if _engine.is_sqlite(self._url)
+                            else self._engine.execution_options(isolation_level="AUTOCOMMIT"))
+        #: SQLite: this process's writers queue here before they write (see the module doc); PostgreSQL locks
+        #: rows, and its writers wait on the server without polling
+        self._write_turn: threading.Lock | None = threading.Lock() if _engine.is_sqlite(self._url) else None
+        #: job id -> monotonic time of the last heartbeat written with a level state (LevelOperations)
+        self._level_heartbeats: dict[int, float] = {}
         try:
             if not create and not _engine.is_sqlite_memory(self._url) and not has_catalogue(self._engine):
                 raise CatalogError(f"catalogue {self._name} holds no catalogue tables")
@@ -104,7 +130,7 @@ class CatalogDatabase:
 
     def _read(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in a short read transaction."""
-        return self._run(self._read_sessions, work, "read", retry_on_conflict=False)
+        return self._run(self._read_sessions.begin, work, "read", retry_on_conflict=False)
 
     def _write(self, work: Callable[[Session], T], *, retry_on_conflict: bool = False) -> T:
         """Run ``work`` in its own write transaction, run again while the database is locked or reports a
@@ -112,17 +138,32 @@ class CatalogDatabase:
 
         ``retry_on_conflict`` also retries a unique-constraint conflict (an insert that looked first).
         """
-        return self._run(self._write_sessions, work, "write", retry_on_conflict=retry_on_conflict)
+        return self._run(self._write_sessions.begin, work, "write", retry_on_conflict=retry_on_conflict,
+                         turn=self._write_turn)
 
-    def _run(self, sessions: sessionmaker[Session], work: Callable[[Session], T], what: str, *,
-             retry_on_conflict: bool) -> T:
+    def _statements(self, work: Callable[[Connection], T], *, write: bool, retry_on_conflict: bool = False) -> T:
+        """Run ``work``, whose statements need no common transaction (one statement, or writes that stand
+        alone), on a pooled connection where every statement commits by itself. Retried as :meth:`_write`."""
+        turn = self._write_turn if write else None
+        if turn is not None:   # the turn covers the statements only, not the pool's check-out and return
+
+            def work_in_turn(connection: Connection) -> T:
+                with turn:
+                    return work(connection)
+
+            return self._run(self._autocommit.begin, work_in_turn, "write", retry_on_conflict=retry_on_conflict)
+        return self._run(self._autocommit.begin, work, "write" if write else "read",
+                         retry_on_conflict=retry_on_conflict)
+
+    def _run(self, begin: Callable[[], AbstractContextManager[Any]], work: Callable[[Any], T], what: str, *,
+             retry_on_conflict: bool, turn: threading.Lock | None = None) -> T:
         delay = FIRST_RETRY_DELAY_S
         deadline = time.monotonic() + WRITE_RETRY_DEADLINE_S
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             last_attempt = attempt == WRITE_ATTEMPTS or time.monotonic() > deadline
             try:
-                with sessions() as session, session.begin():
-                    return work(session)
+                with turn or contextlib.nullcontext(), begin() as session_or_connection:
+                    return work(session_or_connection)
             except IntegrityError as err:
                 if not retry_on_conflict or last_attempt:
                     raise CatalogError(f"catalogue {self._name}: {what} failed: {err.orig}") from err

@@ -6,11 +6,25 @@ upserts' single-statement atomicity (a select-then-write inside the transaction,
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Engine,
+    Executable,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
@@ -23,6 +37,7 @@ from ..errors import CatalogError
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
     "create_catalog_engine",
+    "dialect_name",
     "is_retryable",
     "is_sqlite",
     "is_sqlite_memory",
@@ -30,6 +45,7 @@ __all__ = [
     "safe_url",
     "sqlite_path",
     "upsert",
+    "upsert_statement",
     "url_without_password",
 ]
 
@@ -82,7 +98,13 @@ def sqlite_path(url: URL) -> Path | None:
 
 
 def _configure_sqlite(engine: Engine) -> None:
-    """WAL, busy timeout and foreign keys on every connection; ``BEGIN IMMEDIATE`` for write sessions.
+    """WAL, busy timeout and foreign keys on every connection; ``BEGIN IMMEDIATE`` for write sessions,
+    none for connections with the execution option ``sqlite_begin=""``.
+
+    WAL with ``synchronous = NORMAL``: a commit appends to the write-ahead log without waiting for the disk,
+    which is synced at checkpoints. Readers never block the writer nor it them. A crash of the process
+    loses nothing; a power loss may lose the last transactions but never corrupts the file (SQLite's
+    documentation, "WAL mode"), and a rerun repeats a level whose state was lost.
 
     pysqlite's own transaction handling is switched off so that SQLAlchemy emits ``BEGIN`` itself: a write
     transaction must take the write lock at its start, because in WAL mode a reader that later wants to
@@ -104,7 +126,8 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode:   # "": no transaction, every statement commits by itself
+            connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def create_catalog_engine(url: URL) -> Engine:
@@ -137,26 +160,72 @@ def is_retryable(error: DBAPIError) -> bool:
     return any(text in message for text in _SQLITE_LOCK_MESSAGES)
 
 
+def upsert_statement(
+    dialect_name: str,
+    table: Table,
+    keys: Sequence[str],
+    *,
+    only_if: Callable[[Mapping[str, BindParameter[Any]]], ColumnElement[bool]] | None = None,
+    update_values: Callable[[Any], Mapping[str, Any]] | None = None,
+) -> Executable | None:
+    """A reusable one-statement upsert of one row of ``table`` whose bound parameters are named after its
+    columns (all but the primary key); None for a dialect without upserts (use :func:`upsert` there).
+
+    ``INSERT INTO table SELECT :columns WHERE only_if(params) ON CONFLICT (keys) DO UPDATE SET
+    update_values(excluded)``: its result's ``rowcount`` is 1, or 0 when ``only_if`` is false (no
+    ``RETURNING``: fetching its row would be one more call into the driver). ``update_values`` gets the
+    proposed row (``excluded``) and defaults to its columns other than ``keys``. Building the statement
+    costs far more Python than running it: build it once per dialect, then execute it with
+    ``{column: value}`` (SQL NULL in a JSON column: ``sqlalchemy.null()``).
+    """
+    module = _UPSERT_DIALECTS.get(dialect_name)
+    if module is None:
+        return None
+    primary = next(iter(table.primary_key.columns))
+    params = {column.name: bindparam(column.name, type_=column.type) for column in table.columns
+              if column is not primary}
+    proposed = select(*params.values())
+    # SQLite needs a WHERE to tell the upsert's ON CONFLICT from a join's ON: the guard, or a true one
+    proposed = proposed.where(only_if(params) if only_if is not None else literal(True))
+    statement = module.insert(table).from_select(list(params), proposed)
+    changes = (update_values(statement.excluded) if update_values is not None
+               else {name: statement.excluded[name] for name in params if name not in keys})
+    # SQLAlchemy keeps an INSERT's rowcount only when asked (a closed psycopg cursor says -1)
+    return (statement.on_conflict_do_update(index_elements=list(keys), set_=dict(changes))
+            .execution_options(preserve_rowcount=True))
+
+
+def dialect_name(executor: Session | Connection) -> str:
+    """The dialect (``sqlite``, ``postgresql``, ...) a session or connection talks to."""
+    bind = executor.get_bind() if isinstance(executor, Session) else executor
+    return bind.dialect.name
+
+
 def upsert(
-    session: Session,
+    session: Session | Connection,
     table: Table,
     values: Mapping[str, Any],
     keys: Sequence[str],
     update_values: Mapping[str, Any] | None = None,
+    *,
+    only_if: ColumnElement[bool] | None = None,
 ) -> Any:
     """Insert ``values`` into ``table`` or, where a row with the same ``keys`` exists, update it; return the
-    row's first primary-key value.
+    row's first primary-key value, or None if ``only_if`` is given and false (nothing written then).
 
     ``update_values`` (default: ``values`` without ``keys``) may hold SQL expressions, in which a column of
     ``table`` means the existing row, or callables ``f(proposed) -> expression`` where ``proposed[name]``
     is the value proposed for column ``name`` (e.g. ``lambda p: func.coalesce(table.c.started_at,
     p["started_at"])``). One statement (``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``) on SQLite and
-    PostgreSQL.
+    PostgreSQL. ``only_if`` (a condition on other tables, ``exists(...)``) is looked up first; on SQLite and
+    PostgreSQL, :func:`upsert_statement` checks it within the upsert.
     """
     changes = dict(update_values) if update_values is not None else {
         name: value for name, value in values.items() if name not in keys}
     primary = next(iter(table.primary_key.columns))
-    module = _UPSERT_DIALECTS.get(session.get_bind().dialect.name)
+    module = _UPSERT_DIALECTS.get(dialect_name(session))
+    if only_if is not None and not session.execute(select(only_if)).scalar():
+        return None
     if module is not None:
         statement = module.insert(table).values(**values)
         changes = {name: _bind_excluded(value, statement.excluded) for name, value in changes.items()}

@@ -8,20 +8,33 @@ so the scene resumes there) or lists them with :meth:`LevelOperations.outdated_l
 
 from __future__ import annotations
 
-import re
-
+import functools
 import json
-from collections.abc import Mapping, Sequence
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Executable,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from ..config import LEVELS
 from ..errors import CatalogError
 from .database import CatalogDatabase
-from .engine import upsert
+from .engine import dialect_name, upsert, upsert_statement
 from .records import FailureRecord, LevelRecord, TileRecord
 from .schema import (
     COMPLETED_LEVEL_STATUSES,
@@ -37,6 +50,11 @@ from .values import catalog_tile, check_choice, format_traceback, now
 __all__ = ["LevelOperations"]
 
 _LEVELS_TABLE = SceneLevelRow.__table__
+_TILES_TABLE = TileWrittenRow.__table__
+_LEVEL_KEYS = ("job_id", "scene_id", "level")
+_TILE_KEYS = ("job_id", "tile", "virtual_sensor", "scene_id")
+#: Recording a level writes the job's heartbeat at most this often (seconds) per catalogue object.
+RECORD_HEARTBEAT_EVERY_S = 5.0
 
 
 #: Level names: the registry (gmsdask.levels) decides which exist; the catalogue only checks their form.
@@ -88,25 +106,41 @@ class LevelOperations(CatalogDatabase):
             "error_type": type(error).__name__ if error is not None else "",
             "error_message": str(error) if error is not None else "",
             "error_traceback": format_traceback(error) if error is not None else "",
-            "note": note, "version": str(version), "facts": facts,
+            "note": note, "version": str(version),
+            "facts": null() if facts is None else facts,   # no facts: SQL NULL, not JSON 'null'
         }
-        keys = ("job_id", "scene_id", "level")
-        changes: dict[str, Any] = {name: value for name, value in values.items() if name not in keys}
-        if status != "running":   # a level that ends keeps the start time of its run
-            changes["started_at"] = lambda proposed: func.coalesce(_LEVELS_TABLE.c.started_at, proposed["started_at"])
+        beat = self._heartbeat_due(job_id)
 
-        def record(session: Session) -> None:
-            self._job_row(session, job_id)
-            self._scene_row(session, scene_id)
-            # the job row first, as finish_job locks it: every writer takes the locks in one order
-            session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "running")
-                            .values(heartbeat_at=stamp))
-            member = session.get(JobSceneRow, (job_id, scene_id))
-            if member is None:
-                raise CatalogError(f"scene {scene_id} is not part of job {job_id}")
-            upsert(session, _LEVELS_TABLE, values, keys, changes)
+        def record(connection: Connection) -> bool:
+            # the job row first, as finish_job locks it: every writer takes the locks in one order; on SQLite the
+            # two statements commit apart: a heartbeat needs no level state, nor the state a heartbeat
+            if beat:
+                connection.execute(_HEARTBEAT, {"job_id": job_id, "stamp": stamp})
+            # one statement on SQLite and PostgreSQL: the state is written only for a scene of the job
+            statement = _level_upsert(dialect_name(connection), status != "running")
+            if statement is not None:
+                return connection.execute(statement, values).rowcount > 0
+            member = exists().where(JobSceneRow.job_id == job_id, JobSceneRow.scene_id == scene_id)
+            changes = {name: value for name, value in values.items() if name not in _LEVEL_KEYS}
+            if status != "running":
+                changes["started_at"] = lambda proposed: func.coalesce(_LEVELS_TABLE.c.started_at,
+                                                                       proposed["started_at"])
+            return upsert(connection, _LEVELS_TABLE, values, _LEVEL_KEYS, changes, only_if=member) is not None
 
-        self._write(record, retry_on_conflict=True)
+        if not self._statements(record, write=True, retry_on_conflict=True):
+            self._read(lambda session: (self._job_row(session, job_id), self._scene_row(session, scene_id)))
+            raise CatalogError(f"scene {scene_id} is not part of job {job_id}")
+
+    def _heartbeat_due(self, job_id: int) -> bool:
+        """Whether recording a level of ``job_id`` should also write its heartbeat: at most once per
+        ``RECORD_HEARTBEAT_EVERY_S`` per catalogue object (a job goes stale after minutes; one more UPDATE in
+        every level's two records cost a statement inside the write lock each)."""
+        moment = time.monotonic()
+        last = self._level_heartbeats.get(job_id)
+        if last is not None and moment - last < RECORD_HEARTBEAT_EVERY_S:
+            return False
+        self._level_heartbeats[job_id] = moment
+        return True
 
     def reset_scene_levels(self, job_id: int, scene_id: int, levels: Sequence[str]) -> None:
         """Forget the states of ``levels`` of one scene in a job: a rerun processes them again."""
@@ -128,15 +162,18 @@ class LevelOperations(CatalogDatabase):
     def level_records(self, job_id: int, scene_id: int | None = None) -> list[LevelRecord]:
         """The level states of a job (of one scene if given), by scene and chain order, with outputs."""
 
-        def find(session: Session) -> list[LevelRecord]:
-            self._job_row(session, job_id)
-            query = select(SceneLevelRow).where(SceneLevelRow.job_id == job_id)
-            if scene_id is not None:
-                self._scene_row(session, scene_id)
-                query = query.where(SceneLevelRow.scene_id == scene_id)
-            return _level_records(session, query)
-
-        return self._read(find)
+        # one prepared statement, no transaction around it: the states joined to the job's scene (or to the job),
+        # so that a known job or scene without states still gives a row (of NULL states)
+        if scene_id is not None:
+            rows = self._statements(lambda connection: list(connection.execute(
+                _SCENE_STATES, {"job_id": job_id, "scene_id": scene_id})), write=False)
+        else:
+            rows = self._statements(lambda connection: list(connection.execute(
+                _JOB_STATES, {"job_id": job_id})), write=False)
+        if not rows:   # not a scene of the job: the ids are checked (a scene of another job has no states here)
+            self._read(lambda session: (self._job_row(session, job_id),
+                                        scene_id is not None and self._scene_row(session, scene_id)))
+        return _level_records(row for row in rows if row.level is not None)
 
     def last_completed_level(self, job_id: int, scene_id: int,
                              versions: Mapping[str, str] | None = None) -> str | None:
@@ -170,8 +207,8 @@ class LevelOperations(CatalogDatabase):
         def find(session: Session) -> list[LevelRecord]:
             if job_id is not None:
                 self._job_row(session, job_id)
-                return _level_records(session, query.where(SceneLevelRow.job_id == job_id))
-            return _level_records(session, query)
+                return _level_records(session.scalars(query.where(SceneLevelRow.job_id == job_id)))
+            return _level_records(session.scalars(query))
 
         return self._read(find)
 
@@ -197,12 +234,17 @@ class LevelOperations(CatalogDatabase):
         values = {"job_id": job_id, "tile": catalog_tile(tile), "virtual_sensor": virtual_sensor,
                   "scene_id": scene_id, "path": str(path), "written_at": now()}
 
-        def record(session: Session) -> None:
-            self._job_row(session, job_id)
-            self._scene_row(session, scene_id)
-            upsert(session, TileWrittenRow.__table__, values, ("job_id", "tile", "virtual_sensor", "scene_id"))
 
-        self._write(record, retry_on_conflict=True)
+        def record(connection: Connection) -> bool:
+            statement = _tile_upsert(dialect_name(connection))
+            if statement is not None:
+                return connection.execute(statement, values).rowcount > 0
+            both_exist = and_(exists().where(JobRow.id == job_id), exists().where(SceneRow.id == scene_id))
+            return upsert(connection, _TILES_TABLE, values, _TILE_KEYS, only_if=both_exist) is not None
+
+        if not self._statements(record, write=True, retry_on_conflict=True):
+            self._read(lambda session: (self._job_row(session, job_id), self._scene_row(session, scene_id)))
+            raise CatalogError(f"job {job_id} or scene {scene_id} vanished while recording tile {tile}")
 
     def tiles_written(self, job_id: int) -> list[TileRecord]:
         """The tile cubes a job wrote, by tile, virtual sensor and scene."""
@@ -217,9 +259,56 @@ class LevelOperations(CatalogDatabase):
         return self._read(find)
 
 
-def _level_records(session: Session, query: Any) -> list[LevelRecord]:
-    rows = sorted(session.scalars(query), key=lambda row: (row.job_id, row.scene_id, _chain_position(row.level)))
+def _level_records(rows: Iterable[Any]) -> list[LevelRecord]:
+    """Records of ``scene_levels`` rows (ORM objects or Core rows), by job, scene and chain order."""
+    ordered = sorted(rows, key=lambda row: (row.job_id, row.scene_id, _chain_position(row.level)))
     return [LevelRecord(row.job_id, row.scene_id, row.level, row.status, row.output, row.started_at,
                         row.finished_at, row.error_type, row.error_message, row.error_traceback, row.note,
                         row.version, dict(row.facts) if row.facts is not None else None)
-            for row in rows]
+            for row in ordered]
+
+
+# --- prepared statements of the calls made for every scene and level ----------------------------------------
+# Built once (per dialect): building a statement costs more Python than running it (see database.py).
+
+#: a job's heartbeat, written with a level state
+_HEARTBEAT = (update(JobRow.__table__)
+              .where(JobRow.__table__.c.id == bindparam("job_id"), JobRow.__table__.c.status == "running")
+              .values(heartbeat_at=bindparam("stamp", type_=JobRow.__table__.c.heartbeat_at.type)))
+#: the states of one scene of a job, or one row of NULLs for a scene of the job without states
+_SCENE_STATES = (select(_LEVELS_TABLE).select_from(JobSceneRow.__table__)
+                 .outerjoin(_LEVELS_TABLE, and_(_LEVELS_TABLE.c.job_id == JobSceneRow.job_id,
+                                                _LEVELS_TABLE.c.scene_id == JobSceneRow.scene_id))
+                 .where(JobSceneRow.job_id == bindparam("job_id"), JobSceneRow.scene_id == bindparam("scene_id")))
+#: the states of a job, or one row of NULLs for a job without states
+_JOB_STATES = (select(_LEVELS_TABLE).select_from(JobRow.__table__)
+               .outerjoin(_LEVELS_TABLE, _LEVELS_TABLE.c.job_id == JobRow.id)
+               .where(JobRow.id == bindparam("job_id")))
+
+
+@functools.cache
+def _level_upsert(dialect: str, ending: bool) -> Executable | None:
+    """The upsert of one level state, written only for a scene of the job; a level that ends keeps the start
+    time of its run (``ending``)."""
+
+    def member(params: Mapping[str, Any]) -> Any:
+        return exists().where(JobSceneRow.job_id == params["job_id"], JobSceneRow.scene_id == params["scene_id"])
+
+    def changes(excluded: Any) -> dict[str, Any]:
+        values = {column.name: excluded[column.name] for column in _LEVELS_TABLE.columns
+                  if column.name not in (*_LEVEL_KEYS, "id")}
+        if ending:
+            values["started_at"] = func.coalesce(_LEVELS_TABLE.c.started_at, excluded.started_at)
+        return values
+
+    return upsert_statement(dialect, _LEVELS_TABLE, _LEVEL_KEYS, only_if=member, update_values=changes)
+
+
+@functools.cache
+def _tile_upsert(dialect: str) -> Executable | None:
+    """The upsert of one written tile, written only where its job and scene exist."""
+
+    def both_exist(params: Mapping[str, Any]) -> Any:
+        return and_(exists().where(JobRow.id == params["job_id"]), exists().where(SceneRow.id == params["scene_id"]))
+
+    return upsert_statement(dialect, _TILES_TABLE, _TILE_KEYS, only_if=both_exist)

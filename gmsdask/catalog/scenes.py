@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import shapely
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from ..errors import CatalogError, UnknownProductError
@@ -89,12 +89,14 @@ class SceneOperations(CatalogDatabase):
     def scene(self, scene_id: int) -> SceneRecord:
         """The scene with id ``scene_id``."""
 
-        def find(session: Session) -> SceneRecord:
-            if session.get(SceneRow, scene_id) is None:
-                raise CatalogError(f"no scene with id {scene_id} in the catalogue")
-            return _records(session, select(SceneRow).where(SceneRow.id == scene_id))[0]
-
-        return self._read(find)
+        rows = self._statements(lambda connection: list(connection.execute(_SCENE_WITH_TILES, {"scene_id": scene_id})),
+                                write=False)
+        if not rows:
+            raise CatalogError(f"no scene with id {scene_id} in the catalogue")
+        row = rows[0]
+        return SceneRecord(row.id, row.product_id, row.product_path, row.platform, row.sensor, row.processing_level,
+                           row.acquisition_time, row.cloud_cover_pct, row.footprint,
+                           [found.tile for found in rows if found.tile is not None], row.added_at)
 
     def scene_id(self, product_id: str) -> int:
         """The id of the scene of product ``product_id``."""
@@ -157,6 +159,12 @@ class SceneOperations(CatalogDatabase):
             return sorted(records, key=lambda record: (record.acquisition_time, record.id))
 
         return self._read(find)
+
+
+#: One scene and its tiles in one prepared statement (a row per tile; one row with tile NULL if it has none).
+_SCENE_WITH_TILES = (select(SceneRow.__table__, SceneTileRow.tile)
+                     .outerjoin(SceneTileRow, SceneTileRow.scene_id == SceneRow.id)
+                     .where(SceneRow.id == bindparam("scene_id")).order_by(SceneTileRow.tile))
 
 
 def _records(session: Session, query: Any) -> list[SceneRecord]:
