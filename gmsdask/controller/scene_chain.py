@@ -151,8 +151,9 @@ class SceneChain:
         ctx = replace(self.context(record),
                       scene_before=lambda name: (entered[name] if name in entered
                                                  else self.build(record, self._previous_level(name))))
-        statuses = self.catalog.level_status(self.job_id, record.id)
-        versions = {r.level: r.version for r in self.catalog.level_records(self.job_id, record.id)}
+        records = self.catalog.level_records(self.job_id, record.id)  # one catalogue call for both
+        statuses = {r.level: r.status for r in records}
+        versions = {r.level: r.version for r in records}
         scene: xr.DataTree = product_stub(record)
         reached: str | None = None
         levels = self.registry.upto(target)
@@ -274,7 +275,6 @@ class SceneChain:
         run, write, _delete = self.config.exec_flags(level.name)
         started = time.perf_counter()
         if record:
-            self.catalog.record_level(self.job_id, ctx.record.id, level.name, "running")
             self.on_level(ctx.record, level.name, "running")
         if run:
             outcome = level.run(scene, ctx)
@@ -289,6 +289,10 @@ class SceneChain:
             product = self.output_dir(ctx.record) / f"{level.name}.zarr"
             staging = product.with_name(f".{product.name}.{uuid.uuid4().hex[:8]}.tmp")
             work.append(write_scene(outcome.scene, staging, compute=False))
+        if record and work:
+            # the catalogue marks a level running only when it has work to compute (a level that only builds
+            # its lazy graph goes straight to its end state: one catalogue write per level instead of two)
+            self.catalog.record_level(self.job_id, ctx.record.id, level.name, "running")
         results = self.compute(tuple(work))
         if outcome.finish is not None:
             outcome = outcome.finish(results[: len(outcome.work)])
