@@ -17,7 +17,7 @@ from gmsdask.config import JobConfig
 from gmsdask.errors import ProcessingError
 from gmsdask.io.cube import CubeGrid, SceneSlot, open_cube, write_scene
 from gmsdask.levels.l2a import geometric_homogenization
-from gmsdask.levels.l2c import _nested_offset, _paste, crop_to_tile, cube_path, write_scene_to_tiles
+from gmsdask.levels.l2c import _nested_offset, crop_to_tile, cube_path, write_scene_to_tiles
 from gmsdask.mgrs_grid import tile_geobox, tile_origin
 
 from .conftest import data_path
@@ -149,19 +149,20 @@ def test_dask_chunks_that_do_not_match_zarr_chunks_lose_no_data(tmp_path):
     _assert_holds(cube, "A", l2a)
 
 
-def test_windows_not_starting_on_a_zarr_chunk_are_refused(tmp_path):
+def test_a_window_anywhere_in_the_grid_is_written_and_replaces_the_slot_it_rewrites(tmp_path):
     cfg = _cfg(tmp_path, tiling_block_size_XY=(64, 64))
     write_scene_to_tiles(_l2a(cfg), cfg, scene_id="A", tiles=["29UNU"])
     path = cube_path(cfg, "29UNU")
     data = xr.Dataset({"B02": (("y", "x"), da.zeros((64, 64), dtype=np.float32, chunks=16))})
     grid = CubeGrid(tile_geobox("29UNU"), (64, 64))
-    with pytest.raises(ProcessingError, match="does not start on a Zarr chunk"):
-        write_scene(path, data, grid, SceneSlot("A", np.datetime64("2022-10-05")), origin=(10, 0))
-    # realigned: 16-px blocks become one chunk, and the window replaces scene A's slot
-    write_scene(path, data, grid, SceneSlot("A", np.datetime64("2022-10-05")), origin=(64, 128))
+    with pytest.raises(ProcessingError, match="leaves the cube grid"):
+        write_scene(path, data, grid, SceneSlot("A", np.datetime64("2022-10-05")), origin=(3660 - 10, 0))
+    # a window across four chunks, on no chunk boundary, replaces scene A's slot
+    write_scene(path, data, grid, SceneSlot("A", np.datetime64("2022-10-05")), origin=(70, 100))
     cube = open_cube(path)
-    assert cube.sizes["time"] == 1 and float(cube.B02[0, 64:128, 128:192].max()) == 0.0
+    assert cube.sizes["time"] == 1 and float(cube.B02[0, 70:134, 100:164].max()) == 0.0
     assert int(cube.B02[0].notnull().sum()) == 64 * 64  # nothing of the first version of A survives
+    assert not cube.nodata[0, 70:134, 100:164].any() and int(cube.nodata[0].sum()) == 3660 * 3660 - 64 * 64
 
 
 def test_reprojection_path_when_grids_do_not_nest(tmp_path):
@@ -248,33 +249,22 @@ def test_real_sentinel2_tile_nests_into_its_cube_without_resampling(tmp_path):
     np.testing.assert_allclose(sample, ds.B8A.values[1000:1200:7, 2000:2300:11], atol=QUANTUM / 2 + 1e-7)
 
 
-@pytest.mark.parametrize("offset", [(-100, -200), (0, 0), (10, 10), (-30, 5)])
-def test_a_small_scene_is_padded_to_the_cube_window_in_few_tasks(offset):
-    """A 36 x 40 px scene in 12 px chunks pasted into a 2048 px window of 512 px chunks: the values land where the
-    offset says, fill elsewhere, and the graph stays small (``da.pad`` chunked the fill like the scene's edge
-    chunks: ~30 000 tasks per variable, which left the scheduler, not the workers, busy for minutes)."""
-    values = np.arange(36 * 40, dtype=np.float32).reshape(36, 40)
-    pasted = _paste(da.from_array(values, chunks=12), offset, (2048, 2048), np.nan, (512, 512))
-    expected = np.full((2048, 2048), np.nan, dtype=np.float32)
-    row0, col0 = offset
-    src_rows, src_cols = slice(max(row0, 0), min(row0 + 2048, 36)), slice(max(col0, 0), min(col0 + 2048, 40))
-    expected[src_rows.start - row0:src_rows.stop - row0, src_cols.start - col0:src_cols.stop - col0] = \
-        values[src_rows, src_cols]
-    np.testing.assert_array_equal(pasted.compute(), expected)
-    assert pasted.chunksize == (512, 512) and len(pasted.__dask_graph__()) < 1000
-
-
-def test_the_variables_of_a_scene_share_their_fill_blocks():
-    """Pasting many variables of one dtype and fill reuses the same fill blocks (graph keys), so the client builds
-    them once per scene, not once per variable."""
-    fills: dict = {}
-    pasted = [_paste(da.from_array(np.full((36, 40), float(i), np.float32), chunks=12), (-100, -200), (2048, 2048),
-                     np.nan, (512, 512), fills) for i in range(5)]
-    fill_keys = [{k for k in p.__dask_graph__().keys() if str(k[0] if isinstance(k, tuple) else k).startswith("full")}
-                 for p in pasted]
-    assert fill_keys[0] and all(keys == fill_keys[0] for keys in fill_keys)
-    assert len(fills) == 4  # above, below, left and right of the scene
-    mask = _paste(da.from_array(np.ones((36, 40), np.uint8), chunks=12), (-100, -200), (2048, 2048), 255, (512, 512),
-                  fills)
-    assert int(mask[0, 0].compute()) == 255 and len(fills) == 8  # another dtype and fill: blocks of its own
-    np.testing.assert_array_equal(pasted[3][100:136, 200:240].compute(), 3.0)
+def test_a_small_scene_is_written_as_its_own_pixels_without_padding(tmp_path):
+    """A 1.5 x 1.2 km scene, mid-chunk in a cube of 2048 px chunks: L2C slices the scene's pixels (no window of
+    fill around them: for small scenes that padding was most of L2C's work), and the writer writes that part of
+    the one chunk it reaches, which reads as the scene there and as no data around it."""
+    cfg = _cfg(tmp_path, tiling_block_size_XY=(2048, 2048))
+    l2a = _l2a(cfg, offset_m=(33_000.0, 31_980.0), size_m=(1_500.0, 1_200.0), chunks=16)
+    ds = l2a["r30m"].to_dataset()
+    crop = crop_to_tile(ds, tile_geobox("29UNU"), cfg)
+    assert (crop.rows.stop - crop.rows.start, crop.cols.stop - crop.cols.start) == ds.B02.shape
+    assert crop.rows.start % 2048 and crop.cols.start % 2048  # not on a chunk boundary
+    # the scene's own graph plus one slice per block (the padded window added ~4 fill blocks, concatenations and
+    # a rechunk per variable)
+    added = [len(crop.data[name].data.__dask_graph__()) - len(ds[name].data.__dask_graph__()) for name in ds.data_vars]
+    assert max(added) <= ds.B02.data.npartitions, added
+    write_scene_to_tiles(l2a, cfg, scene_id="small", tiles=["29UNU"])
+    cube = open_cube(cube_path(cfg, "29UNU"))
+    _assert_holds(cube, "small", l2a)
+    slot = _slot(cube, "small")
+    assert int((slot.nodata == 0).sum()) == int((~ds.nodata.values.astype(bool)).sum())

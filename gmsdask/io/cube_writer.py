@@ -139,9 +139,15 @@ def _check_grid(location: str, group: zarr.Group, gbox: GeoBox) -> None:
                                                f"{TIME_UNITS!r}; the cube was not written by gmsdask")
 
 
-def _window_chunks(rows: slice, cols: slice, chunks: tuple[int, int]) -> set[tuple[int, int]]:
-    return {(r, c) for r in range(rows.start // chunks[0], -(-rows.stop // chunks[0]))
-            for c in range(cols.start // chunks[1], -(-cols.stop // chunks[1]))}
+def _covered_chunks(rows: slice, cols: slice, chunks: tuple[int, int],
+                    shape: tuple[int, int]) -> set[tuple[int, int]]:
+    """The chunks (row, col indices) that the window covers whole (a grid's last, shorter chunk counts when the
+    window reaches the grid's edge)."""
+    def whole(window: slice, chunk: int, size: int) -> range:
+        first = -(-window.start // chunk)
+        last = size // chunk + (1 if size % chunk else 0) if window.stop >= size else window.stop // chunk
+        return range(first, last)
+    return {(r, c) for r in whole(rows, chunks[0], shape[0]) for c in whole(cols, chunks[1], shape[1])}
 
 
 def _prepare(store: icechunk.IcechunkStore, location: str, grid: CubeGrid, specs: Mapping[str, tuple],
@@ -172,7 +178,9 @@ def _prepare(store: icechunk.IcechunkStore, location: str, grid: CubeGrid, specs
     for name, value in slot_coordinate_values({**slot.coords, "scene_id": slot.scene_id}, slot.scene_id).items():
         group[name][index] = value
     if replaced:
-        keep = _window_chunks(*window, grid.chunks)
+        # chunks the new window covers whole are rewritten; every other chunk of the slot is cleared first (a
+        # partly covered one is then written over the fill value, so nothing of the old scene stays in it)
+        keep = _covered_chunks(*window, grid.chunks, grid.geobox.shape.yx)
         for name, arr in _pixel_arrays(group).items():
             _clear_slot(store, name, arr, index, keep if name in specs else set())
     return _Slot(index, created, replaced)
@@ -220,23 +228,36 @@ def _optimized(arrays: list[da.Array]) -> list[da.Array]:
     return [da.Array(graph, a.name, a.chunks, meta=a._meta) for a in arrays]
 
 
+def _aligned_chunks(start: int, length: int, chunk: int) -> tuple[int, ...]:
+    """Dask chunk sizes of ``length`` pixels from grid pixel ``start`` whose boundaries are the cube's Zarr chunk
+    boundaries (the first and last may be partial)."""
+    sizes, position, stop = [], start, start + length
+    while position < stop:
+        end = min((position // chunk + 1) * chunk, stop)
+        sizes.append(end - position)
+        position = end
+    return tuple(sizes)
+
+
 def _chunk_tasks(fork: icechunk.ForkSession, data: xr.Dataset, specs: Mapping[str, VariableSpec], index: int,
                  origin: tuple[int, int], chunks: tuple[int, int]) -> list:
-    """Step 2's delayed tasks, one per Zarr chunk of the scene's window."""
+    """Step 2's delayed tasks, one per Zarr chunk the scene's window reaches, each writing its part of it."""
     derived = any(is_band(name, spec) for name, spec in specs.items())
     sources = {name: var.data for name, var in data.data_vars.items() if not (derived and name == "nodata")}
-    arrays = [(array if isinstance(array, da.Array) else da.from_array(array)).rechunk(chunks)
+    ny, nx = next(iter(sources.values())).shape
+    blocks = (_aligned_chunks(origin[0], ny, chunks[0]), _aligned_chunks(origin[1], nx, chunks[1]))
+    arrays = [(array if isinstance(array, da.Array) else da.from_array(array)).rechunk(blocks)
               for array in sources.values()]
     delayed = {name: array.to_delayed(optimize_graph=False) for name, array in zip(sources, _optimized(arrays))}
-    first = next(iter(sources.values()))
-    ny, nx = first.shape
+    row_starts = origin[0] + np.concatenate([[0], np.cumsum(blocks[0])])
+    col_starts = origin[1] + np.concatenate([[0], np.cumsum(blocks[1])])
     tasks = []
-    for i, row in enumerate(range(0, ny, chunks[0])):
-        for j, col in enumerate(range(0, nx, chunks[1])):
-            rows = (origin[0] + row, origin[0] + min(row + chunks[0], ny))
-            cols = (origin[1] + col, origin[1] + min(col + chunks[1], nx))
-            blocks = {name: blocks_of[i, j] for name, blocks_of in delayed.items()}
-            tasks.append(dask.delayed(_write_window, pure=False)(fork, specs, index, rows, cols, blocks))
+    for i in range(len(blocks[0])):
+        for j in range(len(blocks[1])):
+            rows = (int(row_starts[i]), int(row_starts[i + 1]))
+            cols = (int(col_starts[j]), int(col_starts[j + 1]))
+            parts = {name: blocks_of[i, j] for name, blocks_of in delayed.items()}
+            tasks.append(dask.delayed(_write_window, pure=False)(fork, specs, index, rows, cols, parts))
     return tasks
 
 
@@ -287,9 +308,10 @@ def write_scene(location: str | os.PathLike[str], data: xr.Dataset, grid: CubeGr
     ----------
     data
         The scene's ``(y, x)`` variables on the window of ``grid`` starting at pixel ``origin`` ``(row, col)``
-        (a whole number of Zarr chunks from the grid's corner), in decoded units: float bands (NaN = no data),
-        masks and QA integers; lazy Dask arrays are computed chunk by chunk by the write. A ``nodata`` variable
-        is replaced by the one derived from the bands of each chunk.
+        (any window inside the grid; the slot reads as no data outside it), in decoded units: float bands (NaN =
+        no data), masks and QA integers; lazy Dask arrays are computed per Zarr chunk the window reaches, each
+        task writing its part of that chunk. A ``nodata`` variable is replaced by the one derived from the bands
+        of each part.
     grid, slot
         The cube's grid and layout; the scene's id, time and per-slot coordinates.
     message
@@ -319,9 +341,9 @@ def write_scene(location: str | os.PathLike[str], data: xr.Dataset, grid: CubeGr
     ny, nx = next(iter(data.data_vars.values())).shape
     window = (slice(origin[0], origin[0] + ny), slice(origin[1], origin[1] + nx))
     gy, gx = grid.geobox.shape.yx
-    if origin[0] % grid.chunks[0] or origin[1] % grid.chunks[1] or window[0].stop > gy or window[1].stop > gx:
-        raise ProcessingError(slot.scene_id, "L2C", f"a window of {ny} x {nx} px at {origin} does not start on a "
-                                                    f"Zarr chunk {grid.chunks} or leaves the cube grid {gy} x {gx}")
+    if min(origin) < 0 or window[0].stop > gy or window[1].stop > gx:
+        raise ProcessingError(slot.scene_id, "L2C", f"a window of {ny} x {nx} px at {origin} leaves the cube grid "
+                                                    f"{gy} x {gx}")
     specs = {name: variable_spec(name, var) for name, var in data.data_vars.items()}
     if any(is_band(name, spec) for name, spec in specs.items()):
         specs.setdefault("nodata", variable_spec("nodata", xr.DataArray(np.uint8(0))))

@@ -91,38 +91,6 @@ def _nested_offset(src: GeoBox, dst: GeoBox) -> tuple[int, int] | None:
     return int(round(row)), int(round(col))
 
 
-def _paste(data: da.Array, offset: tuple[int, int], shape: tuple[int, int], fill: float | int | bool,
-           chunks: tuple[int, int], fills: dict | None = None) -> da.Array:
-    """The part of ``data`` under a nested grid of ``shape`` at ``offset`` (rows, cols), ``fill`` elsewhere.
-
-    ``fills`` caches the fill blocks between calls: the variables of one scene share them (one graph key each
-    instead of four per variable, which cost the client ~1 ms apiece in a job of small scenes)."""
-    fills = {} if fills is None else fills
-    row0, col0 = offset
-    ny, nx = shape
-
-    def fill_block(height: int, width: int) -> da.Array:
-        # fills in blocks of the cube's chunks: ``da.pad`` chunks the fill like the scene's edge chunks, which for
-        # a small scene padded to a 2048 px window made ~30 000 tasks per variable (the scheduler then dominated)
-        key = (height, width, np.dtype(data.dtype).str, repr(fill))
-        if key not in fills:
-            fills[key] = da.full((height, width), fill, dtype=data.dtype, chunks=chunks)
-        return fills[key]
-
-    rows = max(row0, 0), min(row0 + ny, data.shape[0])
-    cols = max(col0, 0), min(col0 + nx, data.shape[1])
-    if rows[0] >= rows[1] or cols[0] >= cols[1]:
-        return fill_block(ny, nx)
-    part = data[rows[0]:rows[1], cols[0]:cols[1]]
-    (top, bottom), (left, right) = ((rows[0] - row0, ny - (rows[1] - row0)),
-                                    (cols[0] - col0, nx - (cols[1] - col0)))
-    if top or bottom or left or right:
-        middle = [fill_block(part.shape[0], left), part, fill_block(part.shape[0], right)]
-        part = da.concatenate([fill_block(top, nx), da.concatenate([b for b in middle if b.shape[1]], axis=1),
-                               fill_block(bottom, nx)][int(not top): 3 - int(not bottom)], axis=0)
-    return part.rechunk(chunks)
-
-
 def _fill_of(name: str, var: xr.DataArray) -> float | int | bool:
     if name == "nodata":
         return True
@@ -135,7 +103,8 @@ def _fill_of(name: str, var: xr.DataArray) -> float | int | bool:
 
 @dataclass(frozen=True)
 class TileCrop:
-    """A scene on part of a tile grid: ``data`` covers ``tile[rows, cols]``, a window of whole cube chunks.
+    """A scene on part of a tile grid: ``data`` covers ``tile[rows, cols]`` (the scene's own pixels where its grid
+    nests in the tile's; a window of whole cube chunks where it was resampled onto the tile).
     ``resamplings``: how often its pixels were resampled from the product (1: L2A's grid sliced, or the tile's
     grid made straight from the scene; 2: L2A's grid reprojected once more)."""
 
@@ -161,8 +130,9 @@ def crop_to_tile(ds: xr.Dataset, tile_gbox: GeoBox, cfg: JobConfig, *,
                  direct: DirectSource | None = None) -> TileCrop | None:
     """The L2A group ``ds`` on the part of ``tile_gbox`` it reaches, lazily, or None where it misses the tile.
 
-    The window is rounded out to whole cube chunks and its Dask chunks equal the cube's Zarr chunks. Nested
-    grids are sliced (no resampling); other grids are made by ``direct`` from the scene before L2A when given
+    Nested grids are sliced to the scene's reach (no resampling; the cube writer writes the parts of the chunks
+    it reaches). Other grids are made on a window rounded out to whole cube chunks, in the cube's Zarr chunks:
+    by ``direct`` from the scene before L2A when given
     (one resampling in all), else ``ds`` is resampled like L2A (area average when going coarser,
     ``cfg.spatial_resamp_alg_default`` otherwise, nearest for masks and QA).
     """
@@ -177,6 +147,15 @@ def crop_to_tile(ds: xr.Dataset, tile_gbox: GeoBox, cfg: JobConfig, *,
     window = _chunk_window(*reach, tile_gbox.shape.yx, chunks)
     if window is None:
         return None
+    if offset is not None:
+        # nested: the scene's own pixels, sliced; the cube writer writes the parts of the chunks they reach (no
+        # fill is made around them: for a scene smaller than a chunk that padding was most of L2C's work)
+        (r0, r1), (c0, c1) = ((max(lo, 0), min(hi, size)) for (lo, hi), size in zip(reach, tile_gbox.shape.yx))
+        sliced = {name: xr.DataArray(_dask(var.data, chunks)[r0 + offset[0]:r1 + offset[0],
+                                                             c0 + offset[1]:c1 + offset[1]],
+                                     dims=("y", "x"), attrs=dict(var.attrs))
+                  for name, var in ds.data_vars.items()}
+        return TileCrop(slice(r0, r1), slice(c0, c1), xr.Dataset(sliced), resamplings=1)
     rows, cols = window
     dst = tile_gbox[rows, cols]
     if offset is None and direct is not None:
@@ -187,17 +166,15 @@ def crop_to_tile(ds: xr.Dataset, tile_gbox: GeoBox, cfg: JobConfig, *,
         return TileCrop(rows, cols, xr.Dataset(data), resamplings=1)
     band_alg = choose_resampling(src, dst, cfg.spatial_resamp_alg_default)
     out: dict[str, xr.DataArray] = {}
-    fills: dict = {}
     for name, var in ds.data_vars.items():
-        fill = _fill_of(name, var)
-        data = var.data if isinstance(var.data, da.Array) else da.from_array(var.data, chunks=chunks)
-        if offset is not None:
-            moved = _paste(data, (offset[0] + rows.start, offset[1] + cols.start), dst.shape.yx, fill, chunks, fills)
-        else:
-            alg = band_alg if np.issubdtype(var.dtype, np.floating) else "nearest"
-            moved = warp_lazy(data, src, dst, resampling=alg, fill=fill, chunks=chunks)
+        alg = band_alg if np.issubdtype(var.dtype, np.floating) else "nearest"
+        moved = warp_lazy(_dask(var.data, chunks), src, dst, resampling=alg, fill=_fill_of(name, var), chunks=chunks)
         out[name] = xr.DataArray(moved, dims=("y", "x"), attrs=dict(var.attrs))
-    return TileCrop(rows, cols, xr.Dataset(out), resamplings=1 if offset is not None else 2)
+    return TileCrop(rows, cols, xr.Dataset(out), resamplings=2)
+
+
+def _dask(data: Any, chunks: tuple[int, int]) -> da.Array:
+    return data if isinstance(data, da.Array) else da.from_array(data, chunks=chunks)
 
 
 def direct_source(scene_before_l2a: xr.DataTree, cfg: JobConfig,
