@@ -24,15 +24,16 @@ DEMO_TIME = datetime(2024, 6, 1, 10, 20, tzinfo=timezone.utc)
 
 def write_demo_products(archive: str | Path):
     """The demo's sample: a synthetic Sentinel-2B L1C product of tile 33UUU and a Landsat-9 L1 product of the
-    same ground and day, misregistered by a known (30, -15) m (which L1B measures). Returns both
+    same ground and day, misregistered by a known (30, -15) m (which L1B measures), whose surfaces reflect with a
+    known BRDF of their own (``gmsdask.synthetic.brdf``; the truth's ``nbar`` is what L2B's NBAR aims at). Returns both
     :class:`~gmsdask.synthetic.SyntheticProduct`s (paths and truth)."""
     from .synthetic import sentinel2_extent, write_landsat_l1, write_sentinel2_l1c
 
     sentinel2 = write_sentinel2_l1c(archive, platform="SENTINEL_2B", tile=DEMO_TILE, acquisition_time=DEMO_TIME,
-                                    size=(900, 900), cloud_fraction=0.1, seed=1)
+                                    size=(900, 900), cloud_fraction=0.1, seed=1, brdf=True)
     landsat = write_landsat_l1(archive, platform="LANDSAT_9", location=sentinel2_extent(DEMO_TILE, (900, 900)),
                                acquisition_time=DEMO_TIME.replace(minute=5), shift_m=(30.0, -15.0),
-                               cloud_fraction=0.05, seed=1)
+                               cloud_fraction=0.05, seed=1, brdf=True)
     return sentinel2, landsat
 
 
