@@ -158,7 +158,7 @@ def crop_to_tile(ds: xr.Dataset, tile_gbox: GeoBox, cfg: JobConfig, *,
         return TileCrop(slice(r0, r1), slice(c0, c1), xr.Dataset(sliced), resamplings=1)
     rows, cols = window
     dst = tile_gbox[rows, cols]
-    if offset is None and direct is not None:
+    if direct is not None:
         made = direct(dst)
         data = {name: xr.DataArray(var.data.rechunk(chunks) if isinstance(var.data, da.Array) else
                                    da.from_array(var.data, chunks=chunks), dims=("y", "x"), attrs=dict(var.attrs))
