@@ -5,10 +5,11 @@ Every figure is a ratio of two times (or sizes) measured in the same run, printe
 to ``benchmarks/results/chain[_scale<S>].json`` with the inputs, the per-level shares and the machine; the Dask
 performance report of the end-to-end run is kept beside it. ``--scale`` is the fraction of a tile's side
 (1.0: the full 10980 x 10980 tile; 0.25: 1/16 of its area); the quarter tiles of the memory and scaling figures
-are half that side. Synthetic inputs are written once per scale into ``benchmarks/.cache``.
+are half that side. ``--end-to-end`` runs the end-to-end job alone (``chain_end_to_end[_scale<S>].json``).
+Synthetic inputs are written once per scale into ``benchmarks/.cache``.
 
 - End to end: one Sentinel-2 L1C (13 bands) through L1A..L2C to the 30 m harmonized cube, L1B against a
-  second acquisition of the tile (``coreg_grid_res`` 200; global shift while ``coreg_local`` is refused), warm lookup-table cache, 2 worker
+  second acquisition of the tile (``coreg_grid_res`` 200, global shift), warm lookup-table cache, 2 worker
   processes; against the floor (``floor.py``). Per-level shares of worker time from Dask's profile (``jobs.py``).
 - Cold lookup tables: the 6S tables of that scene built into an empty cache (6S runs, CPU seconds, wall).
 - Scaling: a job of several quarter-tile scenes on 1 and on 2 single-threaded worker processes.
@@ -51,7 +52,7 @@ TARGETS: dict[str, tuple[str, float]] = {
 }
 #: figures reported without a target
 REPORTED = ("l1b_share", "l1c_share", "cold_lut_cpu_s", "cold_lut_wall_s")
-#: coreg_local is refused until L2A applies the local field (gmsdask.options): L1B runs its global match
+#: L1B with its default global shift (coreg_local = false) on the issue's grid
 _CHAIN_OPTIONS = {"coreg_grid_res": 200, "target_gsd": 30.0}
 
 
@@ -86,14 +87,18 @@ def _summary(run: JobRun) -> dict[str, Any]:
 
 def run_suite(scale: float = 1.0, *, small_scenes: int = 100, scaling_scenes: int = 4, processes: bool = True,
               results_dir: Path = RESULTS, cold_lut: Callable[[Path], dict[str, float]] = cold_lookup_tables,
-              scratch: Path | None = None) -> dict[str, Any]:
-    """Measure every figure at ``scale`` and write them to ``results_dir``; returns what was written."""
+              scratch: Path | None = None, end_to_end_only: bool = False) -> dict[str, Any]:
+    """Measure every figure at ``scale`` and write them to ``results_dir``; returns what was written.
+    ``end_to_end_only``: the end-to-end job, its floor, level shares and cold tables only (a whole tile's
+    figures of the level issues, in minutes instead of the whole suite)."""
     os.environ.setdefault("GMSDASK_CACHE", str(inputs.cache_dir() / "lut"))  # workers inherit it
-    name = "chain" if scale == 1.0 else f"chain_scale{scale:g}"
+    name = ("chain_end_to_end" if end_to_end_only else "chain") + ("" if scale == 1.0 else f"_scale{scale:g}")
     results_dir.mkdir(parents=True, exist_ok=True)
     side, quarter = inputs.s2_side(scale), inputs.s2_side(scale / 2)
     started = time.perf_counter()
     main, reference = inputs.sentinel2_scene(side), inputs.sentinel2_scene(side, day=11, cloud_fraction=0.0)
+    if end_to_end_only:
+        return _end_to_end_only(name, scale, main.path, reference.path, results_dir, cold_lut, scratch, processes)
     quarter_main = inputs.sentinel2_scene(quarter)
     quarter_reference = inputs.sentinel2_scene(quarter, day=11, cloud_fraction=0.0)
     scaling = [inputs.sentinel2_scene(quarter, day=1 + 5 * i) for i in range(scaling_scenes)]
@@ -149,6 +154,36 @@ def run_suite(scale: float = 1.0, *, small_scenes: int = 100, scaling_scenes: in
     return written
 
 
+def _end_to_end_only(name: str, scale: float, product: Path, reference: Path, results_dir: Path,
+                     cold_lut: Callable[[Path], dict[str, float]], scratch: Path | None,
+                     processes: bool) -> dict[str, Any]:
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(dir=scratch) as folder:
+        root = Path(folder)
+        figures |= cold_lut(product)
+        report_html = results_dir / f"{name}_dask_report.html"
+        full = _job([product], root / "full", 2, processes, reference=reference, report_html=report_html)
+        floor = io_floor([product], full.cubes, root)
+    figures["end_to_end_vs_floor"] = full.seconds / floor["floor_s"]
+    figures["l1b_share"], figures["l1c_share"] = full.profile_share["L1B"], full.profile_share["L1C"]
+    written = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+                    "platform": platform.platform(), "python": platform.python_version(),
+                    "load_average_at_end": os.getloadavg()},
+        "scale": scale, "sentinel2_side_px": inputs.s2_side(scale), "worker_processes": processes,
+        "figures": {key: ({"value": figures[key], "target": f"{TARGETS[key][0]} {TARGETS[key][1]:g}",
+                           "met": _met(figures[key], *TARGETS[key])} if key in TARGETS
+                          else {"value": figures[key], "target": "report"})
+                    for key in figures if key in TARGETS or key in REPORTED},
+        "level_shares": full.profile_share, "details": {"end_to_end": _summary(full) | {"floor": floor}},
+        "dask_report": report_html.name,
+    }
+    (results_dir / f"{name}.json").write_text(json.dumps(written, indent=2, default=str))
+    _print(name, written)
+    return written
+
+
 def _print(name: str, written: dict[str, Any]) -> None:
     print(f"== {name} (scale {written['scale']:g}: Sentinel-2 {written['sentinel2_side_px']} px side)")
     for key, figure in written["figures"].items():
@@ -163,11 +198,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="scale 0.125, 10 small scenes, 2 scaling scenes")
     parser.add_argument("--small-scenes", type=int, default=None, help="scenes of the many-scenes job (100)")
     parser.add_argument("--scaling-scenes", type=int, default=None, help="scenes of the scaling job (4)")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="only the end-to-end job: floor, level shares, cold lookup tables")
     args = parser.parse_args(argv)
     scale = 0.125 if args.quick else args.scale
     small = args.small_scenes or (10 if args.quick else 100)
     scaling = args.scaling_scenes or (2 if args.quick else 4)
-    return run_suite(scale, small_scenes=small, scaling_scenes=scaling)
+    return run_suite(scale, small_scenes=small, scaling_scenes=scaling, end_to_end_only=args.end_to_end)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,20 @@ def test_every_figure_is_written_beside_its_target(recorded, tmp_path):
     assert stored["machine"]["cpus"] >= 1 and stored["dask_report"] == "chain_scale0.01_dask_report.html"
 
 
+def test_the_end_to_end_job_alone_writes_its_own_figures(recorded, tmp_path):
+    cold = {"cold_lut_6s_runs": 12, "cold_lut_cpu_s": 3.5, "cold_lut_wall_s": 4.0}
+    bench_chain.run_suite(0.01, processes=False, results_dir=tmp_path / "results", cold_lut=lambda product: cold,
+                          end_to_end_only=True)
+    stored = json.loads((tmp_path / "results" / "chain_end_to_end_scale0.01.json").read_text())
+    figures = stored["figures"]
+    assert set(figures) == {"end_to_end_vs_floor", "l1b_share", "l1c_share", "cold_lut_cpu_s", "cold_lut_wall_s"}
+    assert figures["end_to_end_vs_floor"]["value"] == pytest.approx(6.0 / 2.0)
+    assert figures["end_to_end_vs_floor"]["met"] is False and figures["l1b_share"]["value"] == pytest.approx(0.1)
+    assert figures["cold_lut_cpu_s"] == {"value": 3.5, "target": "report"}
+    assert stored["details"]["end_to_end"]["floor"]["floor_s"] == 2.0
+    assert not (tmp_path / "results" / "chain_scale0.01.json").exists()
+
+
 def test_each_figure_is_printed_beside_its_target(recorded, tmp_path, capsys):
     cold = {"cold_lut_6s_runs": 1, "cold_lut_cpu_s": 1.0, "cold_lut_wall_s": 1.0}
     written = bench_chain.run_suite(0.125, small_scenes=2, scaling_scenes=2, results_dir=tmp_path / "results",
