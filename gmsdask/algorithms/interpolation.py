@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["linear_weights", "bilinear_from_grid"]
+__all__ = ["linear_weights", "bilinear_from_grid", "filled_from_nearest"]
 
 
 def _segments(grid: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,3 +60,16 @@ def bilinear_from_grid(grid_y: np.ndarray, grid_x: np.ndarray, values: np.ndarra
     lower = along_x[row_index + 1 - first]
     out = upper * (1.0 - row_fraction)[:, None] + lower * row_fraction[:, None]
     return out.astype(np.float32)
+
+
+def filled_from_nearest(values: np.ndarray) -> np.ndarray:
+    """``values`` (float64) with each NaN node taking the value of its nearest node that has one (unchanged when no
+    node or every node is NaN): coarse angle grids have no value outside every detector."""
+    from scipy import ndimage
+
+    values = np.asarray(values, dtype=np.float64)
+    missing = ~np.isfinite(values)
+    if not missing.any() or missing.all():
+        return values
+    nearest = ndimage.distance_transform_edt(missing, return_distances=False, return_indices=True)
+    return values[tuple(nearest)]

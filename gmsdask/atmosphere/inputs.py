@@ -25,10 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from scipy import ndimage
 
 from ..algorithms.brdf import view_angles_from_vector, view_vector
-from ..algorithms.interpolation import bilinear_from_grid
+from ..algorithms.interpolation import bilinear_from_grid, filled_from_nearest
 from .aerosol import CellGrid
 from .sixs import AtmosphereState, cached_run
 
@@ -43,14 +42,9 @@ _WATER_VAPOUR_NODES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0)
 
 
 def _filled(values: np.ndarray) -> np.ndarray:
-    """NaN nodes take the value of the nearest node that has one."""
-    missing = ~np.isfinite(values)
-    if not missing.any():
-        return values
-    if missing.all():
-        return np.zeros_like(values)
-    index = ndimage.distance_transform_edt(missing, return_distances=False, return_indices=True)
-    return values[tuple(index)]
+    """NaN nodes take the value of the nearest node that has one; a grid without any value is 0 (nadir view)."""
+    values = filled_from_nearest(values)
+    return np.nan_to_num(values, nan=0.0) if not np.isfinite(values).any() else values
 
 
 def cell_geometry(scene: xr.DataTree, cells: CellGrid, *, ang_view_angles: bool = False

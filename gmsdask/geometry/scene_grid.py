@@ -15,7 +15,7 @@ from odc.geo.geobox import GeoBox
 from ..errors import ProcessingError
 
 __all__ = ["RESOLUTION_GROUP", "scene_name", "resolution_groups", "group_geobox", "shift_geobox", "grid_dataset",
-           "nested_nearest"]
+           "nested_placement", "nested_nearest"]
 
 #: Names of resolution groups in a scene tree (``r10m``, ``r30m`` ...).
 RESOLUTION_GROUP = re.compile(r"^r\d+m$")
@@ -69,36 +69,45 @@ def grid_dataset(variables: Mapping[str, xr.DataArray], gbox: GeoBox) -> xr.Data
     return ds.rio.write_crs(str(gbox.crs)).rio.write_transform(affine)
 
 
+def nested_placement(src: GeoBox, dst: GeoBox) -> tuple[int, int, int] | None:
+    """How ``dst`` nests in ``src``: ``(row, col, k)`` with ``dst``'s pixel size ``src``'s divided by the integer
+    ``k`` and ``dst``'s first pixel at ``(row, col)`` in ``dst`` pixels from ``src``'s corner; None when they share
+    no CRS, are rotated, or ``dst``'s pixel size or pixel edges do not fall on ``src``'s."""
+    a, b = src.affine, dst.affine
+    if src.crs != dst.crs or a.b or a.d or b.b or b.d or a.a * b.a <= 0 or a.e * b.e <= 0:
+        return None
+    factor_x, factor_y = a.a / b.a, a.e / b.e
+    k = int(round(factor_x))
+    if k < 1 or abs(factor_x - k) > 1e-9 * k or abs(factor_y - k) > 1e-9 * k:
+        return None
+    col, row = (b.c - a.c) / b.a, (b.f - a.f) / b.e
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    return int(round(row)), int(round(col)), k
+
+
 def nested_nearest(data: xr.DataArray, dst: GeoBox) -> xr.DataArray | None:
     """``data`` (lazy, on its own ``.odc.geobox``) on the finer grid ``dst`` by nearest neighbour, or None when
-    ``dst`` does not nest in it (same CRS, no rotation, ``dst``'s pixel size an integer fraction of the source's,
-    ``dst``'s pixel edges on the source's, ``dst`` inside the source).
+    ``dst`` does not nest in it (:func:`nested_placement`) or reaches beyond it.
 
     Each source pixel is repeated ``k x k`` times: exactly what a nearest resampling gives on such grids, as a
     few tasks per chunk. A warp (GDAL) would compute the same for every target pixel, at many times the cost,
     e.g. a Sentinel-2 60 m QA layer brought onto the 10 m grid.
     """
     src = data.odc.geobox
-    a, b = src.affine, dst.affine
-    if src.crs != dst.crs or a.b or a.d or b.b or b.d or a.a * b.a <= 0 or a.e * b.e <= 0:
+    placement = nested_placement(src, dst)
+    if placement is None:
         return None
-    factor_x, factor_y = a.a / b.a, a.e / b.e
-    k = int(round(factor_x))
-    if k < 1 or abs(factor_x - k) > 1e-9 or abs(factor_y - k) > 1e-9:
-        return None
-    col, row = (b.c - a.c) / b.a, (b.f - a.f) / b.e  # dst's corner in dst pixels from the source corner
-    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
-        return None
-    row0, col0 = int(round(row)), int(round(col))
+    row0, col0, k = placement
     ny, nx = dst.shape.yx
     if row0 < 0 or col0 < 0 or row0 + ny > src.shape.y * k or col0 + nx > src.shape.x * k:
         return None
-    y_dim, x_dim = data.dims[-2], data.dims[-1]
     values = data.data
     if k > 1:
         values = values.repeat(k, axis=-2).repeat(k, axis=-1) if hasattr(values, "dask") else \
             np.repeat(np.repeat(values, k, axis=-2), k, axis=-1)
     values = values[..., row0:row0 + ny, col0:col0 + nx]
+    y_dim, x_dim = data.dims[-2], data.dims[-1]
     coords = {y_dim: dst.coords["y"].values, x_dim: dst.coords["x"].values}
     out = xr.DataArray(values, dims=data.dims, coords=coords, attrs=data.attrs, name=data.name)
     return out.odc.assign_crs(dst.crs)

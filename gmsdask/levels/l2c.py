@@ -13,7 +13,6 @@ skipped, and the rest is written into
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from ..io.cube import CubeGrid, SceneSlot, cube_location, scene_slot_coordinates
 from ..io.cube_storage import is_url
 from ..mgrs_grid import footprint_reaches_core, normalize_tile, tile_epsg, tile_geobox, tiles_intersecting
 from ..geometry import choose_resampling, group_geobox, resolution_groups, warp_lazy
+from ..geometry.scene_grid import nested_placement
 from ._contract import LevelCanceled, LevelContext, LevelOutcome, TileOutput
 
 __all__ = ["TileWrite", "TileCrop", "DirectSource", "cube_path", "cube_sensor", "scene_tiles", "cube_chunks",
@@ -79,16 +79,9 @@ def cube_chunks(cfg: JobConfig, gbox: GeoBox) -> tuple[int, int]:
 
 
 def _nested_offset(src: GeoBox, dst: GeoBox) -> tuple[int, int] | None:
-    """``(row, col)`` of ``dst``'s first pixel in ``src`` when both grids share CRS, pixel size and corners."""
-    a, b = src.affine, dst.affine
-    if src.crs != dst.crs or a.b or a.d or b.b or b.d:
-        return None
-    if not (math.isclose(a.a, b.a, rel_tol=1e-9) and math.isclose(a.e, b.e, rel_tol=1e-9)):
-        return None
-    col, row = (b.c - a.c) / a.a, (b.f - a.f) / a.e
-    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
-        return None
-    return int(round(row)), int(round(col))
+    """``(row, col)`` of ``dst``'s first pixel in ``src`` when both grids share CRS, pixel size and pixel edges."""
+    placement = nested_placement(src, dst)
+    return None if placement is None or placement[2] != 1 else placement[:2]
 
 
 def _fill_of(name: str, var: xr.DataArray) -> float | int | bool:

@@ -28,11 +28,10 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import xarray as xr
-from scipy import ndimage
 
 from ..algorithms.brdf import (ground_track_azimuth, view_angles_from_track, view_angles_from_vector,
                                view_vector)
-from ..algorithms.interpolation import bilinear_from_grid
+from ..algorithms.interpolation import bilinear_from_grid, filled_from_nearest
 from ..errors import ProductError
 
 __all__ = ["angles_on_grid", "footprint_centre"]
@@ -46,16 +45,6 @@ def footprint_centre(footprint_wkt: str, epsg: int) -> tuple[float, float, float
     centre = wkt.loads(footprint_wkt).centroid
     x, y = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True).transform(centre.x, centre.y)
     return float(centre.y), float(x), float(y)
-
-
-def _filled(values: np.ndarray) -> np.ndarray:
-    """Each NaN node takes the value of its nearest valid node."""
-    values = np.asarray(values, dtype=np.float64)
-    missing = ~np.isfinite(values)
-    if not missing.any() or missing.all():
-        return values
-    nearest = ndimage.distance_transform_edt(missing, return_distances=False, return_indices=True)
-    return values[tuple(nearest)]
 
 
 def _interpolate_block(y: np.ndarray, x: np.ndarray, *, grid_y: np.ndarray, grid_x: np.ndarray,
@@ -116,13 +105,13 @@ def angles_on_grid(angles: xr.Dataset, like: xr.Dataset, *, footprint_wkt: str =
         if name not in angles.data_vars:
             raise ProductError(scene, f"the angles group has no {name}")
     grid_y, grid_x = angles["y"].values, angles["x"].values  # coarse nodes: a small, explicit eager read
-    sun_azimuth = np.deg2rad(_filled(angles["sun_azimuth"].values))
-    nodes = {"sun_zenith": _filled(angles["sun_zenith"].values),
+    sun_azimuth = np.deg2rad(filled_from_nearest(angles["sun_azimuth"].values))
+    nodes = {"sun_zenith": filled_from_nearest(angles["sun_zenith"].values),
              "sun_east": np.sin(sun_azimuth), "sun_north": np.cos(sun_azimuth)}
     has_view = {"view_zenith", "view_azimuth"} <= set(angles.data_vars)
     if has_view:
         east, north = view_vector(angles["view_zenith"].values, angles["view_azimuth"].values)
-        nodes |= {"view_east": _filled(east), "view_north": _filled(north)}
+        nodes |= {"view_east": filled_from_nearest(east), "view_north": filled_from_nearest(north)}
     else:
         nodes |= {"view_east": np.zeros_like(nodes["sun_zenith"]), "view_north": np.zeros_like(nodes["sun_zenith"])}
 
