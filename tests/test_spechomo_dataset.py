@@ -91,3 +91,30 @@ def test_missing_band_and_bad_method_are_named():
         homogenize_dataset(ds.drop_vars("B6"), source_platform=L9)
     with pytest.raises(ConfigError, match="spechomo_method"):
         homogenize_dataset(ds, source_platform=L9, method="cubic")
+
+
+def test_a_large_chunk_is_predicted_in_strips_with_bounded_memory():
+    """One chunk's prediction allocates little beyond its output (issue 13's memory figure: an 11-band chunk of
+    a whole tile took ~1 GB of temporaries), and the strips give the same values as one whole-array call."""
+    import tracemalloc
+
+    from gmsdask.spectral.dataset import _STRIP_PIXELS, _apply
+
+    homogenizer = SpectralHomogenizer(L9, S2A, "LR")
+    fractions = np.random.default_rng(3).dirichlet(np.full(len(MATERIALS), 0.3), size=(1024, 512))
+    block = np.moveaxis(_mixtures(L9, fractions), 0, -1)
+    block[5, :40] = np.nan  # no-data pixels inside one strip
+    assert block.shape[0] * block.shape[1] > 4 * _STRIP_PIXELS
+    output_bytes = block.shape[0] * block.shape[1] * 2 * len(homogenizer.target_bands) * 4
+    tracemalloc.start()
+    try:
+        out = _apply(*np.moveaxis(block, -1, 0), homogenizer=homogenizer)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # beside its output, a strip's temporaries (~15 MiB), whatever the chunk size (one call on the whole block: ~70 here)
+    assert peak - output_bytes < 24 * 2**20, f"peak {peak / 2**20:.0f} MiB for an output of {output_bytes / 2**20:.0f} MiB"
+    expected, error = homogenizer.predict_with_error(block)
+    np.testing.assert_array_equal(out[..., :11], expected)
+    np.testing.assert_array_equal(out[..., 11:], error)
+    assert np.isnan(out[5, :40]).all() and np.isfinite(out[6]).all()

@@ -32,7 +32,7 @@ from scipy.cluster.vq import kmeans2
 __all__ = ["ClusterRegression", "design_matrix", "fit_cluster_regression", "predict_cluster_regression",
            "assign_clusters"]
 
-_BLOCK = 65536  # pixels per distance block: 65536 x 51 float32 distances = 13 MB
+_BLOCK = 16384  # pixels per distance block: 16384 x 51 float32 distances = 3.3 MB
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,9 @@ def _nearest(source: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.
     distance = np.empty(source.shape[0], dtype=np.float32)
     for start in range(0, source.shape[0], _BLOCK):
         x = source[start:start + _BLOCK].astype(np.float32, copy=False)
-        partial = c_norm[None, :] - 2.0 * (x @ c.T)  # |x - c|^2 - |x|^2: |x|^2 does not change the nearest
+        partial = x @ c.T  # in place below: one block of distances at a time, no temporaries beside it
+        partial *= -2.0
+        partial += c_norm[None, :]  # |x - c|^2 - |x|^2: |x|^2 does not change the nearest
         best = np.argmin(partial, axis=1)
         labels[start:start + _BLOCK] = best
         d2 = np.take_along_axis(partial, best[:, None], axis=1)[:, 0] + np.einsum("ij,ij->i", x, x)

@@ -1,7 +1,7 @@
 """Lazy spectral homogenization of a scene's band variables to the virtual sensor (the L2B step).
 
-One ``xr.apply_ufunc`` over the stacked source bands computes, per chunk, every target band and its
-expected error together (the cluster assignment is done once per pixel); the result is split into one
+One ``xr.apply_ufunc`` over the source bands computes, per chunk, every target band and its expected error
+together (the cluster assignment is done once per pixel); the result is split into one
 variable per band. Nothing is computed here.
 """
 
@@ -21,13 +21,27 @@ __all__ = ["homogenize_dataset", "ERROR_PREFIX"]
 
 #: Name prefix of the accuracy layers: ``spechomo_error_B04``.
 ERROR_PREFIX = "spechomo_error_"
-_STACK = "spechomo_source_band"
 _OUT = "spechomo_output"
 
 
-def _apply(block: np.ndarray, homogenizer: SpectralHomogenizer) -> np.ndarray:
-    prediction, error = homogenizer.predict_with_error(block)
-    return np.concatenate([prediction, error], axis=-1)
+#: Pixels predicted at a time within a chunk. The prediction's temporaries (validity, cluster order, gathered
+#: spectra, the two outputs) are several times a chunk's input; strips keep them near 10 MB, so a worker
+#: holds the chunk's input and output and little more whatever the chunk size (a 3660 x 3660 px chunk of 11
+#: bands otherwise took ~1 GB beyond its own data, issue 13's memory figure).
+_STRIP_PIXELS = 1 << 16
+
+
+def _apply(*bands: np.ndarray, homogenizer: SpectralHomogenizer) -> np.ndarray:
+    """Every target band and its error, ``(..., 2 * n_target)``, from one chunk of each source band."""
+    n_target = len(homogenizer.target_bands)
+    out = np.empty(bands[0].shape + (2 * n_target,), dtype=np.float32)
+    # strips of whole rows: the source bands are stacked one strip at a time, never a whole chunk
+    rows = max(1, _STRIP_PIXELS // max(1, int(np.prod(bands[0].shape[1:]))))
+    for start in range(0, bands[0].shape[0], rows):
+        strip = slice(start, start + rows)
+        spectra = np.stack([band[strip] for band in bands], axis=-1)
+        out[strip, ..., :n_target], out[strip, ..., n_target:] = homogenizer.predict_with_error(spectra)
+    return out
 
 
 def homogenize_dataset(ds: xr.Dataset, *, source_platform: str, virtual_sensor: str = "SENTINEL_2A",
@@ -67,16 +81,11 @@ def homogenize_dataset(ds: xr.Dataset, *, source_platform: str, virtual_sensor: 
         scene = ds.attrs.get("product_id") or ds.attrs.get("product_path") or "the scene"
         raise ProductError(scene, f"spectral homogenization of {source_platform} needs bands "
                                   f"{', '.join(missing)}, which the dataset lacks")
-    stacked = xr.concat([ds[band].astype(np.float32) for band in source_bands], dim=_STACK, coords="minimal",
-                        compat="override", join="exact")
-    stacked = stacked.drop_vars([name for name in stacked.coords if _STACK in stacked[name].dims])
-    if stacked.chunks is not None:
-        stacked = stacked.chunk({_STACK: -1})
     n_target = len(homogenizer.target_bands)
     combined = xr.apply_ufunc(
-        _apply, stacked, kwargs={"homogenizer": homogenizer},
-        input_core_dims=[[_STACK]], output_core_dims=[[_OUT]], dask="parallelized",
-        output_dtypes=[np.float32], dask_gufunc_kwargs={"output_sizes": {_OUT: 2 * n_target}},
+        _apply, *[ds[band].astype(np.float32) for band in source_bands], kwargs={"homogenizer": homogenizer},
+        output_core_dims=[[_OUT]], dask="parallelized", output_dtypes=[np.float32],
+        dask_gufunc_kwargs={"output_sizes": {_OUT: 2 * n_target}},
     )
 
     # Every band of the source sensor goes, thermal, pan and cirrus too: the virtual sensor has no such bands,
