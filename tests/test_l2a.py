@@ -11,7 +11,7 @@ import xarray as xr
 from gmsdask.config import JobConfig
 from gmsdask.errors import ConfigError
 from gmsdask.geometry import warp_lazy
-from gmsdask.levels.l2a import geometric_homogenization, target_geobox
+from gmsdask.levels.l2a import _output_chunks, geometric_homogenization, target_geobox
 from gmsdask.mgrs_grid import tile_geobox, tile_origin
 
 from .scene_factory import GroupSpec, landsat_scene, make_scene, ramp_values, s2_scene
@@ -22,6 +22,13 @@ CFG = JobConfig(tiling_block_size_XY=(64, 64))
 def _group(tree: xr.DataTree, name: str = "r30m") -> xr.Dataset:
     assert list(tree.children) == [name]
     return tree[name].to_dataset()
+
+
+def _pieces_per_block(warped: da.Array) -> list[int]:
+    """Source-block parts each output block's task reads."""
+    layer = warped.__dask_graph__().layers[warped.name]
+    return [len(task[1]) for key, task in layer.items() if key[0] == warped.name and isinstance(task, tuple)
+            and len(task) > 2]
 
 
 def _must_not_compute(band: str, shape: tuple[int, int], chunks: int) -> da.Array:
@@ -42,11 +49,40 @@ def test_l2a_is_lazy_and_its_graph_grows_with_blocks_not_pixels():
                        chunks=(2048, 2048))
     n_source, n_target = source.npartitions, warped.npartitions
     assert (n_source, n_target) == (36, 4)
-    assert len(warped.__dask_graph__()) <= 2 * n_source + n_target
+    # a task per output block and one per piece of a source block under it (at most 16 pieces)
+    assert len(warped.__dask_graph__()) <= n_source + 17 * n_target
     # each output block reads only the source blocks under it (plus the kernel margin): not all 36
-    layer = warped.__dask_graph__().layers[warped.name]
-    deps_per_task = [len(task[1]) for task in layer.values() if isinstance(task, tuple) and len(task) > 2]
-    assert max(deps_per_task) <= 16
+    assert max(_pieces_per_block(warped)) <= 16
+
+
+def test_l2a_blocks_cover_one_block_of_the_finest_source():
+    """A 30 m block of a Sentinel-2 tile reads about one 10 m source block per band, not the 61 km square of a
+    2048 px 30 m block: otherwise a worker holds most of a tile's 10 m bands until its warps can run
+    (issue 13's memory figure: 2.5 GiB per worker for a whole tile)."""
+    tiles = {gsd: tile_geobox("29UNU", gsd) for gsd in (10.0, 20.0, 30.0, 60.0)}
+    chunks = _output_chunks(JobConfig(), [tiles[10.0], tiles[20.0], tiles[60.0]], tiles[30.0])
+    assert chunks == (682, 682)  # 2046 px of 10 m
+    assert _output_chunks(JobConfig(), [tiles[30.0]], tiles[30.0]) == (2048, 2048)  # Landsat 30 m to 30 m
+    assert _output_chunks(JobConfig(), [tiles[60.0]], tiles[30.0]) == (2048, 2048)  # going finer: the setting
+    assert _output_chunks(JobConfig(tiling_block_size_XY=(64, 96)), [tiles[10.0]], tiles[30.0]) == (96, 64)
+    source = da.zeros(tiles[10.0].shape.yx, dtype=np.float32, chunks=2048)
+    warped = warp_lazy(source, tiles[10.0], tiles[30.0], resampling="average", fill=np.nan, chunks=chunks)
+    assert max(_pieces_per_block(warped)) <= 4  # 2 x 2 source blocks at most (16 with 2048 px blocks at 30 m)
+
+
+def test_a_warp_task_holds_copies_of_the_parts_it_needs_not_whole_source_blocks():
+    """Each source block is cut into the parts the output blocks need, as copies: a part waiting for its
+    output block's other parts does not keep a whole (10 m, or L1C's two-layer) source block in memory."""
+    base = np.arange(2 * 200 * 300, dtype=np.float32).reshape(2, 200, 300)
+    source = da.from_array(base, chunks=(2, 64, 64))[0]  # views of a two-layer block, as L1C's outputs are
+    src = tile_geobox("29UNU", 10.0)[:200, :300]
+    dst = tile_geobox("29UNU", 30.0)[:66, :100]
+    warped = warp_lazy(source, src, dst, resampling="average", fill=np.nan, chunks=(20, 20))
+    graph = dict(warped.__dask_graph__())
+    pieces = {key: dask.get(graph, key) for key in graph if str(key[0]).endswith("-window")}
+    assert pieces and all(p.base is None for p in pieces.values())
+    np.testing.assert_allclose(warped.compute(), base[0, :198, :300].reshape(66, 3, 100, 3).mean(axis=(1, 3)),
+                               rtol=1e-6)
 
 
 def test_sentinel2_groups_land_on_one_30m_grid_nested_in_the_tile():

@@ -21,14 +21,14 @@ from odc.geo.overlap import compute_reproject_roi
 from ..algorithms.warp import RESAMPLING_RADIUS_PX, assemble_window, warp_block
 from ..errors import ConfigError
 
-__all__ = ["choose_resampling", "qa_fill_value", "warp_lazy", "warp_variable"]
+__all__ = ["choose_resampling", "pixel_size_in", "qa_fill_value", "warp_lazy", "warp_variable"]
 
 # Fill values of the products' integer QA layers where the layer itself says "no data" (SCL class 0 is NO_DATA,
 # bit 0 of Landsat QA_PIXEL/BQA is the fill flag); layers not listed get their dtype's extreme value.
 _QA_FILL = {"SCL": 0, "QA_PIXEL": 1, "BQA": 1, "QA_RADSAT": 0}
 
 
-def _pixel_size_in(src: GeoBox, dst: GeoBox) -> float:
+def pixel_size_in(src: GeoBox, dst: GeoBox) -> float:
     """Edge length of a source pixel measured in the target CRS (its units, e.g. metres)."""
     if src.crs == dst.crs:
         return abs(src.resolution.x)
@@ -37,7 +37,7 @@ def _pixel_size_in(src: GeoBox, dst: GeoBox) -> float:
 
 def choose_resampling(src: GeoBox, dst: GeoBox, default: str) -> str:
     """``average`` where source pixels are smaller than target pixels (going coarser), else ``default``."""
-    return "average" if _pixel_size_in(src, dst) < abs(dst.resolution.x) * (1 - 1e-6) else default
+    return "average" if pixel_size_in(src, dst) < abs(dst.resolution.x) * (1 - 1e-6) else default
 
 
 def qa_fill_value(name: str, dtype: np.dtype, attrs: Mapping[str, object]) -> int:
@@ -59,18 +59,30 @@ def _warp_task(blocks: list[np.ndarray], n_block_cols: int, rows: slice, cols: s
     return warp_block(window, src, dst, resampling=resampling, src_nodata=src_nodata, dst_fill=fill)
 
 
-def source_blocks(data: da.Array, row_edges: np.ndarray, col_edges: np.ndarray, rows: slice, cols: slice
-                  ) -> tuple[list[tuple[str, int, int]], int, slice, slice]:
-    """The keys of ``data``'s blocks under the pixel window ``rows``, ``cols`` (row-major), how many block columns
-    they span, and the window relative to the first of them; ``row_edges``/``col_edges`` are the cumulative
-    block edges of ``data``. A warp task stitches those blocks and cuts the window out."""
+def _piece(block: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+    """The part of a source block under one output block's window, as an array of its own: a view would keep
+    the whole block (or what the block is a view of, e.g. L1C's two-layer blocks) in memory for as long as
+    the window's task waits for its other parts."""
+    part = block[rows, cols]
+    return block if part.shape == block.shape and block.base is None else part.copy()
+
+
+def _source_pieces(data: da.Array, row_edges: np.ndarray, col_edges: np.ndarray, rows: slice, cols: slice
+                   ) -> tuple[list[tuple[tuple[str, int, int], slice, slice]], int]:
+    """The blocks of ``data`` under the pixel window ``rows``, ``cols`` (row-major), each with the part of it the
+    window covers (block-relative slices), and how many block columns they span; ``row_edges``/``col_edges``
+    are the cumulative block edges of ``data``. Stitched in order, the parts are the window."""
     by0 = int(np.searchsorted(row_edges, rows.start, side="right")) - 1
     by1 = int(np.searchsorted(row_edges, rows.stop, side="left"))
     bx0 = int(np.searchsorted(col_edges, cols.start, side="right")) - 1
     bx1 = int(np.searchsorted(col_edges, cols.stop, side="left"))
-    keys = [(data.name, by, bx) for by in range(by0, by1) for bx in range(bx0, bx1)]
-    return (keys, bx1 - bx0, slice(rows.start - row_edges[by0], rows.stop - row_edges[by0]),
-            slice(cols.start - col_edges[bx0], cols.stop - col_edges[bx0]))
+
+    def part(start: int, stop: int, edges: np.ndarray, index: int) -> slice:
+        return slice(int(max(start, edges[index]) - edges[index]), int(min(stop, edges[index + 1]) - edges[index]))
+    pieces = [((data.name, by, bx), part(rows.start, rows.stop, row_edges, by), part(cols.start, cols.stop,
+                                                                                     col_edges, bx))
+              for by in range(by0, by1) for bx in range(bx0, bx1)]
+    return pieces, bx1 - bx0
 
 
 def warp_lazy(data: da.Array, src: GeoBox, dst: GeoBox, *, resampling: str, fill: float | int | bool,
@@ -100,9 +112,12 @@ def warp_lazy(data: da.Array, src: GeoBox, dst: GeoBox, *, resampling: str, fill
 def windowed_layer(name: str, data: da.Array, src: GeoBox, dst: GeoBox, *, chunks: tuple[int, int], padding: int,
                    fill: float | int | bool, task: Callable[..., tuple]) -> da.Array:
     """A lazy array on ``dst`` in blocks of ``chunks``: one task per output block, made by ``task(keys,
-    n_block_cols, inner_rows, inner_cols, rows, cols, sub, out_rows, out_cols)`` from the blocks of ``data`` (on
-    ``src``) under the block's footprint padded by ``padding`` source pixels (see :func:`source_blocks`);
-    blocks the source does not reach are ``fill``."""
+    n_block_cols, inner_rows, inner_cols, rows, cols, sub, out_rows, out_cols)`` from the parts of ``data``'s
+    blocks (on ``src``) under the block's footprint padded by ``padding`` source pixels: ``keys`` name those
+    parts (row-major, ``n_block_cols`` a row; :func:`assemble_window` stitches them) and ``inner_rows``,
+    ``inner_cols`` are the whole stitched window. Each part is a task of its own that copies it out of its
+    source block, so the block is released once its parts are cut. Blocks the source does not reach are
+    ``fill``."""
     dst_tiles = GeoboxTiles(dst, chunks)
     row_edges = np.cumsum((0, *data.chunks[0]))
     col_edges = np.cumsum((0, *data.chunks[1]))
@@ -119,8 +134,11 @@ def windowed_layer(name: str, data: da.Array, src: GeoBox, dst: GeoBox, *, chunk
                 continue
             out_rows = slice(int(out_row_edges[iy]), int(out_row_edges[iy + 1]))
             out_cols = slice(int(out_col_edges[ix]), int(out_col_edges[ix + 1]))
-            layer[(name, iy, ix)] = task(*source_blocks(data, row_edges, col_edges, rows, cols), rows, cols, sub,
-                                         out_rows, out_cols)
+            pieces, n_block_cols = _source_pieces(data, row_edges, col_edges, rows, cols)
+            keys = [(f"{name}-window", iy, ix, n) for n in range(len(pieces))]
+            layer.update({key: (_piece, *piece) for key, piece in zip(keys, pieces)})
+            window = (slice(0, rows.stop - rows.start), slice(0, cols.stop - cols.start))
+            layer[(name, iy, ix)] = task(keys, n_block_cols, *window, rows, cols, sub, out_rows, out_cols)
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[data])
     return da.Array(graph, name, chunks=dst_tiles.chunks, dtype=data.dtype,
                     meta=np.empty((0, 0), dtype=data.dtype))

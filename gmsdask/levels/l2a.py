@@ -23,8 +23,8 @@ from pyproj import CRS
 from ..algorithms.quality import CLOUD_DECODERS
 from ..config import JobConfig
 from ..errors import ConfigError, ProcessingError
-from ..geometry import (choose_resampling, grid_dataset, group_geobox, qa_fill_value, resolution_groups,
-                        scene_name, shift_geobox, warp_variable)
+from ..geometry import (choose_resampling, grid_dataset, group_geobox, pixel_size_in, qa_fill_value,
+                        resolution_groups, scene_name, shift_geobox, warp_variable)
 from ..geometry.field_warp import DisplacementField, field_layer_lazy, warp_lazy_field
 from ..mgrs_grid import grid_anchor, tile_epsg, tile_origin, utm_epsg_at
 from ._contract import LevelContext, LevelOutcome
@@ -36,6 +36,9 @@ __all__ = ["target_geobox", "geometric_homogenization", "mask_clouds", "l1b_shif
 VERSION = "3"
 
 MASKS = ("nodata", "saturated")
+#: Smallest L2A output block (pixels a side) derived from finer sources: smaller blocks would add tasks (Dask's
+#: overhead per task) without lowering memory further.
+_MIN_BLOCK_PX = 256
 
 
 def _is_metric_projected(crs: CRS) -> bool:
@@ -105,6 +108,20 @@ def _warp(var: xr.DataArray, src: GeoBox, dst: GeoBox, *, resampling: str, fill:
     return xr.DataArray(data, dims=("y", "x"), attrs=dict(var.attrs))
 
 
+def _output_chunks(cfg: JobConfig, sources: list[GeoBox], dst: GeoBox) -> tuple[int, int]:
+    """L2A's output block ``(y, x)`` in ``dst`` pixels: ``tiling_block_size_XY`` of the finest source grid,
+    measured on the ground (rounded down), at most ``tiling_block_size_XY`` ``dst`` pixels.
+
+    A block of the coarser output then reads at most 2 x 2 source blocks per band: with 2048 px blocks at both
+    10 m and 30 m, one 30 m block read the 10 m blocks of a 61 km square (up to 16), so a worker held much of
+    a tile's 10 m bands until a block's warps could run (issue 13's memory figure).
+    """
+    finest_m = min((pixel_size_in(src, dst) for src in sources), default=abs(dst.resolution.x))
+    ratio = min(1.0, finest_m / abs(dst.resolution.x))
+    return tuple(min(size, max(_MIN_BLOCK_PX, math.floor(size * ratio + 1e-9)))  # type: ignore[return-value]
+                 for size in (cfg.chunks["y"], cfg.chunks["x"]))
+
+
 def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoBox | None = None,
                              shift_m: tuple[float, float] = (0.0, 0.0),
                              field: DisplacementField | None = None) -> xr.DataTree:
@@ -116,7 +133,7 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
         A scene tree (docs/scene-model.md).
     cfg
         Uses ``target_epsg``, ``target_gsd`` (metres), ``spatial_resamp_alg_default``, ``sort_bands_by_cwl``
-        and ``tiling_block_size_XY`` (output block size).
+        and ``tiling_block_size_XY`` (output block size, scaled to the finest source pixel: ``_output_chunks``).
     target
         The output grid; default :func:`target_geobox`.
     shift_m
@@ -138,7 +155,7 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
     name = scene_name(scene)
     groups = resolution_groups(scene)
     dst = target if target is not None else target_geobox(scene, cfg, shift_m=shift_m)
-    chunks = (cfg.chunks["y"], cfg.chunks["x"])
+    chunks = _output_chunks(cfg, [group_geobox(ds, f"{name}/{g}") for g, ds in groups.items()], dst)
     default_alg = cfg.spatial_resamp_alg_default
 
     bands: dict[str, xr.DataArray] = {}
