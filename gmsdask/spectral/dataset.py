@@ -26,7 +26,7 @@ _OUT = "spechomo_output"
 
 #: Pixels predicted at a time within a chunk. The prediction's temporaries (validity, cluster order, gathered
 #: spectra, the two outputs) are several times a chunk's input; strips keep them near 10 MB, so a worker
-#: holds the chunk's input and output and little more whatever the chunk size (a 3660 x 3660 px chunk of 11
+#: holds the chunk's input and output and little more whatever the chunk size (an 1830 x 1830 px chunk of 11
 #: bands otherwise took ~1 GB beyond its own data, issue 13's memory figure).
 _STRIP_PIXELS = 1 << 16
 
