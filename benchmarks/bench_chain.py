@@ -136,9 +136,7 @@ def run_suite(scale: float = 1.0, *, small_scenes: int = 100, scaling_scenes: in
         details["landsat"] = _summary(scene) | {"floor": landsat_floor}
     written = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-                    "platform": platform.platform(), "python": platform.python_version(),
-                    "load_average_at_end": os.getloadavg()},
+        "machine": _machine(),
         "scale": scale, "sentinel2_side_px": side, "quarter_side_px": quarter,
         "landsat_size_px": list(inputs.landsat_size(scale)), "small_scenes": small_scenes,
         "scaling_scenes": scaling_scenes, "worker_processes": processes,
@@ -168,9 +166,7 @@ def _end_to_end_only(name: str, scale: float, product: Path, reference: Path, re
     figures["l1b_share"], figures["l1c_share"] = full.profile_share["L1B"], full.profile_share["L1C"]
     written = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-                    "platform": platform.platform(), "python": platform.python_version(),
-                    "load_average_at_end": os.getloadavg()},
+        "machine": _machine(),
         "scale": scale, "sentinel2_side_px": inputs.s2_side(scale), "worker_processes": processes,
         "figures": {key: ({"value": figures[key], "target": f"{TARGETS[key][0]} {TARGETS[key][1]:g}",
                            "met": _met(figures[key], *TARGETS[key])} if key in TARGETS
@@ -182,6 +178,13 @@ def _end_to_end_only(name: str, scale: float, product: Path, reference: Path, re
     (results_dir / f"{name}.json").write_text(json.dumps(written, indent=2, default=str))
     _print(name, written)
     return written
+
+
+def _machine() -> dict[str, Any]:
+    """The machine a result was measured on, with its load at the end of the run."""
+    return {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "platform": platform.platform(), "python": platform.python_version(),
+            "load_average_at_end": os.getloadavg()}
 
 
 def _print(name: str, written: dict[str, Any]) -> None:

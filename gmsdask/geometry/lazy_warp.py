@@ -21,11 +21,16 @@ from odc.geo.overlap import compute_reproject_roi
 from ..algorithms.warp import RESAMPLING_RADIUS_PX, assemble_window, warp_block
 from ..errors import ConfigError
 
-__all__ = ["choose_resampling", "pixel_size_in", "qa_fill_value", "warp_lazy", "warp_variable"]
+__all__ = ["as_dask", "choose_resampling", "pixel_size_in", "qa_fill_value", "warp_lazy", "warp_variable"]
 
 # Fill values of the products' integer QA layers where the layer itself says "no data" (SCL class 0 is NO_DATA,
 # bit 0 of Landsat QA_PIXEL/BQA is the fill flag); layers not listed get their dtype's extreme value.
 _QA_FILL = {"SCL": 0, "QA_PIXEL": 1, "BQA": 1, "QA_RADSAT": 0}
+
+
+def as_dask(data: np.ndarray | da.Array, chunks: tuple[int, int]) -> da.Array:
+    """``data`` as a Dask array: as it is when lazy, else in blocks of ``chunks``."""
+    return data if isinstance(data, da.Array) else da.from_array(data, chunks=chunks)
 
 
 def pixel_size_in(src: GeoBox, dst: GeoBox) -> float:
@@ -147,6 +152,5 @@ def windowed_layer(name: str, data: da.Array, src: GeoBox, dst: GeoBox, *, chunk
 def warp_variable(var: xr.DataArray, src: GeoBox, dst: GeoBox, *, resampling: str, fill: float | int | bool,
                   chunks: tuple[int, int]) -> xr.DataArray:
     """:func:`warp_lazy` for a ``(y, x)`` DataArray; attrs are kept (without coordinates)."""
-    data = var.data if isinstance(var.data, da.Array) else da.from_array(var.data, chunks=chunks)
-    out = warp_lazy(data, src, dst, resampling=resampling, fill=fill, chunks=chunks)
+    out = warp_lazy(as_dask(var.data, chunks), src, dst, resampling=resampling, fill=fill, chunks=chunks)
     return xr.DataArray(out, dims=("y", "x"), attrs=dict(var.attrs))

@@ -23,7 +23,7 @@ from pyproj import CRS
 from ..algorithms.quality import CLOUD_DECODERS
 from ..config import JobConfig
 from ..errors import ConfigError, ProcessingError
-from ..geometry import (choose_resampling, grid_dataset, group_geobox, pixel_size_in, qa_fill_value,
+from ..geometry import (as_dask, choose_resampling, grid_dataset, group_geobox, pixel_size_in, qa_fill_value,
                         resolution_groups, scene_name, shift_geobox, warp_variable)
 from ..geometry.field_warp import DisplacementField, field_layer_lazy, warp_lazy_field
 from ..mgrs_grid import grid_anchor, tile_epsg, tile_origin, utm_epsg_at
@@ -103,7 +103,7 @@ def _warp(var: xr.DataArray, src: GeoBox, dst: GeoBox, *, resampling: str, fill:
     """One resampling of a variable: an affine mapping (GDAL), or with ``field`` the per-pixel mapping."""
     if field is None:
         return warp_variable(var, src, dst, resampling=resampling, fill=fill, chunks=chunks)
-    data = warp_lazy_field(_as_dask(var.data, chunks), src, dst, field, resampling=resampling, fill=fill,
+    data = warp_lazy_field(as_dask(var.data, chunks), src, dst, field, resampling=resampling, fill=fill,
                            chunks=chunks)
     return xr.DataArray(data, dims=("y", "x"), attrs=dict(var.attrs))
 
@@ -155,15 +155,15 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
     name = scene_name(scene)
     groups = resolution_groups(scene)
     dst = target if target is not None else target_geobox(scene, cfg, shift_m=shift_m)
-    chunks = _output_chunks(cfg, [group_geobox(ds, f"{name}/{g}") for g, ds in groups.items()], dst)
+    grids = {group_name: group_geobox(ds, f"{name}/{group_name}") for group_name, ds in groups.items()}
+    chunks = _output_chunks(cfg, list(grids.values()), dst)
     default_alg = cfg.spatial_resamp_alg_default
 
     bands: dict[str, xr.DataArray] = {}
     qa_layers: dict[str, xr.DataArray] = {}
     resampling_log: list[str] = []
     for group_name, ds in groups.items():  # finest first: a variable found twice is taken from the finest grid
-        src = group_geobox(ds, f"{name}/{group_name}")
-        src = src if field is not None else shift_geobox(src, shift_m)
+        src = grids[group_name] if field is not None else shift_geobox(grids[group_name], shift_m)
         band_alg = choose_resampling(src, dst, default_alg)
         resampling_log.append(f"{group_name}:{band_alg}")
         for var_name, var in ds.data_vars.items():
@@ -321,5 +321,3 @@ def mask_clouds(ds: xr.Dataset, bands: list[str]) -> tuple[xr.Dataset, list[str]
     return masked, sources
 
 
-def _as_dask(data: np.ndarray | da.Array, chunks: tuple[int, int]) -> da.Array:
-    return data if isinstance(data, da.Array) else da.from_array(data, chunks=chunks)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import odc.geo.xr  # noqa: F401  (the .odc accessor gives a Dataset's GeoBox)
 import xarray as xr
@@ -31,7 +30,7 @@ from ..errors import CubeWriteCanceled, ProcessingError
 from ..io.cube import CubeGrid, SceneSlot, cube_location, scene_slot_coordinates, utc_time, write_scene
 from ..io.cube_storage import is_url
 from ..mgrs_grid import footprint_reaches_core, normalize_tile, tile_epsg, tile_geobox, tiles_intersecting
-from ..geometry import choose_resampling, group_geobox, resolution_groups, warp_lazy
+from ..geometry import as_dask, choose_resampling, group_geobox, resolution_groups, warp_lazy
 from ..geometry.scene_grid import nested_placement
 from ._contract import LevelCanceled, LevelContext, LevelOutcome, TileOutput
 
@@ -144,7 +143,7 @@ def crop_to_tile(ds: xr.Dataset, tile_gbox: GeoBox, cfg: JobConfig, *,
         # nested: the scene's own pixels, sliced; the cube writer writes the parts of the chunks they reach (no
         # fill is made around them: for a scene smaller than a chunk that padding was most of L2C's work)
         (r0, r1), (c0, c1) = ((max(lo, 0), min(hi, size)) for (lo, hi), size in zip(reach, tile_gbox.shape.yx))
-        sliced = {name: xr.DataArray(_dask(var.data, chunks)[r0 + offset[0]:r1 + offset[0],
+        sliced = {name: xr.DataArray(as_dask(var.data, chunks)[r0 + offset[0]:r1 + offset[0],
                                                              c0 + offset[1]:c1 + offset[1]],
                                      dims=("y", "x"), attrs=dict(var.attrs))
                   for name, var in ds.data_vars.items()}
@@ -153,21 +152,18 @@ def crop_to_tile(ds: xr.Dataset, tile_gbox: GeoBox, cfg: JobConfig, *,
     dst = tile_gbox[rows, cols]
     if direct is not None:
         made = direct(dst)
-        data = {name: xr.DataArray(var.data.rechunk(chunks) if isinstance(var.data, da.Array) else
-                                   da.from_array(var.data, chunks=chunks), dims=("y", "x"), attrs=dict(var.attrs))
+        data = {name: xr.DataArray(as_dask(var.data, chunks).rechunk(chunks), dims=("y", "x"),
+                                   attrs=dict(var.attrs))
                 for name, var in made.data_vars.items() if var.dims == ("y", "x")}
         return TileCrop(rows, cols, xr.Dataset(data), resamplings=1)
     band_alg = choose_resampling(src, dst, cfg.spatial_resamp_alg_default)
     out: dict[str, xr.DataArray] = {}
     for name, var in ds.data_vars.items():
         alg = band_alg if np.issubdtype(var.dtype, np.floating) else "nearest"
-        moved = warp_lazy(_dask(var.data, chunks), src, dst, resampling=alg, fill=_fill_of(name, var), chunks=chunks)
+        moved = warp_lazy(as_dask(var.data, chunks), src, dst, resampling=alg, fill=_fill_of(name, var),
+                          chunks=chunks)
         out[name] = xr.DataArray(moved, dims=("y", "x"), attrs=dict(var.attrs))
     return TileCrop(rows, cols, xr.Dataset(out), resamplings=2)
-
-
-def _dask(data: Any, chunks: tuple[int, int]) -> da.Array:
-    return data if isinstance(data, da.Array) else da.from_array(data, chunks=chunks)
 
 
 def direct_source(scene_before_l2a: xr.DataTree, cfg: JobConfig,
