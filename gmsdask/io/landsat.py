@@ -284,8 +284,8 @@ def _platform(meta: LandsatMetadata) -> str:
 
 
 def open_landsat(files: ProductFiles, *, chunks: int | Sequence[int] | Mapping[str, int] | None = None,
-                 mtl_member: str | None = None) -> xr.DataTree:
-    """Open a Landsat product lazily (see ``gmsdask.io.open_scene``)."""
+                 mtl_member: str | None = None, overview_m: float | None = None) -> xr.DataTree:
+    """Open a Landsat product lazily (see ``gmsdask.io.open_scene``; ``overview_m`` reads a first look)."""
     meta, mtl_member = read_landsat_metadata(files, mtl_member)
     platform = _platform(meta)
     try:
@@ -345,4 +345,5 @@ def open_landsat(files: ProductFiles, *, chunks: int | Sequence[int] | Mapping[s
         "fill_dn": sensor.fill_dn,
     }
     return build_scene(bands, masks, attrs, chunk_rows_cols, sensor=sensor,
-                       extra_groups={"angles": _angles_group(sun, ang, sensor).rio.write_crs(probe.crs)})
+                       extra_groups={"angles": _angles_group(sun, ang, sensor).rio.write_crs(probe.crs)},
+                       overview_m=overview_m)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import dask.array as da
@@ -20,6 +20,7 @@ from affine import Affine
 from odc.geo.geobox import GeoBox
 from dask.base import tokenize
 from rasterio.crs import CRS
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
@@ -40,6 +41,29 @@ class RasterInfo:
     geobox: GeoBox
     dtype: str
     nodata: float | None
+    #: Reduction factors of the file's internal overviews (JPEG 2000 resolution levels, GeoTIFF overviews).
+    overview_factors: tuple[int, ...] = ()
+    #: Native pixels per pixel of ``geobox`` along each axis (1: the file's own grid; see :meth:`reduced`).
+    reduction: int = 1
+
+    def reduced(self, factor: int) -> RasterInfo:
+        """This raster read ``factor`` times coarser along each axis: a grid of ``floor(n / factor)`` pixels
+        of ``factor`` native pixels each (the last ``n % factor`` rows and columns are left out, so the pixel
+        size is exact). Reads decode the file's overview of that factor where it has one (JPEG 2000 decodes
+        only the resolution levels needed: a 4x reduction costs ~8 % of a full decode), otherwise GDAL
+        decodes the full resolution and keeps every ``factor``-th pixel."""
+        if factor == 1:
+            return self
+        if factor < 1 or self.reduction != 1:
+            raise ValueError(f"{self.name}: a reduction must be a whole factor >= 1 of the native grid")
+        geobox = GeoBox((self.height // factor, self.width // factor),
+                        self.transform * Affine.scale(factor), self.geobox.crs)
+        return replace(self, geobox=geobox, reduction=factor)
+
+    @property
+    def from_overviews(self) -> bool:
+        """True when reads decode an overview of the file (or the native grid): no full decode."""
+        return self.reduction == 1 or self.reduction in self.overview_factors
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -93,16 +117,23 @@ def raster_info(path: str, name: str | None = None) -> RasterInfo:
             crs = dataset.crs.to_wkt() if dataset.crs else None
             return RasterInfo(path=path, name=label,
                               geobox=GeoBox((dataset.height, dataset.width), dataset.transform, crs),
-                              dtype=dataset.dtypes[0], nodata=dataset.nodata)
+                              dtype=dataset.dtypes[0], nodata=dataset.nodata,
+                              overview_factors=tuple(int(f) for f in dataset.overviews(1)))
     except RasterioError as err:
         raise BandFileError(label, f"cannot open raster ({err})") from None
 
 
-def read_window(path: str, rows: slice, cols: slice, name: str | None = None) -> np.ndarray:
-    """Read ``[rows, cols]`` of band 1 with this thread's handle."""
-    window = Window.from_slices(rows, cols)
+def read_window(path: str, rows: slice, cols: slice, name: str | None = None, reduction: int = 1) -> np.ndarray:
+    """Read ``[rows, cols]`` of band 1 with this thread's handle; with a ``reduction``, ``rows`` and ``cols``
+    are pixels of the grid ``reduction`` times coarser (:meth:`RasterInfo.reduced`)."""
+    window = Window.from_slices(slice(rows.start * reduction, rows.stop * reduction),
+                                slice(cols.start * reduction, cols.stop * reduction))
+    out_shape = (rows.stop - rows.start, cols.stop - cols.start)
     try:
-        return _dataset(path).read(1, window=window)
+        if reduction == 1:
+            return _dataset(path).read(1, window=window)
+        # GDAL picks the overview of this factor (nearest: no resampling beyond what the overview holds)
+        return _dataset(path).read(1, window=window, out_shape=out_shape, resampling=Resampling.nearest)
     except RasterioError as err:
         raise BandFileError(name or path, f"reading window {window} failed ({err})") from None
 
@@ -118,7 +149,7 @@ class _WindowReader:
 
     def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
         rows, cols = (slice(*k.indices(n)[:2]) for k, n in zip(key, self.shape))
-        return read_window(self.info.path, rows, cols, self.info.name)
+        return read_window(self.info.path, rows, cols, self.info.name, self.info.reduction)
 
 
 def lazy_raster(info: RasterInfo, chunks: tuple[int, int]) -> da.Array:
@@ -134,5 +165,5 @@ def lazy_raster(info: RasterInfo, chunks: tuple[int, int]) -> da.Array:
         inline_array=True,
         fancy=False,
         meta=np.empty((0, 0), dtype=info.dtype),
-        name=f"read-{tokenize(info.path, info.shape, chunks)}",
+        name=f"read-{tokenize(info.path, info.shape, info.reduction, chunks)}",
     )

@@ -7,7 +7,7 @@ those descriptions into Dask-backed variables grouped by resolution, with x/y co
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dask.array as da
@@ -21,7 +21,7 @@ from ..errors import ProductError
 from ..sensors import Sensor
 from .raster import RasterInfo, lazy_raster
 
-__all__ = ["BandSource", "MaskSource", "normalize_chunks", "build_scene", "grid_coords"]
+__all__ = ["BandSource", "MaskSource", "normalize_chunks", "build_scene", "grid_coords", "overview_factor"]
 
 #: A conversion of a DN block to physical values; gets the DN block and the block's pixel-centre x/y
 #: coordinates (1-D, CRS units), so that conversions can use per-pixel geometry (e.g. solar zenith).
@@ -117,10 +117,37 @@ def _group_dataset(bands: Sequence[BandSource], masks: Sequence[MaskSource], chu
     return dataset.rio.write_crs(reference.crs).rio.write_transform(reference.transform)
 
 
+def overview_factor(native_m: float, overview_m: float) -> int:
+    """The largest power-of-two reduction of a ``native_m`` grid whose pixel is not coarser than
+    ``overview_m`` (1 when ``overview_m`` is finer than the native pixel)."""
+    factor = 1
+    while native_m * factor * 2 <= overview_m + 1e-6:
+        factor *= 2
+    return factor
+
+
+def _reduced(sources: Sequence[Any], overview_m: float | None) -> list[Any]:
+    if overview_m is None:
+        return list(sources)
+    out = []
+    for source in sources:
+        raster = source.raster.reduced(overview_factor(source.raster.resolution, overview_m))
+        out.append(replace(source, raster=raster, attrs={**source.attrs, "overview_m": float(overview_m),
+                                                         "decoded_from_overview": raster.from_overviews}))
+    return out
+
+
 def build_scene(bands: Sequence[BandSource], masks: Sequence[MaskSource], attrs: Mapping[str, Any],
                 chunks: tuple[int, int], *, sensor: Sensor,
-                extra_groups: Mapping[str, xr.Dataset] | None = None) -> xr.DataTree:
-    """The scene tree: one group per resolution, bands in the sensor's order, masks, root ``attrs``."""
+                extra_groups: Mapping[str, xr.Dataset] | None = None,
+                overview_m: float | None = None) -> xr.DataTree:
+    """The scene tree: one group per resolution, bands in the sensor's order, masks, root ``attrs``.
+
+    ``overview_m`` makes a first look: every group read at the coarsest power-of-two reduction whose pixel is
+    not coarser than ``overview_m`` metres (:func:`overview_factor`, :meth:`RasterInfo.reduced`), keeping its
+    native group name; each variable's attrs say ``overview_m`` and whether it was ``decoded_from_overview``
+    (the file's own overview) rather than decimated from a full decode."""
+    bands, masks = _reduced(bands, overview_m), _reduced(masks, overview_m)
     order = {name: index for index, name in enumerate(sensor.band_names)}
     group_names = sorted({s.group for s in [*bands, *masks]}, key=lambda g: int(g[1:-1]))
     children: dict[str, xr.DataTree] = {}

@@ -23,16 +23,20 @@ import dask.array as da
 import xarray as xr
 
 from ..atmosphere import correct_scene
+from ..io import open_scene
 from ..masks import fmask_scene, mask_scene, product_qa_masks
+from ..masks.fmask import first_look_m
 from ..sensors import get_sensor
 from ._contract import LevelContext, LevelOutcome
 
 __all__ = ["run", "VERSION"]
 
 #: Implementation version: scenes recorded with an older one are processed again on rerun.
-VERSION = "4"
+VERSION = "5"  # 5: Fmask statistics of large scenes from a first look at the products' overviews
 #: Smallest side (pixels) of the blocks L1C computes on (see the module doc).
 PROCESSING_BLOCK_PX = 1024
+#: Chunk side of the first look (a whole tile's is 1372 px at 80 m: one read per band).
+_FIRST_LOOK_CHUNK_PX = 4096
 
 
 def _merged(chunks: tuple[int, ...], minimum: int) -> tuple[int, ...]:
@@ -67,6 +71,16 @@ def _in_processing_blocks(scene: xr.DataTree, minimum: int = PROCESSING_BLOCK_PX
     return out
 
 
+def _first_look(scene: xr.DataTree) -> xr.DataTree | None:
+    """The scene's product at Fmask's first-look resolution (``gmsdask.masks.fmask.first_look_m``), or None for
+    a scene small enough to sample itself or one without a ``product_path``."""
+    look_m = first_look_m(scene)
+    path = scene.attrs.get("product_path")
+    if look_m is None or not path:
+        return None
+    return open_scene(str(path), chunks=_FIRST_LOOK_CHUNK_PX, overview_m=look_m)
+
+
 def _family(platform: str) -> str:
     return "SENTINEL_2" if platform.upper().startswith("SENTINEL_2") else "LANDSAT"
 
@@ -95,7 +109,7 @@ def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     scene = _in_processing_blocks(scene)
     if algorithm == "FMASK":
         masks = fmask_scene(scene, cloud_buffer_m=cfg.cloud_buffer_m, shadow_buffer_m=cfg.shadow_buffer_m,
-                            snow_buffer_m=cfg.snow_buffer_m)
+                            snow_buffer_m=cfg.snow_buffer_m, first_look=_first_look(scene))
     else:
         masks = product_qa_masks(scene)
     # the masks are computed once and kept (on the cluster): the aerosol/water-vapour pass of correct_scene and

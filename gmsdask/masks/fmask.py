@@ -7,8 +7,13 @@ neighbour (pixel-centre lookup, so the real, downsampled test products whose gro
 The computation is three explicit steps, all in one lazy graph (nothing is computed when this is called):
 
 1. **Scene statistics** (a global reduction, one task): Fmask's clear-sky percentiles (temperature, HOT, cloud
-   probability, NIR/SWIR1 background) from every ``k``-th pixel of the grid in both directions, ``k`` chosen
-   for ~1 million samples. The sample is fixed by global pixel indices, so it does not depend on chunks.
+   probability, NIR/SWIR1 background) from ~1 million pixels, fixed by the grid so they do not depend on
+   chunks. A scene of more than 4 million Fmask pixels takes them from a *first look*
+   (:func:`first_look_m`): the product's JPEG 2000 resolution levels (or GeoTIFF overviews) at a power-of-two
+   reduction, decoded for ~8 % of a full read. Otherwise they come from every ``k``-th pixel of the scene
+   itself, and then every per-pixel block waits until every block of every band has been read: at a whole
+   Sentinel-2 tile that held 1.4 GB of TOA blocks per worker. Overview pixels are low-pass values rather than
+   samples; pixels within ``_LOOK_MARGIN_PX`` of no data are left out, as the filter mixes the fill in.
 2. **Per-pixel tests and neighbourhood steps** (``dask.array.overlap`` + ``blockwise``): the spectral tests, cloud
    probability, Fmask 4's false-positive removal, the cloud displacement index (Sentinel-2) and the cloud
    and snow buffers. The overlap is the sum of all neighbourhood radii
@@ -32,6 +37,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import xarray as xr
+from scipy import ndimage
 
 from ..algorithms.fmask_cloud import (
     FmaskParameters,
@@ -45,11 +51,14 @@ from ..algorithms.fmask_shadow import edge_shadows, match_shadows, potential_sha
 from ..algorithms.fmask_spectral import FmaskInputs, spectral_features
 from ..errors import ProcessingError
 
-__all__ = ["CONFIDENCE_NODATA", "fmask_band_names", "fmask_scene"]
+__all__ = ["CONFIDENCE_NODATA", "first_look_m", "fmask_band_names", "fmask_scene"]
 
 #: ``cloud_confidence`` value of no-data pixels.
 CONFIDENCE_NODATA = 255
 _STATISTICS_SAMPLES = 1_000_000
+#: First-look pixels this close to no data are left out of the statistics: the overviews' wavelet low-pass
+#: mixes the fill value into them.
+_LOOK_MARGIN_PX = 2
 _INPUT_ORDER = ("blue", "green", "red", "nir", "swir1", "swir2", "cirrus", "bt", "red_edge3", "nir_broad",
                 "saturated_visible")
 _COMMON = {"blue": None, "green": None, "red": None, "nir": None, "swir1": None, "swir2": None}
@@ -140,7 +149,15 @@ def _inputs(scene: xr.DataTree) -> tuple[xr.Dataset, dict[str, da.Array]]:
 
 
 def _statistics_block(*samples: np.ndarray, roles: tuple[str, ...], sample_pixel_m: float, threshold: float,
-                      cirrus_weight: float) -> np.ndarray:
+                      cirrus_weight: float, margin_px: int = 0) -> np.ndarray:
+    if margin_px:
+        invalid = np.zeros(samples[0].shape, dtype=bool)
+        for role, values in zip(roles, samples):
+            if role != "saturated_visible":
+                invalid |= ~np.isfinite(values)
+        edge = ndimage.binary_dilation(invalid, iterations=margin_px) & ~invalid
+        samples = tuple(values if role == "saturated_visible" else np.where(edge, np.float32(np.nan), values)
+                        for role, values in zip(roles, samples))
     features = spectral_features(FmaskInputs(**dict(zip(roles, samples))))
     stats = scene_statistics(features, sample_pixel_m=sample_pixel_m, threshold=threshold,
                              cirrus_weight=cirrus_weight)
@@ -212,8 +229,45 @@ def _whole(function: Any, arrays: list[da.Array], **kwargs: Any) -> da.Array:
                         meta=np.empty((), dtype=object), **kwargs)
 
 
+def first_look_m(scene: xr.DataTree) -> float | None:
+    """Pixel size (metres) of the first look Fmask's statistics should come from, or None when the scene is
+    small enough to sample itself: the coarsest power-of-two multiple of the Fmask grid's pixel that still
+    has ~``_STATISTICS_SAMPLES`` pixels (a whole Sentinel-2 tile: 80 m, 1372 x 1372)."""
+    grid, inputs = _inputs(scene)
+    height, width = next(iter(inputs.values())).shape
+    factor = 1
+    while (height // (factor * 2)) * (width // (factor * 2)) >= _STATISTICS_SAMPLES:
+        factor *= 2
+    return _pixel_m(grid) * factor if factor > 1 else None
+
+
+def _statistics(scene: xr.DataTree, first_look: xr.DataTree | None, roles: tuple[str, ...],
+                arrays: list[da.Array], pixel_m: float, threshold: float, params: FmaskParameters
+                ) -> tuple[da.Array, str]:
+    """Step 1: the statistics as a 0-d object array, and where they come from (for the attrs)."""
+    if first_look is not None:
+        look_grid, look_inputs = _inputs(first_look)
+        names = set(fmask_band_names(str(first_look.attrs["sensor"])).values())
+        decoded = [ds[band].attrs.get("decoded_from_overview", False) for ds in _groups(first_look).values()
+                   for band in ds.data_vars if band in names]
+        # a file without overviews would be decoded in full once more: then the scene samples itself
+        if set(look_inputs) == set(roles) and all(decoded):
+            look_m = _pixel_m(look_grid)
+            stats = _whole(_statistics_block, [look_inputs[role] for role in roles], roles=roles,
+                           sample_pixel_m=look_m, threshold=threshold, cirrus_weight=params.cirrus_weight,
+                           margin_px=_LOOK_MARGIN_PX)
+            return stats, f"first look at {look_m:g} m (overviews)"
+    height, width = arrays[0].shape
+    stride = max(1, math.floor(math.sqrt(height * width / _STATISTICS_SAMPLES)))
+    sample = [array[stride // 2::stride, stride // 2::stride] for array in arrays]
+    stats = _whole(_statistics_block, sample, roles=roles, sample_pixel_m=pixel_m * stride, threshold=threshold,
+                   cirrus_weight=params.cirrus_weight)
+    return stats, f"1 in {stride} pixels along each axis" if stride > 1 else "every pixel"
+
+
 def fmask_scene(scene: xr.DataTree, *, cloud_buffer_m: float = 300.0, shadow_buffer_m: float = 90.0,
-                snow_buffer_m: float = 30.0, parameters: FmaskParameters | None = None) -> xr.Dataset:
+                snow_buffer_m: float = 30.0, parameters: FmaskParameters | None = None,
+                first_look: xr.DataTree | None = None) -> xr.Dataset:
     """Fmask classes and cloud confidence of a Level-1 scene (TOA reflectance, thermal bands in K), lazily.
 
     Parameters
@@ -225,6 +279,9 @@ def fmask_scene(scene: xr.DataTree, *, cloud_buffer_m: float = 300.0, shadow_buf
         Buffers around clouds, shadows and snow/ice, metres (FORCE's defaults); they override ``parameters``.
     parameters
         All other Fmask options (:class:`gmsdask.algorithms.fmask_cloud.FmaskParameters`).
+    first_look
+        The same product opened at :func:`first_look_m` (``gmsdask.open_scene(path, overview_m=...)``): the
+        scene statistics come from it, when every input band of it was decoded from the file's overviews.
 
     Returns
     -------
@@ -248,11 +305,8 @@ def fmask_scene(scene: xr.DataTree, *, cloud_buffer_m: float = 300.0, shadow_buf
     height, width = arrays[0].shape
 
     # 1. scene statistics from a chunk-independent sample (one task)
-    stride = max(1, math.floor(math.sqrt(height * width / _STATISTICS_SAMPLES)))
-    sample = [array[stride // 2::stride, stride // 2::stride] for array in arrays]
     threshold = params.threshold_for(has_thermal="bt" in inputs)
-    stats = _whole(_statistics_block, sample, roles=roles, sample_pixel_m=pixel_m * stride, threshold=threshold,
-                   cirrus_weight=params.cirrus_weight)
+    stats, statistics_source = _statistics(scene, first_look, roles, arrays, pixel_m, threshold, params)
 
     # 2. per-pixel tests with the overlap of every neighbourhood step
     depth = neighbourhood_radius_px(params, pixel_m, with_cdi="red_edge3" in inputs and "nir_broad" in inputs)
@@ -300,6 +354,7 @@ def fmask_scene(scene: xr.DataTree, *, cloud_buffer_m: float = 300.0, shadow_buf
              "long_name": "Fmask cloud probability", "units": "%", "nodata": CONFIDENCE_NODATA})},
         coords=coords,
         attrs={"fmask_grid_group": group, "fmask_pixel_m": pixel_m, "fmask_shadow_grid_m": pixel_m * step,
+               "fmask_statistics_from": statistics_source,
                "fmask_inputs": [f"{role}:{_SENSOR_BANDS[str(scene.attrs['sensor'])].get(role, 'saturated')}"
                                 for role in roles],
                **{f"fmask_{k}": v for k, v in asdict(params).items() if v is not None}})

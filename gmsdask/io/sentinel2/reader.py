@@ -50,7 +50,8 @@ def _band_files(files: ProductFiles, layout: Layout, product: XmlDoc,
 
 
 def open_sentinel2(files: ProductFiles, *,
-                   chunks: int | Sequence[int] | Mapping[str, int] | None = None) -> xr.DataTree:
+                   chunks: int | Sequence[int] | Mapping[str, int] | None = None,
+                   overview_m: float | None = None) -> xr.DataTree:
     """Open a Sentinel-2 L1C/L2A product lazily (see ``gmsdask.io.open_scene``).
 
     Parameters
@@ -59,6 +60,8 @@ def open_sentinel2(files: ProductFiles, *,
         The product container: a ``.SAFE`` directory, a zipped SAFE, or an AWS PDS tile folder/zip.
     chunks
         Dask chunk size in pixels: an int, ``(y, x)`` or ``{"y": .., "x": ..}``; default 2048 x 2048.
+    overview_m
+        Read a first look instead (see ``gmsdask.io.open_scene``).
 
     Returns
     -------
@@ -81,4 +84,4 @@ def open_sentinel2(files: ProductFiles, *,
     attrs = root_attrs(files, layout, product, tile, radiometry, platform, crs_epsg(crs), missing)
     angles = angles_dataset(tile, crs)
     return build_scene(bands, masks, attrs, normalize_chunks(chunks), sensor=sensor,
-                       extra_groups={"angles": angles} if angles is not None else None)
+                       extra_groups={"angles": angles} if angles is not None else None, overview_m=overview_m)
