@@ -31,6 +31,13 @@ def s2(tmp_path_factory):
                                cloud_fraction=0.3, aot550=0.25)
 
 
+@pytest.fixture(scope="module")
+def landsat(tmp_path_factory):
+    # the parameters of test_fmask_scenes' product: its 6S runs are in the test cache
+    return write_landsat_l1(tmp_path_factory.mktemp("look") / "l8", platform="LANDSAT_8",
+                            location=sentinel2_extent(TILE, (600, 600)), seed=11, cloud_fraction=0.3, aot550=0.25)
+
+
 def test_overview_factor_is_the_coarsest_power_of_two_not_coarser_than_asked():
     assert overview_factor(10.0, 80.0) == 8
     assert overview_factor(20.0, 80.0) == 4
@@ -60,8 +67,7 @@ def test_first_look_reads_the_overviews_on_an_exact_coarser_grid(s2):
     assert look["r60m"].sizes == native["r60m"].sizes  # 60 m is finer than 40 m asked: read at its own grid
 
 
-def test_a_file_without_overviews_says_it_was_decoded_in_full(tmp_path):
-    landsat = write_landsat_l1(tmp_path / "l9", location=sentinel2_extent(TILE, (240, 240)), seed=2)
+def test_a_file_without_overviews_says_it_was_decoded_in_full(landsat):
     look = open_scene(landsat.path, overview_m=60.0)
     band = look["r30m"]["B4"]
     assert band.attrs["decoded_from_overview"] is False
@@ -90,9 +96,7 @@ def test_fmask_statistics_from_the_first_look_give_the_same_clouds(s2, monkeypat
     assert (classes == strided.fmask.values).mean() > 0.98
 
 
-def test_fmask_without_overviews_samples_the_scene_itself(tmp_path, monkeypatch):
-    landsat = write_landsat_l1(tmp_path / "l8", platform="LANDSAT_8", location=sentinel2_extent(TILE, (240, 240)),
-                               seed=2, cloud_fraction=0.2)
+def test_fmask_without_overviews_samples_the_scene_itself(landsat, monkeypatch):
     monkeypatch.setattr(fmask, "_STATISTICS_SAMPLES", 500)
     scene = open_scene(landsat.path)
     masks = fmask_scene(scene, first_look=open_scene(landsat.path, overview_m=fmask.first_look_m(scene)))
