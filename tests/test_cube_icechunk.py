@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+from pathlib import Path
 
 import dask
 import icechunk
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 
 from gmsdask.errors import CubeWriteCanceled, CubeWriteError, ProcessingError
 from gmsdask.io import cube_writer
+from gmsdask.io.cube_storage import repository_exists
 from gmsdask.io.cube import SceneSlot, cube_log, open_cube, tag_cube, write_scene
 
 from .cube_helpers import (
@@ -27,6 +31,10 @@ from .cube_helpers import (
 def _plain(path) -> xr.Dataset:
     repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(path)))
     return xr.open_zarr(repo.readonly_session("main").store, consolidated=False).sortby("time")
+
+
+def _staging_leftovers(parent: Path) -> list[str]:
+    return [p.name for p in parent.iterdir() if p.name.startswith(".") and "staging" in p.name]
 
 
 def test_scene_write_is_one_commit_and_reopens_with_equal_values(tmp_path):
@@ -87,8 +95,8 @@ def test_per_slot_coordinates_are_checked(tmp_path):
     with pytest.raises(ProcessingError, match="aot550='thick' is not float32"):
         write_scene(tmp_path / "c.icechunk", scene_dataset(1), GRID,
                     SceneSlot("A", np.datetime64("2022-10-05"), {"aot550": "thick"}), origin=(0, 0))
-    assert cube_log(tmp_path / "c.icechunk")[-1].message == "Repository initialized"
-    assert len(cube_log(tmp_path / "c.icechunk")) == 1
+    # a failed first write leaves no repository, and no staging directory either
+    assert not (tmp_path / "c.icechunk").exists() and _staging_leftovers(tmp_path) == []
 
 
 def _interleave(monkeypatch, action) -> None:
@@ -212,9 +220,10 @@ def test_a_scene_without_pixels_in_the_window_is_not_written_when_asked(tmp_path
     assert written is not None and written.time_index == 1
     cube = open_cube(path)
     assert int((~cube.nodata.sel(time=cube.scene_id == "B")).sum()) == 1
-    # a new cube whose only scene has no pixel: nothing committed, open_cube says the cube is empty
+    # a new cube whose only scene has no pixel: nothing appears at its location (no empty repository either)
     new = tmp_path / "29UNV.icechunk"
     assert write_scene(new, empty, GRID, scene_slot("B"), origin=origin, skip_empty=True) is None
+    assert not new.exists() and _staging_leftovers(tmp_path) == []
     with pytest.raises(ProcessingError, match="29UNV"):
         open_cube(new)
 
@@ -238,3 +247,93 @@ def test_upstream_work_the_variables_share_runs_once_per_block(tmp_path):
     cube = open_cube(tmp_path / "29UNU.icechunk")
     rows, cols = slice(origin[0], origin[0] + 128), slice(origin[1], origin[1] + 192)
     np.testing.assert_allclose(cube.B8A.isel(time=0, y=rows, x=cols).values, shared.compute() * 2, atol=1e-4)
+
+
+def test_a_new_cube_is_staged_beside_its_location_and_renamed_into_place(tmp_path):
+    path = tmp_path / "29UNU.icechunk"
+    seen = []
+
+    def cancel_never() -> bool:  # polled during the write: records what the parent directory holds then
+        seen.append((path.exists(), _staging_leftovers(tmp_path)))
+        return False
+
+    first = write(path, "A", should_cancel=cancel_never)
+    assert first.created_cube and first.time_index == 0
+    # while the scene was written, only a hidden staging directory existed; the location appeared with the commit
+    assert seen[-1][1] and not any(exists for exists, _ in seen)
+    assert repository_exists(path) and _staging_leftovers(tmp_path) == []
+    assert [c.message for c in cube_log(path)] == ["job -: write scene A", "Repository initialized"]
+    assert_slot_holds(open_cube(path), "A")
+    second = write(path, "B")  # the renamed repository takes further commits in place
+    assert (second.created_cube, second.time_index) == (False, 1)
+    cube = open_cube(path)
+    for scene_id in "AB":
+        assert_slot_holds(cube, scene_id)
+
+
+def test_a_writer_whose_new_cube_was_created_by_another_moves_its_commit_there(tmp_path, monkeypatch):
+    """Two writers create one tile: the one that publishes second copies its encoded chunks into the other's
+    cube (nothing is computed again) and reports the cube as not created by it."""
+    path = tmp_path / "29UNU.icechunk"
+    original, pending, other = cube_writer.staged_repository, [lambda: write(path, "B")], []
+
+    @contextlib.contextmanager
+    def racing(location, options=None):
+        with original(location, options) as (repo, publish):
+            def publish_late() -> bool:
+                if pending:  # the other writer creates the cube between this commit and this publish
+                    other.append(pending.pop()())
+                return publish()
+            yield repo, (publish_late if publish is not None else None)
+
+    monkeypatch.setattr(cube_writer, "staged_repository", racing)
+    computed, original_window = [], cube_writer._write_window
+
+    def write_window(*args):  # counts the chunk windows computed
+        computed.append(args[3:5])
+        return original_window(*args)
+
+    monkeypatch.setattr(cube_writer, "_write_window", write_window)
+    with dask.config.set(scheduler="synchronous"):
+        late = write(path, "C")
+    assert other[0].created_cube and other[0].time_index == 0
+    assert (late.created_cube, late.time_index, late.attempts) == (False, 1, 2)
+    assert len(computed) == 12  # six chunks of B and six of C: C was not computed again
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(path)))
+    assert list(zarr.open_array(repo.readonly_session("main").store, path="scene_id")[:]) == ["B", "C"]
+    assert [c.message for c in cube_log(path)] == ["job -: write scene C", "job -: write scene B",
+                                                   "Repository initialized"]
+    cube = open_cube(path)
+    assert sorted(cube.scene_id.values) == ["B", "C"]
+    for scene_id in "BC":
+        assert_slot_holds(cube, scene_id)
+    assert _staging_leftovers(tmp_path) == []
+
+
+def test_a_new_cube_whose_write_fails_leaves_nothing(tmp_path):
+    path = tmp_path / "29UNU.icechunk"
+    staged = []
+
+    def cancel_once_staged() -> bool:  # the stop flag arrives while the staging repository is written
+        staged.extend(_staging_leftovers(tmp_path))
+        return bool(staged)
+
+    with pytest.raises(CubeWriteCanceled, match="nothing was written"):
+        write(path, "A", should_cancel=cancel_once_staged)
+    assert staged, "the cancel must come during the staged write"
+    assert not path.exists() and _staging_leftovers(tmp_path) == []
+    with pytest.raises(ProcessingError, match="29UNU"):
+        open_cube(path)
+
+
+def test_what_is_at_a_new_cubes_location_decides_whether_it_is_written(tmp_path):
+    empty = tmp_path / "29UNU.icechunk"
+    empty.mkdir()  # an empty directory is replaced by the cube
+    assert write(empty, "A").created_cube
+    assert_slot_holds(open_cube(empty), "A")
+    other = tmp_path / "29UNV.icechunk"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(CubeWriteError, match="29UNV.icechunk.*no Icechunk repository"):
+        write(other, "A")
+    assert [p.name for p in other.iterdir()] == ["notes.txt"] and _staging_leftovers(tmp_path) == []

@@ -54,7 +54,8 @@ def test_first_look_reads_the_overviews_on_an_exact_coarser_grid(s2):
         assert coarse.sizes["y"] == full.sizes["y"] // factor and coarse.sizes["x"] == full.sizes["x"] // factor
         # pixel centres of the coarse grid: the centres of factor x factor native blocks
         step = float(full.x[1] - full.x[0])
-        np.testing.assert_allclose(coarse.x.values[:3], full.x.values[0] - step / 2 + step * factor * (np.arange(3) + 0.5))
+        np.testing.assert_allclose(coarse.x.values[:3],
+                                   full.x.values[0] - step / 2 + step * factor * (np.arange(3) + 0.5))
         band = coarse["B11" if group == "r20m" else "B04"]
         assert band.attrs["decoded_from_overview"] and band.attrs["overview_m"] == 40.0
         # the overview is the wavelet low-pass of the band: close to the block mean, not a copy of a pixel

@@ -130,10 +130,13 @@ def test_all_nodata_scene_writes_nothing(tmp_path):
     everything = (ulx, uly - 200_000, ulx + 200_000, uly)
     l2a = _l2a(cfg, nodata_box=everything)
     assert write_scene_to_tiles(l2a, cfg, scene_id="A") == []
-    # the writes counted no pixel with data and committed nothing: no cube (the repository the first write
-    # opened stays empty, and opening it says so)
+    # the writes counted no pixel with data and committed nothing: nothing at the cube's location (the repository
+    # was staged beside it and removed), and opening the cube says there is none
+    location = Path(cube_path(cfg, "29UNU"))
+    assert not location.exists()
+    assert [p.name for p in location.parent.iterdir() if p.name.startswith(".") and "staging" in p.name] == []
     with pytest.raises(ProcessingError, match="29UNU"):
-        open_cube(cube_path(cfg, "29UNU"))
+        open_cube(location)
     # a tile the scene does not reach at all is skipped too
     assert write_scene_to_tiles(_l2a(cfg), cfg, scene_id="A", tiles=["29UPU"]) == []
 

@@ -12,6 +12,9 @@ reference, which object stores provide but Icechunk's local file-system storage 
 concurrent commits", earth-mover/icechunk#804 and #1494). :func:`commit_guard` therefore makes the few milliseconds
 of a local commit (read the branch tip, compare, write) exclusive with ``fcntl.flock`` on ``<TILE>.icechunk.commit``;
 slot allocation and the pixel writes stay lock-free, and object stores need no lock at all.
+
+A new local cube is written in a hidden staging directory beside its location and renamed into place once it holds
+its first commit (:func:`staged_repository`), so a tile never shows up half-created or empty.
 """
 
 from __future__ import annotations
@@ -20,16 +23,18 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import Iterator
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import icechunk
 
-from ..errors import ConfigError, ProcessingError
+from ..errors import ConfigError, CubeWriteError, ProcessingError
 
 __all__ = ["CubeStorageOptions", "cube_location", "is_url", "open_repository", "repository_exists",
-           "commit_guard", "normalize_location"]
+           "commit_guard", "normalize_location", "staged_repository"]
 
 _SCHEMES = ("s3", "gs")
 _logger = logging.getLogger(__name__)
@@ -152,3 +157,55 @@ def commit_guard(location: str | os.PathLike[str]) -> Iterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def _check_free(location: str) -> None:
+    """Raises when something other than an empty directory is at ``location`` (``os.rename`` replaces only that)."""
+    target = Path(location)
+    if target.exists() and not (target.is_dir() and not any(target.iterdir())):
+        raise CubeWriteError(location, "cube", "something that is no Icechunk repository is at this location; "
+                                               "move it away to write the cube there")
+
+
+@contextlib.contextmanager
+def staged_repository(location: str | os.PathLike[str], options: CubeStorageOptions | None = None
+                      ) -> Iterator[tuple[icechunk.Repository, Callable[[], bool] | None]]:
+    """The repository a scene write goes to, and how to publish it (``None``: nothing to publish).
+
+    An existing repository, and any object-store location, is written in place: ``(repository, None)``. A local
+    location without a repository gets a new one in a private staging directory beside it,
+    ``.<name>.staging-<pid>-<hex>`` (hidden, so a glob of ``*.icechunk`` never lists it); ``publish()`` then
+    renames it to ``location`` under :func:`commit_guard` and returns True, or returns False, leaving it, when
+    another writer created a repository there meanwhile (the caller moves its commit into that one). The staging
+    directory is removed when the context exits, whatever happened, so a write that commits nothing, fails or is
+    canceled leaves nothing at ``location``.
+    """
+    location = normalize_location(location)
+    if is_url(location) or repository_exists(location, options):
+        yield open_repository(location, create=True, options=options), None
+        return
+    _check_free(location)  # before the scene is computed, not only when it is published
+    target = Path(location)
+    staging = target.with_name(f".{target.name}.staging-{os.getpid()}-{uuid.uuid4().hex}")
+
+    def publish() -> bool:
+        with commit_guard(location):
+            if repository_exists(location, options):
+                return False
+            _check_free(location)
+            os.rename(staging, target)  # atomic on one file system; replaces an empty directory
+            return True
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            repo = icechunk.Repository.create(_storage(str(staging), options))
+        except icechunk.IcechunkError as error:
+            raise ProcessingError(location, "cube", f"cannot create the Icechunk repository: {error}") from error
+        yield repo, publish
+    finally:
+        try:
+            if staging.exists():
+                shutil.rmtree(staging)
+        except OSError as error:  # never hide the write's own outcome behind a failed clean-up
+            _logger.warning("cannot remove the staging directory %s: %s", staging, error)

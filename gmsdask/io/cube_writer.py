@@ -5,7 +5,7 @@ scene's own slot when the scene id is already in the cube), its per-slot coordin
 the commit nothing is visible; a crash, a full disk or a cancel leaves the cube at its last commit (the orphaned
 chunk objects are removed by Icechunk's garbage collection).
 
-Steps, on a fresh writable session:
+Steps, on a fresh writable session (of a staging repository when a local cube does not exist yet, see 4):
 
 1. a fork of the session creates the cube (first write), adds variables the cube lacks, finds or appends the
    scene's slot, writes the per-slot coordinates and, for a re-written slot, deletes its chunks outside the new
@@ -16,11 +16,18 @@ Steps, on a fresh writable session:
 3. commit, with the job and scene in the message. If another writer committed first, Icechunk's rebase
    (``ConflictDetector``) is tried; when the changes collide (both appended a slot), the write is repeated on a new
    session: the slot is allocated again and the already encoded chunks are copied from the failed session to the
-   new slot, so the scene is never computed twice.
+   new slot, so the scene is never computed twice;
+4. a new local cube is created and written in a hidden staging directory beside its location
+   (:func:`~gmsdask.io.cube_storage.staged_repository`) and, after its commit, renamed to the location under the
+   commit lock: a tile appears with its first scene or not at all (a ``skip_empty`` write that found no pixel, a
+   failure or a cancel removes the staging directory; only a killed process leaves one, ``.<TILE>.icechunk.staging-*``,
+   which can be deleted). When another writer created the cube meanwhile, the commit is moved into that cube as in
+   step 3. Object stores have no rename: a new cube is created in place there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import time
@@ -60,6 +67,7 @@ from .cube_storage import (
     normalize_location,
     open_repository,
     repository_exists,
+    staged_repository,
 )
 
 __all__ = ["CubeGrid", "SceneSlot", "CubeWrite", "write_scene"]
@@ -323,8 +331,10 @@ def write_scene(location: str | os.PathLike[str], data: xr.Dataset, grid: CubeGr
         Commits tried when other writers keep committing first.
     skip_empty
         When the scene has no pixel with data in the window (known from the same chunk tasks that write it, so no
-        pass over the pixels precedes the write), drop the transaction and return None: the cube is not changed
-        (a repository created by this call holds no commit: :func:`gmsdask.open_cube` says it is empty).
+        pass over the pixels precedes the write), drop the transaction and return None: the cube is not changed,
+        and a local cube this call would have created does not appear at all (its staging directory is removed).
+        On object storage a new cube is created in place, so an empty repository remains there
+        (:func:`gmsdask.open_cube` says it is empty).
 
     Raises
     ------
@@ -357,43 +367,48 @@ def write_scene(location: str | os.PathLike[str], data: xr.Dataset, grid: CubeGr
             raise CubeWriteError(slot.scene_id, "L2C", problem)
     valid = 0
     try:
-        repo = open_repository(location, create=True, options=options)
-        previous: tuple[icechunk.Session, _Slot] | None = None
-        for attempt in range(1, max_attempts + 1):
-            session = repo.writable_session("main")
-            fork = session.fork()
-            placed = _prepare(fork.store, location, grid, template_specs, slot, window)
-            stored = {name: spec_from_array(name, zarr.open_array(fork.store, path=name, mode="r"))
-                      for name in specs}
-            if previous is None:
-                tasks = _chunk_tasks(fork, data, stored, placed.index, origin, grid.chunks)
-                forks = []
-                for start in range(0, len(tasks), _BATCH):
-                    _check_cancel(should_cancel, location, slot.scene_id)
-                    for written, count in _compute(tasks[start:start + _BATCH], should_cancel, location,
-                                                   slot.scene_id):
-                        forks.append(written)
-                        valid += count
-                if skip_empty and not valid:
-                    # nothing is committed; a repository this call created stays without a cube (removing it
-                    # could race with another writer creating the same tile right now)
-                    return None
-                others = [other for other in forks if other is not fork]
-                if others:
-                    fork.merge(*others)
-            else:
-                _copy_slot(previous[0], fork.store, list(specs), previous[1].index, placed.index, window)
-            session.merge(fork)
-            _check_cancel(should_cancel, location, slot.scene_id)
-            try:
-                with commit_guard(location):
-                    snapshot = session.commit(message, metadata=metadata,
-                                              rebase_with=icechunk.ConflictDetector(), rebase_tries=3)
-            except (icechunk.ConflictError, icechunk.RebaseFailedError):
-                previous = (session, placed)
-                continue
-            return CubeWrite(location, slot.scene_id, placed.index, placed.created, placed.replaced, snapshot,
-                             attempt)
+        with staged_repository(location, options) as (repo, publish):
+            previous: tuple[icechunk.Session, _Slot] | None = None
+            for attempt in range(1, max_attempts + 1):
+                session = repo.writable_session("main")
+                fork = session.fork()
+                placed = _prepare(fork.store, location, grid, template_specs, slot, window)
+                stored = {name: spec_from_array(name, zarr.open_array(fork.store, path=name, mode="r"))
+                          for name in specs}
+                if previous is None:
+                    tasks = _chunk_tasks(fork, data, stored, placed.index, origin, grid.chunks)
+                    forks = []
+                    for start in range(0, len(tasks), _BATCH):
+                        _check_cancel(should_cancel, location, slot.scene_id)
+                        for written, count in _compute(tasks[start:start + _BATCH], should_cancel, location,
+                                                       slot.scene_id):
+                            forks.append(written)
+                            valid += count
+                    if skip_empty and not valid:
+                        return None  # nothing committed; a staging repository goes with the context
+                    others = [other for other in forks if other is not fork]
+                    if others:
+                        fork.merge(*others)
+                else:
+                    _copy_slot(previous[0], fork.store, list(specs), previous[1].index, placed.index, window)
+                session.merge(fork)
+                _check_cancel(should_cancel, location, slot.scene_id)
+                try:
+                    # a staging repository is private to this call: no lock (nor a lock file left beside it)
+                    with commit_guard(location) if publish is None else contextlib.nullcontext():
+                        snapshot = session.commit(message, metadata=metadata,
+                                                  rebase_with=icechunk.ConflictDetector(), rebase_tries=3)
+                except (icechunk.ConflictError, icechunk.RebaseFailedError):
+                    previous = (session, placed)
+                    continue
+                if publish is not None and not publish():
+                    # another writer created the cube meanwhile: the slot's encoded chunks are copied from the
+                    # staging repository (removed only when the context exits) into the real one, as after a conflict
+                    previous = (repo.readonly_session("main"), placed)
+                    repo, publish = open_repository(location, options=options), None
+                    continue
+                return CubeWrite(location, slot.scene_id, placed.index, placed.created, placed.replaced, snapshot,
+                                 attempt)
     except (CubeWriteError, ProcessingError):
         raise
     except (OSError, icechunk.IcechunkError) as error:
