@@ -1,21 +1,28 @@
 """The first look: a product read at its JPEG 2000 resolution levels (``open_scene(..., overview_m=...)``), and
-Fmask's scene statistics taken from it for large scenes, so that no per-pixel block waits for the whole scene.
+what large scenes take from it: Fmask's scene statistics, so that no per-pixel block waits for the whole scene,
+and the aerosol and water-vapour sums, so that L1C needs no full pass over the scene of its own.
 
 The synthetic products here are small; the module constant that decides when a scene is large is lowered, so
 that the same path a whole tile takes runs on them."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import numpy as np
 import pytest
+import xarray as xr
 
-from gmsdask.algorithms.fmask_qa import CLOUD, NODATA
+from gmsdask.algorithms.fmask_qa import CLEAR, CLOUD, NODATA, SHADOW, WATER
+from gmsdask.atmosphere import correct_scene
 from gmsdask.io import open_scene
 from gmsdask.io.raster import raster_info
 from gmsdask.io.scene import overview_factor
 from gmsdask.levels import l1c
-from gmsdask.masks import fmask, fmask_scene
+from gmsdask.masks import coarse_masks, fmask, fmask_scene
 from gmsdask.synthetic import sentinel2_extent, write_landsat_l1, write_sentinel2_l1c
+
+from .atmosphere_fixtures import atmosphere_cache  # noqa: F401
 
 TILE = "33UUU"
 NO_BUFFERS = {"cloud_buffer_m": 0.0, "shadow_buffer_m": 0.0, "snow_buffer_m": 0.0}
@@ -113,3 +120,83 @@ def test_l1c_opens_the_first_look_of_a_large_scene_only(s2, monkeypatch):
     without_path = scene.copy()
     del without_path.attrs["product_path"]
     assert l1c._first_look(without_path) is None
+
+
+# --- aerosol and water vapour from a first look (the products and 6S geometries of test_atmosphere_roundtrip) ---
+
+ROUNDTRIP_TIME = datetime(2024, 6, 1, 10, 20, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def clear_products(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("look_atmosphere")
+    size = (600, 600)
+    return {
+        "SENTINEL_2B": write_sentinel2_l1c(folder / "s2", platform="SENTINEL_2B", tile=TILE, size=size, seed=11,
+                                           acquisition_time=ROUNDTRIP_TIME, aot550=0.2),
+        "LANDSAT_9": write_landsat_l1(folder / "l9", platform="LANDSAT_9", location=sentinel2_extent(TILE, size),
+                                      acquisition_time=ROUNDTRIP_TIME.replace(minute=5), seed=11, aot550=0.2)}
+
+
+@pytest.mark.parametrize("platform,look_m", [("SENTINEL_2B", 40.0), ("LANDSAT_9", 60.0)])
+def test_aerosol_and_water_vapour_from_a_first_look(clear_products, atmosphere_cache, platform, look_m):
+    product = clear_products[platform]
+    scene = open_scene(product.path)
+    full_tree, full = correct_scene(scene, cache_dir=atmosphere_cache)
+    look_tree, look = correct_scene(scene, cache_dir=atmosphere_cache,
+                                    first_look=open_scene(product.path, overview_m=look_m))
+    assert full.retrieval_pixel_m is None and look.retrieval_pixel_m == look_m
+    assert look.tables.runs == 0, "the committed 6S cache lacks this geometry"
+    assert look.aot_source == "dark_dense_vegetation" and look.aot_retrieved_cells >= 2
+    # the retrieval's acceptance (issue 9) holds on the first look, and it stays close to the full retrieval
+    assert abs(look.aot550_mean - 0.2) <= 0.05 + 0.15 * 0.2, look.facts()
+    assert abs(look.aot550_mean - full.aot550_mean) <= 0.02, (look.facts(), full.facts())
+    assert look.water_vapour_source == full.water_vapour_source
+    if platform == "SENTINEL_2B":
+        assert look.water_vapour_source == "B09/B8A ratio" and look.water_vapour_gcm2 == full.water_vapour_gcm2
+    group, band = ("r10m", "B04") if platform == "SENTINEL_2B" else ("r30m", "B4")
+    truth = product.surface_reflectance[group][band].values
+    clear_land = (product.scene[group]["land_cover"].values > 1) & np.isfinite(truth)
+    error = np.abs(look_tree[group].ds[band].values - truth)[clear_land]
+    assert np.mean(error <= 0.005 + 0.05 * truth[clear_land]) >= 0.9
+
+
+def test_a_first_look_that_does_not_tile_the_aerosol_cells_is_not_used(clear_products, atmosphere_cache):
+    product = clear_products["SENTINEL_2B"]
+    # 3 km cells are 75 pixels of 40 m, but 37.5 of 80 m: the first look would sum other ground than the cells
+    _, info = correct_scene(open_scene(product.path), cache_dir=atmosphere_cache,
+                            first_look=open_scene(product.path, overview_m=80.0))
+    assert info.retrieval_pixel_m is None
+
+
+def test_coarse_masks_are_clear_only_where_every_fine_pixel_is():
+    fine = np.array([[CLEAR, CLEAR, CLEAR, CLOUD, CLEAR],
+                     [CLEAR, CLEAR, WATER, CLEAR, CLEAR],
+                     [SHADOW, CLEAR, NODATA, NODATA, CLEAR],
+                     [CLEAR, CLEAR, NODATA, NODATA, CLEAR],
+                     [CLEAR, CLEAR, CLEAR, CLEAR, CLEAR]], dtype=np.uint8)
+    masks = xr.Dataset({"fmask": (("y", "x"), fine)}, coords={"y": 100.0 - 20.0 * np.arange(5) - 10.0,
+                                                             "x": 20.0 * np.arange(5) + 10.0},
+                       attrs={"fmask_grid_group": "r20m"})
+    coarse = coarse_masks(masks, 2)
+    np.testing.assert_array_equal(coarse.fmask.values, [[CLEAR, CLOUD], [SHADOW, NODATA]])
+    np.testing.assert_allclose(coarse.x.values, [20.0, 60.0])
+    np.testing.assert_allclose(coarse.y.values, [80.0, 40.0])
+    assert coarse.attrs["fmask_grid_group"] == "r20m"
+
+
+def test_l1c_retrieval_look_is_masked_like_the_scene(s2, landsat, monkeypatch):
+    scene = open_scene(s2.path)
+    masks = fmask_scene(scene).compute()
+    assert l1c._retrieval_look(scene, masks) is None  # a small scene: its own pass is cheap
+    monkeypatch.setattr(fmask, "_STATISTICS_SAMPLES", 5000)
+    look = l1c._retrieval_look(scene, masks)
+    assert look["r20m"].sizes["x"] == 150 and look["r10m"].sizes["x"] == 150  # 40 m: twice the masks' pixel
+    coarse = coarse_masks(masks, 2).fmask.values
+    for group, band in (("r20m", "B11"), ("r10m", "B04")):
+        values = look[group].ds[band].values
+        assert np.isnan(values[np.isin(coarse, [CLOUD, SHADOW, NODATA])]).all()
+        assert np.isfinite(values[coarse == CLEAR]).all() and (coarse == CLEAR).mean() > 0.3
+    landsat_scene = open_scene(landsat.path)
+    # GeoTIFFs without overviews would be decoded in full again: L1C takes the sums from the scene itself
+    assert l1c._retrieval_look(landsat_scene, fmask_scene(landsat_scene).compute()) is None

@@ -28,6 +28,7 @@ import xarray as xr
 
 from ..algorithms.atmospheric import cell_bilinear, invert_lambertian
 from ..errors import GmsdaskError, ProcessingError
+from ..masks import mask_on_grid
 from ..sensors import get_sensor
 from .aerosol import (DDV_ROLES, AerosolField, CellGrid, DarkTargets, block_mean, dark_target_sums, ddv_cells,
                       retrieve_aerosol)
@@ -69,6 +70,7 @@ class AtmosphereInfo:
     ozone_cm_atm: float | None = None
     elevation_m: float | None = None
     geometry_source: str = ""
+    retrieval_pixel_m: float | None = None
     corrected_bands: tuple[str, ...] = ()
     tables: TableStats = field(default_factory=TableStats)
 
@@ -76,7 +78,7 @@ class AtmosphereInfo:
         facts = {name: getattr(self, name) for name in
                  ("status", "note", "aot550_mean", "aot550_min", "aot550_max", "aot_source", "aot_retrieved_cells",
                   "aot_rejected_cells", "aot_cells", "water_vapour_gcm2", "water_vapour_source", "ozone_cm_atm",
-                  "elevation_m", "geometry_source")}
+                  "elevation_m", "geometry_source", "retrieval_pixel_m")}
         facts["corrected_bands"] = list(self.corrected_bands)
         facts["sixs_runs"] = self.tables.runs
         facts["sixs_cpu_seconds"] = round(self.tables.cpu_seconds, 3)
@@ -121,14 +123,38 @@ def _scene_box(scene: xr.DataTree, groups: list[str]) -> tuple[float, float, flo
 
 def _vapour_sums(scene: xr.DataTree, platform: str, available: dict[str, str]
                  ) -> tuple[da.Array, da.Array, da.Array] | None:
-    """Lazy sums of B09 and B8A TOA reflectance over bright land and their count (Sentinel-2), else None."""
+    """Lazy sums of B09 and B8A TOA reflectance over bright land and their count (Sentinel-2), else None.
+    B8A is averaged onto B09's grid where it nests (20 m in 60 m), else (a first look at 40 m) taken at B09's
+    pixel centres: both sums are means over the scene's bright land, which sampling barely changes."""
     if not (get_sensor(platform).sensor == "MSI" and "B09" in available and "B8A" in available):
         return None
-    b09 = da.asarray(scene[available["B09"]].ds["B09"].data).astype(np.float64)
-    b8a = block_mean(scene[available["B8A"]].ds["B8A"], 3)[: b09.shape[0], : b09.shape[1]]
+    b09_group, b8a_group = scene[available["B09"]].ds, scene[available["B8A"]].ds
+    b09 = da.asarray(b09_group["B09"].data).astype(np.float64)
+    ratio = _pixel_m(b09_group) / _pixel_m(b8a_group)
+    if abs(ratio - round(ratio)) < 1e-6:
+        b8a = block_mean(b8a_group["B8A"], int(round(ratio)))
+    else:
+        b8a = da.asarray(mask_on_grid(b8a_group[["B8A"]], b09_group)["B8A"].data).astype(np.float64)
+    b8a = b8a[: b09.shape[0], : b09.shape[1]]
     b09 = b09[: b8a.shape[0], : b8a.shape[1]].rechunk(b8a.chunks)
     bright = (b8a > 0.15) & da.isfinite(b09)
     return da.where(bright, b09, 0.0).sum(), da.where(bright, b8a, 0.0).sum(), bright.sum()
+
+
+def _pixel_m(group: xr.Dataset) -> float:
+    return float(abs(group["x"].values[1] - group["x"].values[0]))
+
+
+def _retrieval_scene(scene: xr.DataTree, first_look: xr.DataTree | None, roles: dict[str, tuple[str, str]],
+                     cells: CellGrid) -> tuple[xr.DataTree, float | None]:
+    """The scene the aerosol and water-vapour sums read, and its retrieval pixel size when it is the first look:
+    the first look only where its coarsest retrieval band tiles the aerosol cells in whole pixels (else the
+    cells would cover other ground than on the scene's own grids)."""
+    if first_look is None:
+        return scene, None
+    common = max(_pixel_m(first_look[group].ds) for group, _ in roles.values())
+    pixels = cells.size_m / common
+    return (first_look, common) if abs(pixels - round(pixels)) < 1e-6 else (scene, None)
 
 
 def _water_vapour(sums: tuple[float, float, float] | None, platform: str, value: float | None,
@@ -260,7 +286,8 @@ def correct_scene(scene: xr.DataTree, *, aot550: float = 0.2, water_vapour: floa
                   ozone: float | None = None, path_dem: str = "", estimate_accuracy: bool = True,
                   cache_dir: Any = None, cell_size_m: float = 3000.0, min_dark_fraction: float = 0.01,
                   ddv_blue: tuple[float, float] = (0.25, 0.0), ddv_red: tuple[float, float] = (0.5, 0.0),
-                  landsat_view_angles: bool = False) -> tuple[xr.DataTree, AtmosphereInfo]:
+                  landsat_view_angles: bool = False, first_look: xr.DataTree | None = None
+                  ) -> tuple[xr.DataTree, AtmosphereInfo]:
     """6S-based atmospheric correction of a Level-1 scene (lazy result; see the module doc).
 
     Parameters
@@ -290,6 +317,12 @@ def correct_scene(scene: xr.DataTree, *, aot550: float = 0.2, water_vapour: floa
         ``ac_landsat_view_angles``); off: Landsat is corrected as seen from nadir (see
         ``gmsdask.atmosphere.inputs.cell_geometry`` for what that costs in accuracy and what the view geometry
         costs in 6S runs). Sentinel-2's view angles always enter.
+    first_look
+        The same scene read at a coarser grid from its products' overviews and masked like ``scene`` (no data
+        where any of its pixels is masked: ``gmsdask.masks.coarse_masks``): the dark-target and water-vapour
+        sums are taken from it instead of from a pass over ``scene``, when its retrieval bands tile the aerosol
+        cells in whole pixels. The sums are linear in reflectance, so coarser pixels change which pixels count as
+        dark vegetation, not the physics; ``AtmosphereInfo.retrieval_pixel_m`` says which grid was used.
 
     Returns
     -------
@@ -304,7 +337,7 @@ def correct_scene(scene: xr.DataTree, *, aot550: float = 0.2, water_vapour: floa
         return _correct(scene, aot550=aot550, water_vapour=water_vapour, ozone=ozone, path_dem=path_dem,
                         estimate_accuracy=estimate_accuracy, cache_dir=cache_dir, cell_size_m=cell_size_m,
                         min_dark_fraction=min_dark_fraction, relations=(ddv_blue, ddv_red),
-                        landsat_view_angles=landsat_view_angles)
+                        landsat_view_angles=landsat_view_angles, first_look=first_look)
     except ProcessingError:
         raise
     except (GmsdaskError, ValueError, KeyError, OSError) as error:
@@ -313,8 +346,8 @@ def correct_scene(scene: xr.DataTree, *, aot550: float = 0.2, water_vapour: floa
 
 def _correct(scene: xr.DataTree, *, aot550: float, water_vapour: float | None, ozone: float | None, path_dem: str,
              estimate_accuracy: bool, cache_dir: Any, cell_size_m: float, min_dark_fraction: float,
-             relations: tuple[tuple[float, float], tuple[float, float]], landsat_view_angles: bool
-             ) -> tuple[xr.DataTree, AtmosphereInfo]:
+             relations: tuple[tuple[float, float], tuple[float, float]], landsat_view_angles: bool,
+             first_look: xr.DataTree | None = None) -> tuple[xr.DataTree, AtmosphereInfo]:
     platform = str(scene.attrs["platform"])
     if not 0.0 <= aot550 <= 1.0:
         raise ValueError(f"aot550 {aot550} is outside the tables' 0..1")
@@ -333,13 +366,15 @@ def _correct(scene: xr.DataTree, *, aot550: float, water_vapour: float | None, o
     ozone_value = DEFAULT_OZONE_CM_ATM if ozone is None else float(ozone)
     swir_terms = _swir_first_guess(platform, roles["swir22"][1], geometry, AtmosphereState(
         aot550, DEFAULT_WATER_VAPOUR_GCM2, ozone_value, elevation_m / 1000.0), cache)
-    # the one eager pass over the scene: dark-target cell sums and the water-vapour band sums together, so the
-    # masked scene's graph (Fmask) runs once for both; only small numpy results leave it. It runs on a copy
+    # the one eager pass over the scene (or over its first look, a fraction of the decoding): dark-target cell
+    # sums and the water-vapour band sums together, so the masked scene's graph runs once for both; only small
+    # numpy results leave it. It runs on a copy
     # of the graph under new keys: on a distributed cluster the lazy result is submitted later, possibly from
     # another client, and keys shared with this computation but fused differently make the scheduler warn
     # "Detected different run_spec" (dask/dask#9888) while this computation's copies are being released
-    dark_sums = dark_target_sums(scene, roles, cells, swir_terms=swir_terms)
-    vapour_sums = _vapour_sums(scene, platform, available) if water_vapour is None else None
+    retrieval, retrieval_m = _retrieval_scene(scene, first_look, roles, cells)
+    dark_sums = dark_target_sums(retrieval, roles, cells, swir_terms=swir_terms)
+    vapour_sums = _vapour_sums(retrieval, platform, available) if water_vapour is None else None
     count, sums, vapour_values = _compute_under_own_keys(dark_sums.count, dark_sums.sums, vapour_sums)
     targets = DarkTargets.of(count, sums, dark_sums.cell_pixels, dark_sums.tiers)
     vapour = _water_vapour(vapour_values, platform, water_vapour, geometry, aot550, ozone_value,
@@ -374,7 +409,8 @@ def _correct(scene: xr.DataTree, *, aot550: float, water_vapour: float | None, o
         aot_retrieved_cells=int(aerosol.retrieved.sum()), aot_rejected_cells=int(aerosol.rejected.sum()),
         aot_cells=int(aerosol.retrieved.size),
         water_vapour_gcm2=vapour.value_gcm2, water_vapour_source=vapour.source, ozone_cm_atm=ozone_value,
-        elevation_m=round(elevation_m, 1), geometry_source=geometry_note, corrected_bands=tuple(bands), tables=stats)
+        elevation_m=round(elevation_m, 1), geometry_source=geometry_note, retrieval_pixel_m=retrieval_m,
+        corrected_bands=tuple(bands), tables=stats)
     attrs = dict(scene.attrs, ac_aot550=info.aot550_mean, ac_aot_source=aerosol.source,
                  ac_water_vapour_gcm2=vapour.value_gcm2, ac_water_vapour_source=vapour.source,
                  ac_ozone_cm_atm=ozone_value, ac_elevation_m=info.elevation_m, ac_geometry=geometry_note,

@@ -24,7 +24,8 @@ import xarray as xr
 
 from ..atmosphere import correct_scene
 from ..io import open_scene
-from ..masks import fmask_scene, mask_scene, product_qa_masks
+from ..algorithms.fmask_qa import CLOUD, NODATA, SHADOW
+from ..masks import coarse_masks, fmask_scene, mask_scene, product_qa_masks
 from ..masks.fmask import first_look_m
 from ..sensors import get_sensor
 from ._contract import LevelContext, LevelOutcome
@@ -32,7 +33,7 @@ from ._contract import LevelContext, LevelOutcome
 __all__ = ["run", "VERSION"]
 
 #: Implementation version: scenes recorded with an older one are processed again on rerun.
-VERSION = "5"  # 5: Fmask statistics of large scenes from a first look at the products' overviews
+VERSION = "5"  # 5: Fmask statistics, aerosol and water vapour of large scenes from first looks (overviews)
 #: Smallest side (pixels) of the blocks L1C computes on (see the module doc).
 PROCESSING_BLOCK_PX = 1024
 #: Chunk side of the first look (a whole tile's is 1372 px at 80 m: one read per band).
@@ -81,6 +82,22 @@ def _first_look(scene: xr.DataTree) -> xr.DataTree | None:
     return open_scene(str(path), chunks=_FIRST_LOOK_CHUNK_PX, overview_m=look_m)
 
 
+def _retrieval_look(scene: xr.DataTree, masks: xr.Dataset) -> xr.DataTree | None:
+    """For a scene large enough for a first look: the product at twice the masks' pixel size (Sentinel-2 40 m,
+    Landsat 60 m: whole pixels of the 3 km aerosol cells), masked with the masks brought onto that grid, for
+    the aerosol and water-vapour sums; None where a band of it would be decoded in full (no overviews)."""
+    path = scene.attrs.get("product_path")
+    if first_look_m(scene) is None or not path:
+        return None
+    pixel_m = float(abs(masks.x.values[1] - masks.x.values[0]))
+    look = open_scene(str(path), chunks=_FIRST_LOOK_CHUNK_PX, overview_m=2 * pixel_m)
+    bands = set(scene.attrs.get("band_names", []))
+    if not all(node.ds[band].attrs.get("decoded_from_overview") for node in look.children.values()
+               for band in node.ds.data_vars if band in bands):
+        return None
+    return mask_scene(look, coarse_masks(masks, 2), classes=(NODATA, CLOUD, SHADOW))
+
+
 def _family(platform: str) -> str:
     return "SENTINEL_2" if platform.upper().startswith("SENTINEL_2") else "LANDSAT"
 
@@ -123,7 +140,8 @@ def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     facts: dict = {"cloud_masking_algorithm": algorithm}
     corrected, atmosphere = correct_scene(masked, aot550=cfg.aot550, path_dem=cfg.path_dem,
                                           estimate_accuracy=cfg.ac_estimate_accuracy, cache_dir=cfg.path_cache,
-                                          landsat_view_angles=cfg.ac_landsat_view_angles)
+                                          landsat_view_angles=cfg.ac_landsat_view_angles,
+                                          first_look=_retrieval_look(scene, masks))
     ac_facts = atmosphere.facts()
     corrected.attrs.update(quantity="surface_reflectance", aot550=float(ac_facts["aot550_mean"]),
                            aot_source=str(ac_facts["aot_source"]))

@@ -10,16 +10,43 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import dask.array as da
+import numpy as np
 import xarray as xr
 
-from ..algorithms.fmask_qa import CLOUD, SHADOW
+from ..algorithms.fmask_qa import CLEAR, CLOUD, NODATA, SHADOW, SNOW, WATER
 from .product_qa import mask_on_grid
 
-__all__ = ["mask_scene"]
+__all__ = ["coarse_masks", "mask_scene"]
+
+# a coarse pixel takes the most restrictive class among its fine pixels: it is clear only where all of them are
+_RANK_OF_CLASS = np.zeros(256, dtype=np.uint8)
+_CLASS_BY_RANK = np.array([CLEAR, WATER, SNOW, NODATA, SHADOW, CLOUD], dtype=np.uint8)
+_RANK_OF_CLASS[_CLASS_BY_RANK] = np.arange(_CLASS_BY_RANK.size, dtype=np.uint8)
 
 
 def _is_resolution_group(name: str) -> bool:
     return name.startswith("r") and name.endswith("m") and name[1:-1].isdigit()
+
+
+def _most_restrictive(classes: np.ndarray, axis: tuple[int, ...] | None = None) -> np.ndarray:
+    return _CLASS_BY_RANK[_RANK_OF_CLASS[classes].max(axis=axis)]
+
+
+def coarse_masks(masks: xr.Dataset, factor: int) -> xr.Dataset:
+    """``masks.fmask`` on the grid ``factor`` times coarser with the same origin (``floor(n / factor)`` pixels,
+    as ``open_scene(..., overview_m=...)`` reads a first look): a coarse pixel is clear land only where every
+    fine pixel is; otherwise it takes the most restrictive class among them (cloud, then shadow, no data, snow,
+    water). Lazy; for masking a first look (:func:`mask_scene` with ``NODATA`` among the classes)."""
+    ny, nx = (masks.sizes["y"] // factor) * factor, (masks.sizes["x"] // factor) * factor
+    data = da.asarray(masks["fmask"].data)[:ny, :nx]
+    block = max(factor, (2048 // factor) * factor)
+    coarse = da.coarsen(_most_restrictive, data.rechunk((block, block)), {0: factor, 1: factor})
+    coords = {"y": masks.y.values[:ny].reshape(-1, factor).mean(axis=1),
+              "x": masks.x.values[:nx].reshape(-1, factor).mean(axis=1)}
+    out = xr.Dataset({"fmask": (("y", "x"), coarse, dict(masks["fmask"].attrs))}, coords=coords,
+                     attrs=dict(masks.attrs))
+    return out.assign_coords(spatial_ref=masks.spatial_ref) if "spatial_ref" in masks.coords else out
 
 
 def mask_scene(scene: xr.DataTree, masks: xr.Dataset, *, classes: Iterable[int] = (CLOUD, SHADOW)) -> xr.DataTree:
