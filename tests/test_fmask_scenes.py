@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dask.array as da
 import numpy as np
+from dask.utils import key_split
 import pytest
 import xarray as xr
 from scipy import ndimage
@@ -22,6 +23,7 @@ from gmsdask.masks import (
     mask_scene,
     product_qa_masks,
 )
+from gmsdask.masks.fmask import _nearest_index, _take_nearest
 from gmsdask.masks.esa_gml import rasterize_esa_cloud_mask, read_esa_cloud_polygons
 from gmsdask.synthetic import sentinel2_extent, write_landsat_l1, write_sentinel2_l1c
 
@@ -233,3 +235,19 @@ def test_mask_scene_blanks_clouds_and_shadows_on_every_grid_before_resampling(s2
     b10 = masked["r60m"].ds["B10"].values
     assert np.isnan(b10[np.isin(classes_20m[1::3, 1::3], (CLOUD, SHADOW))]).all()
     assert masked["angles"].ds.identical(scene["angles"].ds)
+
+
+@pytest.mark.parametrize("source_m,target_m", [(10.0, 20.0), (20.0, 10.0), (20.0, 60.0), (60.0, 20.0), (20.0, 30.0)])
+def test_nearest_lookups_between_nested_grids_stay_per_block(source_m, target_m):
+    """Bands and masks brought onto another grid of the product by nearest neighbour: the same values as NumPy's
+    fancy indexing, and between nested grids (every k-th pixel, or each pixel k times) without the tasks of
+    Dask's shuffle-based take."""
+    values = np.random.default_rng(0).random((120, 120))
+    source = np.arange(120) * source_m + source_m / 2
+    target = np.arange(int(120 * source_m / target_m)) * target_m + target_m / 2  # one origin, as a product's grids
+    rows = _nearest_index(target, source)
+    taken = _take_nearest(da.from_array(values, chunks=(17, 23)), rows, rows)
+    np.testing.assert_array_equal(taken.compute(), values[rows, :][:, rows])
+    shuffles = {key_split(k) for k in dict(taken.__dask_graph__()) if "shuffle" in key_split(k)}
+    nested = (target_m / source_m).is_integer() or (source_m / target_m).is_integer()
+    assert (not shuffles) if nested else shuffles, shuffles

@@ -110,6 +110,34 @@ def _nearest_index(target: np.ndarray, source: np.ndarray) -> np.ndarray:
     return np.clip(index, 0, source.size - 1)
 
 
+def _take_axis(data: da.Array, index: np.ndarray, axis: int) -> da.Array:
+    """``data`` indexed by ``index`` along ``axis``. The nested grids of one product give regular indices: every
+    k-th pixel (a coarser grid) or each pixel k times (a finer one). Those become a strided slice or
+    ``repeat``, which stay per block; a general index array is Dask's ``take``, a shuffle of split pieces of the
+    input blocks (a whole tile's masked L1C graph: 18 454 tasks with it, 17 054 without)."""
+    where: list[Any] = [slice(None), slice(None)]
+    steps = np.diff(index)
+    if index.size == 1 or (steps.min() == steps.max() and steps[0] >= 1):
+        step = int(steps[0]) if index.size > 1 else 1
+        where[axis] = slice(int(index[0]), int(index[-1]) + 1, step)
+        return data[tuple(where)]
+    if steps.min() >= 0:
+        counts = np.unique(index, return_counts=True)[1]
+        repeat, offset = int(counts.max()), int(counts.max() - counts[0])
+        if np.array_equal(index, index[0] + (np.arange(index.size) + offset) // repeat):
+            where[axis] = slice(int(index[0]), int(index[-1]) + 1)
+            repeated = da.repeat(data[tuple(where)], repeat, axis=axis)
+            where[axis] = slice(offset, offset + index.size)
+            return repeated[tuple(where)]
+    where[axis] = index
+    return data[tuple(where)]
+
+
+def _take_nearest(data: da.Array, rows: np.ndarray, cols: np.ndarray) -> da.Array:
+    """``data[rows, :][:, cols]`` (:func:`_nearest_index` lookups), as slices and repeats where regular."""
+    return _take_axis(_take_axis(data, rows, 0), cols, 1)
+
+
 def _on_grid(variable: xr.DataArray, source: xr.Dataset, grid: xr.Dataset, chunks: tuple) -> da.Array:
     data = variable.data if isinstance(variable.data, da.Array) else da.from_array(variable.data)
     if source.sizes == grid.sizes and np.array_equal(source.x.values, grid.x.values) \
@@ -117,7 +145,7 @@ def _on_grid(variable: xr.DataArray, source: xr.Dataset, grid: xr.Dataset, chunk
         return data.rechunk(chunks)
     rows = _nearest_index(grid.y.values, source.y.values)
     cols = _nearest_index(grid.x.values, source.x.values)
-    return data[rows, :][:, cols].rechunk(chunks)
+    return _take_nearest(data, rows, cols).rechunk(chunks)
 
 
 def _inputs(scene: xr.DataTree) -> tuple[xr.Dataset, dict[str, da.Array]]:

@@ -16,7 +16,7 @@ import xarray as xr
 from ..algorithms.fmask_qa import CLASS_NAMES, QA_LAYERS, product_qa_classes
 from ..errors import ProcessingError
 from .esa_gml import rasterize_esa_cloud_mask
-from .fmask import _groups, _nearest_index, _scene_name
+from .fmask import _groups, _nearest_index, _scene_name, _take_nearest
 
 __all__ = ["mask_on_grid", "product_qa_masks"]
 
@@ -34,7 +34,7 @@ def mask_on_grid(masks: xr.Dataset, grid: xr.Dataset) -> xr.Dataset:
     variables = {}
     for name, variable in masks.data_vars.items():
         data = variable.data if isinstance(variable.data, da.Array) else da.from_array(variable.data)
-        variables[name] = (("y", "x"), data[rows, :][:, cols].rechunk(chunks), dict(variable.attrs))
+        variables[name] = (("y", "x"), _take_nearest(data, rows, cols).rechunk(chunks), dict(variable.attrs))
     coords: dict[str, Any] = {"x": grid.x, "y": grid.y}
     if "spatial_ref" in grid.coords:
         coords["spatial_ref"] = grid.spatial_ref
@@ -75,7 +75,7 @@ def product_qa_masks(scene: xr.DataTree) -> xr.Dataset:
             if group != present[0][1]:
                 rows = _nearest_index(grid.y.values, source.y.values)
                 cols = _nearest_index(grid.x.values, source.x.values)
-                data = data[rows, :][:, cols]
+                data = _take_nearest(data, rows, cols)
             arrays.append(data.rechunk(chunks))
         classes = da.map_blocks(_classes_block, *arrays, names=names, dtype=np.uint8,
                                 meta=np.empty((0, 0), dtype=np.uint8))
