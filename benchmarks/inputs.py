@@ -13,6 +13,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from gmsdask.synthetic import LANDSAT_SCENE_SIZE, SENTINEL2_TILE_SIZE, sentinel2_extent, write_landsat_l1
@@ -70,11 +71,14 @@ def _cached(name: str, write: Callable[[Path], Path]) -> Product:
     return Product(folder / relative, seconds)
 
 
-def sentinel2_scene(side: int, *, day: int = 1, cloud_fraction: float = 0.1, seed: int = 5) -> Product:
-    """A Sentinel-2B L1C of the upper-left ``side`` x ``side`` 10 m pixels of tile 33UUU, June ``day`` 2024."""
-    return _cached(f"s2_{side}_{day:02d}_{seed}_{cloud_fraction:g}", lambda folder: write_sentinel2_l1c(
+def sentinel2_scene(side: int, *, day: int = 1, cloud_fraction: float = 0.1, seed: int = 5,
+                    processed: datetime | None = None) -> Product:
+    """A Sentinel-2B L1C of the upper-left ``side`` x ``side`` 10 m pixels of tile 33UUU, June ``day`` 2024;
+    ``processed`` sets the product's processing time (part of its name, so of its id in the catalogue)."""
+    tag = "" if processed is None else f"_p{processed:%Y%m%dT%H%M%S}"
+    return _cached(f"s2_{side}_{day:02d}_{seed}_{cloud_fraction:g}{tag}", lambda folder: write_sentinel2_l1c(
         folder, tile=TILE, size=(side, side), acquisition_time=f"2024-06-{day:02d}", cloud_fraction=cloud_fraction,
-        seed=seed).path)
+        seed=seed, processing_time=processed).path)
 
 
 def landsat9_scene(size: tuple[int, int]) -> Product:
@@ -85,6 +89,10 @@ def landsat9_scene(size: tuple[int, int]) -> Product:
 
 
 def small_scenes(count: int, side: int = _S2_MIN_SIDE) -> list[Product]:
-    """``count`` small Sentinel-2 products (different days and seeds) for the many-scenes figure."""
-    return [sentinel2_scene(side, day=1 + index % 28, seed=100 + index, cloud_fraction=0.0)
+    """``count`` small Sentinel-2 products (different days and seeds) for the many-scenes figure. Beyond 28
+    (one overpass a day in June), products of one day differ by their processing time: a product's name, and so
+    its id, holds the datatake and the processing time, so the same name twice is one scene to the catalogue (a
+    "100 scene" job used to be 28)."""
+    return [sentinel2_scene(side, day=1 + index % 28, seed=100 + index, cloud_fraction=0.0,
+                            processed=None if index < 28 else datetime(2024, 7, 1, 12, index // 28))
             for index in range(count)]

@@ -144,3 +144,13 @@ def test_inputs_are_written_once_and_found_again(tmp_path, monkeypatch):
     again = inputs._cached("x", write)
     assert len(writes) == 1 and first.path == again.path == tmp_path / "x" / "P.SAFE" and again.write_s == 0.0
     assert inputs.s2_side(1.0) == 10980 and inputs.s2_side(0.5) == 5490 and inputs.s2_side(0.001) == 120
+
+
+def test_the_many_scenes_job_has_as_many_distinct_products_as_asked(monkeypatch):
+    """A Sentinel-2 product's name holds its datatake (the day here: one overpass a day) and its processing
+    time, and the catalogue knows a scene by that name: a job of 100 products of 28 days used to be 28 scenes."""
+    names = []
+    monkeypatch.setattr(inputs, "sentinel2_scene",
+                        lambda side, *, day, seed, cloud_fraction, processed: names.append((day, processed)))
+    inputs.small_scenes(100)
+    assert len(names) == 100 and len(set(names)) == 100
