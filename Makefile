@@ -34,7 +34,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
-# issue 13's suite (about 20 min on 2 quiet cores once benchmarks/.cache holds the inputs); BENCH_ARGS=--quick
+# issue 13's suite (34 min at scale 1 on 2 quiet cores, 6 of them the cold 6S tables, once benchmarks/.cache
+# holds the inputs; the target is 20); BENCH_ARGS=--quick for 1/8 tile
 bench: $(STAMP)
 	$(PY) -m benchmarks chain $(BENCH_ARGS)
 
