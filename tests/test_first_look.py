@@ -113,13 +113,13 @@ def test_fmask_without_overviews_samples_the_scene_itself(landsat, monkeypatch):
 
 def test_l1c_opens_the_first_look_of_a_large_scene_only(s2, monkeypatch):
     scene = open_scene(s2.path)
-    assert l1c._first_look(scene) is None  # 90 000 Fmask pixels: the scene samples itself
+    assert fmask.first_look_m(scene) is None  # 90 000 Fmask pixels: the scene samples itself
     monkeypatch.setattr(fmask, "_STATISTICS_SAMPLES", 5000)
-    look = l1c._first_look(scene)
+    look = l1c._first_look(scene, fmask.first_look_m(scene))
     assert look["r20m"].sizes["x"] == 75 and look["r20m"]["B11"].attrs["decoded_from_overview"]
     without_path = scene.copy()
     del without_path.attrs["product_path"]
-    assert l1c._first_look(without_path) is None
+    assert l1c._first_look(without_path, 80.0) is None
 
 
 # --- aerosol and water vapour from a first look (the products and 6S geometries of test_atmosphere_roundtrip) ---
@@ -188,9 +188,9 @@ def test_coarse_masks_are_clear_only_where_every_fine_pixel_is():
 def test_l1c_retrieval_look_is_masked_like_the_scene(s2, landsat, monkeypatch):
     scene = open_scene(s2.path)
     masks = fmask_scene(scene).compute()
-    assert l1c._retrieval_look(scene, masks) is None  # a small scene: its own pass is cheap
+    assert l1c._retrieval_look(scene, masks, fmask.first_look_m(scene)) is None  # small: its own pass is cheap
     monkeypatch.setattr(fmask, "_STATISTICS_SAMPLES", 5000)
-    look = l1c._retrieval_look(scene, masks)
+    look = l1c._retrieval_look(scene, masks, fmask.first_look_m(scene))
     assert look["r20m"].sizes["x"] == 150 and look["r10m"].sizes["x"] == 150  # 40 m: twice the masks' pixel
     coarse = coarse_masks(masks, 2).fmask.values
     for group, band in (("r20m", "B11"), ("r10m", "B04")):
@@ -199,4 +199,5 @@ def test_l1c_retrieval_look_is_masked_like_the_scene(s2, landsat, monkeypatch):
         assert np.isfinite(values[coarse == CLEAR]).all() and (coarse == CLEAR).mean() > 0.3
     landsat_scene = open_scene(landsat.path)
     # GeoTIFFs without overviews would be decoded in full again: L1C takes the sums from the scene itself
-    assert l1c._retrieval_look(landsat_scene, fmask_scene(landsat_scene).compute()) is None
+    assert l1c._retrieval_look(landsat_scene, fmask_scene(landsat_scene).compute(),
+                               fmask.first_look_m(landsat_scene)) is None

@@ -157,7 +157,8 @@ def _cell_sums(values: da.Array, cell_pixels: int, shape: tuple[int, int]) -> da
     return da.coarsen(np.sum, data, {0: cell_pixels, 1: cell_pixels})
 
 
-def _resolution(scene: xr.DataTree, group: str) -> float:
+def pixel_size_m(scene: xr.DataTree, group: str) -> float:
+    """Pixel width of resolution group ``group`` of ``scene`` (CRS units, metres for UTM)."""
     x = scene[group].ds["x"].values
     return float(abs(x[1] - x[0]))
 
@@ -166,7 +167,7 @@ def ddv_cells(scene: xr.DataTree, roles: dict[str, tuple[str, str]], box: tuple[
               cell_size_m: float) -> CellGrid:
     """Cells over ``box`` (left, bottom, right, top) of about ``cell_size_m``, a whole number of pixels of the
     coarsest grid among the retrieval's bands (so cell sums and cell centres agree)."""
-    common = max(_resolution(scene, group) for group, _ in roles.values())
+    common = max(pixel_size_m(scene, group) for group, _ in roles.values())
     size = max(1, int(round(cell_size_m / common))) * common
     left, bottom, right, top = box
     return CellGrid.covering(left, top, right - left, top - bottom, size)
@@ -195,7 +196,7 @@ def dark_target_sums(scene: xr.DataTree, roles: dict[str, tuple[str, str]], cell
     2.2 um band hardly sees aerosol, so the guess barely matters). Tier ``k`` holds the dark pixels whose
     surface 2.2 um reflectance is in ``SWIR_FLOOR .. tiers[k]``.
     """
-    resolutions = {role: _resolution(scene, group) for role, (group, _) in roles.items()}
+    resolutions = {role: pixel_size_m(scene, group) for role, (group, _) in roles.items()}
     common = max(resolutions.values())
     arrays = {role: block_mean(scene[group].ds[band], int(round(common / resolutions[role])))
               for role, (group, band) in roles.items()}

@@ -31,7 +31,7 @@ from ..errors import GmsdaskError, ProcessingError
 from ..masks import mask_on_grid
 from ..sensors import get_sensor
 from .aerosol import (DDV_ROLES, AerosolField, CellGrid, DarkTargets, block_mean, dark_target_sums, ddv_cells,
-                      retrieve_aerosol)
+                      pixel_size_m, retrieve_aerosol)
 from .inputs import (DEFAULT_OZONE_CM_ATM, DEFAULT_WATER_VAPOUR_GCM2, WaterVapour, cell_geometry,
                      mean_elevation_m, retrieve_water_vapour)
 from .lut import BandTable, TableStats, build_tables, default_cache_dir, geometry_grid_for
@@ -130,7 +130,7 @@ def _vapour_sums(scene: xr.DataTree, platform: str, available: dict[str, str]
         return None
     b09_group, b8a_group = scene[available["B09"]].ds, scene[available["B8A"]].ds
     b09 = da.asarray(b09_group["B09"].data).astype(np.float64)
-    ratio = _pixel_m(b09_group) / _pixel_m(b8a_group)
+    ratio = pixel_size_m(scene, available["B09"]) / pixel_size_m(scene, available["B8A"])
     if abs(ratio - round(ratio)) < 1e-6:
         b8a = block_mean(b8a_group["B8A"], int(round(ratio)))
     else:
@@ -141,10 +141,6 @@ def _vapour_sums(scene: xr.DataTree, platform: str, available: dict[str, str]
     return da.where(bright, b09, 0.0).sum(), da.where(bright, b8a, 0.0).sum(), bright.sum()
 
 
-def _pixel_m(group: xr.Dataset) -> float:
-    return float(abs(group["x"].values[1] - group["x"].values[0]))
-
-
 def _retrieval_scene(scene: xr.DataTree, first_look: xr.DataTree | None, roles: dict[str, tuple[str, str]],
                      cells: CellGrid) -> tuple[xr.DataTree, float | None]:
     """The scene the aerosol and water-vapour sums read, and its retrieval pixel size when it is the first look:
@@ -152,7 +148,7 @@ def _retrieval_scene(scene: xr.DataTree, first_look: xr.DataTree | None, roles: 
     cells would cover other ground than on the scene's own grids)."""
     if first_look is None:
         return scene, None
-    common = max(_pixel_m(first_look[group].ds) for group, _ in roles.values())
+    common = max(pixel_size_m(first_look, group) for group, _ in roles.values())
     pixels = cells.size_m / common
     return (first_look, common) if abs(pixels - round(pixels)) < 1e-6 else (scene, None)
 

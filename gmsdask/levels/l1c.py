@@ -72,25 +72,24 @@ def _in_processing_blocks(scene: xr.DataTree, minimum: int = PROCESSING_BLOCK_PX
     return out
 
 
-def _first_look(scene: xr.DataTree) -> xr.DataTree | None:
-    """The scene's product at Fmask's first-look resolution (``gmsdask.masks.fmask.first_look_m``), or None for
-    a scene small enough to sample itself or one without a ``product_path``."""
-    look_m = first_look_m(scene)
+def _first_look(scene: xr.DataTree, look_m: float | None) -> xr.DataTree | None:
+    """The scene's product read at ``look_m`` metres (a first look: ``open_scene(..., overview_m=...)``), or None
+    when ``look_m`` is None (a scene small enough for its own passes) or the scene has no ``product_path``."""
     path = scene.attrs.get("product_path")
     if look_m is None or not path:
         return None
     return open_scene(str(path), chunks=_FIRST_LOOK_CHUNK_PX, overview_m=look_m)
 
 
-def _retrieval_look(scene: xr.DataTree, masks: xr.Dataset) -> xr.DataTree | None:
-    """For a scene large enough for a first look: the product at twice the masks' pixel size (Sentinel-2 40 m,
-    Landsat 60 m: whole pixels of the 3 km aerosol cells), masked with the masks brought onto that grid, for
-    the aerosol and water-vapour sums; None where a band of it would be decoded in full (no overviews)."""
-    path = scene.attrs.get("product_path")
-    if first_look_m(scene) is None or not path:
-        return None
+def _retrieval_look(scene: xr.DataTree, masks: xr.Dataset, look_m: float | None) -> xr.DataTree | None:
+    """For a scene large enough for a first look (``look_m`` not None): the product at twice the masks' pixel
+    size (Sentinel-2 40 m, Landsat 60 m: whole pixels of the 3 km aerosol cells), masked with the masks brought
+    onto that grid, for the aerosol and water-vapour sums; None where a band of it would be decoded in full (no
+    overviews)."""
     pixel_m = float(abs(masks.x.values[1] - masks.x.values[0]))
-    look = open_scene(str(path), chunks=_FIRST_LOOK_CHUNK_PX, overview_m=2 * pixel_m)
+    look = _first_look(scene, None if look_m is None else 2 * pixel_m)
+    if look is None:
+        return None
     bands = set(scene.attrs.get("band_names", []))
     if not all(node.ds[band].attrs.get("decoded_from_overview") for node in look.children.values()
                for band in node.ds.data_vars if band in bands):
@@ -124,9 +123,10 @@ def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
         return LevelOutcome(scene, "skipped", "already surface reflectance, masked by its own QA layers in L2A")
     algorithm = cfg.cloud_masking_algorithm.get(_family(str(attrs["platform"])), "FMASK")
     scene = _in_processing_blocks(scene)
+    look_m = first_look_m(scene)
     if algorithm == "FMASK":
         masks = fmask_scene(scene, cloud_buffer_m=cfg.cloud_buffer_m, shadow_buffer_m=cfg.shadow_buffer_m,
-                            snow_buffer_m=cfg.snow_buffer_m, first_look=_first_look(scene))
+                            snow_buffer_m=cfg.snow_buffer_m, first_look=_first_look(scene, look_m))
     else:
         masks = product_qa_masks(scene)
     # the masks are computed once and kept (on the cluster): the aerosol/water-vapour pass of correct_scene and
@@ -141,7 +141,7 @@ def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     corrected, atmosphere = correct_scene(masked, aot550=cfg.aot550, path_dem=cfg.path_dem,
                                           estimate_accuracy=cfg.ac_estimate_accuracy, cache_dir=cfg.path_cache,
                                           landsat_view_angles=cfg.ac_landsat_view_angles,
-                                          first_look=_retrieval_look(scene, masks))
+                                          first_look=_retrieval_look(scene, masks, look_m))
     ac_facts = atmosphere.facts()
     corrected.attrs.update(quantity="surface_reflectance", aot550=float(ac_facts["aot550_mean"]),
                            aot_source=str(ac_facts["aot_source"]))

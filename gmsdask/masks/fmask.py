@@ -261,8 +261,15 @@ def first_look_m(scene: xr.DataTree) -> float | None:
     """Pixel size (metres) of the first look Fmask's statistics should come from, or None when the scene is
     small enough to sample itself: the coarsest power-of-two multiple of the Fmask grid's pixel that still
     has ~``_STATISTICS_SAMPLES`` pixels (a whole Sentinel-2 tile: 80 m, 1372 x 1372)."""
-    grid, inputs = _inputs(scene)
-    height, width = next(iter(inputs.values())).shape
+    try:
+        swir1 = fmask_band_names(str(scene.attrs.get("sensor", "")))["swir1"]
+    except KeyError:
+        return None
+    found = _find(_groups(scene), swir1)
+    if found is None:
+        return None
+    grid = found[1]  # the Fmask grid: only its size is needed, no graph (this runs for every scene)
+    height, width = grid.sizes["y"], grid.sizes["x"]
     factor = 1
     while (height // (factor * 2)) * (width // (factor * 2)) >= _STATISTICS_SAMPLES:
         factor *= 2
