@@ -6,7 +6,7 @@ those descriptions into Dask-backed variables grouped by resolution, with x/y co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -21,7 +21,8 @@ from ..errors import ProductError
 from ..sensors import Sensor
 from .raster import RasterInfo, lazy_raster
 
-__all__ = ["BandSource", "MaskSource", "normalize_chunks", "build_scene", "grid_coords", "overview_factor"]
+__all__ = ["BandSource", "MaskSource", "normalize_chunks", "build_scene", "grid_coords", "overview_factor",
+           "decoded_from_overviews"]
 
 #: A conversion of a DN block to physical values; gets the DN block and the block's pixel-centre x/y
 #: coordinates (1-D, CRS units), so that conversions can use per-pixel geometry (e.g. solar zenith).
@@ -135,6 +136,15 @@ def _reduced(sources: Sequence[Any], overview_m: float | None) -> list[Any]:
         out.append(replace(source, raster=raster, attrs={**source.attrs, "overview_m": float(overview_m),
                                                          "decoded_from_overview": raster.from_overviews}))
     return out
+
+
+def decoded_from_overviews(tree: xr.DataTree, bands: Iterable[str]) -> bool:
+    """True when every one of ``bands`` that a first look (``build_scene(..., overview_m=...)``) holds was
+    decoded from its file's own overview: reading it costs a fraction of a full decode. False for a tree read
+    at its native grids (no first look at all)."""
+    wanted = set(bands)
+    return all(bool(node.ds[band].attrs.get("decoded_from_overview")) for node in tree.children.values()
+               for band in node.ds.data_vars if band in wanted)
 
 
 def build_scene(bands: Sequence[BandSource], masks: Sequence[MaskSource], attrs: Mapping[str, Any],

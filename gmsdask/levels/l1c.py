@@ -22,9 +22,10 @@ from __future__ import annotations
 import dask.array as da
 import xarray as xr
 
+from ..algorithms.fmask_qa import CLOUD, NODATA, SHADOW
 from ..atmosphere import correct_scene
 from ..io import open_scene
-from ..algorithms.fmask_qa import CLOUD, NODATA, SHADOW
+from ..io.scene import decoded_from_overviews
 from ..masks import coarse_masks, fmask_scene, mask_scene, product_qa_masks
 from ..masks.fmask import first_look_m
 from ..sensors import get_sensor
@@ -90,9 +91,7 @@ def _retrieval_look(scene: xr.DataTree, masks: xr.Dataset, look_m: float | None)
     look = _first_look(scene, None if look_m is None else 2 * pixel_m)
     if look is None:
         return None
-    bands = set(scene.attrs.get("band_names", []))
-    if not all(node.ds[band].attrs.get("decoded_from_overview") for node in look.children.values()
-               for band in node.ds.data_vars if band in bands):
+    if not decoded_from_overviews(look, scene.attrs.get("band_names", [])):
         return None
     return mask_scene(look, coarse_masks(masks, 2), classes=(NODATA, CLOUD, SHADOW))
 

@@ -50,6 +50,7 @@ from ..algorithms.fmask_qa import CLASS_NAMES, combine_classes
 from ..algorithms.fmask_shadow import edge_shadows, match_shadows, potential_shadow
 from ..algorithms.fmask_spectral import FmaskInputs, spectral_features
 from ..errors import ProcessingError
+from ..io.scene import decoded_from_overviews
 
 __all__ = ["CONFIDENCE_NODATA", "first_look_m", "fmask_band_names", "fmask_scene"]
 
@@ -276,17 +277,15 @@ def first_look_m(scene: xr.DataTree) -> float | None:
     return _pixel_m(grid) * factor if factor > 1 else None
 
 
-def _statistics(scene: xr.DataTree, first_look: xr.DataTree | None, roles: tuple[str, ...],
+def _statistics(first_look: xr.DataTree | None, roles: tuple[str, ...],
                 arrays: list[da.Array], pixel_m: float, threshold: float, params: FmaskParameters
                 ) -> tuple[da.Array, str]:
     """Step 1: the statistics as a 0-d object array, and where they come from (for the attrs)."""
     if first_look is not None:
         look_grid, look_inputs = _inputs(first_look)
-        names = set(fmask_band_names(str(first_look.attrs["sensor"])).values())
-        decoded = [ds[band].attrs.get("decoded_from_overview", False) for ds in _groups(first_look).values()
-                   for band in ds.data_vars if band in names]
+        bands = fmask_band_names(str(first_look.attrs["sensor"])).values()
         # a file without overviews would be decoded in full once more: then the scene samples itself
-        if set(look_inputs) == set(roles) and all(decoded):
+        if set(look_inputs) == set(roles) and decoded_from_overviews(first_look, bands):
             look_m = _pixel_m(look_grid)
             stats = _whole(_statistics_block, [look_inputs[role] for role in roles], roles=roles,
                            sample_pixel_m=look_m, threshold=threshold, cirrus_weight=params.cirrus_weight,
@@ -341,7 +340,7 @@ def fmask_scene(scene: xr.DataTree, *, cloud_buffer_m: float = 300.0, shadow_buf
 
     # 1. scene statistics from a chunk-independent sample (one task)
     threshold = params.threshold_for(has_thermal="bt" in inputs)
-    stats, statistics_source = _statistics(scene, first_look, roles, arrays, pixel_m, threshold, params)
+    stats, statistics_source = _statistics(first_look, roles, arrays, pixel_m, threshold, params)
 
     # 2. per-pixel tests with the overlap of every neighbourhood step
     depth = neighbourhood_radius_px(params, pixel_m, with_cdi="red_edge3" in inputs and "nir_broad" in inputs)
