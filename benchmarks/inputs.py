@@ -82,8 +82,10 @@ def sentinel2_scene(side: int, *, day: int = 1, cloud_fraction: float = 0.1, see
 
 
 def landsat9_scene(size: tuple[int, int]) -> Product:
-    """A Landsat-9 L1TP of ``size`` (30 m) centred on tile 33UUU (a full scene spans several MGRS tiles)."""
-    return _cached(f"l9_{size[0]}x{size[1]}", lambda folder: write_landsat_l1(
+    """A Landsat-9 L1TP of ``size`` (30 m) centred on tile 33UUU (a full scene spans several MGRS tiles). The
+    cache name says ``cog``: its band files have internal overviews, as USGS's Collection 2 files (products
+    cached before the synthetic writer made them had none)."""
+    return _cached(f"l9_cog_{size[0]}x{size[1]}", lambda folder: write_landsat_l1(
         folder, platform="LANDSAT_9", location=sentinel2_extent(TILE), size=size, acquisition_time="2024-06-03",
         cloud_fraction=0.1, seed=5).path)
 

@@ -1,4 +1,5 @@
-"""The first look: a product read at its JPEG 2000 resolution levels (``open_scene(..., overview_m=...)``), and
+"""The first look: a product read at its JPEG 2000 resolution levels or GeoTIFF overviews
+(``open_scene(..., overview_m=...)``), and
 what large scenes take from it: Fmask's scene statistics, so that no per-pixel block waits for the whole scene,
 and the aerosol and water-vapour sums, so that L1C needs no full pass over the scene of its own.
 
@@ -7,11 +8,15 @@ that the same path a whole tile takes runs on them."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timezone
 
 import numpy as np
 import pytest
+import rasterio
+import rasterio.shutil
 import xarray as xr
+from rasterio.enums import Resampling
 
 from gmsdask.algorithms.fmask_qa import CLEAR, CLOUD, NODATA, SHADOW, WATER
 from gmsdask.atmosphere import correct_scene
@@ -21,6 +26,8 @@ from gmsdask.io.scene import overview_factor
 from gmsdask.levels import l1c
 from gmsdask.masks import coarse_masks, fmask, fmask_scene
 from gmsdask.synthetic import sentinel2_extent, write_landsat_l1, write_sentinel2_l1c
+from gmsdask.synthetic.grid import PixelGrid
+from gmsdask.synthetic.rasters import write_landsat_geotiff
 
 from .atmosphere_fixtures import atmosphere_cache  # noqa: F401
 
@@ -43,6 +50,17 @@ def landsat(tmp_path_factory):
     # the parameters of test_fmask_scenes' product: its 6S runs are in the test cache
     return write_landsat_l1(tmp_path_factory.mktemp("look") / "l8", platform="LANDSAT_8",
                             location=sentinel2_extent(TILE, (600, 600)), seed=11, cloud_fraction=0.3, aot550=0.25)
+
+
+@pytest.fixture(scope="module")
+def landsat_plain(landsat, tmp_path_factory):
+    """``landsat`` with band files as plain tiled GeoTIFFs: no overviews (as Collection 1 and older files)."""
+    folder = tmp_path_factory.mktemp("plain") / landsat.path.name
+    shutil.copytree(landsat.path, folder)
+    for path in folder.glob("*.TIF"):
+        rasterio.shutil.copy(landsat.path / path.name, path, driver="GTiff", tiled=True, compress="LZW")
+        assert raster_info(str(path)).overview_factors == ()
+    return folder
 
 
 def test_overview_factor_is_the_coarsest_power_of_two_not_coarser_than_asked():
@@ -75,16 +93,48 @@ def test_first_look_reads_the_overviews_on_an_exact_coarser_grid(s2):
     assert look["r60m"].sizes == native["r60m"].sizes  # 60 m is finer than 40 m asked: read at its own grid
 
 
-def test_a_file_without_overviews_says_it_was_decoded_in_full(landsat):
-    look = open_scene(landsat.path, overview_m=60.0)
+def test_a_file_without_overviews_says_it_was_decoded_in_full(landsat_plain):
+    look = open_scene(landsat_plain, overview_m=60.0)
     band = look["r30m"]["B4"]
     assert band.attrs["decoded_from_overview"] is False
-    info = raster_info(str(next(landsat.path.glob("*_B4.TIF"))))
+    info = raster_info(str(next(landsat_plain.glob("*_B4.TIF"))))
     assert info.overview_factors == () and not info.reduced(2).from_overviews
-    native = open_scene(landsat.path)["r30m"]["B4"].values
+    native = open_scene(landsat_plain)["r30m"]["B4"].values
     # GDAL decimates (nearest) where the file has no overview
     assert band.shape == (native.shape[0] // 2, native.shape[1] // 2)
     assert np.isfinite(band.values).mean() > 0.5
+
+
+def test_synthetic_landsat_band_files_have_internal_overviews_as_collection_2(tmp_path):
+    grid = PixelGrid(32633, 300000.0, 5900040.0, 30.0, 600, 1100)
+    dn = np.arange(600 * 1100, dtype=np.uint16).reshape(600, 1100) % 50000 + 1
+    qa = np.where(np.arange(1100) % 2 == 0, 21824, 55052).astype(np.uint16)[None].repeat(600, axis=0)
+    write_landsat_geotiff(tmp_path / "B4.TIF", dn, grid)
+    write_landsat_geotiff(tmp_path / "QA_PIXEL.TIF", qa, grid, None, overview_resampling="nearest")
+    # 2, 4, 8: the 8x overview (138 px) is the first to fit in one 256-px block, as GDAL's COG driver does
+    assert raster_info(str(tmp_path / "B4.TIF")).overview_factors == (2, 4, 8)
+    with rasterio.open(tmp_path / "B4.TIF") as src:
+        assert src.block_shapes[0] == (256, 256) and src.tags()["AREA_OR_POINT"] == "Point"
+        half = src.read(1, out_shape=(300, 550))
+    # averaged DNs: the mean of each 2 x 2 block of the full grid
+    np.testing.assert_allclose(half, dn.reshape(300, 2, 550, 2).mean(axis=(1, 3)), atol=1.0)
+    with rasterio.open(tmp_path / "QA_PIXEL.TIF") as src:
+        assert set(np.unique(src.read(1, out_shape=(150, 275)))) <= {21824, 55052}  # bit flags never averaged
+    assert raster_info(str(tmp_path / "B4.TIF")).reduced(4).from_overviews
+
+
+def test_fmask_of_a_landsat_product_with_overviews_takes_its_statistics_from_them(landsat, monkeypatch):
+    scene = open_scene(landsat.path)
+    assert scene["r30m"].sizes["x"] == 327  # the product's files have a 2x overview (164 px), none coarser
+    strided = fmask_scene(scene, **NO_BUFFERS).compute()
+    monkeypatch.setattr(fmask, "_STATISTICS_SAMPLES", 10_000)
+    look_m = fmask.first_look_m(scene)
+    assert look_m == 60.0  # 163 x 163 at 60 m is the coarsest with >= 10 000 pixels
+    looked = fmask_scene(scene, **NO_BUFFERS, first_look=open_scene(landsat.path, overview_m=look_m)).compute()
+    assert looked.attrs["fmask_statistics_from"] == "first look at 60 m (overviews)"
+    classes = looked.fmask.values
+    assert f1(classes == CLOUD, landsat.scene["r30m"].cloud.values) >= 0.9
+    assert (classes == strided.fmask.values).mean() > 0.98
 
 
 def test_fmask_statistics_from_the_first_look_give_the_same_clouds(s2, monkeypatch):
@@ -104,10 +154,10 @@ def test_fmask_statistics_from_the_first_look_give_the_same_clouds(s2, monkeypat
     assert (classes == strided.fmask.values).mean() > 0.98
 
 
-def test_fmask_without_overviews_samples_the_scene_itself(landsat, monkeypatch):
+def test_fmask_without_overviews_samples_the_scene_itself(landsat_plain, monkeypatch):
     monkeypatch.setattr(fmask, "_STATISTICS_SAMPLES", 500)
-    scene = open_scene(landsat.path)
-    masks = fmask_scene(scene, first_look=open_scene(landsat.path, overview_m=fmask.first_look_m(scene)))
+    scene = open_scene(landsat_plain)
+    masks = fmask_scene(scene, first_look=open_scene(landsat_plain, overview_m=fmask.first_look_m(scene)))
     assert masks.attrs["fmask_statistics_from"].startswith("1 in ")
 
 
@@ -185,7 +235,7 @@ def test_coarse_masks_are_clear_only_where_every_fine_pixel_is():
     assert coarse.attrs["fmask_grid_group"] == "r20m"
 
 
-def test_l1c_retrieval_look_is_masked_like_the_scene(s2, landsat, monkeypatch):
+def test_l1c_retrieval_look_is_masked_like_the_scene(s2, landsat_plain, monkeypatch):
     scene = open_scene(s2.path)
     masks = fmask_scene(scene).compute()
     assert l1c._retrieval_look(scene, masks, fmask.first_look_m(scene)) is None  # small: its own pass is cheap
@@ -197,7 +247,7 @@ def test_l1c_retrieval_look_is_masked_like_the_scene(s2, landsat, monkeypatch):
         values = look[group].ds[band].values
         assert np.isnan(values[np.isin(coarse, [CLOUD, SHADOW, NODATA])]).all()
         assert np.isfinite(values[coarse == CLEAR]).all() and (coarse == CLEAR).mean() > 0.3
-    landsat_scene = open_scene(landsat.path)
+    landsat_scene = open_scene(landsat_plain)
     # GeoTIFFs without overviews would be decoded in full again: L1C takes the sums from the scene itself
     assert l1c._retrieval_look(landsat_scene, fmask_scene(landsat_scene).compute(),
                                fmask.first_look_m(landsat_scene)) is None

@@ -9,6 +9,7 @@ around it, as in real scenes.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -284,9 +285,10 @@ def _write_files(plan: LandsatPlan, folder: Path, r30: GridResult, r15: GridResu
     product_id = plan.product_id
     jobs = [(write_landsat_geotiff, folder / f"{product_id}_{band}.TIF", (r15 if band == "B8" else r30).dn[band],
              plan.grid15 if band == "B8" else plan.grid30) for band in _ALL_BANDS]
-    jobs.append((write_landsat_geotiff, folder / f"{product_id}_QA_PIXEL.TIF", _qa_pixel(r30), plan.grid30, None))
-    jobs.append((write_landsat_geotiff, folder / f"{product_id}_QA_RADSAT.TIF",
-                 np.zeros(plan.grid30.shape, np.uint16), plan.grid30, None))
+    qa = functools.partial(write_landsat_geotiff, overview_resampling="nearest")  # bit flags: no averaging
+    jobs.append((qa, folder / f"{product_id}_QA_PIXEL.TIF", _qa_pixel(r30), plan.grid30, None))
+    jobs.append((qa, folder / f"{product_id}_QA_RADSAT.TIF", np.zeros(plan.grid30.shape, np.uint16), plan.grid30,
+                 None))
     write_all(jobs)
     land = r30.valid_pixels - r30.class_pixels.get(1, 0)
     cloud_cover_land = 100.0 * r30.cloud_pixels / land if land else 0.0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.enums import Resampling
 
 from .grid import PixelGrid
 
@@ -25,16 +26,34 @@ JP2_BLOCK_SIZE = {10: 1024, 20: 640, 60: 192}
 #: OpenJPEG rejects tiles smaller than this (a tile may be larger than a tiny image).
 _MIN_JP2_BLOCK = 32
 _ENV = {"GDAL_PAM_ENABLED": "NO", "GDAL_NUM_THREADS": "1"}
+#: Tile side of the Landsat GeoTIFFs (as USGS's Collection 2 COGs).
+_GEOTIFF_BLOCK = 256
 
 
-def write_landsat_geotiff(path: Path, data: np.ndarray, grid: PixelGrid, nodata: int | None = 0) -> None:
-    """A Collection 2 style band file: tiled, LZW, pixel-is-point (as USGS), uint16."""
+def write_landsat_geotiff(path: Path, data: np.ndarray, grid: PixelGrid, nodata: int | None = 0, *,
+                          overview_resampling: str = "average") -> None:
+    """A Collection 2 style band file: a Cloud Optimized GeoTIFF as USGS delivers them (LSDS-1388): tiled, LZW,
+    pixel-is-point, uint16, with internal overviews (``overview_resampling``: ``average`` for DNs, ``nearest``
+    for bit-packed QA layers) at 2, 4, 8 ... until the coarsest fits in one 256-pixel block."""
     profile = dict(driver="GTiff", width=grid.cols, height=grid.rows, count=1, dtype=data.dtype.name,
                    crs=f"EPSG:{grid.epsg}", transform=grid.transform, nodata=nodata, tiled=True,
-                   blockxsize=256, blockysize=256, compress="LZW", predictor=2, interleave="band")
+                   blockxsize=_GEOTIFF_BLOCK, blockysize=_GEOTIFF_BLOCK, compress="LZW", predictor=2,
+                   interleave="band")
     with rasterio.Env(**_ENV), rasterio.open(path, "w", **profile) as dst:
         dst.update_tags(AREA_OR_POINT="Point")
         dst.write(data, 1)
+        factors = _overview_factors(max(grid.rows, grid.cols))
+        if factors:
+            dst.build_overviews(factors, Resampling[overview_resampling])
+
+
+def _overview_factors(side: int) -> list[int]:
+    """2, 4, 8 ... while the image at the previous factor is larger than one block (GDAL's COG rule)."""
+    factors, factor = [], 2
+    while -(-side // (factor // 2)) > _GEOTIFF_BLOCK:
+        factors.append(factor)
+        factor *= 2
+    return factors
 
 
 def write_sentinel2_jp2(path: Path, data: np.ndarray, grid: PixelGrid) -> None:
