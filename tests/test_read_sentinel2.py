@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import pickle
 import re
 import shutil
+import time
 import xml.etree.ElementTree as ET
 import zipfile
 from dataclasses import dataclass
@@ -31,6 +33,8 @@ from gmsdask import BandFileError, MetadataError, ProductError
 from gmsdask.io import open_scene
 from gmsdask.io.sentinel2.angles import angles_dataset
 from gmsdask.io.sentinel2.xml import XmlDoc
+from gmsdask.synthetic.grid import PixelGrid
+from gmsdask.synthetic.rasters import write_sentinel2_jp2
 
 from .conftest import data_path
 
@@ -398,6 +402,30 @@ def test_chunked_read_equals_whole_read():
     # Distributed workers get the graph pickled: the per-band conversion and the reader must survive it.
     restored = pickle.loads(pickle.dumps(chunked["r10m"]["B04"].data))
     np.testing.assert_array_equal(restored.compute(scheduler="sync"), chunked["r10m"]["B04"].values)
+
+
+def _cores_decoding(path: str) -> float:
+    """Process CPU time over wall time of one windowed JPEG 2000 read with a fresh handle (GDAL's block cache
+    would serve a second read): ~1 when one thread decodes, ~the number of cores when every core does."""
+    raster_module._thread_state.handles = None
+    raster_module.read_window(path, slice(0, 8), slice(0, 8))  # opens the handle outside the measurement
+    process, wall = time.process_time(), time.perf_counter()
+    raster_module.read_window(path, slice(0, 2048), slice(0, 2048))
+    return (time.process_time() - process) / (time.perf_counter() - wall)
+
+
+def test_jpeg2000_reads_decode_in_one_thread(tmp_path, monkeypatch):
+    """A Dask task is one unit of parallelism: GDAL's JPEG 2000 driver, which decodes with every CPU by default,
+    must not spread one read over the cores the other workers use (``GDAL_NUM_THREADS`` set by the user wins)."""
+    values = (np.arange(2048 * 2048, dtype=np.uint32).reshape(2048, 2048) * 7919 % 10000).astype(np.uint16)
+    path = str(tmp_path / "B04.jp2")
+    write_sentinel2_jp2(Path(path), values, PixelGrid(32633, 300000.0, 5900040.0, 10.0, 2048, 2048))
+    monkeypatch.delenv("GDAL_NUM_THREADS", raising=False)
+    assert _cores_decoding(path) < 1.15  # measured 1.01
+    np.testing.assert_array_equal(raster_module.read_window(path, slice(0, 2048), slice(0, 2048)), values)
+    if (os.cpu_count() or 1) >= 2:  # the control: GDAL's own default spreads the decoding over the cores
+        monkeypatch.setenv("GDAL_NUM_THREADS", "ALL_CPUS")
+        assert _cores_decoding(path) > 1.3  # measured 1.5 on 2 cores
 
 
 def test_graph_of_one_band_has_a_few_tasks_per_chunk():
