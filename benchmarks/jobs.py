@@ -54,6 +54,9 @@ class JobRun:
     profile_share: dict[str, float]
     worker_peak_rss_mib: list[float]
     client_cpu_s: float
+    #: CPU seconds of the whole client process during the run: the scene threads, the Dask client's event loop
+    #: and, with a LocalCluster, the scheduler (it runs in the client's process)
+    client_process_cpu_s: float
     catalog_s: float
     ingest_s: float
     task_s: float
@@ -173,9 +176,9 @@ def run_job(client: Client, products: Sequence[Path], folder: Path, *, reference
     report = performance_report(filename=str(report_html)) if report_html else contextlib.nullcontext()
     with _RssSampler(pids) as rss, _catalog_timer() as catalog_s, report:
         profile_start = time.time()
-        started = time.perf_counter()
+        started, process_cpu = time.perf_counter(), time.process_time()
         results = controller.run_all_processors()
-        seconds = time.perf_counter() - started
+        seconds, process_cpu = time.perf_counter() - started, time.process_time() - process_cpu
         profile = client.profile(start=profile_start)
         stream = client.get_task_stream(start=profile_start)
     if catalog.job(job_id).status != "finished":
@@ -188,5 +191,6 @@ def run_job(client: Client, products: Sequence[Path], folder: Path, *, reference
     controller.shutdown()
     return JobRun(seconds=seconds, scenes=len(scene_ids), level_wall_s=dict(level_wall),
                   profile_share=profile_shares(profile), worker_peak_rss_mib=[v / 2**20 for v in rss.peak.values()],
-                  client_cpu_s=sum(r.client_cpu_s for r in results), catalog_s=catalog_s[0], ingest_s=ingest_s,
+                  client_cpu_s=sum(r.client_cpu_s for r in results), client_process_cpu_s=process_cpu,
+                  catalog_s=catalog_s[0], ingest_s=ingest_s,
                   task_s=task_s, workers=workers, cubes=cubes)

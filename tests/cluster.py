@@ -109,14 +109,16 @@ def _scheduler_address(scheduler_file: Path, scheduler: subprocess.Popen, log: P
 
 
 @contextlib.contextmanager
-def real_cluster(directory: Path, n_workers: int = 2, memory_limit: str = "1.5GiB") -> Iterator[RealCluster]:
-    """``dask scheduler`` plus ``n_workers`` ``dask worker`` processes (one thread, nanny) on 127.0.0.1.
+def real_cluster(directory: Path, n_workers: int = 2, memory_limit: str = "1.5GiB",
+                 env: dict[str, str] | None = None) -> Iterator[RealCluster]:
+    """``dask scheduler`` plus ``n_workers`` ``dask worker`` processes (one thread, nanny) on 127.0.0.1, with
+    ``env`` added to their environment.
 
     Yields once every worker is registered; stops all of them on exit, whatever happened.
     """
     directory.mkdir(parents=True, exist_ok=True)
     scheduler_file = directory / "scheduler.json"
-    env = subprocess_env()
+    env = subprocess_env(**(env or {}))
     cluster = RealCluster("", directory)
     try:
         log = directory / "scheduler.log"

@@ -19,6 +19,7 @@ import dask
 import numpy as np
 import xarray as xr
 
+from gmsdask.errors import ProcessingError
 from gmsdask.geometry import resolution_groups
 from gmsdask.levels import BUILTIN_LEVELS, LevelContext, LevelOutcome
 
@@ -114,6 +115,12 @@ def _paused_l2c(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     return _BUILTIN["L2C"].run(_paused_groups(scene, tag, marker_dir, seconds), ctx)
 
 
+def _failing_l1c(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
+    """Fails as a level fails on bad input: a named error (whose ``__init__`` does not take ``args``)."""
+    raise ProcessingError(ctx.record.product_id, "L1C", "injected failure (tests.fault_levels)")
+
+
 PAUSED_L1B = replace(_BUILTIN["L1B"], run=_paused_l1b)
+FAILING_L1C = replace(_BUILTIN["L1C"], run=_failing_l1c)
 PAUSED_L2C = replace(_BUILTIN["L2C"], run=_paused_l2c)
 FLAKY_L1B = replace(_BUILTIN["L1B"], run=_flaky_l1b)

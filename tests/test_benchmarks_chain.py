@@ -23,7 +23,8 @@ def _run(seconds: float, *, peak: float = 100.0, scenes: int = 1, client_cpu: fl
          catalog: float = 0.01) -> JobRun:
     share = dict.fromkeys(LEVELS, 0.0) | {"L1B": 0.1, "L1C": 0.3, "L2C": 0.6}
     return JobRun(seconds=seconds, scenes=scenes, level_wall_s={"L2C": seconds}, profile_share=share,
-                  worker_peak_rss_mib=[peak, peak / 2], client_cpu_s=client_cpu, catalog_s=catalog, ingest_s=0.1,
+                  worker_peak_rss_mib=[peak, peak / 2], client_cpu_s=client_cpu, client_process_cpu_s=2 * client_cpu,
+                  catalog_s=catalog, ingest_s=0.1,
                   task_s=seconds, workers=2, cubes=[])
 
 

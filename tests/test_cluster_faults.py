@@ -4,6 +4,11 @@ once lose nothing, and a controller killed mid-write is repaired by a rerun.
 
 The inputs are the real Landsat Collection 1 thumbnails (60 x 60 px whole scenes) on a 3660 m grid, written into
 the one MGRS tile both touch (55HFA); spectral homogenization and BRDF are off to keep each job at a few seconds.
+
+Such small products run as one scene task each by default (``scene_task_max_mb``); most tests here turn that off
+(``CLIENT_GRAPHS``) because they test the client-built graphs' tasks, and their fault levels read the test's
+environment where the graphs are built. The scene-task tests use fault levels that run on the workers, which get
+their marker folder and pause from the cluster's environment (``WORKER_MARKERS``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from dask.utils import key_split
 from distributed import Client, get_task_stream
 
 from gmsdask import set_config
@@ -31,6 +37,7 @@ from gmsdask.levels import default_registry
 from .cluster import REPO, RealCluster, real_cluster, subprocess_env
 from .conftest import data_path
 from .fault_levels import (
+    FAILING_L1C,
     FAILURES_ENV,
     FLAKY_L1B,
     MARKERS_ENV,
@@ -46,20 +53,27 @@ TILE = "55HFA"
 OPTIONS = {"target_gsd": 3660.0, "mgrs_pixel_buffer": 0, "tiling_block_size_XY": (64, 64),
            "target_mgrs_tiles": [TILE], "skip_spechomo": True, "brdf_correction": False}
 CANCEL_LIMIT_S = 10.0
+#: every scene's graph built on the client (the chunks' tasks on the workers)
+CLIENT_GRAPHS = {"scene_task_max_mb": 0.0}
+#: the workers' marker folder (below the cluster's directory) for fault levels that run inside scene tasks
+WORKER_MARKERS = "worker-markers"
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> RealCluster:
-    with real_cluster(tmp_path_factory.mktemp("cluster")) as running:
+    directory = tmp_path_factory.mktemp("cluster")
+    (directory / WORKER_MARKERS).mkdir()
+    env = {MARKERS_ENV: str(directory / WORKER_MARKERS), PAUSE_ENV: "120"}
+    with real_cluster(directory, env=env) as running:
         yield running
 
 
-def _job(folder: Path, scheduler_address: str | None) -> tuple[Catalog, int]:
+def _job(folder: Path, scheduler_address: str | None, **options) -> tuple[Catalog, int]:
     """A catalogue ``folder/catalog.sqlite`` with a job over both products, cubes in ``folder/cubes``."""
     folder.mkdir(parents=True, exist_ok=True)
     cfg = set_config(db_url=f"sqlite:///{folder / 'catalog.sqlite'}", path_procdata_MGRS=folder / "cubes",
                      path_procdata_scenes=folder / "scenes", path_job_logs=folder / "logs",
-                     scheduler_address=scheduler_address, **OPTIONS)
+                     scheduler_address=scheduler_address, **(OPTIONS | options))
     catalog = Catalog.from_config(cfg)
     scene_ids = catalog.add_products([data_path("landsat", "collection1", name) for name in PRODUCTS])
     return catalog, catalog.create_job(scene_ids, cfg, comment=folder.name)
@@ -105,29 +119,156 @@ def _chunk_writes_by_worker(task_stream: list[dict]) -> dict[str, int]:
     """``{worker address: cube chunk writes it executed}`` from a task stream of the run."""
     from collections import Counter
 
-    from dask.utils import key_split
-
     return dict(Counter(task["worker"] for task in task_stream if key_split(task["key"]) == "write_window"))
 
 
-def test_job_on_a_real_cluster_writes_the_cubes_of_an_in_process_run(tmp_path, cluster, reference_cubes,
-                                                                      monkeypatch):
+@pytest.mark.parametrize("scene_task_max_mb,scene_tasks", [(0.0, 0), (0.2, 1), (16.0, 2)],
+                         ids=["client-graphs", "mixed", "scene-tasks"])
+def test_job_on_a_real_cluster_writes_the_cubes_of_an_in_process_run(scene_task_max_mb, scene_tasks, tmp_path,
+                                                                      cluster, reference_cubes, monkeypatch):
     # relative output paths in the job's configuration: the workers run in another folder, so the cubes land in
     # the right place only because paths are made absolute when the job starts
     monkeypatch.chdir(tmp_path)
-    catalog, job_id = _job(Path("job"), cluster.scheduler_address)
+    # the products are 0.09 MB (LC08) and 0.43 MB (LT05): 0.2 MB runs one as a scene task, the other's graph here
+    catalog, job_id = _job(Path("job"), cluster.scheduler_address, scene_task_max_mb=scene_task_max_mb)
     assert catalog.job(job_id).config["path_procdata_MGRS"] == "job/cubes"
     controller = ProcessController(job_id, db_url=catalog.url)
     with cluster.client() as observer, get_task_stream(client=observer) as stream:
-        controller.run_all_processors()
+        results = controller.run_all_processors()
     controller.shutdown()
     assert catalog.job(job_id).status == "finished"
     _assert_same_cubes(_cubes(catalog, job_id), reference_cubes)
     assert all(Path(t.path).is_relative_to(tmp_path / "job" / "cubes") for t in catalog.tiles_written(job_id))
     assert not list(cluster.directory.rglob("*.zarr"))
-    # the pixels went from the workers to the cube, not through the client
-    writes = _chunk_writes_by_worker(stream.data)
-    assert sum(writes.values()) > 0, writes
+    # one task per small scene (the workers built and computed its chain); the others' chunk tasks wrote their
+    # pixels from the workers to the cube, not through the client
+    keys = [key_split(task["key"]) for task in stream.data]
+    assert keys.count("scene-task") == scene_tasks, sorted(set(keys))
+    assert (keys.count("write_window") > 0) == (scene_tasks < len(PRODUCTS)), sorted(set(keys))
+    # what the scene tasks did is in the catalogue and the job log as for the others, recorded by the client
+    levels = default_registry().names
+    for result in results:
+        records = {r.level: r for r in catalog.level_records(job_id, result.scene_id)}
+        assert [records[name].status for name in levels] == ["done"] * 4 + ["skipped", "done"], records  # no L2B
+        assert records["L1B"].facts["coreg_status"] == "no_reference"
+        assert records["L2C"].output.endswith(f"{TILE}.icechunk")
+    log = (tmp_path / "job" / "logs" / f"job_{job_id}.log").read_text()
+    assert all(f"{product.split('.')[0]} L2C done" in log for product in PRODUCTS), log[-2000:]
+
+
+def _worker_markers(cluster: RealCluster) -> Path:
+    """The workers' marker folder, emptied (no release file, no markers of an earlier test)."""
+    folder = cluster.directory / WORKER_MARKERS
+    for path in folder.iterdir():
+        path.unlink()
+    return folder
+
+
+def _running_tasks(client: Client) -> int:
+    """Tasks whose function still runs in a worker thread, cancelled ones included (the scheduler forgets a
+    cancelled task at once; its worker keeps it, in state ``cancelled``, until the function returns)."""
+    def running(dask_worker) -> int:
+        return sum(ts.state in ("executing", "cancelled", "long-running")
+                   for ts in dask_worker.state.tasks.values())
+    return sum(client.run(running).values())
+
+
+def test_a_stopped_scene_task_ends_within_seconds_and_commits_nothing(tmp_path, cluster):
+    cluster.wait_for_workers(2)
+    marker_dir = _worker_markers(cluster)
+    catalog, job_id = _job(tmp_path, cluster.scheduler_address)
+    controller = ProcessController(job_id, registry=default_registry().with_level(PAUSED_L1B), db_url=catalog.url)
+    stopped_at: list[float] = []
+
+    def stop_once_at_work() -> None:
+        wait_for_marker(marker_dir, "L1B")  # a scene task reached its L1B work on a worker
+        stopped_at.append(time.monotonic())
+        controller.stop(signal.SIGINT, None)
+
+    threading.Thread(target=stop_once_at_work, daemon=True).start()
+    try:
+        results = controller.run_all_processors()
+        returned_at = time.monotonic()
+    finally:
+        (marker_dir / "release").touch()  # the paused work ends; each task's chain must now see the stop
+        controller.shutdown()
+    assert stopped_at, "the job ended before its work started"
+    assert returned_at - stopped_at[0] < CANCEL_LIMIT_S
+    assert catalog.job(job_id).status == "canceled"
+    assert all(r.exception_type == "Cancelled" for r in results), results
+    for result in results:  # the client records what it knows: the scene's first level not done was canceled
+        assert catalog.level_status(job_id, result.scene_id) == {"L1A": "canceled"}
+    # the tasks go on until their pause ends, then stop at the next level: no level product, no cube
+    with cluster.client() as observer:
+        deadline = time.monotonic() + 60
+        while _running_tasks(observer) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _running_tasks(observer)
+    assert not list((tmp_path / "cubes").rglob("*.icechunk")) and catalog.tiles_written(job_id) == []
+    assert not list((tmp_path / "scenes").rglob("L2B.zarr"))
+
+
+def test_a_scene_task_failure_is_recorded_with_its_level_error_and_traceback(tmp_path, cluster):
+    catalog, job_id = _job(tmp_path, cluster.scheduler_address)
+    controller = ProcessController(job_id, registry=default_registry().with_level(FAILING_L1C), db_url=catalog.url)
+    results = controller.run_all_processors()
+    controller.shutdown()
+    assert all(r.failed_level == "L1C" and r.exception_type == "ProcessingError" and r.level_reached == "L1B"
+               for r in results), results
+    assert catalog.job(job_id).status == "failed"  # every scene failed
+    failures = catalog.failures(job_id)
+    assert len(failures) == len(PRODUCTS)
+    for failure in failures:  # the traceback as the worker saw it, not just the type
+        assert failure.error_type == "ProcessingError" and "injected failure" in failure.error_message
+        assert "_failing_l1c" in failure.error_traceback and "raise ProcessingError" in failure.error_traceback
+        assert catalog.level_status(job_id, failure.scene_id) == {"L1A": "done", "L1B": "done", "L1C": "failed"}
+    log = (tmp_path / "logs" / f"job_{job_id}.log").read_text()
+    assert log.count("L1C failed: ProcessingError") == len(PRODUCTS), log[-2000:]
+
+
+@pytest.mark.parametrize("retries", [1, 0])
+def test_a_scene_tasks_failing_computation_is_retried_as_often_as_the_retries_option_says(retries, tmp_path,
+                                                                                           cluster):
+    marker_dir = _worker_markers(cluster)  # FLAKY_L1B fails its first attempt on the workers (no failures set)
+    catalog, job_id = _job(tmp_path, cluster.scheduler_address)
+    controller = ProcessController(job_id, registry=default_registry().with_level(FLAKY_L1B), db_url=catalog.url,
+                                   retries=retries)
+    results = controller.run_L1B_processing()
+    controller.shutdown()
+    attempts = {r.product_id: len(markers(marker_dir, f"L1B-{r.product_id}")) for r in results}
+    statuses = [catalog.level_status(job_id, r.scene_id)["L1B"] for r in results]
+    if retries:
+        assert all(r.level_reached == "L1B" and r.failed_level is None for r in results), results
+        assert set(attempts.values()) == {2} and set(statuses) == {"done"}
+    else:
+        assert all(r.failed_level == "L1B" and r.exception_type == "RuntimeError" for r in results), results
+        assert set(attempts.values()) == {1} and set(statuses) == {"failed"}
+
+
+def test_killing_a_worker_in_a_scene_task_reruns_the_scene_elsewhere(tmp_path, cluster, reference_cubes):
+    cluster.wait_for_workers(2)
+    marker_dir = _worker_markers(cluster)
+    catalog, job_id = _job(tmp_path, cluster.scheduler_address)
+    killed: list[int] = []
+
+    def kill_first_worker_at_work() -> None:
+        pid = int(wait_for_marker(marker_dir, "L1B").read_text())
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+        (marker_dir / "release").touch()  # the tasks go on (the rerun one too)
+
+    killer = threading.Thread(target=kill_first_worker_at_work, daemon=True)
+    killer.start()
+    controller = ProcessController(job_id, registry=default_registry().with_level(PAUSED_L1B), db_url=catalog.url)
+    results = controller.run_all_processors()
+    controller.shutdown()
+    killer.join(5)
+    assert len(killed) == 1, "the worker was not killed during the job"
+    starts = [int(p.read_text()) for p in markers(marker_dir, "L1B")]
+    assert killed[0] in starts and len(starts) >= len(PRODUCTS) + 1, starts  # the killed task's scene ran again
+    assert catalog.job(job_id).status == "finished"
+    assert all(r.level_reached == "L2C" and r.failed_level is None for r in results), results
+    _assert_same_cubes(_cubes(catalog, job_id), reference_cubes)
 
 
 def test_killing_a_worker_mid_job_changes_nothing(tmp_path, cluster, reference_cubes, monkeypatch):
@@ -136,7 +277,7 @@ def test_killing_a_worker_mid_job_changes_nothing(tmp_path, cluster, reference_c
     marker_dir.mkdir()
     monkeypatch.setenv(MARKERS_ENV, str(marker_dir))
     monkeypatch.setenv(PAUSE_ENV, "3")
-    catalog, job_id = _job(tmp_path, cluster.scheduler_address)
+    catalog, job_id = _job(tmp_path, cluster.scheduler_address, **CLIENT_GRAPHS)
     killed: list[int] = []
 
     def kill_first_worker_at_work() -> None:
@@ -169,7 +310,7 @@ def test_a_task_error_is_retried_as_often_as_the_retries_option_says(retries, tm
     marker_dir.mkdir()
     monkeypatch.setenv(MARKERS_ENV, str(marker_dir))
     monkeypatch.setenv(FAILURES_ENV, "1")  # each scene's L1B task fails once, then succeeds
-    catalog, job_id = _job(tmp_path, cluster.scheduler_address)
+    catalog, job_id = _job(tmp_path, cluster.scheduler_address, **CLIENT_GRAPHS)
     controller = ProcessController(job_id, registry=default_registry().with_level(FLAKY_L1B), db_url=catalog.url,
                                    retries=retries)
     results = controller.run_L1B_processing()
@@ -191,7 +332,7 @@ def test_stop_cancels_work_in_flight_within_seconds(tmp_path, cluster, monkeypat
     marker_dir.mkdir()
     monkeypatch.setenv(MARKERS_ENV, str(marker_dir))
     monkeypatch.setenv(PAUSE_ENV, "120")  # far longer than the test: only cancelling ends the job in time
-    catalog, job_id = _job(tmp_path, cluster.scheduler_address)
+    catalog, job_id = _job(tmp_path, cluster.scheduler_address, **CLIENT_GRAPHS)
     stopped_at: list[float] = []
 
     def sigterm_once_at_work() -> None:
@@ -227,7 +368,7 @@ def test_stop_during_the_cube_write_cancels_within_seconds(tmp_path, cluster, mo
     marker_dir.mkdir()
     monkeypatch.setenv(MARKERS_ENV, str(marker_dir))
     monkeypatch.setenv(PAUSE_ENV, "12")  # each write pauses longer than the limit
-    catalog, job_id = _job(tmp_path, cluster.scheduler_address)
+    catalog, job_id = _job(tmp_path, cluster.scheduler_address, **CLIENT_GRAPHS)
     stopped_at: list[float] = []
     controller = ProcessController(job_id, registry=default_registry().with_level(PAUSED_L2C), db_url=catalog.url)
 
@@ -262,7 +403,7 @@ def test_two_jobs_writing_one_cube_at_once_lose_nothing(tmp_path, cluster, refer
     cluster.wait_for_workers(2)
     marker_dir = tmp_path / "markers"
     marker_dir.mkdir()
-    catalog, first = _job(tmp_path, cluster.scheduler_address)
+    catalog, first = _job(tmp_path, cluster.scheduler_address, **CLIENT_GRAPHS)
     second = catalog.create_job(catalog.job(first).scene_ids[::-1],
                                 set_config(**{k: v for k, v in catalog.job(first).config.items() if k != "job_ID"}))
     # the pixel writes pause a second, so that the two jobs' writes into the one cube overlap
@@ -286,7 +427,7 @@ def test_killing_the_controller_mid_cube_write_then_rerunning_gives_the_undistur
     cluster.wait_for_workers(2)
     marker_dir = tmp_path / "markers"
     marker_dir.mkdir()
-    catalog, job_id = _job(tmp_path, cluster.scheduler_address)
+    catalog, job_id = _job(tmp_path, cluster.scheduler_address, **CLIENT_GRAPHS)
     env = {MARKERS_ENV: str(marker_dir), PAUSE_ENV: "3", "GMSDASK_LEVEL_PLUGINS": "tests.fault_levels:PAUSED_L2C"}
     run = _gmsdask_run(job_id, catalog.url, cluster.scheduler_address, tmp_path / "killed.log", **env)
     try:

@@ -30,6 +30,7 @@ from .jobs import HEARTBEAT_INTERVAL_S, HEARTBEAT_STALE_AFTER_S
 from .migrate import SCHEMA_REVISION
 from .records import FailureRecord, JobLiveness, JobOwner, JobRecord, LevelRecord, SceneRecord, TileRecord
 from .schema import COMPLETED_LEVEL_STATUSES, JOB_STATUSES, LEVEL_STATUSES, TERMINAL_JOB_STATUSES
+from .values import ErrorReport
 
 __all__ = [
     "COMPLETED_LEVEL_STATUSES",
@@ -40,6 +41,7 @@ __all__ = [
     "SCHEMA_REVISION",
     "TERMINAL_JOB_STATUSES",
     "Catalog",
+    "ErrorReport",
     "FailureRecord",
     "JobLiveness",
     "JobOwner",

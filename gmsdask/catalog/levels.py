@@ -45,7 +45,7 @@ from .schema import (
     SceneRow,
     TileWrittenRow,
 )
-from .values import catalog_tile, check_choice, format_traceback, now
+from .values import ErrorReport, catalog_tile, check_choice, now
 
 __all__ = ["LevelOperations"]
 
@@ -78,7 +78,7 @@ class LevelOperations(CatalogDatabase):
         status: str,
         *,
         output: str | Path = "",
-        error: BaseException | None = None,
+        error: BaseException | ErrorReport | None = None,
         note: str = "",
         version: str = "",
         facts: Mapping[str, Any] | None = None,
@@ -100,12 +100,13 @@ class LevelOperations(CatalogDatabase):
             except (TypeError, ValueError) as err:
                 raise CatalogError(f"{level} facts of scene {scene_id} in job {job_id} are not JSON: {err}") from None
         stamp = now()
+        report = None if error is None else ErrorReport.of(error)
         values = {
             "job_id": job_id, "scene_id": scene_id, "level": level, "status": status, "output": str(output),
             "started_at": stamp, "finished_at": None if status == "running" else stamp,
-            "error_type": type(error).__name__ if error is not None else "",
-            "error_message": str(error) if error is not None else "",
-            "error_traceback": format_traceback(error) if error is not None else "",
+            "error_type": report.type_name if report is not None else "",
+            "error_message": report.message if report is not None else "",
+            "error_traceback": report.traceback if report is not None else "",
             "note": note, "version": str(version),
             "facts": null() if facts is None else facts,   # no facts: SQL NULL, not JSON 'null'
         }

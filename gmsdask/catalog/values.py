@@ -6,6 +6,7 @@ import math
 import re
 import traceback
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -18,6 +19,7 @@ __all__ = [
     "check_choice",
     "chunks",
     "cloud_cover",
+    "ErrorReport",
     "format_traceback",
     "now",
     "parse_time",
@@ -92,6 +94,24 @@ def check_choice(value: str, allowed: Sequence[str], what: str) -> str:
 def format_traceback(error: BaseException) -> str:
     """The formatted traceback of ``error`` (just its type and message if it was never raised)."""
     return "".join(traceback.format_exception(type(error), error, error.__traceback__))
+
+
+@dataclass(frozen=True)
+class ErrorReport:
+    """What the catalogue stores of a failure: exception type name, message and formatted traceback.
+
+    A plain value, so that a failure on a worker reaches the catalogue whole: a pickled exception loses its
+    traceback, and an exception whose ``__init__`` takes other arguments than ``args`` does not unpickle."""
+
+    type_name: str
+    message: str
+    traceback: str
+
+    @classmethod
+    def of(cls, error: "BaseException | ErrorReport") -> "ErrorReport":
+        if isinstance(error, ErrorReport):
+            return error
+        return cls(type(error).__name__, str(error), format_traceback(error))
 
 
 def chunks(values: Sequence[T], size: int = ID_CHUNK_SIZE) -> Iterable[Sequence[T]]:

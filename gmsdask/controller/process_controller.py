@@ -2,9 +2,11 @@
 
 Each scene's chain is built lazily on the client (opening a product reads only metadata); its pixel work is
 computed on the cluster as futures with the job's ``retries``, from one client-side thread per scene in flight.
+A product up to ``scene_task_max_mb`` runs its whole chain as one task on a worker instead (``scene_task``).
 A scene's failure is caught in its thread and recorded with its level, exception and traceback; the other
-scenes go on. Only the client writes the catalogue and the job log. A rerun resumes each scene after its last
-completed level (a level recorded by an older implementation version counts as not completed).
+scenes go on. Only the client writes the catalogue and the job log (a scene task's records are replayed). A rerun
+resumes each scene after its last completed level (a level recorded by an older implementation version counts as
+not completed).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from ..levels import LevelRegistry, default_registry
 from .planning import plan_references, start_order
 from .progress import JobProgress
 from .scene_chain import COMPLETED, SceneChain, SceneResult
+from .scene_task import stop_event_name, workers_outside
 
 __all__ = ["ProcessController", "SceneResult", "JobSummary"]
 
@@ -351,6 +354,16 @@ class ProcessController:
         previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()]
 
+    def _scene_task_max_mb(self, client: Any) -> float:
+        """``scene_task_max_mb``, or 0 where scene tasks cannot run: workers in this process share its Dask
+        scheduler setting (see :mod:`.scene_task`)."""
+        limit = self.config.scene_task_max_mb
+        if limit > 0 and not workers_outside(client):
+            self._logger.info("job %s: the Dask workers run in this process; every scene's graph is built here "
+                              "(scene_task_max_mb needs worker processes)", self.job_ID)
+            return 0.0
+        return limit
+
     def _run_scenes(self, scenes: list[SceneRecord], target: str, client: Any,
                     references: dict[int, tuple], taken_away: threading.Event) -> list[SceneResult]:
         # Enough scenes in flight to keep every worker busy while others are opened or written.
@@ -365,7 +378,8 @@ class ProcessController:
                                           "status": status, "seconds": seconds})
 
             self._chain = SceneChain(self.job_ID, self.config, self.registry, self.catalog, client, self._logger,
-                                     self._cancel, references, on_level)
+                                     self._cancel, references, on_level, self._scene_task_max_mb(client),
+                                     stop_event_name(self.job_ID))
             job_scene_ids = {scene.id for scene in scenes}
             futures = {pool.submit(self._chain.run, scene, target, job_scene_ids): scene for scene in scenes}
             results: list[SceneResult] = []

@@ -1,6 +1,7 @@
 """One scene through the levels of a job, on the client: build each level's lazy graph, compute its work on the
 cluster (cancellable, with retries), record the outcome. Never raises for a scene's failure: it is recorded and
-returned, and the other scenes go on."""
+returned, and the other scenes go on. A small product's chain runs as one task on a worker instead
+(:mod:`.scene_task`); the same class runs it there, with Dask's synchronous scheduler and no client."""
 
 from __future__ import annotations
 
@@ -15,14 +16,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import dask
 import xarray as xr
-from distributed import Client
+from distributed import Client, Event
 
-from ..catalog import Catalog, SceneRecord
+from ..catalog import Catalog, LevelRecord, SceneRecord
 from ..config import JobConfig
 from ..errors import DiskFullError, GmsdaskError
 from ..io.scene_store import read_scene, write_scene
 from ..levels import Level, LevelCanceled, LevelContext, LevelOutcome, LevelRegistry, product_stub
+from .scene_task import SceneTask, SceneTaskReport, product_megabytes, replay, run_scene_task
 
 __all__ = ["SceneResult", "SceneChain", "Cancelled", "COMPLETED"]
 
@@ -62,12 +65,17 @@ class SceneChain:
     config: JobConfig
     registry: LevelRegistry
     catalog: Catalog
-    client: Client
+    #: None on a worker (a scene task): the work is computed here, with the current (synchronous) scheduler
+    client: Client | None
     logger: logging.Logger
     cancel: threading.Event
     references: dict[int, tuple[tuple[str, SceneRecord], ...]]
     #: ``(record, level, status, seconds)`` after every level state change (progress, timings)
     on_level: Callable[..., None] = lambda record, level, status, seconds=0.0: None
+    #: products up to this size (MB on disk) run as one scene task on a worker; 0: never
+    scene_task_max_mb: float = 0.0
+    #: name of the ``distributed.Event`` that tells running scene tasks the job was stopped
+    stop_event: str = ""
 
     def __post_init__(self) -> None:
         self._reached: dict[tuple[int, str], threading.Event] = {}
@@ -106,7 +114,25 @@ class SceneChain:
         """
         if not work:
             return []
-        futures = self.client.compute(list(work), retries=self.config.retries)
+        if self.client is None:
+            return self._compute_here(work)
+        return self._wait(self.client.compute(list(work), retries=self.config.retries))
+
+    def _compute_here(self, work: tuple[Any, ...]) -> list[Any]:
+        """``work`` computed in this process (a scene task), tried ``retries`` more times when it raises, as
+        the cluster retries a task."""
+        for attempt in range(self.config.retries + 1):
+            try:
+                return list(dask.compute(*work))
+            except Exception as error:
+                if attempt == self.config.retries or self.cancel.is_set():
+                    raise
+                self.logger.warning("computation failed (%s: %s); retry %d of %d", type(error).__name__, error,
+                                    attempt + 1, self.config.retries)
+        raise AssertionError("unreachable")
+
+    def _wait(self, futures: list[Any]) -> list[Any]:
+        """The results of ``futures``; cancels them when the job stops."""
         with self._lock:
             self._in_flight.update(futures)
         try:
@@ -125,11 +151,14 @@ class SceneChain:
                 self._in_flight.difference_update(futures)
 
     def cancel_in_flight(self) -> None:
-        """Cancel every computation in flight (the job is stopping)."""
+        """Cancel every computation in flight (the job is stopping), and tell running scene tasks."""
         with self._lock:
             futures = list(self._in_flight)
-        if futures:
+        if futures and self.client is not None:
             self.client.cancel(futures)
+        if self.stop_event and self.client is not None:
+            # a cancelled future does not stop a task already running: its chain watches this event
+            Event(self.stop_event, client=self.client).set()
 
     # --- one scene ----------------------------------------------------------------------------------------
     def context(self, record: SceneRecord) -> LevelContext:
@@ -143,8 +172,48 @@ class SceneChain:
     def run(self, record: SceneRecord, target: str, job_scene_ids: set[int]) -> SceneResult:
         """The scene's chain up to ``target``; a failure is recorded and returned, never raised."""
         started = time.thread_time()  # this thread's CPU time: the client's own share of the scene
-        result = self._run_chain(record, target, job_scene_ids)
+        if self.scene_task_max_mb > 0 and product_megabytes(record.product_path) <= self.scene_task_max_mb:
+            result = self._run_as_task(record, target, job_scene_ids)
+        else:
+            result = self._run_chain(record, target, job_scene_ids)
         return replace(result, client_cpu_s=time.thread_time() - started)
+
+    def _run_as_task(self, record: SceneRecord, target: str, job_scene_ids: set[int]) -> SceneResult:
+        """The scene's chain as one task on a worker (:mod:`.scene_task`); its records replayed here."""
+        assert self.client is not None
+        ctx = self.context(record)
+        levels = self.registry.upto(target)
+        records = tuple(self.catalog.level_records(self.job_id, record.id))
+        try:
+            for level in levels:  # the task runs every level: each level's references first
+                self._wait_for_references(level, ctx, job_scene_ids)
+            if self.cancel.is_set():
+                raise Cancelled(f"job {self.job_id} was stopped")
+            task = SceneTask(self.job_id, self.config, self.registry, record, target, ctx.references, records,
+                             self.stop_event)
+            future = self.client.submit(run_scene_task, task, retries=self.config.retries, pure=False,
+                                        key=f"scene-task-{record.product_id}-{uuid.uuid4().hex[:8]}")
+            (report,) = self._wait([future])
+        except Cancelled as stop:
+            self.release_all(record.id)
+            open_level = _first_open_level(levels, records)
+            if open_level is not None:
+                self.catalog.record_level(self.job_id, record.id, open_level, "canceled", note=str(stop))
+            return SceneResult(record.id, record.product_id, record.platform, None, None, "Cancelled", str(stop))
+        except Exception as error:  # noqa: BLE001 - the task itself failed (e.g. its worker was lost too often)
+            self.release_all(record.id)
+            if self.config.disable_exception_handler:
+                raise
+            return self._failed(record, _first_open_level(levels, records) or target, error, None)
+        assert isinstance(report, SceneTaskReport)
+        replay(report, self.catalog, self.logger, self.on_level)
+        result: SceneResult = report.result
+        if result.exception_type:
+            self.release_all(record.id)
+        elif result.level_reached is not None:
+            names = self.registry.names
+            self._announce(record.id, list(names[: names.index(result.level_reached) + 1]))
+        return result
 
     def _run_chain(self, record: SceneRecord, target: str, job_scene_ids: set[int]) -> SceneResult:
         entered: dict[str, xr.DataTree] = {}  # the scene as it entered each level of this run
@@ -189,17 +258,20 @@ class SceneChain:
             self.release_all(record.id)
             if self.config.disable_exception_handler:
                 raise
-            failed = self._next_level(reached, target)
-            error = self._named(error, record, failed)
-            self.catalog.record_level(self.job_id, record.id, failed, "failed", error=error,
-                                      version=self.registry[failed].version)
-            self.on_level(record, failed, "failed")
-            self.logger.error("%s: %s failed: %s: %s", record.product_id, failed, type(error).__name__, error)
-            return SceneResult(record.id, record.product_id, record.platform, reached, failed,
-                               type(error).__name__, str(error))
+            return self._failed(record, self._next_level(reached, target), error, reached)
         if reached == self.registry.names[-1]:
             self._delete_unneeded_products(record)
         return SceneResult(record.id, record.product_id, record.platform, reached)
+
+    def _failed(self, record: SceneRecord, failed: str, error: Exception, reached: str | None) -> SceneResult:
+        """Record ``failed`` as the scene's failed level with ``error``; the scene's result."""
+        error = self._named(error, record, failed)
+        self.catalog.record_level(self.job_id, record.id, failed, "failed", error=error,
+                                  version=self.registry[failed].version)
+        self.on_level(record, failed, "failed")
+        self.logger.error("%s: %s failed: %s: %s", record.product_id, failed, type(error).__name__, error)
+        return SceneResult(record.id, record.product_id, record.platform, reached, failed, type(error).__name__,
+                           str(error))
 
     def _named(self, error: Exception, record: SceneRecord, level_name: str) -> Exception:
         """``error``, or a :class:`DiskFullError` naming the output location when a write ran out of space
@@ -316,6 +388,14 @@ class SceneChain:
                 self.logger.info("benchmark: %s %s %s %.3f s", ctx.record.product_id, level.name, outcome.status,
                                  seconds)
         return outcome
+
+
+def _first_open_level(levels: tuple[Level, ...], records: tuple[LevelRecord, ...]) -> str | None:
+    """The first of ``levels`` not completed by its current version in ``records`` (None: all are)."""
+    done = {r.level for r in records if r.status in COMPLETED}
+    versions = {r.level: r.version for r in records}
+    return next((level.name for level in levels
+                 if level.name not in done or versions.get(level.name) != level.version), None)
 
 
 def _swap_into_place(staging: Path, product: Path) -> None:

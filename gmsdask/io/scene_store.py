@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,12 @@ __all__ = ["reflectance_encoding", "write_scene", "read_scene"]
 
 REFLECTANCE_SCALE = 1e-4
 REFLECTANCE_FILL = -9999
+
+# Level products carry consolidated metadata on purpose (one read opens a product); zarr 3 warns about it at every
+# write, from each worker process that writes one (scene tasks). A filter, not ``catch_warnings``, which is not
+# thread-safe; limited to this message from zarr.
+warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part", category=UserWarning,
+                        module=r"zarr\.")
 
 
 def reflectance_encoding(variable: xr.DataArray) -> dict[str, Any]:
