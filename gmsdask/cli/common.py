@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Annotated, NoReturn, Optional
 
@@ -30,12 +29,10 @@ def configure_logging() -> None:
     """Warnings and the job's own messages on the terminal; Dask's INFO chatter only in its own logs."""
     import distributed  # noqa: F401  (configures its loggers on import; quieten them afterwards)
 
-    import icechunk
+    from ..io.cube_storage import quiet_handled_icechunk_warnings
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # Icechunk warns on every open of a local cube that its storage has no atomic commits; gmsdask's commit
-    # guard (gmsdask.io.cube_writer) takes care of that, so only real errors of the storage layer are shown
-    icechunk.set_logs_filter(os.environ.get("ICECHUNK_LOG", "warn,icechunk::storage::object_store=error"))
+    quiet_handled_icechunk_warnings()
     noisy = ("distributed", "bokeh", "tornado")
     for name in [*noisy, *logging.root.manager.loggerDict]:
         if name.startswith(noisy):

@@ -34,6 +34,7 @@ from distributed import Client, Event
 
 from ..catalog import ErrorReport, LevelRecord, SceneRecord
 from ..config import JobConfig
+from ..io.cube_storage import quiet_handled_icechunk_warnings
 from ..levels import LevelRegistry
 
 __all__ = ["SceneTask", "SceneTaskReport", "run_scene_task", "product_megabytes", "workers_outside"]
@@ -156,6 +157,7 @@ def run_scene_task(task: SceneTask) -> SceneTaskReport:
     """Run one scene's chain in this process (on a worker): the function a scene task executes."""
     from .scene_chain import SceneChain  # scene_chain submits this function
 
+    quiet_handled_icechunk_warnings()
     events: list[tuple] = []
     catalog = _RecordingCatalog(task.level_records, events)
     logger = logging.getLogger(f"gmsdask.job.{task.job_id}.scene.{task.record.id}.{uuid.uuid4().hex[:6]}")

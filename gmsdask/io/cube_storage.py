@@ -34,10 +34,21 @@ import icechunk
 from ..errors import ConfigError, CubeWriteError, ProcessingError
 
 __all__ = ["CubeStorageOptions", "cube_location", "is_url", "open_repository", "repository_exists",
-           "commit_guard", "normalize_location", "staged_repository"]
+           "commit_guard", "normalize_location", "staged_repository", "quiet_handled_icechunk_warnings"]
 
 _SCHEMES = ("s3", "gs")
 _logger = logging.getLogger(__name__)
+#: Icechunk's log filter for gmsdask's processes: its warnings that gmsdask handles are not shown. The local
+#: storage warns at every open that it has no atomic commits (:func:`commit_guard` makes them exclusive), and a
+#: session warns when a rebase fails (the cube writer then writes the scene again on a new session).
+_ICECHUNK_LOG = "warn,icechunk::storage::object_store=error,icechunk::session=error"
+
+
+def quiet_handled_icechunk_warnings() -> None:
+    """Set Icechunk's log filter (process-wide) so that the warnings gmsdask handles stay silent; a filter in
+    the ``ICECHUNK_LOG`` environment variable wins. The CLI calls it, and so does each scene task on a worker
+    (a worker writes many cubes: one warning per open floods its log)."""
+    icechunk.set_logs_filter(os.environ.get("ICECHUNK_LOG", _ICECHUNK_LOG))
 
 
 @dataclass(frozen=True)
