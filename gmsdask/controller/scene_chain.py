@@ -191,7 +191,9 @@ class SceneChain:
                 raise Cancelled(f"job {self.job_id} was stopped")
             task = SceneTask(self.job_id, self.config, self.registry, record, target, ctx.references, records,
                              self.stop_event)
-            future = self.client.submit(run_scene_task, task, retries=self.config.retries, pure=False,
+            # a task raises only with disable_exception_handler (the chain records every other failure): once
+            retries = 0 if self.config.disable_exception_handler else self.config.retries
+            future = self.client.submit(run_scene_task, task, retries=retries, pure=False,
                                         key=f"scene-task-{record.product_id}-{uuid.uuid4().hex[:8]}")
             (report,) = self._wait([future])
         except Cancelled as stop:
