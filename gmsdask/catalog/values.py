@@ -100,8 +100,9 @@ def format_traceback(error: BaseException) -> str:
 class ErrorReport:
     """What the catalogue stores of a failure: exception type name, message and formatted traceback.
 
-    A plain value, so that a failure on a worker reaches the catalogue whole: a pickled exception loses its
-    traceback, and an exception whose ``__init__`` takes other arguments than ``args`` does not unpickle."""
+    A plain value, so that a failure on a worker reaches the catalogue whole whatever the exception's class:
+    an exception whose ``__init__`` takes other arguments than ``args`` may not unpickle, and a traceback pickles
+    only where ``tblib`` is installed."""
 
     type_name: str
     message: str

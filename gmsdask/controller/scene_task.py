@@ -81,7 +81,7 @@ class _RecordingCatalog:
 
     def record_level(self, *args: Any, error: BaseException | ErrorReport | None = None, **kwargs: Any) -> None:
         if error is not None:
-            kwargs["error"] = ErrorReport.of(error)  # the traceback as text: a pickled exception loses it
+            kwargs["error"] = ErrorReport.of(error)  # text: whatever the exception's class pickles like
         self.events.append(("catalog", "record_level", args, kwargs))
 
     def record_tile(self, *args: Any, **kwargs: Any) -> None:
