@@ -34,6 +34,7 @@ from ..catalog import Catalog, SceneRecord
 from ..cluster import job_client
 from ..config import JobConfig, load_config_file, set_config
 from ..errors import JobError
+from ..io.cube_storage import quiet_handled_icechunk_warnings
 from ..levels import LevelRegistry, default_registry
 from .planning import plan_references, start_order
 from .progress import JobProgress
@@ -311,6 +312,7 @@ class ProcessController:
         if self.config.delete_old_output:
             shutil.rmtree(Path(self.config.path_procdata_scenes) / f"job_{self.job_ID}", ignore_errors=True)
         self._cancel.clear()
+        quiet_handled_icechunk_warnings()  # this process commits the cubes of large scenes
         before = self.catalog.claim_job(self.job_ID)  # JobError if another live process runs it
         if before.interrupted:
             self._logger.warning("job %s: resuming; its previous run was interrupted (%s)", self.job_ID,

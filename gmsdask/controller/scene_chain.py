@@ -158,7 +158,11 @@ class SceneChain:
             self.client.cancel(futures)
         if self.stop_event and self.client is not None:
             # a cancelled future does not stop a task already running: its chain watches this event
-            Event(self.stop_event, client=self.client).set()
+            try:
+                Event(self.stop_event, client=self.client).set()
+            except Exception as error:  # noqa: BLE001 - stop() must not fail (it runs in a signal handler)
+                self.logger.warning("could not tell running scene tasks to stop (%s: %s); they finish their "
+                                    "chains, and a rerun rewrites what they wrote", type(error).__name__, error)
 
     # --- one scene ----------------------------------------------------------------------------------------
     def context(self, record: SceneRecord) -> LevelContext:

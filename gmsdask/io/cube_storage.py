@@ -46,8 +46,8 @@ _ICECHUNK_LOG = "warn,icechunk::storage::object_store=error,icechunk::session=er
 
 def quiet_handled_icechunk_warnings() -> None:
     """Set Icechunk's log filter (process-wide) so that the warnings gmsdask handles stay silent; a filter in
-    the ``ICECHUNK_LOG`` environment variable wins. The CLI calls it, and so does each scene task on a worker
-    (a worker writes many cubes: one warning per open floods its log)."""
+    the ``ICECHUNK_LOG`` environment variable wins. The CLI and the process controller call it, and so does each
+    scene task on a worker (a worker writes many cubes: one warning per open floods its log)."""
     icechunk.set_logs_filter(os.environ.get("ICECHUNK_LOG", _ICECHUNK_LOG))
 
 
