@@ -205,7 +205,10 @@ class SceneChain:
             open_level = _first_open_level(levels, records)
             if open_level is not None:
                 self.catalog.record_level(self.job_id, record.id, open_level, "canceled", note=str(stop))
-            return SceneResult(record.id, record.product_id, record.platform, None, None, "Cancelled", str(stop))
+            names = [level.name for level in levels]
+            reached = names[-1] if open_level is None else (names[names.index(open_level) - 1]
+                                                            if names.index(open_level) else None)
+            return SceneResult(record.id, record.product_id, record.platform, reached, None, "Cancelled", str(stop))
         except Exception as error:  # noqa: BLE001 - the task itself failed (e.g. its worker was lost too often)
             self.release_all(record.id)
             if self.config.disable_exception_handler:
