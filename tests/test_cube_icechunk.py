@@ -126,6 +126,52 @@ def test_a_writer_that_loses_the_race_moves_its_chunks_to_a_new_slot(tmp_path, m
         assert_slot_holds(cube, scene_id)
 
 
+@pytest.mark.parametrize("exclusive", [True, False], ids=["small-writes-wait", "lock-free-control"])
+def test_small_writes_of_one_cube_wait_for_each_other_instead_of_colliding(exclusive, tmp_path, monkeypatch):
+    """Two writers of one-window scenes: the second waits for the first's commit (one attempt each). The
+    control makes the same writes lock-free: the second commits first, and the first writes its slot again."""
+    import threading
+
+    path = tmp_path / "29UNU.icechunk"
+    write(path, "A")  # the cube exists
+    if not exclusive:
+        monkeypatch.setattr(cube_writer, "_EXCLUSIVE_MAX_WINDOWS", 0)
+    inside, release = threading.Event(), threading.Event()
+    original = cube_writer._write_window
+
+    def write_window(*args, **kwargs):
+        if threading.current_thread().name == "first":  # the first writer pauses inside its write
+            inside.set()
+            release.wait(30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cube_writer, "_write_window", write_window)
+    done: dict[str, object] = {}
+
+    def small(scene_id: str) -> None:  # one 64 x 64 window at a chunk boundary
+        seed, _, _ = SCENES[scene_id]
+        data = scene_dataset(seed).isel(y=slice(0, 64), x=slice(0, 64))
+        done[scene_id] = write_scene(path, data, GRID, scene_slot(scene_id), origin=(64, 64))
+
+    with dask.config.set(scheduler="synchronous"):
+        first = threading.Thread(target=small, args=("B",), name="first")
+        first.start()
+        assert inside.wait(30)
+        second = threading.Thread(target=small, args=("C",), name="second")
+        second.start()
+        second.join(2.0)
+        assert second.is_alive() == exclusive  # with the lock, the second waits for the first's commit
+        release.set()
+        first.join(30)
+        second.join(30)
+    b, c = done["B"], done["C"]
+    if exclusive:
+        assert (b.attempts, c.attempts) == (1, 1) and (b.time_index, c.time_index) == (1, 2)
+    else:
+        assert (c.attempts, c.time_index) == (1, 1) and (b.attempts, b.time_index) == (2, 2)
+    assert sorted(open_cube(path).scene_id.values) == ["A", "B", "C"]
+
+
 def test_two_writers_of_one_scene_leave_it_once(tmp_path, monkeypatch):
     path = tmp_path / "29UNU.icechunk"
     write(path, "A")

@@ -34,7 +34,8 @@ import icechunk
 from ..errors import ConfigError, CubeWriteError, ProcessingError
 
 __all__ = ["CubeStorageOptions", "cube_location", "is_url", "open_repository", "repository_exists",
-           "commit_guard", "normalize_location", "staged_repository", "quiet_handled_icechunk_warnings"]
+           "commit_guard", "write_guard", "normalize_location", "staged_repository",
+           "quiet_handled_icechunk_warnings"]
 
 _SCHEMES = ("s3", "gs")
 _logger = logging.getLogger(__name__)
@@ -155,11 +156,27 @@ def commit_guard(location: str | os.PathLike[str]) -> Iterator[None]:
 
     The lock file ``<TILE>.icechunk.commit`` sits next to the repository, so it never becomes part of it.
     """
+    with _file_lock(location, ".commit"):
+        yield
+
+
+@contextlib.contextmanager
+def write_guard(location: str | os.PathLike[str]) -> Iterator[None]:
+    """Makes a whole scene write (slot allocation to commit) exclusive among the writers of one local cube;
+    no-op for object stores. The cube writer takes it for small writes only: two writers that append a slot at
+    once collide at the commit (Icechunk cannot rebase two appends) and the loser writes its slot again, which
+    costs more than waiting for a small write. Lock file: ``<TILE>.icechunk.write``, beside the repository."""
+    with _file_lock(location, ".write"):
+        yield
+
+
+@contextlib.contextmanager
+def _file_lock(location: str | os.PathLike[str], suffix: str) -> Iterator[None]:
     location = normalize_location(location)
     if is_url(location):
         yield
         return
-    lock_path = PurePosixPath(location).with_name(PurePosixPath(location).name + ".commit")
+    lock_path = PurePosixPath(location).with_name(PurePosixPath(location).name + suffix)
     Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o664)
     try:

@@ -23,6 +23,10 @@ Steps, on a fresh writable session (of a staging repository when a local cube do
    failure or a cancel removes the staging directory; only a killed process leaves one, ``.<TILE>.icechunk.staging-*``,
    which can be deleted). When another writer created the cube meanwhile, the commit is moved into that cube as in
    step 3. Object stores have no rename: a new cube is created in place there.
+
+A small write (at most ``_EXCLUSIVE_MAX_WINDOWS`` chunk windows) into a local cube holds the tile's write lock
+(:func:`~gmsdask.io.cube_storage.write_guard`) through steps 1-4, so that writers of small scenes take turns
+instead of colliding in step 3.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ from .cube_schema import (
 from .cube_storage import (
     CubeStorageOptions,
     commit_guard,
+    write_guard,
     is_url,
     normalize_location,
     open_repository,
@@ -75,6 +80,9 @@ __all__ = ["CubeGrid", "SceneSlot", "CubeWrite", "write_scene"]
 _BATCH = 64  # chunk tasks per computation: the forks of a batch are merged before the next starts
 _CANCEL_POLL_S = 0.1  # how often a running batch looks at the cancel flag
 _DEFAULT_ATTEMPTS = 20
+#: Writes of at most this many chunk windows hold the tile's write lock from slot allocation to commit
+#: (``cube_storage.write_guard``); larger ones stay lock-free, so that writers do not wait for each other's pixels.
+_EXCLUSIVE_MAX_WINDOWS = 4
 
 
 @dataclass(frozen=True)
@@ -365,9 +373,13 @@ def write_scene(location: str | os.PathLike[str], data: xr.Dataset, grid: CubeGr
         problem = old_cube_problem(Path(location).with_suffix(".zarr"))
         if problem:
             raise CubeWriteError(slot.scene_id, "L2C", problem)
+    windows = (len(_aligned_chunks(origin[0], ny, grid.chunks[0]))
+               * len(_aligned_chunks(origin[1], nx, grid.chunks[1])))
+    exclusive = write_guard(location) if windows <= _EXCLUSIVE_MAX_WINDOWS else contextlib.nullcontext()
     valid = 0
     try:
-        with staged_repository(location, options) as (repo, publish):
+        # the write lock (small writes) before the staging decision: a writer that waited sees the cube created
+        with exclusive, staged_repository(location, options) as (repo, publish):
             previous: tuple[icechunk.Session, _Slot] | None = None
             for attempt in range(1, max_attempts + 1):
                 session = repo.writable_session("main")
