@@ -126,21 +126,28 @@ def test_a_writer_that_loses_the_race_moves_its_chunks_to_a_new_slot(tmp_path, m
         assert_slot_holds(cube, scene_id)
 
 
-@pytest.mark.parametrize("exclusive", [True, False], ids=["small-writes-wait", "lock-free-control"])
-def test_small_writes_of_one_cube_wait_for_each_other_instead_of_colliding(exclusive, tmp_path, monkeypatch):
-    """Two writers of one-window scenes: the second waits for the first's commit (one attempt each). The
-    control makes the same writes lock-free: the second commits first, and the first writes its slot again."""
+@pytest.mark.parametrize("scheduler,max_windows,exclusive", [("synchronous", None, True), ("synchronous", 0, False),
+                                                               ("threads", None, False)],
+                         ids=["small-writes-wait", "lock-free-control", "not-computed-here-lock-free"])
+def test_small_writes_of_one_cube_wait_for_each_other_instead_of_colliding(scheduler, max_windows, exclusive,
+                                                                           tmp_path, monkeypatch):
+    """Two writers of one-window scenes computed in their own thread: the second waits for the first's commit
+    (one attempt each). The controls are lock-free: the same writes with no window count small enough, and
+    writes whose chunks another thread pool computes (a writer waiting for cluster workers must not hold the
+    lock). There the second commits first, and the first writes its slot again."""
     import threading
 
     path = tmp_path / "29UNU.icechunk"
     write(path, "A")  # the cube exists
-    if not exclusive:
-        monkeypatch.setattr(cube_writer, "_EXCLUSIVE_MAX_WINDOWS", 0)
+    if max_windows is not None:
+        monkeypatch.setattr(cube_writer, "_EXCLUSIVE_MAX_WINDOWS", max_windows)
     inside, release = threading.Event(), threading.Event()
     original = cube_writer._write_window
+    pause_once = [True]
 
     def write_window(*args, **kwargs):
-        if threading.current_thread().name == "first":  # the first writer pauses inside its write
+        if pause_once:  # the first writer's (only) window pauses inside its write
+            pause_once.pop()
             inside.set()
             release.wait(30)
         return original(*args, **kwargs)
@@ -153,7 +160,7 @@ def test_small_writes_of_one_cube_wait_for_each_other_instead_of_colliding(exclu
         data = scene_dataset(seed).isel(y=slice(0, 64), x=slice(0, 64))
         done[scene_id] = write_scene(path, data, GRID, scene_slot(scene_id), origin=(64, 64))
 
-    with dask.config.set(scheduler="synchronous"):
+    with dask.config.set(scheduler=scheduler):
         first = threading.Thread(target=small, args=("B",), name="first")
         first.start()
         assert inside.wait(30)

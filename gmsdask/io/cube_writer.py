@@ -24,9 +24,9 @@ Steps, on a fresh writable session (of a staging repository when a local cube do
    which can be deleted). When another writer created the cube meanwhile, the commit is moved into that cube as in
    step 3. Object stores have no rename: a new cube is created in place there.
 
-A small write (at most ``_EXCLUSIVE_MAX_WINDOWS`` chunk windows) into a local cube holds the tile's write lock
-(:func:`~gmsdask.io.cube_storage.write_guard`) through steps 1-4, so that writers of small scenes take turns
-instead of colliding in step 3.
+A small write (at most ``_EXCLUSIVE_MAX_WINDOWS`` chunk windows) into a local cube whose chunks are computed in the
+writing thread (a scene task) holds the tile's write lock (:func:`~gmsdask.io.cube_storage.write_guard`) through
+steps 1-4, so that writers of small scenes take turns instead of colliding in step 3.
 """
 
 from __future__ import annotations
@@ -80,8 +80,9 @@ __all__ = ["CubeGrid", "SceneSlot", "CubeWrite", "write_scene"]
 _BATCH = 64  # chunk tasks per computation: the forks of a batch are merged before the next starts
 _CANCEL_POLL_S = 0.1  # how often a running batch looks at the cancel flag
 _DEFAULT_ATTEMPTS = 20
-#: Writes of at most this many chunk windows hold the tile's write lock from slot allocation to commit
-#: (``cube_storage.write_guard``); larger ones stay lock-free, so that writers do not wait for each other's pixels.
+#: Writes of at most this many chunk windows, computed in the writing thread, hold the tile's write lock from slot
+#: allocation to commit (``cube_storage.write_guard``); larger ones stay lock-free, so that writers do not wait for
+#: each other's pixels.
 _EXCLUSIVE_MAX_WINDOWS = 4
 
 
@@ -299,6 +300,13 @@ def _check_cancel(should_cancel: Callable[[], bool] | None, location: str, scene
         raise CubeWriteCanceled(scene_id, "L2C", f"canceled before the commit into {location}; nothing was written")
 
 
+def _computes_in_this_thread() -> bool:
+    """Whether the chunk tasks run in the writing thread (a scene task on a worker, a synchronous test). Only then
+    may a write hold the tile's write lock: a writer that waits for cluster workers while holding it could wait
+    forever for workers whose scene tasks wait for the lock."""
+    return dask.config.get("scheduler", None) in ("sync", "synchronous", "single-threaded")
+
+
 def _compute(tasks: list, should_cancel: Callable[[], bool] | None, location: str, scene_id: str) -> list:
     """The chunk tasks computed; on a distributed scheduler as futures that a cancel stops within a poll (a batch
     of slow chunks would otherwise run to its end before the cancel is seen)."""
@@ -375,7 +383,8 @@ def write_scene(location: str | os.PathLike[str], data: xr.Dataset, grid: CubeGr
             raise CubeWriteError(slot.scene_id, "L2C", problem)
     windows = (len(_aligned_chunks(origin[0], ny, grid.chunks[0]))
                * len(_aligned_chunks(origin[1], nx, grid.chunks[1])))
-    exclusive = write_guard(location) if windows <= _EXCLUSIVE_MAX_WINDOWS else contextlib.nullcontext()
+    exclusive = (write_guard(location) if windows <= _EXCLUSIVE_MAX_WINDOWS and _computes_in_this_thread()
+                 else contextlib.nullcontext())
     valid = 0
     try:
         # the write lock (small writes) before the staging decision: a writer that waited sees the cube created
