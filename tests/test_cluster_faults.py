@@ -156,6 +156,29 @@ def test_job_on_a_real_cluster_writes_the_cubes_of_an_in_process_run(scene_task_
     assert all(f"{product.split('.')[0]} L2C done" in log for product in PRODUCTS), log[-2000:]
 
 
+def _run_killing_the_first_worker_at_work(catalog: Catalog, job_id: int, marker_dir: Path, *,
+                                          release: bool = False) -> tuple[list, list[int]]:
+    """Run the job with ``PAUSED_L1B``; SIGKILL the worker whose L1B work leaves the first marker (then end every
+    pause if ``release``). The job's results and the killed worker's pid (asserted: exactly one)."""
+    killed: list[int] = []
+
+    def kill_first_worker_at_work() -> None:
+        pid = int(wait_for_marker(marker_dir, "L1B").read_text())
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+        if release:
+            (marker_dir / "release").touch()
+
+    killer = threading.Thread(target=kill_first_worker_at_work, daemon=True)
+    killer.start()
+    controller = ProcessController(job_id, registry=default_registry().with_level(PAUSED_L1B), db_url=catalog.url)
+    results = controller.run_all_processors()
+    controller.shutdown()
+    killer.join(5)
+    assert len(killed) == 1, "the worker was not killed during the job"
+    return results, killed
+
+
 def _worker_markers(cluster: RealCluster) -> Path:
     """The workers' marker folder, emptied (no release file, no markers of an earlier test)."""
     folder = cluster.directory / WORKER_MARKERS
@@ -249,21 +272,8 @@ def test_killing_a_worker_in_a_scene_task_reruns_the_scene_elsewhere(tmp_path, c
     cluster.wait_for_workers(2)
     marker_dir = _worker_markers(cluster)
     catalog, job_id = _job(tmp_path, cluster.scheduler_address)
-    killed: list[int] = []
-
-    def kill_first_worker_at_work() -> None:
-        pid = int(wait_for_marker(marker_dir, "L1B").read_text())
-        os.kill(pid, signal.SIGKILL)
-        killed.append(pid)
-        (marker_dir / "release").touch()  # the tasks go on (the rerun one too)
-
-    killer = threading.Thread(target=kill_first_worker_at_work, daemon=True)
-    killer.start()
-    controller = ProcessController(job_id, registry=default_registry().with_level(PAUSED_L1B), db_url=catalog.url)
-    results = controller.run_all_processors()
-    controller.shutdown()
-    killer.join(5)
-    assert len(killed) == 1, "the worker was not killed during the job"
+    # the tasks go on after the kill (the rerun one too): their pause ends
+    results, killed = _run_killing_the_first_worker_at_work(catalog, job_id, marker_dir, release=True)
     starts = [int(p.read_text()) for p in markers(marker_dir, "L1B")]
     assert killed[0] in starts and len(starts) >= len(PRODUCTS) + 1, starts  # the killed task's scene ran again
     assert catalog.job(job_id).status == "finished"
@@ -278,21 +288,7 @@ def test_killing_a_worker_mid_job_changes_nothing(tmp_path, cluster, reference_c
     monkeypatch.setenv(MARKERS_ENV, str(marker_dir))
     monkeypatch.setenv(PAUSE_ENV, "3")
     catalog, job_id = _job(tmp_path, cluster.scheduler_address, **CLIENT_GRAPHS)
-    killed: list[int] = []
-
-    def kill_first_worker_at_work() -> None:
-        pid = int(wait_for_marker(marker_dir, "L1B").read_text())
-        os.kill(pid, signal.SIGKILL)
-        killed.append(pid)
-
-    killer = threading.Thread(target=kill_first_worker_at_work, daemon=True)
-    killer.start()
-    controller = ProcessController(job_id, registry=default_registry().with_level(PAUSED_L1B), db_url=catalog.url)
-    results = controller.run_all_processors()
-    controller.shutdown()
-    killer.join(5)
-
-    assert len(killed) == 1, "the worker was not killed during the job"
+    results, killed = _run_killing_the_first_worker_at_work(catalog, job_id, marker_dir)
     starts = markers(marker_dir, "L1B")
     by_pid = [int(p.read_text()) for p in starts]
     # the killed worker's task ran again elsewhere: one more start than scenes, one by the killed worker

@@ -67,12 +67,12 @@ from .cube_schema import (
 from .cube_storage import (
     CubeStorageOptions,
     commit_guard,
-    write_guard,
     is_url,
     normalize_location,
     open_repository,
     repository_exists,
     staged_repository,
+    write_guard,
 )
 
 __all__ = ["CubeGrid", "SceneSlot", "CubeWrite", "write_scene"]
