@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -224,4 +223,4 @@ def workers_outside(client: Client) -> bool:
 
 def stop_event_name(job_id: int) -> str:
     """A unique name for one run's stop event."""
-    return f"gmsdask-job-{job_id}-stop-{uuid.uuid4().hex}-{int(time.time())}"
+    return f"gmsdask-job-{job_id}-stop-{uuid.uuid4().hex}"
