@@ -172,6 +172,33 @@ def test_l1c_opens_the_first_look_of_a_large_scene_only(s2, monkeypatch):
     assert l1c._first_look(without_path, 80.0) is None
 
 
+def test_fmask_of_a_large_sentinel2_scene_reads_the_10m_bands_at_20m(s2, landsat, monkeypatch):
+    scene = l1c._in_processing_blocks(open_scene(s2.path))
+    assert fmask.finer_fmask_bands(scene) == ["B02", "B03", "B04", "B08"] and fmask.fmask_grid_m(scene) == 20.0
+    assert l1c._fmask_input(scene, fmask.first_look_m(scene)) is scene  # small: nothing to save
+    monkeypatch.setattr(fmask, "_STATISTICS_SAMPLES", 5000)
+    look_m = fmask.first_look_m(scene)
+    reduced = l1c._fmask_input(scene, look_m)
+    ten = reduced["r10m"].ds
+    assert ten.sizes == scene["r20m"].ds.sizes and np.array_equal(ten.x.values, scene["r20m"].ds.x.values)
+    assert all(ten[band].attrs["decoded_from_overview"] for band in ("B02", "B03", "B04", "B08"))
+    look = open_scene(s2.path, overview_m=look_m)
+    nearest = fmask_scene(scene, **NO_BUFFERS, first_look=look).compute()
+    masks = fmask_scene(reduced, **NO_BUFFERS, first_look=look).compute()
+    # the masks stay on the 20 m group's grid, and Fmask finds the clouds as well from the overviews' low-pass
+    assert masks.attrs["fmask_grid_group"] == "r20m" and masks.sizes == scene["r20m"].ds.sizes
+    truth = s2.scene["r20m"]
+    classes = masks.fmask.values
+    assert f1(classes == CLOUD, truth.cloud.values) >= f1(nearest.fmask.values == CLOUD, truth.cloud.values) - 0.01
+    assert f1(classes == CLOUD, truth.cloud.values) >= 0.9
+    assert ((classes == NODATA) == truth.nodata.values).all()
+    assert (classes == nearest.fmask.values).mean() > 0.97  # 98.1 %: the differences sit at cloud edges
+    # Landsat's bands are on Fmask's 30 m grid already
+    landsat_scene = open_scene(landsat.path)
+    assert fmask.finer_fmask_bands(landsat_scene) == []
+    assert l1c._fmask_input(landsat_scene, 60.0) is landsat_scene
+
+
 # --- aerosol and water vapour from a first look (the products and 6S geometries of test_atmosphere_roundtrip) ---
 
 ROUNDTRIP_TIME = datetime(2024, 6, 1, 10, 20, tzinfo=timezone.utc)
