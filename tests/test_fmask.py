@@ -139,6 +139,23 @@ def test_fill_holes_finds_dark_basins_only():
     np.testing.assert_array_equal(shadow, expected)
 
 
+@pytest.mark.parametrize("shape", [(3, 3), (4, 9), (57, 43), (240, 310)])
+def test_priority_flood_equals_the_reconstruction_by_erosion(shape):
+    from skimage.morphology import reconstruction
+
+    from gmsdask.algorithms.priority_flood import fill_holes_from_border
+
+    rng = np.random.default_rng(sum(shape))
+    smooth = np.cumsum(np.cumsum(rng.standard_normal(shape), axis=0), axis=1)  # large basins and ridges
+    for image in (rng.random(shape), np.round(rng.random(shape) * 4) / 4, smooth):  # noise, plateaus, relief
+        marker = image.copy()
+        marker[1:-1, 1:-1] = image.max()
+        expected = reconstruction(marker, image, method="erosion")  # scikit-image: the reference operator
+        np.testing.assert_array_equal(fill_holes_from_border(image), expected)
+    with pytest.raises(ValueError, match="finite"):
+        fill_holes_from_border(np.full((5, 5), np.nan))
+
+
 def test_potential_shadow_background_is_taken_again_without_the_shadows_found():
     # a fifth of the land lies in shadow, so the clear-land 17.5th percentile (Fmask's padding) is a shadow
     # level, and a shadow touching the image edge drains away; clear land outside the holes found does not
