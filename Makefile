@@ -34,7 +34,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
-# issue 13's suite (34 min at scale 1 on 2 quiet cores, 6 of them the cold 6S tables, once benchmarks/.cache
+# issue 13's suite (28 min at scale 1 on 2 cores, 5.5 of them the cold 6S tables, once benchmarks/.cache
 # holds the inputs; the target is 20); BENCH_ARGS=--quick for 1/8 tile
 bench: $(STAMP)
 	$(PY) -m benchmarks chain $(BENCH_ARGS)
