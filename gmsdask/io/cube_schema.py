@@ -238,14 +238,14 @@ def encode_block(spec: VariableSpec, block: np.ndarray) -> np.ndarray:
         return out
     box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
     scale, offset = float(_SCALED[spec.kind][0]), _SCALED[spec.kind][1]
-    scaled = block[box].astype(np.float64)
-    scaled -= offset
+    scaled = np.subtract(block[box], offset, dtype=np.float64)
     scaled /= scale
-    np.round(scaled, out=scaled)
+    np.rint(scaled, out=scaled)
     # keep valid values inside int16 and off the fill code, so no valid pixel decodes as "no data"
     np.clip(scaled, FILL_INT16 + 1, np.iinfo(np.int16).max, out=scaled)
-    inside = finite[box]
-    out[box][inside] = scaled[inside].astype(np.int16)
+    # whole-box assignments: boolean gathers and scatters of the valid pixels cost as much as the arithmetic
+    scaled[~finite[box]] = FILL_INT16
+    out[box] = scaled
     return out
 
 
