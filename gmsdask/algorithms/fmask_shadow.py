@@ -6,7 +6,8 @@ flood-filling are scene-wide operations that cannot be done per chunk).
 - Potential shadow: shadows are local dark "holes" in NIR and SWIR1. Each band is flood-filled (grayscale
   hole filling, the morphological reconstruction by erosion from the border, computed by a priority flood:
   :mod:`gmsdask.algorithms.priority_flood`); no-data and the image border take Fmask's background, the 17.5th
-  percentile of clear land. A pixel is potential shadow where both filled-minus-original differences exceed 0.02. Given the clear-land pixels, the background is taken twice:
+  percentile of clear land. A pixel is potential shadow where both filled-minus-original differences exceed
+  0.02. Given the clear-land pixels, the background is taken twice:
   clear land is land free of clouds *and shadows*, so the second pass takes the percentile without the dark
   holes the first pass found (in a scene with many shadows the first percentile is itself a shadow level, and
   shadows touching the image edge drained away: shadow F1 0.50 instead of 0.73 on a half-cloudy low-sun scene).

@@ -10,7 +10,8 @@ Why not scikit-image's ``reconstruction``: it sorts the marker and the image tog
 ``rank_order`` of 2n float64 values). On a Landsat scene's 60 m Fmask shadow grid (3870 x 3805) the four fills of
 the potential-shadow layer took 35 s of a 43 s task that every later block of the scene waits for. The flood
 visits each pixel once: a heap holds only the pixels above the current spill level, a FIFO queue the ones
-below it. Compiled with numba, it takes ~1 s for the same grid (compiled once per process, cached on disk).
+below it. Compiled with numba (once per process, then cached on disk), a fill of that grid takes 2.5 s instead of
+8.8 s, and the shadow task 15 s instead of 43 s.
 """
 
 from __future__ import annotations
