@@ -169,8 +169,8 @@ def view_angles_from_track(x, y, track_x: float, track_y: float, track_azimuth_d
     central = np.abs(right) / _EARTH_RADIUS_M
     look = np.arctan2(_EARTH_RADIUS_M * np.sin(central),
                       _EARTH_RADIUS_M + altitude_m - _EARTH_RADIUS_M * np.cos(central))
-    # tan(view zenith) per metre of cross-track distance (its limit d / altitude at the track)
-    per_metre = np.where(central > 0, np.tan(look + central) / np.maximum(np.abs(right), 1e-9),
-                         1.0 / altitude_m)
-    east, north = -right * along_north * per_metre, right * along_east * per_metre
-    return view_angles_from_vector(east, north)
+    # the azimuth takes one value on each side of the track (perpendicular to it, towards the sensor), so it is
+    # not computed per pixel; at the track itself (zenith 0) it is the right side's
+    towards_left = float(np.rad2deg(np.arctan2(-along_north, along_east)) % 360.0)
+    azimuth = np.where(right >= 0, towards_left, (towards_left + 180.0) % 360.0)
+    return np.rad2deg(look + central), azimuth
