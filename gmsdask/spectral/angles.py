@@ -49,16 +49,17 @@ def footprint_centre(footprint_wkt: str, epsg: int) -> tuple[float, float, float
 
 def _interpolate_block(y: np.ndarray, x: np.ndarray, *, grid_y: np.ndarray, grid_x: np.ndarray,
                        nodes: dict[str, np.ndarray]) -> np.ndarray:
-    """The four angles (degrees, float32, last axis) at every pixel of one block."""
+    """The angles of ``nodes`` (degrees, float32, last axis: sun zenith and azimuth, then view zenith and
+    azimuth where the nodes have view vectors) at every pixel of one block."""
     y, x = np.asarray(y)[:, 0], np.asarray(x)[0, :]
 
     def at(name: str) -> np.ndarray:
         return bilinear_from_grid(grid_y, grid_x, nodes[name], y, x).astype(np.float64)
 
-    sun_zenith = at("sun_zenith")
-    sun_azimuth = np.rad2deg(np.arctan2(at("sun_east"), at("sun_north"))) % 360.0
-    view_zenith, view_azimuth = view_angles_from_vector(at("view_east"), at("view_north"))
-    return np.stack([sun_zenith, sun_azimuth, view_zenith, view_azimuth], axis=-1).astype(np.float32)
+    angles = [at("sun_zenith"), np.rad2deg(np.arctan2(at("sun_east"), at("sun_north"))) % 360.0]
+    if "view_east" in nodes:
+        angles += view_angles_from_vector(at("view_east"), at("view_north"))
+    return np.stack(angles, axis=-1).astype(np.float32)
 
 
 def _track_block(y: np.ndarray, x: np.ndarray, *, track: tuple[float, float, float]) -> np.ndarray:
@@ -109,20 +110,18 @@ def angles_on_grid(angles: xr.Dataset, like: xr.Dataset, *, footprint_wkt: str =
     nodes = {"sun_zenith": filled_from_nearest(angles["sun_zenith"].values),
              "sun_east": np.sin(sun_azimuth), "sun_north": np.cos(sun_azimuth)}
     has_view = {"view_zenith", "view_azimuth"} <= set(angles.data_vars)
-    if has_view:
+    if has_view:  # without them the view angles come from the scene geometry below, not from nodes
         east, north = view_vector(angles["view_zenith"].values, angles["view_azimuth"].values)
         nodes |= {"view_east": filled_from_nearest(east), "view_north": filled_from_nearest(north)}
-    else:
-        nodes |= {"view_east": np.zeros_like(nodes["sun_zenith"]), "view_north": np.zeros_like(nodes["sun_zenith"])}
 
     template = like[next(iter(like.data_vars))] if like.data_vars else None
     chunks = dict(zip(template.dims, template.chunks)) if template is not None and template.chunks else None
     yy, xx = _pixel_coordinates(like["y"].values, like["x"].values, chunks)
-    names = ["sun_zenith", "sun_azimuth", "view_zenith", "view_azimuth"]
+    names = ["sun_zenith", "sun_azimuth", *(("view_zenith", "view_azimuth") if has_view else ())]
     stacked = xr.apply_ufunc(
         _interpolate_block, yy, xx, kwargs={"grid_y": grid_y, "grid_x": grid_x, "nodes": nodes},
         output_core_dims=[["angle"]], dask="parallelized", output_dtypes=[np.float32],
-        dask_gufunc_kwargs={"output_sizes": {"angle": 4}})
+        dask_gufunc_kwargs={"output_sizes": {"angle": len(names)}})
     out = xr.Dataset({name: stacked.isel(angle=i, drop=True).assign_attrs(units="degree")
                       for i, name in enumerate(names)})
     source = str(angles.attrs.get("view_angles_source", "product angle grids"))
