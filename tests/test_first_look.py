@@ -199,6 +199,19 @@ def test_fmask_of_a_large_sentinel2_scene_reads_the_10m_bands_at_20m(s2, landsat
     assert l1c._fmask_input(landsat_scene, 60.0) is landsat_scene
 
 
+def test_fmask_reads_a_10m_band_without_resolution_levels_in_full(s2, tmp_path, monkeypatch):
+    product = tmp_path / s2.path.name
+    shutil.copytree(s2.path, product)
+    band = next(product.rglob("*_B03.jp2"))
+    # one resolution level: a 20 m read would decode the whole band and decimate it, so Fmask reads the scene
+    rasterio.shutil.copy(s2.path / band.relative_to(product), band, driver="JP2OpenJPEG", RESOLUTIONS=1,
+                         REVERSIBLE="YES", QUALITY=100)
+    assert raster_info(str(band)).overview_factors == ()
+    monkeypatch.setattr(fmask, "_STATISTICS_SAMPLES", 5000)
+    scene = l1c._in_processing_blocks(open_scene(product))
+    assert l1c._fmask_input(scene, fmask.first_look_m(scene)) is scene
+
+
 # --- aerosol and water vapour from a first look (the products and 6S geometries of test_atmosphere_roundtrip) ---
 
 ROUNDTRIP_TIME = datetime(2024, 6, 1, 10, 20, tzinfo=timezone.utc)
