@@ -52,7 +52,8 @@ from ..algorithms.fmask_spectral import FmaskInputs, spectral_features
 from ..errors import ProcessingError
 from ..io.scene import decoded_from_overviews
 
-__all__ = ["CONFIDENCE_NODATA", "finer_fmask_bands", "first_look_m", "fmask_band_names", "fmask_grid_m", "fmask_scene"]
+__all__ = ["CONFIDENCE_NODATA", "finer_fmask_bands", "first_look_m", "fmask_band_names", "fmask_grid_m",
+           "fmask_scene"]
 
 #: ``cloud_confidence`` value of no-data pixels.
 CONFIDENCE_NODATA = 255
