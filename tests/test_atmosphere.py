@@ -110,6 +110,30 @@ def test_cell_interpolation_does_not_depend_on_the_chunk():
     assert centre[0, 0] == pytest.approx(values[1, 2], abs=1e-6)
 
 
+def test_block_correction_does_not_depend_on_its_row_strips(monkeypatch):
+    """``_correct_block`` works in row strips into reused buffers: every pixel must get the bits of a whole-block
+    interpolation and inversion, whatever the strip height (here 7 rows, not dividing the block)."""
+    from gmsdask.atmosphere import correct
+    from gmsdask.atmosphere.aerosol import CellGrid
+
+    rng = np.random.default_rng(3)
+    cells = CellGrid.covering(0.0, 1200.0, 1500.0, 1200.0, 300.0)
+    coefficients = np.stack([rng.uniform(lo, hi, cells.shape) for lo, hi in
+                             ((0.05, 0.1), (0.6, 0.8), (0.1, 0.2), (0.06, 0.11), (0.55, 0.75), (0.1, 0.2))])
+    x, y = 10.0 * (np.arange(150) + 0.5), 1200.0 - 10.0 * (np.arange(120) + 0.5)
+    toa = rng.uniform(0.0, 0.5, (83, 61)).astype(np.float32)
+    toa[rng.random(toa.shape) < 0.1] = np.nan
+    info = {0: {"array-location": [(20, 103), (40, 101)]}}
+    grids = [cell_bilinear(c, cells.y, cells.x, y[20:103], x[40:101]) for c in coefficients]
+    rho = invert_lambertian(toa, *grids[:3])
+    expected = np.stack([rho, np.abs(invert_lambertian(toa, *grids[3:]) - rho)])
+    monkeypatch.setattr(correct, "_STRIP_PIXELS", 7 * 61)
+    assert np.array_equal(correct._correct_block(toa, x, y, cells, coefficients, block_info=info), expected,
+                          equal_nan=True)
+    without = correct._correct_block(toa, x, y, cells, coefficients[:3], block_info=info)
+    assert np.array_equal(without[0], rho, equal_nan=True) and np.isnan(without[1]).all()
+
+
 def test_dem_mean_elevation_over_the_scene(tmp_path):
     dem = tmp_path / "dem.tif"
     heights = np.full((200, 200), 300.0, dtype=np.float32)

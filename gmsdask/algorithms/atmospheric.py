@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 __all__ = ["forward_lambertian", "invert_lambertian", "dark_target_mask", "invert_aot", "smooth_fill",
-           "cell_bilinear"]
+           "cell_bilinear", "CellBilinear"]
 
 
 def forward_lambertian(rho: np.ndarray, path: np.ndarray, transmittance: np.ndarray, albedo: np.ndarray
@@ -27,12 +27,16 @@ def forward_lambertian(rho: np.ndarray, path: np.ndarray, transmittance: np.ndar
     return path + transmittance * rho / (1.0 - albedo * rho)
 
 
-def invert_lambertian(rho_toa: np.ndarray, path: np.ndarray, transmittance: np.ndarray, albedo: np.ndarray
-                      ) -> np.ndarray:
-    """Surface reflectance from TOA reflectance (the exact inverse of ``forward_lambertian``); NaN stays NaN."""
-    y = np.subtract(rho_toa, path)
+def invert_lambertian(rho_toa: np.ndarray, path: np.ndarray, transmittance: np.ndarray, albedo: np.ndarray, *,
+                      out: np.ndarray | None = None, work: np.ndarray | None = None) -> np.ndarray:
+    """Surface reflectance from TOA reflectance (the exact inverse of ``forward_lambertian``); NaN stays NaN.
+
+    ``out`` receives the result and ``work`` (same shape) the denominator when given: callers looping over strips
+    reuse them instead of allocating two arrays per call. The arithmetic is the same either way.
+    """
+    y = np.subtract(rho_toa, path, out=out)
     y /= transmittance
-    denominator = np.multiply(albedo, y)
+    denominator = np.multiply(albedo, y, out=work)
     denominator += 1.0
     y /= denominator
     return y
@@ -93,23 +97,55 @@ def cell_bilinear(values: np.ndarray, cell_y: np.ndarray, cell_x: np.ndarray, y:
     pixel rows ``y`` and columns ``x`` (float32 ``(len(y), len(x))``; constant beyond the outer centres).
 
     Each pixel's value depends only on its own coordinates (the same arithmetic whatever else is computed with
-    it), so results do not depend on the chunking. Rows are handled per band of cell rows: there the value is
-    ``top[col] + row_fraction * (bottom - top)[col]``, two passes over the pixels.
+    it), so results do not depend on the chunking. One grid of :class:`CellBilinear`.
     """
-    rows, row_frac = _position(cell_y, y)
-    cols, col_frac = _position(cell_x, x)
-    values = np.asarray(values, dtype=np.float64)
-    last_col = np.minimum(cols + 1, values.shape[1] - 1)
-    along_x = (values[:, cols] * (1.0 - col_frac) + values[:, last_col] * col_frac).astype(np.float32)
-    out = np.empty((len(y), len(x)), dtype=np.float32)
-    for row in np.unique(rows):
-        selected = np.flatnonzero(rows == row)
-        top = along_x[row]
-        step = along_x[min(row + 1, along_x.shape[0] - 1)] - top
-        block = out[selected[0]:selected[-1] + 1]  # rows of one cell band are contiguous
-        np.multiply(row_frac[selected].astype(np.float32)[:, None], step[None, :], out=block)
-        block += top[None, :]
-    return out
+    return CellBilinear(np.asarray(values)[None], cell_y, cell_x, x).rows(y)[0]
+
+
+class CellBilinear:
+    """Bilinear interpolation of a stack of cell grids ``values[k, cell_y, cell_x]`` onto pixel columns ``x``, for
+    any pixel rows (float32 ``(k, len(y), len(x))``; cell centres evenly spaced, constant beyond the outer ones).
+
+    The pass along x (cell rows x pixel columns, small) is done once, here; :meth:`rows` then fills the rows
+    asked for: per band of pixel rows between two cell rows the value is ``top[col] + row_fraction *
+    (bottom - top)[col]``, two passes over the pixels. A caller can so fill row strips of a block into reused
+    buffers, and every pixel gets the same arithmetic (the same bits) whichever strip, block or stack it is in.
+    """
+
+    def __init__(self, values: np.ndarray, cell_y: np.ndarray, cell_x: np.ndarray, x: np.ndarray) -> None:
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim != 3:
+            raise ValueError(f"values must be (grids, cell rows, cell columns), not shape {values.shape}")
+        cols, col_frac = _position(cell_x, x)
+        last_col = np.minimum(cols + 1, values.shape[2] - 1)
+        self._along_x = (values[..., cols] * (1.0 - col_frac) + values[..., last_col] * col_frac
+                         ).astype(np.float32)
+        # (bottom - top) per cell row, the last row's 0 (constant beyond the last centre)
+        below = np.minimum(np.arange(values.shape[1]) + 1, values.shape[1] - 1)
+        self._step = self._along_x[:, below] - self._along_x
+        self._cell_y = np.asarray(cell_y, dtype=np.float64)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(grids, pixel columns)."""
+        return self._along_x.shape[0], self._along_x.shape[2]
+
+    def rows(self, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The grids at pixel rows ``y``: float32 ``(k, len(y), len(x))``, written into ``out`` when given."""
+        if out is None:
+            out = np.empty((self.shape[0], len(y), self.shape[1]), dtype=np.float32)
+        if len(y) == 0:
+            return out
+        rows, row_frac = _position(self._cell_y, y)
+        fraction = row_frac.astype(np.float32)
+        # runs of equal cell row (pixel rows are monotonic in y, so each cell row's pixel rows are contiguous)
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        for start, stop in zip(starts, np.r_[starts[1:], len(rows)]):
+            row = rows[start]
+            block = out[:, start:stop]
+            np.multiply(fraction[None, start:stop, None], self._step[:, row, None, :], out=block)
+            block += self._along_x[:, row, None, :]
+        return out
 
 
 def _position(centres: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

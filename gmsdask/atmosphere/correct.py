@@ -26,7 +26,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from ..algorithms.atmospheric import cell_bilinear, invert_lambertian
+from ..algorithms.atmospheric import CellBilinear, invert_lambertian
 from ..errors import GmsdaskError, ProcessingError
 from ..masks import mask_on_grid
 from ..sensors import get_sensor
@@ -233,20 +233,42 @@ def _cell_coefficients(table: BandTable, aot: np.ndarray, geometry: dict[str, np
     return np.stack([c["path_reflectance"], c["transmittance"], c["spherical_albedo"]])
 
 
+#: Pixels per row strip of ``_correct_block``: the strip's coefficient grids and scratch (8 float32 arrays,
+#: 2 MB) stay in the core's cache between the passes of the interpolation and the inversions, and are reused
+#: from strip to strip. Whole-chunk temporaries instead made ~14 fresh 16 MB arrays per 2048 px chunk, each
+#: paid in page faults on workers that return freed memory to the OS (``MALLOC_TRIM_THRESHOLD_``).
+_STRIP_PIXELS = 1 << 16
+
+
 def _correct_block(toa: np.ndarray, x: np.ndarray, y: np.ndarray, cells: CellGrid, coefficients: np.ndarray,
                    block_info: dict | None = None) -> np.ndarray:
-    """Surface reflectance and its uncertainty, stacked ``(2, rows, cols)``, of one chunk (float32)."""
+    """Surface reflectance and its uncertainty, stacked ``(2, rows, cols)``, of one chunk (float32).
+
+    ``coefficients``: (path, transmittance, albedo) cell grids, then those at AOT + sigma when the uncertainty is
+    wanted (6 grids; with 3 the uncertainty is NaN). Computed in row strips (``_STRIP_PIXELS``); every pixel gets
+    the arithmetic of a whole-chunk evaluation, so the result does not depend on the strips or the chunking.
+    """
     (row0, row1), (col0, col1) = block_info[0]["array-location"]
     xs, ys = x[col0:col1], y[row0:row1]
-    grids = [cell_bilinear(coefficients[i], cells.y, cells.x, ys, xs) for i in range(coefficients.shape[0])]
     toa = toa.astype(np.float32, copy=False)
-    rho = invert_lambertian(toa, grids[0], grids[1], grids[2])
+    grids = CellBilinear(coefficients, cells.y, cells.x, xs)
+    uncertain = coefficients.shape[0] == 6
     out = np.empty((2, *toa.shape), dtype=np.float32)
-    out[0] = rho
-    if len(grids) == 6:
-        out[1] = np.abs(invert_lambertian(toa, grids[3], grids[4], grids[5]) - rho)
-    else:
+    if not uncertain:
         out[1] = np.nan
+    strip = max(1, _STRIP_PIXELS // max(1, toa.shape[1]))
+    buffer = np.empty((coefficients.shape[0], min(strip, toa.shape[0]), toa.shape[1]), dtype=np.float32)
+    work = np.empty(buffer.shape[1:], dtype=np.float32)
+    for start in range(0, toa.shape[0], strip):
+        stop = min(start + strip, toa.shape[0])
+        n = stop - start
+        grid = grids.rows(ys[start:stop], out=buffer[:, :n])
+        rho = invert_lambertian(toa[start:stop], grid[0], grid[1], grid[2], out=out[0, start:stop], work=work[:n])
+        if uncertain:
+            upper = invert_lambertian(toa[start:stop], grid[3], grid[4], grid[5], out=out[1, start:stop],
+                                      work=work[:n])
+            upper -= rho
+            np.abs(upper, out=upper)
     return out
 
 
