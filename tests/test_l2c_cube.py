@@ -107,6 +107,39 @@ def test_scene_in_the_overlap_goes_to_both_tiles(tmp_path):
     assert open_cube(cube_path(cfg, "29UMU")).x.values[0] == ulx + 15
 
 
+def test_a_scene_writes_its_tiles_at_once_on_a_distributed_client(tmp_path, in_process_client, monkeypatch):
+    """On a cluster the tiles of one scene are written concurrently (one tile's last chunk windows would leave
+    workers idle), each tile still one commit; the first failure is raised after the other tiles committed."""
+    import dask
+
+    import gmsdask.levels.l2c as l2c
+
+    cfg = _cfg(tmp_path)
+    l2a = _l2a(cfg, offset_m=(6_000.0, 60_000.0), size_m=(1_800.0, 1_200.0))
+    both_started = threading.Barrier(2, timeout=20)  # broken (an error) if one tile waited for the other
+    real_write = l2c.write_scene
+
+    def meeting_write(location, *args, **kwargs):
+        both_started.wait()
+        return real_write(location, *args, **kwargs)
+    monkeypatch.setattr(l2c, "write_scene", meeting_write)
+    with dask.config.set(scheduler=in_process_client):
+        writes = write_scene_to_tiles(l2a, cfg, scene_id="A")
+    assert sorted(w.tile for w in writes) == ["29UMU", "29UNU"]
+    for write in writes:
+        _assert_holds(open_cube(write.path), "A", l2a)
+
+    def failing_write(location, *args, **kwargs):
+        if "29UMU" in str(location):
+            raise ProcessingError("B", "L2C", "disk gone")
+        return real_write(location, *args, **kwargs)
+    monkeypatch.setattr(l2c, "write_scene", failing_write)
+    with dask.config.set(scheduler=in_process_client), pytest.raises(ProcessingError, match="disk gone"):
+        write_scene_to_tiles(l2a, cfg, scene_id="B")
+    assert set(open_cube(cube_path(cfg, "29UNU")).scene_id.values) == {"A", "B"}
+    assert set(open_cube(cube_path(cfg, "29UMU")).scene_id.values) == {"A"}
+
+
 def test_appending_adds_slots_and_rewriting_overwrites_its_own_slot(tmp_path):
     cfg = _cfg(tmp_path)
     first, second = _l2a(cfg, seed=1), _l2a(cfg, seed=2, when="2022-09-25T11:54:11Z")

@@ -14,10 +14,12 @@ skipped, and the rest is written into
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 import odc.geo.xr  # noqa: F401  (the .odc accessor gives a Dataset's GeoBox)
 import xarray as xr
@@ -251,6 +253,25 @@ def _l2a_group(scene: xr.DataTree, scene_id: str) -> xr.Dataset:
     return ds
 
 
+#: Tiles one scene writes at once on a distributed cluster. A tile's write waits for its last chunk windows, which
+#: leave workers idle when written one tile after the other (a Landsat scene touches ~15 tiles); each tile is its
+#: own repository and commit, so writes to different tiles never collide.
+_TILES_AT_ONCE = 3
+
+
+def _each_tile(write: Callable[..., TileWrite | None], tiles: list[tuple[str, GeoBox, TileCrop]]
+               ) -> list[TileWrite | None]:
+    """``write(*tile)`` for every tile, in order; several at once when the chunks are computed by a distributed
+    client (the scheduler the controller sets), one after the other otherwise. The first error (in tile order)
+    is raised after the writes already started have ended: tiles committed before it stay, as in a sequence."""
+    if len(tiles) < 2 or not hasattr(dask.config.get("scheduler", None), "submit"):
+        return [write(*tile) for tile in tiles]
+    with ThreadPoolExecutor(max_workers=_TILES_AT_ONCE, thread_name_prefix="l2c-tile") as pool:
+        futures = [pool.submit(write, *tile) for tile in tiles]
+        wait(futures)
+    return [future.result() for future in futures]
+
+
 def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: str,
                          tiles: Sequence[str] | None = None, job_id: int | None = None,
                          should_cancel: Callable[[], bool] | None = None,
@@ -285,8 +306,8 @@ def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: st
     # --- write path (gmsdask.io.cube_writer): one Icechunk commit per tile ---
     slot = SceneSlot(scene_id, time, {"platform": platform, **scene_slot_coordinates(scene_l2a.attrs)})
     quantity = str(scene_l2a.attrs.get("quantity") or "surface_reflectance")
-    writes: list[TileWrite] = []
-    for tile, (gbox, crop) in crops.items():
+
+    def write(tile: str, gbox: GeoBox, crop: TileCrop) -> TileWrite | None:
         attrs = {"mgrs_tile": tile, "epsg": tile_epsg(tile), "gsd_m": float(cfg.target_gsd),
                  "pixel_buffer": int(cfg.mgrs_pixel_buffer), "virtual_sensor_name": cfg.virtual_sensor_name,
                  "quantity": quantity,
@@ -297,7 +318,9 @@ def write_scene_to_tiles(scene_l2a: xr.DataTree, cfg: JobConfig, *, scene_id: st
                            job_id=job_id, should_cancel=should_cancel, skip_empty=True,
                            message=f"job {job_id if job_id is not None else '-'}: scene {scene_id} into {tile}")
         if done is None:  # the footprint reached the tile, its pixels did not: the cube stays as it was
-            continue
-        writes.append(TileWrite(tile, cube_path(cfg, tile, quantity), done.time_index, scene_id, done.created_cube,
-                                done.replaced_slot, done.snapshot_id, crop.resamplings))
-    return writes
+            return None
+        return TileWrite(tile, cube_path(cfg, tile, quantity), done.time_index, scene_id, done.created_cube,
+                         done.replaced_slot, done.snapshot_id, crop.resamplings)
+
+    done = _each_tile(write, [(tile, gbox, crop) for tile, (gbox, crop) in crops.items()])
+    return [tile_write for tile_write in done if tile_write is not None]
