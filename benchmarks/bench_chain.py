@@ -11,7 +11,8 @@ Synthetic inputs are written once per scale into ``benchmarks/.cache``.
 - End to end: one Sentinel-2 L1C (13 bands) through L1A..L2C to the 30 m harmonized cube, L1B against a
   second acquisition of the tile (``coreg_grid_res`` 200, global shift), warm lookup-table cache, 2 worker
   processes; against the floor (``floor.py``). Per-level shares of worker time from Dask's profile (``jobs.py``).
-- Cold lookup tables: the 6S tables of that scene built into an empty cache (6S runs, CPU seconds, wall).
+- Cold lookup tables: what building the 6S tables of that scene into an empty cache costs (6S runs, CPU seconds,
+  wall): built in full the first time, later from a rebuilt sample of the tables' nodes (``cold_lut.py``).
 - Scaling: a job of several quarter-tile scenes on 1 and on 2 single-threaded worker processes.
 - Memory: peak resident memory of the busiest worker, full-size scene vs quarter-size scene (same chain).
 - Many scenes: a job of small scenes: the client's CPU (opening, graph building and submission, catalogue)
@@ -25,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +37,7 @@ from typing import Any
 import psutil
 
 from . import inputs
+from .cold_lut import cold_lookup_tables
 from .common import RESULTS
 from .floor import io_floor
 from .jobs import JobRun, cluster, run_job
@@ -60,21 +61,6 @@ def _met(value: float, comparison: str, target: float) -> bool:
     return {"<=": value <= target, ">=": value >= target, "<": value < target}[comparison]
 
 
-def cold_lookup_tables(product: Path) -> dict[str, float]:
-    """The 6S tables of ``product``'s geometry built into an empty cache: runs, CPU seconds, wall seconds."""
-    from gmsdask.atmosphere import correct_scene
-    from gmsdask.io import open_scene
-
-    with tempfile.TemporaryDirectory() as empty:
-        started = time.perf_counter()
-        _, info = correct_scene(open_scene(product), cache_dir=empty)
-        wall = time.perf_counter() - started
-        warm = Path(os.environ["GMSDASK_CACHE"])
-        shutil.copytree(empty, warm, dirs_exist_ok=True)  # the runs after this one find the tables
-    return {"cold_lut_6s_runs": info.tables.runs, "cold_lut_cpu_s": info.tables.cpu_seconds,
-            "cold_lut_wall_s": wall}
-
-
 def _job(products: Sequence[Path], folder: Path, workers: int, processes: bool, **kwargs: Any) -> JobRun:
     with cluster(workers, processes=processes) as client:
         return run_job(client, products, folder, **kwargs, **_CHAIN_OPTIONS)
@@ -86,7 +72,7 @@ def _summary(run: JobRun) -> dict[str, Any]:
 
 
 def run_suite(scale: float = 1.0, *, small_scenes: int = 100, scaling_scenes: int = 4, processes: bool = True,
-              results_dir: Path = RESULTS, cold_lut: Callable[[Path], dict[str, float]] = cold_lookup_tables,
+              results_dir: Path = RESULTS, cold_lut: Callable[[Path], dict[str, Any]] = cold_lookup_tables,
               scratch: Path | None = None, end_to_end_only: bool = False) -> dict[str, Any]:
     """Measure every figure at ``scale`` and write them to ``results_dir``; returns what was written.
     ``end_to_end_only``: the end-to-end job, its floor, level shares and cold tables only (a whole tile's
@@ -108,7 +94,7 @@ def run_suite(scale: float = 1.0, *, small_scenes: int = 100, scaling_scenes: in
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(dir=scratch) as folder:
         root = Path(folder)
-        figures |= cold_lut(main.path)
+        figures |= _cold_figures(cold_lut(main.path), details)
         report_html = results_dir / f"{name}_dask_report.html"
         full = _job([main.path], root / "full", 2, processes, reference=reference.path, report_html=report_html)
         floor = io_floor([main.path], full.cubes, root)
@@ -154,13 +140,20 @@ def run_suite(scale: float = 1.0, *, small_scenes: int = 100, scaling_scenes: in
     return written
 
 
+def _cold_figures(cold: dict[str, Any], details: dict[str, Any]) -> dict[str, float]:
+    """The cold tables' figures; how they were measured goes to ``details``."""
+    details["cold_lut_method"] = cold.get("cold_lut_method", "full build")
+    return {key: value for key, value in cold.items() if key != "cold_lut_method"}
+
+
 def _end_to_end_only(name: str, scale: float, product: Path, reference: Path, results_dir: Path,
-                     cold_lut: Callable[[Path], dict[str, float]], scratch: Path | None,
+                     cold_lut: Callable[[Path], dict[str, Any]], scratch: Path | None,
                      processes: bool) -> dict[str, Any]:
     figures: dict[str, float] = {}
+    details: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(dir=scratch) as folder:
         root = Path(folder)
-        figures |= cold_lut(product)
+        figures |= _cold_figures(cold_lut(product), details)
         report_html = results_dir / f"{name}_dask_report.html"
         full = _job([product], root / "full", 2, processes, reference=reference, report_html=report_html)
         floor = io_floor([product], full.cubes, root)
@@ -174,7 +167,7 @@ def _end_to_end_only(name: str, scale: float, product: Path, reference: Path, re
                            "met": _met(figures[key], *TARGETS[key])} if key in TARGETS
                           else {"value": figures[key], "target": "report"})
                     for key in figures if key in TARGETS or key in REPORTED},
-        "level_shares": full.profile_share, "details": {"end_to_end": _summary(full) | {"floor": floor}},
+        "level_shares": full.profile_share, "details": details | {"end_to_end": _summary(full) | {"floor": floor}},
         "dask_report": report_html.name,
     }
     (results_dir / f"{name}.json").write_text(json.dumps(written, indent=2, default=str))
