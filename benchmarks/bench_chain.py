@@ -23,12 +23,13 @@ Synthetic inputs are written once per scale into ``benchmarks/.cache``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,6 +56,16 @@ TARGETS: dict[str, tuple[str, float]] = {
 REPORTED = ("l1b_share", "l1c_share", "cold_lut_cpu_s", "cold_lut_wall_s", "many_scenes_client_process_share")
 #: L1B with its default global shift (coreg_local = false) on the issue's grid
 _CHAIN_OPTIONS = {"coreg_grid_res": 200, "target_gsd": 30.0}
+
+
+@contextlib.contextmanager
+def _timed(phases: dict[str, float], name: str) -> Iterator[None]:
+    """Records the wall seconds of the block as ``phases[name]``."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        phases[name] = time.perf_counter() - started
 
 
 def _met(value: float, comparison: str, target: float) -> bool:
@@ -92,36 +103,48 @@ def run_suite(scale: float = 1.0, *, small_scenes: int = 100, scaling_scenes: in
     landsat = inputs.landsat9_scene(inputs.landsat_size(scale))
     details: dict[str, Any] = {"inputs_write_s": time.perf_counter() - started}
     figures: dict[str, float] = {}
+    phases: dict[str, float] = {}
+    details["phase_wall_s"] = phases
     with tempfile.TemporaryDirectory(dir=scratch) as folder:
         root = Path(folder)
-        figures |= _cold_figures(cold_lut(main.path), details)
+        with _timed(phases, "cold_lut"):
+            figures |= _cold_figures(cold_lut(main.path), details)
         report_html = results_dir / f"{name}_dask_report.html"
-        full = _job([main.path], root / "full", 2, processes, reference=reference.path, report_html=report_html)
-        floor = io_floor([main.path], full.cubes, root)
+        with _timed(phases, "end_to_end"):
+            full = _job([main.path], root / "full", 2, processes, reference=reference.path, report_html=report_html)
+        with _timed(phases, "end_to_end_floor"):
+            floor = io_floor([main.path], full.cubes, root)
         figures["end_to_end_vs_floor"] = full.seconds / floor["floor_s"]
         figures["l1b_share"], figures["l1c_share"] = full.profile_share["L1B"], full.profile_share["L1C"]
         details["end_to_end"] = _summary(full) | {"floor": floor}
 
-        part = _job([quarter_main.path], root / "quarter", 2, processes, reference=quarter_reference.path)
+        with _timed(phases, "quarter"):
+            part = _job([quarter_main.path], root / "quarter", 2, processes, reference=quarter_reference.path)
         figures["memory_full_vs_quarter"] = max(full.worker_peak_rss_mib) / max(part.worker_peak_rss_mib)
         details["quarter"] = _summary(part)
 
-        one = _job([p.path for p in scaling], root / "w1", 1, processes)
-        two = _job([p.path for p in scaling], root / "w2", 2, processes)
+        with _timed(phases, "scaling_1_worker"):
+            one = _job([p.path for p in scaling], root / "w1", 1, processes)
+        with _timed(phases, "scaling_2_workers"):
+            two = _job([p.path for p in scaling], root / "w2", 2, processes)
         figures["scaling_2_vs_1_workers"] = one.seconds / two.seconds
         details["scaling"] = {"1_worker": _summary(one), "2_workers": _summary(two)}
 
-        many = _job([p.path for p in small], root / "many", 2, processes)
+        with _timed(phases, "many_scenes"):
+            many = _job([p.path for p in small], root / "many", 2, processes)
         figures["many_scenes_client_share"] = many.client_cpu_s / many.seconds
         # the whole client process: its scene threads, Dask's client loop and the LocalCluster's scheduler
         figures["many_scenes_client_process_share"] = many.client_process_cpu_s / many.seconds
         figures["catalogue_ms_per_scene"] = 1000.0 * many.catalog_s / many.scenes
         details["many_scenes"] = _summary(many) | {"ingest_ms_per_scene": 1000.0 * many.ingest_s / many.scenes}
 
-        scene = _job([landsat.path], root / "landsat", 2, processes)
-        landsat_floor = io_floor([landsat.path], scene.cubes, root)
+        with _timed(phases, "landsat"):
+            scene = _job([landsat.path], root / "landsat", 2, processes)
+        with _timed(phases, "landsat_floor"):
+            landsat_floor = io_floor([landsat.path], scene.cubes, root)
         figures["landsat_vs_floor"] = scene.seconds / landsat_floor["floor_s"]
         details["landsat"] = _summary(scene) | {"floor": landsat_floor}
+    details["suite_wall_s"] = time.perf_counter() - started
     written = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": _machine(),
@@ -188,6 +211,10 @@ def _print(name: str, written: dict[str, Any]) -> None:
         mark = "" if "met" not in figure else ("  met" if figure["met"] else "  NOT MET")
         print(f"  {key:<28} {figure['value']:>10.3f}   target {figure['target']}{mark}")
     print("  level shares of worker time: " + ", ".join(f"{k} {v:.0%}" for k, v in written["level_shares"].items()))
+    details = written.get("details", {})
+    if "suite_wall_s" in details:
+        phases = ", ".join(f"{k} {v / 60:.1f}" for k, v in details["phase_wall_s"].items())
+        print(f"  suite wall time {details['suite_wall_s'] / 60:.1f} min (target < 20; phases in min: {phases})")
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

@@ -70,6 +70,12 @@ def test_every_figure_is_written_beside_its_target(recorded, tmp_path):
     assert figures["l1c_share"]["value"] == pytest.approx(0.3) and figures["cold_lut_cpu_s"]["value"] == 3.5
     assert stored["scale"] == 0.01 and stored["sentinel2_side_px"] == inputs.s2_side(0.01)
     assert stored["machine"]["cpus"] >= 1 and stored["dask_report"] == "chain_scale0.01_dask_report.html"
+    # the suite's own wall time (issue 13: under 20 min) and its phases
+    phases = stored["details"]["phase_wall_s"]
+    assert set(phases) == {"cold_lut", "end_to_end", "end_to_end_floor", "quarter", "scaling_1_worker",
+                           "scaling_2_workers", "many_scenes", "landsat", "landsat_floor"}
+    assert 0 <= sum(phases.values()) <= stored["details"]["suite_wall_s"]
+    assert stored["details"]["cold_lut_method"] == "full build"
 
 
 def test_the_end_to_end_job_alone_writes_its_own_figures(recorded, tmp_path):
