@@ -139,6 +139,27 @@ def test_fill_holes_finds_dark_basins_only():
     np.testing.assert_array_equal(shadow, expected)
 
 
+def test_nir_and_swir1_holes_are_filled_side_by_side(monkeypatch):
+    """The scene-wide shadow task fills NIR and SWIR1 at the same time (the flood releases the GIL): a fill
+    that waited for the other would break the barrier. The result is the one of fills in sequence."""
+    import threading
+
+    from gmsdask.algorithms import fmask_shadow
+
+    image = np.full((30, 30), 0.3)
+    image[10:15, 10:15] = 0.1
+    expected = potential_shadow(image, image, np.ones(image.shape, bool), nir_background=0.3, swir1_background=0.3)
+    both = threading.Barrier(2, timeout=20)
+    real_fill = fmask_shadow.fill_holes
+
+    def meeting_fill(values, border_value):
+        both.wait()
+        return real_fill(values, border_value)
+    monkeypatch.setattr(fmask_shadow, "fill_holes", meeting_fill)
+    shadow = potential_shadow(image, image, np.ones(image.shape, bool), nir_background=0.3, swir1_background=0.3)
+    np.testing.assert_array_equal(shadow, expected)
+
+
 @pytest.mark.parametrize("shape", [(3, 3), (4, 9), (57, 43), (240, 310)])
 def test_priority_flood_equals_the_reconstruction_by_erosion(shape):
     from skimage.morphology import reconstruction

@@ -31,6 +31,7 @@ flood-filling are scene-wide operations that cannot be done per chunk).
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,8 +77,13 @@ def _dark_holes(nir: np.ndarray, swir1: np.ndarray, valid: np.ndarray, nir_backg
                 swir1_background: float) -> np.ndarray:
     nir_background = nir_background if math.isfinite(nir_background) else float(np.nanmedian(nir))
     swir1_background = swir1_background if math.isfinite(swir1_background) else float(np.nanmedian(swir1))
-    dark_nir = fill_holes(nir, nir_background) - np.nan_to_num(nir, nan=nir_background)
-    dark_swir = fill_holes(swir1, swir1_background) - np.nan_to_num(swir1, nan=swir1_background)
+    # The two fills are independent and the priority flood releases the GIL: filled side by side they take
+    # the time of one. This step is one scene-wide task that every later block of the scene waits for (a
+    # Landsat scene's took 16.5 s, 10 of them filling), so a second worker has nothing else to do meanwhile.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fmask-fill") as pool:
+        filled_nir, filled_swir = pool.map(fill_holes, (nir, swir1), (nir_background, swir1_background))
+    dark_nir = filled_nir - np.nan_to_num(nir, nan=nir_background)
+    dark_swir = filled_swir - np.nan_to_num(swir1, nan=swir1_background)
     return (np.minimum(dark_nir, dark_swir) > _SHADOW_DARKENING) & valid
 
 
