@@ -255,7 +255,9 @@ def _l2a_group(scene: xr.DataTree, scene_id: str) -> xr.Dataset:
 
 #: Tiles one scene writes at once on a distributed cluster. A tile's write waits for its last chunk windows, which
 #: leave workers idle when written one tile after the other (a Landsat scene touches ~15 tiles); each tile is its
-#: own repository and commit, so writes to different tiles never collide.
+#: own repository and commit, so writes to different tiles never collide. Measured on the full Landsat-9 scene
+#: (15 tiles, 2 workers): one at a time 315.6 s (peak worker memory 2.1 GiB in `make bench`); 3 at once 274.0 s
+#: (2.3 GiB); 6 at once 264.3 s, but 3.9 GiB.
 _TILES_AT_ONCE = 3
 
 
