@@ -144,6 +144,26 @@ def test_nodata_is_resampled_and_averaging_skips_missing_pixels():
     assert np.isclose(ds.B02.values[20, 20], np.nanmean(fine), atol=1e-6)
 
 
+def test_nodata_comes_from_the_surface_reflectance_bands_and_cirrus_is_not_computed_for_it():
+    """L2B and the cube keep only the surface-reflectance bands: cirrus (B9) must not be read, converted and
+    warped for the no-data mask alone (it is warped, lazily, for whoever asks for it)."""
+    def band_array(band: str, shape: tuple[int, int], chunks: int) -> da.Array:
+        if band == "B9":
+            return _must_not_compute(band, shape, chunks)
+        values = np.full(shape, 0.2, dtype=np.float32)
+        values[:10, :10] = np.nan  # a gap in the reflectance bands
+        return da.from_array(values, chunks=chunks)
+    scene = landsat_scene(bands=("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B9"), band_array=band_array,
+                          attrs={"platform": "LANDSAT_9", "sensor": "OLI_TIRS"})
+    ds = _group(geometric_homogenization(scene, CFG))
+    assert "B9" in ds  # still there, for an L2A product
+    assert ds.nodata.attrs["long_name"] == "no data in at least one surface-reflectance band"
+    nodata = ds.nodata.values  # computes the mask and the reflectance bands, never B9
+    assert nodata.any() and not nodata.all()
+    with pytest.raises(AssertionError, match="B9 was computed"):
+        ds.B9.values
+
+
 def _bright_pixel_scene(row: int, col: int) -> xr.DataTree:
     def values(band: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         out = np.full(x.shape, 0.1, dtype=np.float32)

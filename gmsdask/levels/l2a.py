@@ -27,13 +27,15 @@ from ..geometry import (as_dask, choose_resampling, grid_dataset, group_geobox, 
                         resolution_groups, scene_name, shift_geobox, warp_variable)
 from ..geometry.field_warp import DisplacementField, field_layer_lazy, warp_lazy_field
 from ..mgrs_grid import grid_anchor, tile_epsg, tile_origin, utm_epsg_at
+from ..spectral.bands import surface_reflectance_bands
 from ._contract import LevelContext, LevelOutcome
 
 __all__ = ["target_geobox", "geometric_homogenization", "mask_clouds", "l1b_shift", "local_field", "homogenize",
            "run", "VERSION"]
 
-#: Implementation version: scenes recorded with an older one are processed again on rerun (3: coreg_local).
-VERSION = "3"
+#: Implementation version: scenes recorded with an older one are processed again on rerun (3: coreg_local; 4:
+#: ``nodata`` from the surface-reflectance bands only).
+VERSION = "4"
 
 MASKS = ("nodata", "saturated")
 #: Smallest L2A output block (pixels a side) derived from finer sources: smaller blocks would add tasks (Dask's
@@ -122,6 +124,18 @@ def _output_chunks(cfg: JobConfig, sources: list[GeoBox], dst: GeoBox) -> tuple[
                  for size in (cfg.chunks["y"], cfg.chunks["x"]))
 
 
+def _nodata_bands(scene: xr.DataTree, order: list[str]) -> list[str]:
+    """The bands whose gaps make an L2A pixel ``nodata``: the platform's surface-reflectance bands, the ones L2B
+    and the cube keep. Cirrus (Landsat B9, Sentinel-2 B10) and water vapour (B09) counted too, their reads,
+    conversions and warps ran for this mask alone (a Landsat scene's B9: 8 s of worker time); they are warped
+    only when something else asks for them (an L2A product). All bands when the platform is not known."""
+    try:
+        reflective = set(surface_reflectance_bands(str(scene.attrs.get("platform", ""))))
+    except ConfigError:
+        return order
+    return [band for band in order if band in reflective] or order
+
+
 def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoBox | None = None,
                              shift_m: tuple[float, float] = (0.0, 0.0),
                              field: DisplacementField | None = None) -> xr.DataTree:
@@ -203,10 +217,10 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
     # nearest source pixel is valid in every band of the group, so no resampled band is NaN there; the
     # masks alone keep this cheap (deciding whether a tile has data needs no band)
     # per output chunk, from the warped bands: each band's read-convert-warp pipeline stays independent
-    nodata = da.stack([da.isnan(bands[b].data) for b in order]).any(axis=0)
+    nodata = da.stack([da.isnan(bands[b].data) for b in _nodata_bands(scene, order)]).any(axis=0)
     variables: dict[str, xr.DataArray] = {b: bands[b] for b in order}
     variables["nodata"] = xr.DataArray(nodata, dims=("y", "x"), attrs={
-        "long_name": "no data in at least one band", "flag_values": [0, 1]})
+        "long_name": "no data in at least one surface-reflectance band", "flag_values": [0, 1]})
     variables.update(qa_layers)
 
     gsd = abs(dst.resolution.x)
