@@ -126,9 +126,9 @@ def _output_chunks(cfg: JobConfig, sources: list[GeoBox], dst: GeoBox) -> tuple[
 
 def _nodata_bands(scene: xr.DataTree, order: list[str]) -> list[str]:
     """The bands whose gaps make an L2A pixel ``nodata``: the platform's surface-reflectance bands, the ones L2B
-    and the cube keep. Cirrus (Landsat B9, Sentinel-2 B10) and water vapour (B09) counted too, their reads,
-    conversions and warps ran for this mask alone (a Landsat scene's B9: 8 s of worker time); they are warped
-    only when something else asks for them (an L2A product). All bands when the platform is not known."""
+    and the cube keep. With every band counted, cirrus (Landsat B9, Sentinel-2 B10) and water vapour (B09) were
+    read, converted and warped for this mask alone; now only when something else asks for them (an L2A
+    product). All bands when the platform is not known."""
     try:
         reflective = set(surface_reflectance_bands(str(scene.attrs.get("platform", ""))))
     except ConfigError:
@@ -213,10 +213,8 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
     else:
         sensor_order = list(scene.attrs.get("band_names", []))
         order = sorted(bands, key=lambda b: sensor_order.index(b) if b in sensor_order else len(sensor_order))
-    # no data where any group's (nearest-resampled) mask says so: where that mask says "data", the pixel's
-    # nearest source pixel is valid in every band of the group, so no resampled band is NaN there; the
-    # masks alone keep this cheap (deciding whether a tile has data needs no band)
-    # per output chunk, from the warped bands: each band's read-convert-warp pipeline stays independent
+    # per output chunk, from the warped reflectance bands (the reader's group masks are not warped, see above):
+    # each band's read-convert-warp pipeline stays independent
     nodata = da.stack([da.isnan(bands[b].data) for b in _nodata_bands(scene, order)]).any(axis=0)
     variables: dict[str, xr.DataArray] = {b: bands[b] for b in order}
     variables["nodata"] = xr.DataArray(nodata, dims=("y", "x"), attrs={
