@@ -26,6 +26,7 @@ from distributed import Client, LocalCluster, performance_report
 
 from gmsdask import set_config
 from gmsdask.catalog import Catalog
+from gmsdask.cluster import worker_environment
 from gmsdask.controller import ProcessController
 
 #: Module path fragments (as in a frame's file name) -> the level whose work they do; first match wins.
@@ -62,6 +63,8 @@ class JobRun:
     task_s: float
     workers: int
     cubes: list[str] = field(default_factory=list)
+    #: 6S runs L1C made in the job: 0 when its lookup tables were warm, as the chain figures assume
+    sixs_runs: int = 0
 
     @property
     def utilization(self) -> float:
@@ -150,9 +153,12 @@ def profile_shares(profile: dict[str, Any]) -> dict[str, float]:
 
 @contextlib.contextmanager
 def cluster(workers: int, *, processes: bool = True) -> Iterator[Client]:
-    """A local cluster of ``workers`` single-threaded workers (processes: no shared GIL, as in production)."""
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=":0",
-                      memory_limit=0, silence_logs=40) as local, Client(local) as client:
+    """A local cluster of ``workers`` single-threaded workers (processes: no shared GIL, as in production), whose
+    processes start with the environment gmsdask gives the workers it starts itself."""
+    with worker_environment():
+        local = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=":0",
+                             memory_limit=0, silence_logs=40)
+    with local, Client(local) as client:
         yield client
 
 
@@ -188,9 +194,11 @@ def run_job(client: Client, products: Sequence[Path], folder: Path, *, reference
     task_s = sum(stop - begin for task in stream for action in task.get("startstops", ())
                  if action.get("action") == "compute" for begin, stop in [(action["start"], action["stop"])])
     cubes = sorted({t.path for t in catalog.tiles_written(job_id)})
+    sixs_runs = sum(int((record.facts or {}).get("sixs_runs", 0)) for record in catalog.level_records(job_id)
+                    if record.level == "L1C")
     controller.shutdown()
     return JobRun(seconds=seconds, scenes=len(scene_ids), level_wall_s=dict(level_wall),
                   profile_share=profile_shares(profile), worker_peak_rss_mib=[v / 2**20 for v in rss.peak.values()],
                   client_cpu_s=sum(r.client_cpu_s for r in results), client_process_cpu_s=process_cpu,
                   catalog_s=catalog_s[0], ingest_s=ingest_s,
-                  task_s=task_s, workers=workers, cubes=cubes)
+                  task_s=task_s, workers=workers, cubes=cubes, sixs_runs=sixs_runs)

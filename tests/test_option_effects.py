@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timezone
 
+import os
+
 import dask
 import pytest
 import xarray as xr
@@ -15,7 +17,7 @@ from typer.testing import CliRunner
 from gmsdask import set_config
 from gmsdask.catalog import Catalog, SceneRecord
 from gmsdask.cli import app
-from gmsdask.cluster import job_client
+from gmsdask.cluster import WORKER_ENVIRONMENT, job_client
 from gmsdask.controller import ProcessController
 from gmsdask.demo import seed_sixs_cache, write_demo_products
 from gmsdask.levels import Level, LevelContext, LevelOutcome, default_registry, l1a, l1b, l1c, l2a, l2b, product_stub
@@ -107,6 +109,11 @@ def test_cluster_options(tmp_path):
     with job_client(cfg) as client:
         workers = client.scheduler_info()["workers"].values()
         assert len(workers) == 1 and all(w["memory_limit"] == 2**30 for w in workers)
+        # the worker process started with glibc's mmap threshold raised (WORKER_ENVIRONMENT), and the job's own
+        # process did not keep the setting once the cluster was made
+        (environ,) = client.run(lambda: dict(os.environ)).values()
+        assert environ["MALLOC_MMAP_THRESHOLD_"] == WORKER_ENVIRONMENT["MALLOC_MMAP_THRESHOLD_"] == str(12 * 2**20)
+        assert "MALLOC_MMAP_THRESHOLD_" not in dask.config.get("distributed.nanny.pre-spawn-environ")
     with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster, \
             job_client(cfg.replace(scheduler_address=cluster.scheduler_address)) as client:
         assert client.scheduler.address == cluster.scheduler_address
