@@ -1,11 +1,13 @@
 """The cold-cache cost of one scene's 6S lookup tables, reported beside the warm chain (issue 13).
 
-A whole tile's tables are ~2500 6S runs: ~590 CPU s, 5.5 min of wall time on 2 cores, more than a quarter of
+A whole tile's tables are 2640 6S runs: ~600-660 CPU s, ~6 min of wall time on 2 cores, more than a quarter of
 ``make bench``. What they cost depends on the tables' nodes and on 6S, which change rarely, so:
 
 - **Full** (the first run, whenever the tables changed, or ``sample_per_band=0``): the scene's tables are built
-  into an empty cache by ``correct_scene`` itself and timed; the nodes it built are listed in a manifest in the
-  warm cache (``<cache>/cold_tables/<product>.json``) and copied there, so the jobs that follow find them.
+  into an empty cache by L1C itself, as the job runs it (its masks, then the atmosphere retrieved over the
+  masked scene), and timed (the wall time includes L1C's eager masks and retrieval sums); the nodes it built
+  are listed in a manifest in the warm cache (``<cache>/cold_tables/<product>.l1c.json``) and copied there, so
+  the jobs that follow find them.
 - **Sampled** (later runs): ``sample_per_band`` geometry nodes of each band of that manifest (every AOT node of
   each, i.e. all its 6S runs) are built again into an empty cache, on 2 processes, and the cost is scaled to the
   whole manifest per band: CPU = sum over bands of (nodes of the band x mean CPU per sampled node of the band),
@@ -57,8 +59,7 @@ def _built_nodes(cache: Path) -> list[dict[str, Any]]:
 def _full(product: Path, warm: Path) -> dict[str, Any]:
     from gmsdask import set_config
     from gmsdask.io import open_scene
-    from gmsdask.levels import l1c
-    from gmsdask.levels import LevelContext
+    from gmsdask.levels import LevelContext, l1c
 
     with tempfile.TemporaryDirectory() as empty:
         # L1C itself, as the job runs it: its tables follow the atmosphere retrieved over the masked scene (an
