@@ -76,12 +76,13 @@ def _job(products: Sequence[Path], folder: Path, workers: int, processes: bool, 
     """One job; run again when its 6S tables were cold (the first ``make bench`` after a fresh clone, or after the
     tables changed), since every figure is of a chain with warm tables. The cost of cold tables is measured
     separately (``cold_lut.py``)."""
-    with cluster(workers, processes=processes) as client:
-        run = run_job(client, products, folder, **kwargs, **_CHAIN_OPTIONS)
-    if run.sixs_runs:
-        print(f"  {folder.name}: {run.sixs_runs} 6S runs built this job's tables; running it again with them warm")
+    attempts = (folder, folder.with_name(folder.name + "_warm"))
+    for attempt in attempts:
         with cluster(workers, processes=processes) as client:
-            run = run_job(client, products, folder.with_name(folder.name + "_warm"), **kwargs, **_CHAIN_OPTIONS)
+            run = run_job(client, products, attempt, **kwargs, **_CHAIN_OPTIONS)
+        if not run.sixs_runs or attempt is attempts[-1]:
+            break
+        print(f"  {attempt.name}: {run.sixs_runs} 6S runs built this job's tables; running it again with them warm")
     return run
 
 
