@@ -85,6 +85,17 @@ def _flaky_l1b(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     return replace(outcome, work=(*outcome.work, work))
 
 
+def _eager_paused_l1b(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
+    """Built-in L1B after a small eager step of the level's own (as L1B's matching windows or L1C's aerosol sums
+    are): one ``dask.compute`` of a paused task, then of a task that fails ``GMSDASK_TEST_FAILURES`` times
+    (default 0), on whatever scheduler the controller set."""
+    marker_dir, seconds = _settings()
+    dask.compute(dask.delayed(pause, pure=False)(marker_dir, f"eager-L1B-{ctx.record.product_id}", seconds))
+    dask.compute(dask.delayed(flaky, pure=False)(marker_dir, f"flaky-L1B-{ctx.record.product_id}",
+                                                 int(os.environ.get(FAILURES_ENV, "0"))))
+    return _BUILTIN["L1B"].run(scene, ctx)
+
+
 def _pause_block(block: np.ndarray, marker_dir: str, tag: str, seconds: float) -> np.ndarray:
     pause(marker_dir, tag, seconds)
     return block
@@ -121,6 +132,7 @@ def _failing_l1c(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
 
 
 PAUSED_L1B = replace(_BUILTIN["L1B"], run=_paused_l1b)
+EAGER_PAUSED_L1B = replace(_BUILTIN["L1B"], run=_eager_paused_l1b)
 FAILING_L1C = replace(_BUILTIN["L1C"], run=_failing_l1c)
 PAUSED_L2C = replace(_BUILTIN["L2C"], run=_paused_l2c)
 FLAKY_L1B = replace(_BUILTIN["L1B"], run=_flaky_l1b)

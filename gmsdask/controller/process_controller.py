@@ -40,6 +40,7 @@ from .planning import plan_references, start_order
 from .progress import JobProgress
 from .scene_chain import COMPLETED, SceneChain, SceneResult
 from .scene_task import stop_event_name, workers_outside
+from .stoppable import StoppableClient
 
 __all__ = ["ProcessController", "SceneResult", "JobSummary"]
 
@@ -326,7 +327,8 @@ class ProcessController:
             # dask.config is process-global: set the scheduler once here, not in the scene threads, whose
             # interleaved exits would restore each other's settings and leave this client as the default
             with self.catalog.keep_alive(self.job_ID) as taken_away, job_client(self.config, self._logger) as client, \
-                    dask.config.set(scheduler=client), self._profile():
+                    dask.config.set(scheduler=StoppableClient(client, self._cancel, self.job_ID,
+                                                              self.config.retries)), self._profile():
                 results = self._run_scenes(start_order(scenes, references), target, client, references, taken_away)
         finally:
             restore()

@@ -22,22 +22,16 @@ from distributed import Client, Event
 
 from ..catalog import Catalog, LevelRecord, SceneRecord
 from ..config import JobConfig
-from ..errors import DiskFullError, GmsdaskError
+from ..errors import DiskFullError
 from ..io.scene_store import read_scene, write_scene
 from ..levels import Level, LevelCanceled, LevelContext, LevelOutcome, LevelRegistry, product_stub
 from .scene_task import SceneTask, SceneTaskReport, product_megabytes, replay, run_scene_task
+from .stoppable import Cancelled, wait_or_cancel
 
 __all__ = ["SceneResult", "SceneChain", "Cancelled", "COMPLETED"]
 
-#: Seconds between looks at the state of the futures of a level's work.
-_POLL_S = 0.1
-
 #: Level states a rerun does not repeat.
 COMPLETED = frozenset({"done", "skipped"})
-
-
-class Cancelled(GmsdaskError):
-    """The job was stopped while this scene was in flight."""
 
 
 @dataclass(frozen=True)
@@ -136,10 +130,7 @@ class SceneChain:
         with self._lock:
             self._in_flight.update(futures)
         try:
-            while not all(future.done() for future in futures):
-                if self.cancel.wait(_POLL_S):  # wakes at once when the job is stopped
-                    self.client.cancel(futures)
-                    raise Cancelled(f"job {self.job_id} was stopped")
+            wait_or_cancel(self.client, futures, self.cancel, self.job_id)
             try:
                 return self.client.gather(futures)
             except Exception:
