@@ -188,6 +188,20 @@ def _worker_markers(cluster: RealCluster) -> Path:
     return folder
 
 
+def _markers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, pause_s: float | None = None,
+             failures: int | None = None) -> Path:
+    """A marker folder for fault levels built on the client (they read this test's environment), with their pause
+    and injected failures."""
+    marker_dir = tmp_path / "markers"
+    marker_dir.mkdir()
+    monkeypatch.setenv(MARKERS_ENV, str(marker_dir))
+    if pause_s is not None:
+        monkeypatch.setenv(PAUSE_ENV, str(pause_s))
+    if failures is not None:
+        monkeypatch.setenv(FAILURES_ENV, str(failures))
+    return marker_dir
+
+
 def _running_tasks(client: Client) -> int:
     """Tasks whose function still runs in a worker thread, cancelled ones included (the scheduler forgets a
     cancelled task at once; its worker keeps it, in state ``cancelled``, until the function returns)."""
@@ -301,10 +315,7 @@ def test_killing_a_worker_in_a_scene_task_reruns_the_scene_elsewhere(tmp_path, c
 
 def test_killing_a_worker_mid_job_changes_nothing(tmp_path, cluster, reference_cubes, monkeypatch):
     cluster.wait_for_workers(2)
-    marker_dir = tmp_path / "markers"
-    marker_dir.mkdir()
-    monkeypatch.setenv(MARKERS_ENV, str(marker_dir))
-    monkeypatch.setenv(PAUSE_ENV, "3")
+    marker_dir = _markers(tmp_path, monkeypatch, pause_s=3)
     catalog, job_id = _job(tmp_path, cluster.scheduler_address, **CLIENT_GRAPHS)
     results, killed = _run_killing_the_first_worker_at_work(catalog, job_id, marker_dir)
     starts = markers(marker_dir, "L1B")
@@ -320,10 +331,7 @@ def test_killing_a_worker_mid_job_changes_nothing(tmp_path, cluster, reference_c
 @pytest.mark.parametrize("retries", [2, 0])
 def test_a_task_error_is_retried_as_often_as_the_retries_option_says(retries, tmp_path, cluster, monkeypatch):
     cluster.wait_for_workers(2)
-    marker_dir = tmp_path / "markers"
-    marker_dir.mkdir()
-    monkeypatch.setenv(MARKERS_ENV, str(marker_dir))
-    monkeypatch.setenv(FAILURES_ENV, "1")  # each scene's L1B task fails once, then succeeds
+    marker_dir = _markers(tmp_path, monkeypatch, failures=1)  # each scene's L1B task fails once, then succeeds
     catalog, job_id = _job(tmp_path, cluster.scheduler_address, **CLIENT_GRAPHS)
     controller = ProcessController(job_id, registry=default_registry().with_level(FLAKY_L1B), db_url=catalog.url,
                                    retries=retries)
@@ -342,10 +350,8 @@ def test_a_task_error_is_retried_as_often_as_the_retries_option_says(retries, tm
 
 def test_stop_cancels_work_in_flight_within_seconds(tmp_path, cluster, monkeypatch):
     cluster.wait_for_workers(2)
-    marker_dir = tmp_path / "markers"
-    marker_dir.mkdir()
-    monkeypatch.setenv(MARKERS_ENV, str(marker_dir))
-    monkeypatch.setenv(PAUSE_ENV, "120")  # far longer than the test: only cancelling ends the job in time
+    # the work pauses far longer than the test: only cancelling ends the job in time
+    marker_dir = _markers(tmp_path, monkeypatch, pause_s=120)
     catalog, job_id = _job(tmp_path, cluster.scheduler_address, **CLIENT_GRAPHS)
     controller = ProcessController(job_id, registry=default_registry().with_level(PAUSED_L1B), db_url=catalog.url)
     results, seconds = _run_stopped_at_work(controller, marker_dir, "L1B", by_signal=True)
@@ -362,10 +368,8 @@ def test_stop_during_a_levels_own_eager_step_cancels_it_within_seconds(tmp_path,
     """A level's small eager step (``dask.compute`` inside ``run``) is cancelled by stop() like the level's work:
     in CI a stop during one scene's cube write waited 12 s for another scene's L1C sums queued behind it."""
     cluster.wait_for_workers(2)
-    marker_dir = tmp_path / "markers"
-    marker_dir.mkdir()
-    monkeypatch.setenv(MARKERS_ENV, str(marker_dir))
-    monkeypatch.setenv(PAUSE_ENV, "120")  # far longer than the test: only cancelling ends the job in time
+    # the work pauses far longer than the test: only cancelling ends the job in time
+    marker_dir = _markers(tmp_path, monkeypatch, pause_s=120)
     catalog, job_id = _job(tmp_path, cluster.scheduler_address, **CLIENT_GRAPHS)
     controller = ProcessController(job_id, registry=default_registry().with_level(EAGER_PAUSED_L1B),
                                    db_url=catalog.url)
@@ -379,11 +383,7 @@ def test_stop_during_a_levels_own_eager_step_cancels_it_within_seconds(tmp_path,
 
 def test_a_levels_own_eager_step_is_retried_as_often_as_the_retries_option_says(tmp_path, cluster, monkeypatch):
     cluster.wait_for_workers(2)
-    marker_dir = tmp_path / "markers"
-    marker_dir.mkdir()
-    monkeypatch.setenv(MARKERS_ENV, str(marker_dir))
-    monkeypatch.setenv(PAUSE_ENV, "0")
-    monkeypatch.setenv(FAILURES_ENV, "1")  # each scene's eager task fails once, then succeeds
+    marker_dir = _markers(tmp_path, monkeypatch, pause_s=0, failures=1)  # each eager task fails once, then succeeds
     catalog, job_id = _job(tmp_path, cluster.scheduler_address, **CLIENT_GRAPHS)
     controller = ProcessController(job_id, registry=default_registry().with_level(EAGER_PAUSED_L1B),
                                    db_url=catalog.url, retries=1)
@@ -397,10 +397,7 @@ def test_stop_during_the_cube_write_cancels_within_seconds(tmp_path, cluster, mo
     """L2C computes its chunk writes itself and polls the stop flag; the other scene's levels may still be in their
     own eager steps then, queued behind the paused writes (the CI failure the eager-step test reproduces)."""
     cluster.wait_for_workers(2)
-    marker_dir = tmp_path / "markers"
-    marker_dir.mkdir()
-    monkeypatch.setenv(MARKERS_ENV, str(marker_dir))
-    monkeypatch.setenv(PAUSE_ENV, "12")  # each write pauses longer than the limit
+    marker_dir = _markers(tmp_path, monkeypatch, pause_s=12)  # each write pauses longer than the limit
     catalog, job_id = _job(tmp_path, cluster.scheduler_address, **CLIENT_GRAPHS)
     controller = ProcessController(job_id, registry=default_registry().with_level(PAUSED_L2C), db_url=catalog.url)
     _results, seconds = _run_stopped_at_work(controller, marker_dir, "L2C")
