@@ -26,7 +26,7 @@ from ..errors import DiskFullError
 from ..io.scene_store import read_scene, write_scene
 from ..levels import Level, LevelCanceled, LevelContext, LevelOutcome, LevelRegistry, product_stub
 from .scene_task import SceneTask, SceneTaskReport, product_megabytes, replay, run_scene_task
-from .stoppable import Cancelled, wait_or_cancel
+from .stoppable import Cancelled, gather_or_cancel
 
 __all__ = ["SceneResult", "SceneChain", "Cancelled", "COMPLETED"]
 
@@ -130,13 +130,7 @@ class SceneChain:
         with self._lock:
             self._in_flight.update(futures)
         try:
-            wait_or_cancel(self.client, futures, self.cancel, self.job_id)
-            try:
-                return self.client.gather(futures)
-            except Exception:
-                if self.cancel.is_set():  # stop() cancelled these futures from another thread
-                    raise Cancelled(f"job {self.job_id} was stopped") from None
-                raise
+            return gather_or_cancel(self.client, futures, self.cancel, self.job_id)
         finally:
             with self._lock:
                 self._in_flight.difference_update(futures)

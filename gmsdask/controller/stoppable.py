@@ -1,24 +1,23 @@
 """The job's Dask client as the scheduler of everything a level computes, so that ``stop()`` reaches it all.
 
 A level's ``work`` is computed by the controller, which cancels it when the job stops. A level's small eager steps
-(L1B's matching windows, L1C's aerosol and water-vapour sums, a cube write's chunk tasks) call ``dask.compute``
-themselves, on the scheduler in ``dask.config``. With the bare client there, such a step waited for its tasks to the
-end even after a stop: queued behind a long task on busy workers, a stop took as long as that task (seen in CI:
-12 s for a stop during a scene's cube write, while another scene's L1C sums waited for a worker).
+(L1B's matching windows, L1C's aerosol and water-vapour sums) call ``dask.compute`` themselves, on the scheduler
+in ``dask.config``. With the bare client there, such a step waited for its tasks to the end even after a stop:
+queued behind a long task on busy workers, a stop took as long as that task (seen in CI: 12 s for a stop during a
+scene's cube write, while another scene's L1C sums waited for a worker).
 :class:`StoppableClient` computes them as futures and cancels them as soon as the job is stopped.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from typing import Any
 
 from distributed import Client, futures_of
 
 from ..errors import GmsdaskError
 
-__all__ = ["Cancelled", "StoppableClient", "wait_or_cancel"]
+__all__ = ["Cancelled", "StoppableClient", "gather_or_cancel"]
 
 #: Seconds between looks at the state of futures (a stop wakes the wait at once).
 _POLL_S = 0.1
@@ -28,14 +27,22 @@ class Cancelled(GmsdaskError):
     """The job was stopped while this scene was in flight."""
 
 
-def wait_or_cancel(client: Client, futures: Sequence[Any], stopped: threading.Event, job_id: int) -> None:
-    """Return once every one of ``futures`` is done; cancel them and raise :class:`Cancelled` as soon as
-    ``stopped`` is set. Looks only at the futures' own state: ``distributed.wait`` would need ``client`` to be the
-    process's default client, which a job's client is not."""
-    while not all(future.done() for future in futures):
+def gather_or_cancel(client: Client, futures: Any, stopped: threading.Event, job_id: int) -> Any:
+    """The results of ``futures`` (any structure of futures: a list, ``Client.get``'s packed keys), gathered once
+    every one is done; cancels them and raises :class:`Cancelled` as soon as ``stopped`` is set. Looks only at the
+    futures' own state: ``distributed.wait`` would need ``client`` to be the process's default client, which a
+    job's client is not."""
+    flat = futures_of(futures)
+    while not all(future.done() for future in flat):
         if stopped.wait(_POLL_S):
-            client.cancel(list(futures))
+            client.cancel(flat)
             raise Cancelled(f"job {job_id} was stopped")
+    try:
+        return client.gather(futures)
+    except Exception:
+        if stopped.is_set():  # stop() cancelled them from another thread between the wait and the gather
+            raise Cancelled(f"job {job_id} was stopped") from None
+        raise
 
 
 class StoppableClient:
@@ -53,14 +60,8 @@ class StoppableClient:
     def __call__(self, graph: Any, keys: Any, **kwargs: Any) -> Any:
         """Dask's scheduler protocol: the values of ``keys`` in ``graph``, in the structure of ``keys``."""
         kwargs.setdefault("retries", self._retries)
-        packed = self.client.get(graph, keys, sync=False, **kwargs)
-        wait_or_cancel(self.client, futures_of(packed), self._stopped, self._job_id)
-        try:
-            return self.client.gather(packed)
-        except Exception:
-            if self._stopped.is_set():  # stop() cancelled them between the wait and the gather
-                raise Cancelled(f"job {self._job_id} was stopped") from None
-            raise
+        return gather_or_cancel(self.client, self.client.get(graph, keys, sync=False, **kwargs), self._stopped,
+                                self._job_id)
 
     # ``dask.persist`` calls the scheduler's ``persist`` when it has one: the results stay on the workers
     def persist(self, collections: Any, **kwargs: Any) -> Any:
