@@ -101,29 +101,45 @@ def _pause_block(block: np.ndarray, marker_dir: str, tag: str, seconds: float) -
     return block
 
 
-def _paused_groups(scene: xr.DataTree, tag: str, marker_dir: str, seconds: float) -> xr.DataTree:
-    """``scene`` whose first floating band of each resolution group passes through :func:`pause` block by block."""
-    paused = scene.copy()
+def _flaky_block(block: np.ndarray, marker_dir: str, tag: str, failures: int) -> np.ndarray:
+    flaky(marker_dir, tag, failures)
+    return block
+
+
+def _through_blocks(scene: xr.DataTree, block_function, *args) -> xr.DataTree:
+    """``scene`` whose first floating band of each resolution group passes through ``block_function(block, *args)``
+    block by block."""
+    out = scene.copy()
     for group_name, group in resolution_groups(scene, "L2C").items():
         band = next(name for name, var in group.data_vars.items() if np.issubdtype(var.dtype, np.floating)
                     and name not in ("nodata", "cloud"))
         group[band] = group[band].copy(data=group[band].data.map_blocks(
-            _pause_block, marker_dir, tag, seconds,
-            meta=np.empty((0, 0), dtype=group[band].dtype)))  # meta: dask must not call the function to infer it
-        paused[group_name] = xr.DataTree(group)
-    return paused
+            block_function, *args, meta=np.empty((0, 0), dtype=group[band].dtype)))  # dask must not call it
+        out[group_name] = xr.DataTree(group)
+    return out
+
+
+def _l2c_through_blocks(scene: xr.DataTree, ctx: LevelContext, block_function, *args) -> LevelOutcome:
+    """Built-in L2C whose pixel writes pass through ``block_function``: the first band of the target-grid group
+    block by block, so the cube's slot is allocated before and filled after it. Tiles of another UTM zone are made
+    from the scene before L2A (``ctx.scene_before``): its bands pass through it the same way."""
+    before = ctx.scene_before
+    if before is not None:
+        ctx = replace(ctx, scene_before=lambda name: _through_blocks(before(name), block_function, *args))
+    return _BUILTIN["L2C"].run(_through_blocks(scene, block_function, *args), ctx)
 
 
 def _paused_l2c(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
-    """Built-in L2C whose pixel writes pause: the first band of the target-grid group passes through
-    :func:`pause` block by block, so the cube's slot is allocated before the pause and filled after it. Tiles of
-    another UTM zone are made from the scene before L2A (``ctx.scene_before``): its bands pause the same way."""
+    """Built-in L2C whose pixel writes pause (:func:`pause`)."""
     marker_dir, seconds = _settings()
-    tag = f"L2C-{ctx.record.product_id}"
-    before = ctx.scene_before
-    if before is not None:
-        ctx = replace(ctx, scene_before=lambda name: _paused_groups(before(name), tag, marker_dir, seconds))
-    return _BUILTIN["L2C"].run(_paused_groups(scene, tag, marker_dir, seconds), ctx)
+    return _l2c_through_blocks(scene, ctx, _pause_block, marker_dir, f"L2C-{ctx.record.product_id}", seconds)
+
+
+def _flaky_l2c(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
+    """Built-in L2C whose pixel writes fail ``GMSDASK_TEST_FAILURES`` times per scene before they succeed."""
+    marker_dir, _seconds = _settings()
+    return _l2c_through_blocks(scene, ctx, _flaky_block, marker_dir, f"L2C-{ctx.record.product_id}",
+                               int(os.environ.get(FAILURES_ENV, "1")))
 
 
 def _failing_l1c(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
@@ -135,4 +151,5 @@ PAUSED_L1B = replace(_BUILTIN["L1B"], run=_paused_l1b)
 EAGER_PAUSED_L1B = replace(_BUILTIN["L1B"], run=_eager_paused_l1b)
 FAILING_L1C = replace(_BUILTIN["L1C"], run=_failing_l1c)
 PAUSED_L2C = replace(_BUILTIN["L2C"], run=_paused_l2c)
+FLAKY_L2C = replace(_BUILTIN["L2C"], run=_flaky_l2c)
 FLAKY_L1B = replace(_BUILTIN["L1B"], run=_flaky_l1b)

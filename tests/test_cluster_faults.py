@@ -41,6 +41,7 @@ from .fault_levels import (
     FAILING_L1C,
     FAILURES_ENV,
     FLAKY_L1B,
+    FLAKY_L2C,
     MARKERS_ENV,
     PAUSE_ENV,
     PAUSED_L1B,
@@ -54,6 +55,8 @@ TILE = "55HFA"
 OPTIONS = {"target_gsd": 3660.0, "mgrs_pixel_buffer": 0, "tiling_block_size_XY": (64, 64),
            "target_mgrs_tiles": [TILE], "skip_spechomo": True, "brdf_correction": False}
 CANCEL_LIMIT_S = 10.0
+#: levels whose first task per scene fails ``GMSDASK_TEST_FAILURES`` times before it succeeds
+FLAKY_LEVELS = {"L1B": FLAKY_L1B, "L2C": FLAKY_L2C}
 #: every scene's graph built on the client (the chunks' tasks on the workers)
 CLIENT_GRAPHS = {"scene_task_max_mb": 0.0}
 #: the workers' marker folder (below the cluster's directory) for fault levels that run inside scene tasks
@@ -329,22 +332,26 @@ def test_killing_a_worker_mid_job_changes_nothing(tmp_path, cluster, reference_c
 
 
 @pytest.mark.parametrize("retries", [2, 0])
-def test_a_task_error_is_retried_as_often_as_the_retries_option_says(retries, tmp_path, cluster, monkeypatch):
+@pytest.mark.parametrize("level", ["L1B", "L2C"])  # the level's work; the cube writer's chunk computations
+def test_a_task_error_is_retried_as_often_as_the_retries_option_says(level, retries, tmp_path, cluster, monkeypatch,
+                                                                     reference_cubes):
     cluster.wait_for_workers(2)
-    marker_dir = _markers(tmp_path, monkeypatch, failures=1)  # each scene's L1B task fails once, then succeeds
+    marker_dir = _markers(tmp_path, monkeypatch, failures=1)  # each scene's first task fails once, then succeeds
     catalog, job_id = _job(tmp_path, cluster.scheduler_address, **CLIENT_GRAPHS)
-    controller = ProcessController(job_id, registry=default_registry().with_level(FLAKY_L1B), db_url=catalog.url,
-                                   retries=retries)
-    results = controller.run_L1B_processing()
+    controller = ProcessController(job_id, registry=default_registry().with_level(FLAKY_LEVELS[level]),
+                                   db_url=catalog.url, retries=retries)
+    results = controller.run_level(level)
     controller.shutdown()
-    attempts = {r.product_id: len(markers(marker_dir, f"L1B-{r.product_id}")) for r in results}
-    print(f"retries={retries}: L1B attempts per scene {attempts}")
-    statuses = [catalog.level_status(job_id, r.scene_id)["L1B"] for r in results]
+    attempts = {r.product_id: len(markers(marker_dir, f"{level}-{r.product_id}")) for r in results}
+    print(f"retries={retries}: {level} attempts per scene {attempts}")
+    statuses = [catalog.level_status(job_id, r.scene_id)[level] for r in results]
     if retries:
-        assert all(r.level_reached == "L1B" and r.failed_level is None for r in results), results
+        assert all(r.level_reached == level and r.failed_level is None for r in results), results
         assert set(attempts.values()) == {2} and set(statuses) <= {"done", "skipped"}  # completed
+        if level == "L2C":
+            _assert_same_cubes(_cubes(catalog, job_id), reference_cubes)
     else:
-        assert all(r.failed_level == "L1B" and r.exception_type == "RuntimeError" for r in results), results
+        assert all(r.failed_level == level and r.exception_type == "RuntimeError" for r in results), results
         assert set(attempts.values()) == {1} and set(statuses) == {"failed"}
 
 

@@ -49,7 +49,7 @@ class StoppableClient:
     """A job's ``distributed.Client`` as a Dask scheduler (``dask.config.set(scheduler=...)``): ``dask.compute``
     runs on the cluster with the job's ``retries`` and raises :class:`Cancelled` within a poll of the job's stop;
     ``persist`` and the client methods the cube writes use (``submit``, ``compute``, ``cancel``, ``gather``) are
-    the client's."""
+    the client's, ``compute`` with the job's ``retries`` (the cube writer polls the stop flag itself)."""
 
     def __init__(self, client: Client, stopped: threading.Event, job_id: int, retries: int) -> None:
         self.client = client
@@ -71,6 +71,7 @@ class StoppableClient:
         return self.client.submit(*args, **kwargs)
 
     def compute(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("retries", self._retries)  # the cube writer's chunk writes (each writes a fork: rerunnable)
         return self.client.compute(*args, **kwargs)
 
     def cancel(self, *args: Any, **kwargs: Any) -> Any:
