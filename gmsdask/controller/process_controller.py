@@ -192,7 +192,7 @@ class ProcessController:
         self._logger.warning("job %s: stop requested (signal %s); cancelling", self.job_ID, signum)
         self._cancel.set()
         if self._chain is not None:
-            self._chain.cancel_in_flight()
+            self._chain.stop_scene_tasks()
 
     def shutdown(self) -> None:
         """Close the job's log handlers and the catalogue's connections."""

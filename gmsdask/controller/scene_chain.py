@@ -74,7 +74,6 @@ class SceneChain:
     def __post_init__(self) -> None:
         self._reached: dict[tuple[int, str], threading.Event] = {}
         self._lock = threading.Lock()
-        self._in_flight: set[Any] = set()
 
     # --- ordering behind references ----------------------------------------------------------------------
     def _event(self, scene_id: int, level: str) -> threading.Event:
@@ -126,21 +125,12 @@ class SceneChain:
         raise AssertionError("unreachable")
 
     def _wait(self, futures: list[Any]) -> list[Any]:
-        """The results of ``futures``; cancels them when the job stops."""
-        with self._lock:
-            self._in_flight.update(futures)
-        try:
-            return gather_or_cancel(self.client, futures, self.cancel, self.job_id)
-        finally:
-            with self._lock:
-                self._in_flight.difference_update(futures)
+        """The results of ``futures``; cancels them when the job stops (the wait wakes at once)."""
+        return gather_or_cancel(self.client, futures, self.cancel, self.job_id)
 
-    def cancel_in_flight(self) -> None:
-        """Cancel every computation in flight (the job is stopping), and tell running scene tasks."""
-        with self._lock:
-            futures = list(self._in_flight)
-        if futures and self.client is not None:
-            self.client.cancel(futures)
+    def stop_scene_tasks(self) -> None:
+        """Tell running scene tasks that the job is stopping. (Every wait for futures, here and in the levels'
+        eager steps, sees the job's stop flag at once and cancels its own futures.)"""
         if self.stop_event and self.client is not None:
             # a cancelled future does not stop a task already running: its chain watches this event
             try:
