@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,15 +44,15 @@ from typing import Any
 
 import dask
 import dask.array as da
-from dask.array.optimization import optimize as optimize_array_graph
-from dask.highlevelgraph import HighLevelGraph
 import icechunk
 import numpy as np
 import xarray as xr
 import zarr
+from dask.delayed import Delayed
 from odc.geo.geobox import GeoBox
 
 from ..errors import CubeWriteCanceled, CubeWriteError, ProcessingError
+from .block_graph import block_keys
 from .cube_migrate import old_cube_problem
 from .cube_schema import (
     TIME_UNITS,
@@ -217,10 +219,12 @@ def _clear_slot(store: icechunk.IcechunkStore, name: str, arr: zarr.Array, index
 
 
 def _write_window(fork: icechunk.ForkSession, specs: Mapping[str, VariableSpec], index: int,
-                  rows: tuple[int, int], cols: tuple[int, int], blocks: Mapping[str, np.ndarray]
+                  rows: tuple[int, int], cols: tuple[int, int], names: list[str], parts: list[np.ndarray]
                   ) -> tuple[icechunk.ForkSession, int]:
-    """Step 2 for one chunk window: encode and write the blocks and the window's ``nodata``; returns the fork and
-    the window's count of pixels with data (all pixels when the scene has no bands to tell)."""
+    """Step 2 for one chunk window: encode and write the blocks (``parts`` of the variables ``names``) and the
+    window's ``nodata``; returns the fork and the window's count of pixels with data (all pixels when the scene
+    has no bands to tell)."""
+    blocks = dict(zip(names, parts))
     region = (index, slice(*rows), slice(*cols))
     bands = [name for name, spec in specs.items() if is_band(name, spec)]
     valid = (rows[1] - rows[0]) * (cols[1] - cols[0])
@@ -233,16 +237,6 @@ def _write_window(fork: icechunk.ForkSession, specs: Mapping[str, VariableSpec],
     for name, spec in specs.items():
         zarr.open_array(fork.store, path=name, mode="r+")[region] = encode_block(spec, blocks[name])
     return fork, valid
-
-
-def _optimized(arrays: list[da.Array]) -> list[da.Array]:
-    """``arrays`` with one array optimization of their common graph. Optimized one by one (``to_delayed()``, or
-    ``dask.optimize``), each variable's graph fuses its own copy of the upstream work the variables share (masks,
-    angles, the atmosphere, the chain's reads), which then runs once per variable; optimized as one graph, a
-    layer with several dependents is not fused into any of them and runs once."""
-    graph = optimize_array_graph(HighLevelGraph.merge(*(a.__dask_graph__() for a in arrays)),
-                                 [a.__dask_keys__() for a in arrays])
-    return [da.Array(graph, a.name, a.chunks, meta=a._meta) for a in arrays]
 
 
 def _aligned_chunks(start: int, length: int, chunk: int) -> tuple[int, ...]:
@@ -265,17 +259,22 @@ def _chunk_tasks(fork: icechunk.ForkSession, data: xr.Dataset, specs: Mapping[st
     blocks = (_aligned_chunks(origin[0], ny, chunks[0]), _aligned_chunks(origin[1], nx, chunks[1]))
     arrays = [(array if isinstance(array, da.Array) else da.from_array(array)).rechunk(blocks)
               for array in sources.values()]
-    delayed = {name: array.to_delayed(optimize_graph=False) for name, array in zip(sources, _optimized(arrays))}
+    # the window tasks are added to the blocks' graph by hand: one dask.delayed call per window would merge the
+    # whole upstream graph once per window, and read each block through an alias task of its own (block_graph)
+    graph, keys = block_keys(arrays)
+    names = list(sources)
     row_starts = origin[0] + np.concatenate([[0], np.cumsum(blocks[0])])
     col_starts = origin[1] + np.concatenate([[0], np.cumsum(blocks[1])])
-    tasks = []
+    windows = []
+    token = uuid.uuid4().hex
     for i in range(len(blocks[0])):
         for j in range(len(blocks[1])):
             rows = (int(row_starts[i]), int(row_starts[i + 1]))
             cols = (int(col_starts[j]), int(col_starts[j + 1]))
-            parts = {name: blocks_of[i, j] for name, blocks_of in delayed.items()}
-            tasks.append(dask.delayed(_write_window, pure=False)(fork, specs, index, rows, cols, parts))
-    return tasks
+            write = functools.partial(_write_window, fork, specs, index, rows, cols, names)
+            windows.append(((f"cube-window-{token}", i, j), (write, [of_array[i][j] for of_array in keys])))
+    graph.update(windows)
+    return [Delayed(key, graph) for key, _task in windows]
 
 
 def _copy_slot(source: icechunk.Session, target: icechunk.IcechunkStore, names: list[str], old: int, new: int,

@@ -1,0 +1,69 @@
+"""Dask graphs of writers: the tasks that store blocks, built by hand over the arrays' optimized graph.
+
+Dask's blockwise fusion names a fused layer anew and keeps each output key as an ``Alias`` task pointing to the
+fused one. The distributed scheduler runs every alias as a task of its own: for a writer that stores each block of
+~40 variables, one extra scheduler round trip per variable and chunk (a third of a Sentinel-2 tile's tasks). The
+writers here take the blocks from the fused keys directly and drop the aliases (every task reads the fused key
+instead). Dask has no public API for this; ``dask._task_spec`` has the types the fusion emits (dask >= 2024.12).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+
+import dask.array as da
+from dask._task_spec import Alias, GraphNode
+from dask.array.optimization import optimize as optimize_array_graph
+from dask.core import flatten
+from dask.highlevelgraph import HighLevelGraph
+
+__all__ = ["optimized_graph", "optimized_together", "block_keys"]
+
+
+def optimized_graph(arrays: list[da.Array]) -> dict:
+    """The task graph of ``arrays`` optimized as one (see :func:`optimized_together`), as a plain dict holding
+    every block key of ``arrays``.
+
+    The optimization drops the keys of persisted arrays (their values are distributed futures); a task written by
+    hand that names such a key must find it in the graph, or the key is passed to it as a literal tuple, so those
+    keys are put back with their futures."""
+    merged = HighLevelGraph.merge(*(a.__dask_graph__() for a in arrays))
+    keys = [a.__dask_keys__() for a in arrays]
+    graph = optimize_array_graph(merged, keys)
+    dropped = [key for key in flatten(keys) if key not in graph]
+    return {**graph, **{key: merged[key] for key in dropped}} if dropped else graph
+
+
+def optimized_together(arrays: list[da.Array]) -> list[da.Array]:
+    """``arrays`` with one array optimization of their common graph. Optimized one by one (``to_delayed()``, or
+    ``dask.optimize``), each variable's graph fuses its own copy of the upstream work the variables share (masks,
+    angles, the atmosphere, the chain's reads), which then runs once per variable; optimized as one graph, a
+    layer with several dependents is not fused into any of them and runs once."""
+    graph = optimized_graph(arrays)
+    return [da.Array(graph, a.name, a.chunks, meta=a._meta) for a in arrays]
+
+
+def block_keys(arrays: list[da.Array]) -> tuple[dict, list[list]]:
+    """The optimized graph of ``arrays`` without aliases and, per array, its block keys (nested lists as
+    ``__dask_keys__``), each resolved to the task that computes it. Every task that read an alias reads its
+    target instead. Tasks built on these keys must be added to the returned graph; the arrays' own output keys
+    may be missing from it."""
+    graph = optimized_graph(arrays)
+    targets = {key: _alias_target(graph, key) for key, task in graph.items() if isinstance(task, Alias)}
+    resolved = [_map_nested(lambda key: targets.get(key, key), a.__dask_keys__()) for a in arrays]
+    if targets:
+        graph = {key: task.substitute(targets) if isinstance(task, GraphNode) else task
+                 for key, task in graph.items() if key not in targets}
+    return graph, resolved
+
+
+def _alias_target(graph: Mapping, key: Hashable) -> Hashable:
+    seen = set()
+    while isinstance(task := graph.get(key), Alias) and key not in seen:
+        seen.add(key)
+        key = task.target
+    return key
+
+
+def _map_nested(function, nested):
+    return [_map_nested(function, item) for item in nested] if isinstance(nested, list) else function(nested)

@@ -1,0 +1,114 @@
+"""Level products: the windowed writer stores what xarray's own ``to_zarr`` stores, with fewer tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+from gmsdask.io.scene_store import read_scene, reflectance_encoding, write_scene
+
+
+def _scene() -> xr.DataTree:
+    """Two resolution groups with irregular last chunks, NaN holes, masks, angles of another chunking and an
+    in-memory auxiliary group: every kind of variable a level product holds."""
+    rng = np.random.default_rng(7)
+
+    def reflectance(shape: tuple[int, int], chunks: int) -> xr.DataArray:
+        values = rng.uniform(-0.05, 1.2, shape).astype(np.float32)
+        values[rng.random(shape) < 0.1] = np.nan
+        values[: shape[0] // 3, : shape[1] // 4] = np.nan  # a whole chunk of no data: zarr stores no chunk there
+        return xr.DataArray(da.from_array(values, chunks=chunks), dims=("y", "x"), attrs={"units": "1"})
+
+    r10 = xr.Dataset(
+        {"B02": reflectance((50, 70), 16), "B03": reflectance((50, 70), 16),
+         "nodata": (("y", "x"), da.from_array(rng.random((50, 70)) < 0.2, chunks=16)),
+         "fmask": (("y", "x"), da.from_array(rng.integers(0, 6, (50, 70)).astype(np.uint8), chunks=16)),
+         "view_zenith": (("y", "x"), da.from_array(rng.uniform(0, 12, (50, 70)).astype(np.float32), chunks=25),
+                         {"units": "degree"})},
+        coords={"y": np.arange(50.0), "x": np.arange(70.0), "spatial_ref": ((), 0, {"crs_wkt": "EPSG:32633"})})
+    r10["B02"].encoding["grid_mapping"] = "spatial_ref"
+    r20 = xr.Dataset({"B11": reflectance((25, 35), 10)}, coords={"y": np.arange(25.0), "x": np.arange(35.0)})
+    angles = xr.Dataset({"sun_zenith": (("row", "col"), rng.uniform(20, 40, (3, 4)).astype(np.float32))})
+    return xr.DataTree.from_dict({"/": xr.Dataset(attrs={"platform": "SENTINEL_2A"}), "/r10m": r10, "/r20m": r20,
+                                  "/angles": angles})
+
+
+def _xarray_written(scene: xr.DataTree, path: Path) -> None:
+    encoding = {node.path: {name: {k: v for k, v in var.encoding.items() if k == "grid_mapping"}
+                            | reflectance_encoding(var) for name, var in node.dataset.data_vars.items()}
+                for node in scene.subtree if node.has_data}
+    scene.to_zarr(str(path), mode="w", encoding=encoding, consolidated=True, zarr_format=3)
+
+
+def _stored(path: Path) -> dict[str, tuple[np.ndarray, dict, int]]:
+    """Every array of a store by its path: stored values, attributes and how many chunk files it has."""
+    root = zarr.open_group(str(path), mode="r")
+    return {key: (array[...], dict(array.attrs), sum(1 for f in (path / key).rglob("*") if f.is_file()) - 1)
+            for key, array in root.members(max_depth=None) if isinstance(array, zarr.Array)}
+
+
+def test_a_level_product_stores_the_same_bytes_as_xarrays_to_zarr(tmp_path: Path) -> None:
+    scene = _scene()
+    write_scene(scene, tmp_path / "windowed.zarr")
+    _xarray_written(scene, tmp_path / "xarray.zarr")
+    ours, theirs = _stored(tmp_path / "windowed.zarr"), _stored(tmp_path / "xarray.zarr")
+    assert ours.keys() == theirs.keys() and "r10m/B02" in ours and "angles/sun_zenith" in ours
+    for key, (values, attrs, chunks) in theirs.items():
+        np.testing.assert_array_equal(ours[key][0], values, err_msg=key)
+        assert ours[key][0].dtype == values.dtype, key
+        assert ours[key][1] == attrs, key
+        assert ours[key][2] == chunks, key  # the all-NaN chunk is not stored by either
+    assert ours["r10m/B02"][0].dtype == np.int16 and ours["r10m/B02"][2] < 5 * 5
+    back = read_scene(tmp_path / "windowed.zarr")
+    truth = scene["r10m"]["B02"].values
+    np.testing.assert_allclose(back["r10m"]["B02"].values, truth, atol=0.5e-4 + 1e-7)
+    assert back["r10m"]["B02"].dtype == np.float32 and back.attrs["platform"] == "SENTINEL_2A"
+    np.testing.assert_array_equal(back["r10m"]["nodata"].values, scene["r10m"]["nodata"].values)
+
+
+def test_a_level_product_is_written_by_one_task_per_variable_and_chunk(tmp_path: Path) -> None:
+    scene = _scene()
+    (written,) = dask.optimize(write_scene(scene, tmp_path / "p.zarr", compute=False))
+    keys = list(dict(written.__dask_graph__()))
+    # r10m: 4 x 5 chunks of 16 px for 4 variables and 2 x 3 of the angle's 25 px; r20m: 3 x 4; plus the last task
+    assert len(keys) == 4 * 20 + 6 + 12 + 1
+    assert not any("store-map" in str(key) for key in keys)
+    assert not (tmp_path / "p.zarr" / "r10m" / "B02" / "c").exists()  # the metadata only, until computed
+    dask.compute(written)
+    np.testing.assert_allclose(read_scene(tmp_path / "p.zarr")["r20m"]["B11"].values,
+                               scene["r20m"]["B11"].values, atol=0.5e-4 + 1e-7)
+
+
+def test_rewriting_a_level_product_replaces_it(tmp_path: Path) -> None:
+    scene = _scene()
+    write_scene(scene, tmp_path / "p.zarr")
+    smaller = xr.DataTree.from_dict({"/r10m": scene["r10m"].to_dataset()[["B03"]]})
+    write_scene(smaller, tmp_path / "p.zarr")
+    back = read_scene(tmp_path / "p.zarr")
+    assert set(back["r10m"].data_vars) == {"B03"} and "r20m" not in back.children
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+def test_a_level_product_writes_under_any_local_scheduler(tmp_path: Path, scheduler: str) -> None:
+    with dask.config.set(scheduler=scheduler):
+        write_scene(_scene(), tmp_path / "p.zarr")
+    assert read_scene(tmp_path / "p.zarr")["r10m"]["fmask"].dtype == np.uint8
+
+
+def test_persisted_variables_are_written_from_their_futures(tmp_path: Path, in_process_client) -> None:
+    """L1C persists Fmask's classes: their blocks are futures, not tasks, in the product's graph."""
+    scene = _scene()
+    r10 = scene["r10m"].to_dataset()
+    persisted = r10.assign(fmask=r10["fmask"].persist(), B02=r10["B02"].persist())
+    persisted["B02"].encoding["grid_mapping"] = "spatial_ref"
+    tree = xr.DataTree.from_dict({"/r10m": persisted})
+    write_scene(tree, tmp_path / "p.zarr")
+    back = read_scene(tmp_path / "p.zarr")["r10m"]
+    np.testing.assert_array_equal(back["fmask"].values, r10["fmask"].values)
+    np.testing.assert_allclose(back["B02"].values, r10["B02"].values, atol=0.5e-4 + 1e-7)
