@@ -2,7 +2,7 @@
 
 Dask's blockwise fusion names a fused layer anew and keeps each output key as an ``Alias`` task pointing to the
 fused one. The distributed scheduler runs every alias as a task of its own: for a writer that stores each block of
-~40 variables, one extra scheduler round trip per variable and chunk (a third of a Sentinel-2 tile's tasks). The
+~40 variables, one extra scheduler round trip per variable and chunk (a quarter of a scene's tasks through L2B). The
 writers here take the blocks from the fused keys directly and drop the aliases (every task reads the fused key
 instead). Dask has no public API for this; ``dask._task_spec`` has the types the fusion emits (dask >= 2024.12).
 """
