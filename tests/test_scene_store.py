@@ -112,3 +112,15 @@ def test_persisted_variables_are_written_from_their_futures(tmp_path: Path, in_p
     back = read_scene(tmp_path / "p.zarr")["r10m"]
     np.testing.assert_array_equal(back["fmask"].values, r10["fmask"].values)
     np.testing.assert_allclose(back["B02"].values, r10["B02"].values, atol=0.5e-4 + 1e-7)
+
+
+def test_two_variables_of_one_array_are_both_written(tmp_path: Path) -> None:
+    """Two names for the same Dask array (e.g. a band kept under a second name) are two stores, not one."""
+    values = np.linspace(0, 1, 48, dtype=np.float32).reshape(6, 8)
+    shared = da.from_array(values, chunks=3)
+    tree = xr.DataTree.from_dict({"/r": xr.Dataset({"a": (("y", "x"), shared, {"units": "1"}),
+                                                    "b": (("y", "x"), shared, {"units": "1"})})})
+    write_scene(tree, tmp_path / "p.zarr")
+    back = read_scene(tmp_path / "p.zarr")["r"]
+    np.testing.assert_allclose(back["a"].values, values, atol=0.5e-4 + 1e-7)
+    np.testing.assert_allclose(back["b"].values, values, atol=0.5e-4 + 1e-7)

@@ -81,9 +81,10 @@ def _write_blocks(scene: xr.DataTree, path: str, encoding: dict[str, dict[str, d
         for name, var in node.dataset.data_vars.items():
             if isinstance(var.data, da.Array):
                 spec = (var.dims, dict(var.attrs), encoding[node.path][name])
+                token = tokenize(path, group, name, var.data.name)  # two names of one array are two stores
                 written.append(var.data.map_blocks(_write_block, path, group, name, spec, dtype=np.uint8,
                                                    chunks=tuple((1,) * len(c) for c in var.data.chunks),
-                                                   name=f"write-level-product-{tokenize(path, var.data.name)}"))
+                                                   name=f"write-level-product-{token}"))
     graph, blocks = block_keys(written) if written else ({}, [])
     keys = list(flatten(blocks))
     done = f"level-product-written-{tokenize(path, *keys)}"
