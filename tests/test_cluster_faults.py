@@ -123,7 +123,7 @@ def _chunk_writes_by_worker(task_stream: list[dict]) -> dict[str, int]:
     """``{worker address: cube chunk writes it executed}`` from a task stream of the run."""
     from collections import Counter
 
-    return dict(Counter(task["worker"] for task in task_stream if key_split(task["key"]) == "write_window"))
+    return dict(Counter(task["worker"] for task in task_stream if key_split(task["key"]) == "cube-window"))
 
 
 @pytest.mark.parametrize("scene_task_max_mb,scene_tasks", [(0.0, 0), (0.2, 1), (16.0, 2)],
@@ -148,7 +148,7 @@ def test_job_on_a_real_cluster_writes_the_cubes_of_an_in_process_run(scene_task_
     # pixels from the workers to the cube, not through the client
     keys = [key_split(task["key"]) for task in stream.data]
     assert keys.count("scene-task") == scene_tasks, sorted(set(keys))
-    assert (keys.count("write_window") > 0) == (scene_tasks < len(PRODUCTS)), sorted(set(keys))
+    assert (keys.count("cube-window") > 0) == (scene_tasks < len(PRODUCTS)), sorted(set(keys))
     # what the scene tasks did is in the catalogue and the job log as for the others, recorded by the client
     levels = default_registry().names
     for result in results:

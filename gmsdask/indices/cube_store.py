@@ -20,8 +20,10 @@ scaled variable the bands' fill -9999, which is a valid index value (-0.9999).
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Sequence
 
 import dask
 import dask.array as da
@@ -29,10 +31,12 @@ import icechunk
 import numpy as np
 import xarray as xr
 import zarr
+from dask.delayed import Delayed
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from ..errors import CubeWriteError, ProcessingError
+from ..io.block_graph import block_keys
 from ..io.cube_schema import SLOT_COORDINATES, copy_slot_rows, put_documents
 from ..io.cube_storage import CubeStorageOptions, commit_guard, normalize_location, open_repository
 from .cloudmasks import MASK_FILL
@@ -129,33 +133,37 @@ def _encode(block: np.ndarray, array: zarr.Array) -> np.ndarray:
 
 
 def _write_window(fork: icechunk.ForkSession, slot: int, rows: tuple[int, int], cols: tuple[int, int],
-                  blocks: Mapping[str, np.ndarray]) -> icechunk.ForkSession:
-    """Step 2 for one slot and chunk window: encode and write every variable's block; returns the fork."""
-    for name, block in blocks.items():
+                  names: list[str], parts: list[np.ndarray]) -> icechunk.ForkSession:
+    """Step 2 for one slot and chunk window: encode and write every variable's block (``parts`` of the variables
+    ``names``, each ``(1, y, x)``); returns the fork."""
+    for name, block in zip(names, parts):
         array = zarr.open_array(fork.store, path=name, mode="r+")
-        array[slot, slice(*rows), slice(*cols)] = _encode(np.asarray(block)[0], array)  # block: (1, y, x)
+        array[slot, slice(*rows), slice(*cols)] = _encode(np.asarray(block)[0], array)
     return fork
 
 
 def _chunk_tasks(fork: icechunk.ForkSession, data: xr.Dataset, slots: Sequence[int],
                  chunks: tuple[int, int], origin: tuple[int, int] = (0, 0)) -> list:
     """Step 2's delayed tasks, one per slot and Zarr chunk window; ``data`` starts at pixel ``origin`` (row, col)
-    of the cube grid, a corner of a chunk."""
-    delayed = {}
-    for name, var in data.data_vars.items():
-        array = var.data if isinstance(var.data, da.Array) else da.from_array(var.data)
-        delayed[name] = array.rechunk((1, *chunks)).to_delayed()
+    of the cube grid, a corner of a chunk. As the scene cube writer's, they are built on the variables' common
+    optimized graph without Dask's alias tasks (``gmsdask.io.block_graph``)."""
+    names = list(data.data_vars)
+    arrays = [(var.data if isinstance(var.data, da.Array) else da.from_array(var.data)).rechunk((1, *chunks))
+              for var in data.data_vars.values()]
+    graph, keys = block_keys(arrays)
     _, ny, nx = next(iter(data.data_vars.values())).shape
     row0, col0 = origin
-    tasks = []
+    token = uuid.uuid4().hex
+    windows = []
     for t, slot in enumerate(slots):
         for i, row in enumerate(range(0, ny, chunks[0])):
             for j, col in enumerate(range(0, nx, chunks[1])):
-                blocks = {name: grid[t, i, j] for name, grid in delayed.items()}
-                tasks.append(dask.delayed(_write_window, pure=False)(
-                    fork, int(slot), (row0 + row, row0 + min(row + chunks[0], ny)),
-                    (col0 + col, col0 + min(col + chunks[1], nx)), blocks))
-    return tasks
+                rows = (row0 + row, row0 + min(row + chunks[0], ny))
+                cols = (col0 + col, col0 + min(col + chunks[1], nx))
+                write = functools.partial(_write_window, fork, int(slot), rows, cols, names)
+                windows.append(((f"index-cube-window-{token}", t, i, j), (write, [k[t][i][j] for k in keys])))
+    graph.update(windows)
+    return [Delayed(key, graph) for key, _task in windows]
 
 
 def _window_geometry(location: str, window: tuple[slice, slice] | None, shape: tuple[int, ...],
