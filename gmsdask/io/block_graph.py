@@ -17,12 +17,15 @@ from dask.array.optimization import optimize as optimize_array_graph
 from dask.core import flatten
 from dask.highlevelgraph import HighLevelGraph
 
-__all__ = ["optimized_graph", "optimized_together", "block_keys"]
+__all__ = ["optimized_graph", "block_keys"]
 
 
 def optimized_graph(arrays: list[da.Array]) -> dict:
-    """The task graph of ``arrays`` optimized as one (see :func:`optimized_together`), as a plain dict holding
-    every block key of ``arrays``.
+    """The task graph of ``arrays`` optimized as one, as a plain dict holding every block key of ``arrays``.
+
+    Optimized one by one (``to_delayed()``, or ``dask.optimize``), each variable's graph fuses its own copy of the
+    upstream work the variables share (masks, angles, the atmosphere, the chain's reads), which then runs once per
+    variable; optimized as one graph, a layer with several dependents is not fused into any of them and runs once.
 
     The optimization drops the keys of persisted arrays (their values are distributed futures); a task written by
     hand that names such a key must find it in the graph, or the key is passed to it as a literal tuple, so those
@@ -32,15 +35,6 @@ def optimized_graph(arrays: list[da.Array]) -> dict:
     graph = optimize_array_graph(merged, keys)
     dropped = [key for key in flatten(keys) if key not in graph]
     return {**graph, **{key: merged[key] for key in dropped}} if dropped else graph
-
-
-def optimized_together(arrays: list[da.Array]) -> list[da.Array]:
-    """``arrays`` with one array optimization of their common graph. Optimized one by one (``to_delayed()``, or
-    ``dask.optimize``), each variable's graph fuses its own copy of the upstream work the variables share (masks,
-    angles, the atmosphere, the chain's reads), which then runs once per variable; optimized as one graph, a
-    layer with several dependents is not fused into any of them and runs once."""
-    graph = optimized_graph(arrays)
-    return [da.Array(graph, a.name, a.chunks, meta=a._meta) for a in arrays]
 
 
 def block_keys(arrays: list[da.Array]) -> tuple[dict, list[list]]:
