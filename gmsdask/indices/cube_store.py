@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import os
-import uuid
 from collections.abc import Sequence
 
 import dask
@@ -31,12 +30,11 @@ import icechunk
 import numpy as np
 import xarray as xr
 import zarr
-from dask.delayed import Delayed
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from ..errors import CubeWriteError, ProcessingError
-from ..io.block_graph import block_keys
+from ..io.block_graph import window_tasks
 from ..io.cube_schema import SLOT_COORDINATES, copy_slot_rows, put_documents
 from ..io.cube_storage import CubeStorageOptions, commit_guard, normalize_location, open_repository
 from .cloudmasks import MASK_FILL
@@ -150,20 +148,16 @@ def _chunk_tasks(fork: icechunk.ForkSession, data: xr.Dataset, slots: Sequence[i
     names = list(data.data_vars)
     arrays = [(var.data if isinstance(var.data, da.Array) else da.from_array(var.data)).rechunk((1, *chunks))
               for var in data.data_vars.values()]
-    graph, keys = block_keys(arrays)
     _, ny, nx = next(iter(data.data_vars.values())).shape
     row0, col0 = origin
-    token = uuid.uuid4().hex
-    windows = []
+    writes = []
     for t, slot in enumerate(slots):
         for i, row in enumerate(range(0, ny, chunks[0])):
             for j, col in enumerate(range(0, nx, chunks[1])):
                 rows = (row0 + row, row0 + min(row + chunks[0], ny))
                 cols = (col0 + col, col0 + min(col + chunks[1], nx))
-                write = functools.partial(_write_window, fork, int(slot), rows, cols, names)
-                windows.append(((f"index-cube-window-{token}", t, i, j), (write, [k[t][i][j] for k in keys])))
-    graph.update(windows)
-    return [Delayed(key, graph) for key, _task in windows]
+                writes.append(((t, i, j), functools.partial(_write_window, fork, int(slot), rows, cols, names)))
+    return window_tasks(arrays, writes, "index-cube-window")
 
 
 def _window_geometry(location: str, window: tuple[slice, slice] | None, shape: tuple[int, ...],

@@ -2,22 +2,26 @@
 
 Dask's blockwise fusion names a fused layer anew and keeps each output key as an ``Alias`` task pointing to the
 fused one. The distributed scheduler runs every alias as a task of its own: for a writer that stores each block of
-~40 variables, one extra scheduler round trip per variable and chunk (a quarter of a scene's tasks through L2B). The
-writers here take the blocks from the fused keys directly and drop the aliases (every task reads the fused key
-instead). Dask has no public API for this; ``dask._task_spec`` has the types the fusion emits (dask >= 2024.12).
+~40 variables, one extra scheduler round trip per variable and chunk (a quarter of a scene's tasks through L2B).
+The writers here (:func:`window_tasks` for the cube writers, and the level products) take the blocks from the fused
+keys directly and drop the aliases (every task reads the fused key instead). Dask has no public API for this; ``dask._task_spec`` has the types the fusion emits (dask >= 2024.12).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+import functools
+import uuid
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any
 
 import dask.array as da
 from dask._task_spec import Alias, GraphNode
 from dask.array.optimization import optimize as optimize_array_graph
 from dask.core import flatten
+from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
-__all__ = ["optimized_graph", "block_keys"]
+__all__ = ["optimized_graph", "block_keys", "window_tasks"]
 
 
 def optimized_graph(arrays: list[da.Array]) -> dict:
@@ -49,6 +53,22 @@ def block_keys(arrays: list[da.Array]) -> tuple[dict, list[list]]:
         graph = {key: task.substitute(targets) if isinstance(task, GraphNode) else task
                  for key, task in graph.items() if key not in targets}
     return graph, resolved
+
+
+def window_tasks(arrays: list[da.Array], writes: Iterable[tuple[tuple[int, ...], Callable[[list], Any]]],
+                 name: str) -> list[Delayed]:
+    """One delayed task per ``(block index, write)`` of ``writes``: ``write`` called with the list of the blocks
+    of ``arrays`` at that index (all arrays share one chunking), on the arrays' graph from :func:`block_keys`.
+    Built by hand: one ``dask.delayed`` call per window would merge the whole upstream graph once per window and
+    read each block through an alias task of its own. The tasks' keys are ``name`` with a fresh token."""
+    graph, keys = block_keys(arrays)
+    token = uuid.uuid4().hex
+    tasks = []
+    for index, write in writes:
+        key = (f"{name}-{token}", *index)
+        graph[key] = (write, [functools.reduce(lambda nested, i: nested[i], index, of_array) for of_array in keys])
+        tasks.append(key)
+    return [Delayed(key, graph) for key in tasks]
 
 
 def _alias_target(graph: Mapping, key: Hashable) -> Hashable:

@@ -36,7 +36,6 @@ import errno
 import functools
 import os
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,11 +47,10 @@ import icechunk
 import numpy as np
 import xarray as xr
 import zarr
-from dask.delayed import Delayed
 from odc.geo.geobox import GeoBox
 
 from ..errors import CubeWriteCanceled, CubeWriteError, ProcessingError
-from .block_graph import block_keys
+from .block_graph import window_tasks
 from .cube_migrate import old_cube_problem
 from .cube_schema import (
     TIME_UNITS,
@@ -259,22 +257,15 @@ def _chunk_tasks(fork: icechunk.ForkSession, data: xr.Dataset, specs: Mapping[st
     blocks = (_aligned_chunks(origin[0], ny, chunks[0]), _aligned_chunks(origin[1], nx, chunks[1]))
     arrays = [(array if isinstance(array, da.Array) else da.from_array(array)).rechunk(blocks)
               for array in sources.values()]
-    # the window tasks are added to the blocks' graph by hand: one dask.delayed call per window would merge the
-    # whole upstream graph once per window, and read each block through an alias task of its own (block_graph)
-    graph, keys = block_keys(arrays)
-    names = list(sources)
     row_starts = origin[0] + np.concatenate([[0], np.cumsum(blocks[0])])
     col_starts = origin[1] + np.concatenate([[0], np.cumsum(blocks[1])])
-    windows = []
-    token = uuid.uuid4().hex
+    writes = []
     for i in range(len(blocks[0])):
         for j in range(len(blocks[1])):
             rows = (int(row_starts[i]), int(row_starts[i + 1]))
             cols = (int(col_starts[j]), int(col_starts[j + 1]))
-            write = functools.partial(_write_window, fork, specs, index, rows, cols, names)
-            windows.append(((f"cube-window-{token}", i, j), (write, [of_array[i][j] for of_array in keys])))
-    graph.update(windows)
-    return [Delayed(key, graph) for key, _task in windows]
+            writes.append(((i, j), functools.partial(_write_window, fork, specs, index, rows, cols, list(sources))))
+    return window_tasks(arrays, writes, "cube-window")
 
 
 def _copy_slot(source: icechunk.Session, target: icechunk.IcechunkStore, names: list[str], old: int, new: int,
