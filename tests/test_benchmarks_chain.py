@@ -104,11 +104,13 @@ def test_each_figure_is_printed_beside_its_target(recorded, tmp_path, capsys):
     assert written["quarter_side_px"] == inputs.s2_side(0.0625)
 
 
-def test_level_shares_follow_the_innermost_level_module_of_each_sample():
-    def frame(filename: str, count: int, *children: dict) -> dict:
-        return {"description": {"filename": filename, "name": "f"}, "count": count,
-                "children": {str(i): child for i, child in enumerate(children)}}
+def _frame(filename: str, count: int, *children: dict) -> dict:
+    return {"description": {"filename": filename, "name": "f"}, "count": count,
+            "children": {str(i): child for i, child in enumerate(children)}}
 
+
+def test_level_shares_follow_the_innermost_level_module_of_each_sample():
+    frame = _frame
     profile = frame("", 100,
                     frame("/x/dask/array/core.py", 60,
                           frame("/r/gmsdask/atmosphere/correct.py", 30, frame("/r/gmsdask/algorithms/fmask.py", 10)),
@@ -119,6 +121,23 @@ def test_level_shares_follow_the_innermost_level_module_of_each_sample():
     assert shares["L1C"] == pytest.approx(0.30)  # numpy algorithms called by L1C count for L1C
     assert shares["L2C"] == pytest.approx(0.20) and shares["L1A"] == pytest.approx(0.05)
     assert shares["other"] == pytest.approx(0.45) and sum(shares.values()) == pytest.approx(1.0)
+
+
+def test_libraries_count_for_the_gmsdask_code_that_called_them():
+    frame = _frame
+    profile = frame("", 100,
+                    # GDAL's warp under L2A's resampling: L2A's work, not reading (L1A)
+                    frame("/r/gmsdask/geometry/lazy_warp.py", 40, frame("/r/gmsdask/algorithms/warp.py", 40,
+                          frame("/v/site-packages/rasterio/warp.py", 35))),
+                    # the L2B product's encoding and compression: L2B's write, not the cube's
+                    frame("/r/gmsdask/io/scene_store.py", 25, frame("/v/site-packages/numcodecs/zstd.py", 20)),
+                    # Zarr decoding a level product inside a Dask task, no gmsdask frame above: L2C reads it
+                    frame("/x/dask/array/core.py", 20, frame("/v/site-packages/zarr/codecs.py", 20)),
+                    frame("/x/dask/local.py", 15))
+    shares = profile_shares(profile)
+    assert shares["L2A"] == pytest.approx(0.40) and shares["L1A"] == pytest.approx(0.0)
+    assert shares["L2B"] == pytest.approx(0.25) and shares["L2C"] == pytest.approx(0.20)
+    assert shares["other"] == pytest.approx(0.15)
 
 
 def test_the_floor_decodes_the_bands_the_chain_reads():
