@@ -12,8 +12,8 @@ writes one by default, so ``gmsdask/io/scene_store`` counts for L2B. Samples wit
 bookkeeping, numpy called from Dask directly) count as ``other``.
 
 Until 2026-11-29 libraries were matched like gmsdask modules, innermost first, so GDAL's warps (``/rasterio/``)
-counted for L1A and the L2B product's compression (``/numcodecs/``) for L2C: L1A's share read 72 % of a whole
-tile's worker time where decoding and DN-to-TOA are about half of it.
+counted for L1A and the L2B product's compression (``/numcodecs/``) for L2C: a whole tile read L1A 72 %, L2A 0 %
+and L2B 2 % of the worker time, where it reads 63 %, 8 % and 6 % now.
 """
 
 from __future__ import annotations
