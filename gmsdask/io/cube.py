@@ -37,6 +37,7 @@ from .cube_storage import (
     open_repository,
 )
 from .cube_writer import CubeGrid, CubeWrite, SceneSlot, write_scene
+from .float32_decoding import decode_float32
 
 __all__ = ["REFLECTANCE_SCALE", "FILL_INT16", "CubeCommit", "CubeGrid", "CubeWrite", "SceneSlot", "cube_location",
            "open_cube", "open_cube_session", "cube_log", "tag_cube", "write_scene", "scene_slot_coordinates",
@@ -80,12 +81,12 @@ def open_cube(location: str | os.PathLike[str], *, version: str | None = None,
     and ``.odc.geobox``. ``version``: a tag or commit id (default: the latest commit)."""
     session = open_cube_session(location, version=version, options=options)
     try:
-        ds = xr.open_zarr(session.store, consolidated=False)
+        ds = decode_float32(xr.open_zarr(session.store, consolidated=False, mask_and_scale=False))
     except zarr.errors.GroupNotFoundError:
         raise ProcessingError(str(location), "cube", "holds no scene yet (no write was ever committed)") from None
     for name, var in ds.data_vars.items():
         if var.dims == ("time", "y", "x"):
-            if np.issubdtype(var.dtype, np.floating):
+            if np.issubdtype(var.dtype, np.floating) and var.dtype != np.float32:
                 ds[name] = var.astype(np.float32)
             elif name in ("nodata", "saturated"):
                 ds[name] = var.astype(bool)

@@ -17,6 +17,7 @@ from dask.delayed import Delayed
 from xarray.backends.zarr import encode_zarr_variable
 
 from .block_graph import block_keys
+from .float32_decoding import decode_float32
 
 __all__ = ["reflectance_encoding", "write_scene", "read_scene"]
 
@@ -110,11 +111,5 @@ def _written(_blocks: list) -> None:
 
 def read_scene(path: str | Path) -> xr.DataTree:
     """A scene tree written by :func:`write_scene`, lazily (reflectance decoded back to float)."""
-    tree = xr.open_datatree(str(path), engine="zarr", chunks={}, decode_coords="all")
-    # Zarr v3 keeps attributes as JSON, so the float32 type of scale_factor is lost; restore float32 values
-    return tree.map_over_datasets(_as_float32)
-
-
-def _as_float32(dataset: xr.Dataset) -> xr.Dataset:
-    scaled = [name for name, var in dataset.data_vars.items() if "scale_factor" in var.encoding]
-    return dataset.assign({name: dataset[name].astype(np.float32) for name in scaled}) if scaled else dataset
+    tree = xr.open_datatree(str(path), engine="zarr", chunks={}, decode_coords="all", mask_and_scale=False)
+    return tree.map_over_datasets(decode_float32)

@@ -1,0 +1,41 @@
+"""Scaled int16 variables decode straight to float32 (level products, cubes), as the float64 route did."""
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from gmsdask.io.float32_decoding import decode_float32
+
+
+def _raw(values: np.ndarray, **attrs) -> xr.DataArray:
+    # as a Zarr v3 store gives them with mask_and_scale=False: JSON numbers, i.e. Python floats and ints
+    return xr.DataArray(da.from_array(values, chunks=64), dims=("y", "x"), attrs=attrs)
+
+
+def test_reflectance_decodes_to_float32_with_nan_for_the_fill():
+    rng = np.random.default_rng(3)
+    stored = rng.integers(-500, 12000, (128, 128)).astype(np.int16)
+    stored[:5] = -9999
+    ds = xr.Dataset({"B04": _raw(stored, scale_factor=float(np.float32(1e-4)), add_offset=0.0, _FillValue=-9999,
+                                 units="1"),
+                     "fmask": _raw(rng.integers(0, 6, (128, 128)).astype(np.uint8))})
+    out = decode_float32(ds)
+    assert out["B04"].dtype == np.float32 and out["fmask"].dtype == np.uint8
+    values = out["B04"].values
+    assert np.isnan(values[:5]).all() and not np.isnan(values[5:]).any()
+    float64_route = (stored[5:].astype(np.float64) * float(np.float32(1e-4))).astype(np.float32)
+    assert np.max(np.abs(values[5:].view(np.int32) - float64_route.view(np.int32))) <= 1  # float32 ulps
+    # encoded again, every pixel gives back its integer
+    assert np.array_equal(np.rint(values[5:].astype(np.float64) / np.float32(1e-4)).astype(np.int16), stored[5:])
+    assert out["B04"].encoding["scale_factor"] == np.float32(1e-4) and out["B04"].attrs["units"] == "1"
+    assert np.array_equal(out["fmask"].values, ds["fmask"].values)
+
+
+def test_an_offset_float32_cannot_hold_still_gives_float32_from_the_exact_route():
+    stored = np.array([[0, 100, -9999], [2500, -2000, 1]], dtype=np.int16)
+    ds = xr.Dataset({"B10": _raw(stored, scale_factor=float(np.float32(0.01)), add_offset=273.15, _FillValue=-9999,
+                                 units="K")})
+    out = decode_float32(ds)["B10"]
+    assert out.dtype == np.float32 and np.isnan(out.values[0, 2])
+    expected = (stored.astype(np.float64) * float(np.float32(0.01)) + 273.15).astype(np.float32)
+    assert np.array_equal(out.values[stored != -9999], expected[stored != -9999])
