@@ -18,10 +18,11 @@ def _reference(value: float, scale: float, offset: float) -> int:
 
 
 @pytest.mark.parametrize("kind", sorted(_SCALED))
-def test_blocks_are_scaled_rounded_clipped_and_filled_pixel_by_pixel(kind):
+@pytest.mark.parametrize("rows", [64, 300])  # 300: several row strips, the last one short
+def test_blocks_are_scaled_rounded_clipped_and_filled_pixel_by_pixel(kind, rows):
     rng = np.random.default_rng(7)
     scale, offset = float(_SCALED[kind][0]), float(_SCALED[kind][1])
-    block = (offset + scale * rng.uniform(-40_000, 40_000, (64, 48))).astype(np.float32)
+    block = (offset + scale * rng.uniform(-40_000, 40_000, (rows, 48))).astype(np.float32)
     block[:10] = np.nan  # rows and columns of the window the scene does not reach
     block[:, 40:] = np.nan
     block[rng.random(block.shape) < 0.2] = np.nan
