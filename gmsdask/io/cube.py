@@ -86,7 +86,7 @@ def open_cube(location: str | os.PathLike[str], *, version: str | None = None,
         raise ProcessingError(str(location), "cube", "holds no scene yet (no write was ever committed)") from None
     for name, var in ds.data_vars.items():
         if var.dims == ("time", "y", "x"):
-            if np.issubdtype(var.dtype, np.floating) and var.dtype != np.float32:
+            if np.issubdtype(var.dtype, np.floating):
                 ds[name] = var.astype(np.float32)
             elif name in ("nodata", "saturated"):
                 ds[name] = var.astype(bool)

@@ -26,9 +26,9 @@ def decode_float32(dataset: xr.Dataset) -> xr.Dataset:
     ``add_offset`` of another type (brightness temperature's exact 273.15 K) decode as float64 and are cast to
     float32. Coordinates, times and variables without CF scaling come back as they went in."""
     raw = dataset.copy()
-    for name, var in raw.variables.items():
+    for var in raw.variables.values():  # a shallow copy's variables have attrs of their own
         if "scale_factor" in var.attrs and np.dtype(var.dtype).itemsize <= 2:
-            attrs = raw[name].attrs
+            attrs = var.attrs
             attrs["scale_factor"] = np.float32(attrs["scale_factor"])
             # xarray decodes in float32 only when the offset is float32 too: an offset of 0 is, 273.15 is not
             if "add_offset" in attrs and float(np.float32(attrs["add_offset"])) == float(attrs["add_offset"]):
