@@ -53,7 +53,11 @@ def warp_block(src: np.ndarray, src_grid: GeoBox, dst_grid: GeoBox, *, resamplin
         rasterio.warp.reproject(
             source, destination,
             src_transform=src_grid.affine, src_crs=str(src_grid.crs), src_nodata=src_nodata,
-            dst_transform=dst_grid.affine, dst_crs=str(dst_grid.crs), dst_nodata=fill,
+            dst_transform=dst_grid.affine, dst_crs=str(dst_grid.crs),
+            # Without source masks every computed pixel has full density, so GDAL neither blends with nor reads
+            # the destination, and a destination nodata only costs its validity mask: 1.6x the time of a
+            # cross-CRS cubic warp (1024², 0.096 vs 0.060 s). Target pixels the source misses stay ``fill``.
+            dst_nodata=fill if src_nodata is not None else None,
             resampling=Resampling[resampling],
             # the output is pre-filled; GDAL must not re-initialise it with a different value
             init_dest_nodata=False,
