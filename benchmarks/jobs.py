@@ -8,7 +8,8 @@ to the innermost gmsdask frame of a module that belongs to one level (``_LEVEL_O
 the gmsdask code that called them (GDAL's warps under L2A's resampling are L2A's), and for a fixed level
 (``_LEVEL_OF_LIBRARY``) only where no gmsdask frame called them (Zarr reading a level product inside a Dask task
 belongs to L2C, which reads it). Level products written under the exec flags are their level's work: only L2B
-writes one by default, so ``gmsdask/io/scene_store`` counts for L2B. Samples with no such frame (Dask's own
+writes one by default, so ``gmsdask/io/scene_store`` counts for L2B; decoding a product read back
+(``gmsdask/io/float32_decoding``) counts for L2C, which reads it. Samples with no such frame (Dask's own
 bookkeeping, numpy called from Dask directly) count as ``other``.
 
 Until 2026-11-29 libraries were matched like gmsdask modules, innermost first, so GDAL's warps (``/rasterio/``)
@@ -44,6 +45,7 @@ _LEVEL_OF_MODULE: tuple[tuple[str, str], ...] = (
     ("gmsdask/atmosphere/", "L1C"), ("gmsdask/masks/", "L1C"), ("gmsdask/levels/l1c", "L1C"),
     ("gmsdask/geometry/", "L2A"), ("gmsdask/levels/l2a", "L2A"),
     ("gmsdask/spectral/", "L2B"), ("gmsdask/levels/l2b", "L2B"), ("gmsdask/io/scene_store", "L2B"),
+    ("gmsdask/io/float32_decoding", "L2C"),  # decoding a level product or cube read back: L2C reads them
     ("gmsdask/io/", "L1A"), ("gmsdask/levels/l1a", "L1A"),
 )
 #: Library path fragments -> the level of a sample with no gmsdask level frame above them.

@@ -39,3 +39,28 @@ def test_an_offset_float32_cannot_hold_still_gives_float32_from_the_exact_route(
     assert out.dtype == np.float32 and np.isnan(out.values[0, 2])
     expected = (stored.astype(np.float64) * float(np.float32(0.01)) + 273.15).astype(np.float32)
     assert np.array_equal(out.values[stored != -9999], expected[stored != -9999])
+
+
+def test_lazy_blocks_decode_in_one_task_each_to_the_bits_of_xarrays_coders():
+    rng = np.random.default_rng(5)
+    stored = rng.integers(-32768, 32767, (200, 130)).astype(np.int16)
+    stored[::7, ::3] = -9999
+    attrs = {"scale_factor": float(np.float32(2e-3)), "add_offset": -1.5, "_FillValue": -9999}
+    out = decode_float32(xr.Dataset({"view_zenith": _raw(stored, **attrs)}))["view_zenith"]
+    # xarray's own coders on the same float32 factor and offset, block by block
+    coders = xr.decode_cf(xr.Dataset({"v": (("y", "x"), stored, {**attrs, "scale_factor": np.float32(2e-3),
+                                                                     "add_offset": np.float32(-1.5)})}))["v"]
+    assert coders.dtype == out.dtype == np.float32
+    assert np.array_equal(out.values.view(np.int32), coders.values.view(np.int32))  # NaN bits included
+    assert np.isnan(out.values[::7, ::3]).all() and np.isfinite(out.values).sum() == (stored != -9999).sum()
+    graph = dict(out.data.__dask_graph__())
+    assert len(graph) == 2 * out.data.npartitions  # a stored block and its decoding, nothing between
+    assert out.encoding["scale_factor"] == np.float32(2e-3) and "scale_factor" not in out.attrs
+
+
+def test_numpy_backed_variables_still_decode():
+    stored = np.array([[-9999, 10], [20, 30]], dtype=np.int16)
+    ds = xr.Dataset({"B02": (("y", "x"), stored, {"scale_factor": 1e-4, "_FillValue": -9999})})
+    out = decode_float32(ds)["B02"].values
+    assert out.dtype == np.float32 and np.isnan(out[0, 0])
+    assert np.allclose(out.ravel()[1:], [1e-3, 2e-3, 3e-3])
