@@ -224,39 +224,15 @@ def template_documents(variables: Mapping[str, tuple[VariableSpec, Mapping]], gb
     return sync(_read())
 
 
-#: Rows per strip of :func:`encode_block`: a strip's float64 scratch (128 x 2048 px: 2 MB) stays in the core's
-#: cache through the passes and is reused from strip to strip. A whole-block scratch (32 MB for 2048², fresh per
-#: variable) made the encoding ~1.6x slower (a 2048² block: 15-19 vs 10.5 ms, 2026-11-29).
-_ENCODE_STRIP_ROWS = 128
-
-
 def encode_block(spec: VariableSpec, block: np.ndarray) -> np.ndarray:
     """A block in decoded units as the stored integers: scaled, rounded, clipped off the fill code, fill for NaN."""
     if spec.kind not in _SCALED:
         return np.asarray(block).astype(spec.dtype)
-    block = np.asarray(block)
-    finite = np.isfinite(block)
-    out = np.full(block.shape, FILL_INT16, dtype=np.int16)
-    # a scene fills a small part of the cube chunks it reaches (the rest of the window is NaN): scale only the
-    # bounding box of its values, in float64 so the rounding is exact for every float32 input
-    rows, cols = np.flatnonzero(finite.any(axis=1)), np.flatnonzero(finite.any(axis=0))
-    if rows.size == 0:
-        return out
-    col_box = slice(cols[0], cols[-1] + 1)
-    scale, offset = float(_SCALED[spec.kind][0]), _SCALED[spec.kind][1]
-    scratch = np.empty((_ENCODE_STRIP_ROWS, col_box.stop - col_box.start), dtype=np.float64)
-    for start in range(rows[0], rows[-1] + 1, _ENCODE_STRIP_ROWS):
-        strip = slice(start, min(start + _ENCODE_STRIP_ROWS, rows[-1] + 1))
-        scaled = scratch[: strip.stop - strip.start]
-        np.subtract(block[strip, col_box], offset, out=scaled, dtype=np.float64)
-        scaled /= scale
-        np.rint(scaled, out=scaled)
-        # keep valid values inside int16 and off the fill code, so no valid pixel decodes as "no data"
-        np.clip(scaled, FILL_INT16 + 1, np.iinfo(np.int16).max, out=scaled)
-        # whole-strip assignments: boolean gathers and scatters of the valid pixels cost as much as the arithmetic
-        scaled[~finite[strip, col_box]] = FILL_INT16
-        out[strip, col_box] = scaled
-    return out
+    # imported here: numba's import (~0.7 s) is paid by the processes that write, not by ``import gmsdask``
+    from ..algorithms.scaled_integers import encode_to_scaled_int16
+    scale, offset = _SCALED[spec.kind]
+    return encode_to_scaled_int16(np.asarray(block), scale_factor=float(scale), add_offset=offset,
+                                  fill_value=FILL_INT16)
 
 
 def put_documents(store: zarr.abc.store.Store, documents: Mapping[str, bytes]) -> None:
