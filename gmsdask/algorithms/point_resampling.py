@@ -1,5 +1,5 @@
-"""Resampling of a raster at arbitrary per-pixel source positions (pure numpy): the kernel of a warp whose
-coordinate mapping is not affine (a local co-registration field added to it).
+"""Resampling of a raster at arbitrary per-pixel source positions: the kernel of a warp whose coordinate mapping
+is not affine (a local co-registration field added to it, or another CRS: :mod:`.warp`).
 
 GDAL's warper, used for affine mappings (:mod:`.warp`), cannot take a per-pixel displacement, and with an
 approximating piecewise-affine mapping its results change in the last bit with the output window. scipy's
@@ -11,6 +11,9 @@ cubic are the kernels at the source's scale: GDAL widens them when the output is
 instead (:func:`gmsdask.geometry.choose_resampling`). Away from no data the results equal GDAL's to float
 rounding (``tests/test_l2a_local_warp.py``); next to no-data pixels GDAL's cubic treats the gap differently.
 
+Bilinear and cubic run compiled (:mod:`._resampling_kernels`, numba): per pixel the loop visits the taps once,
+where numpy made full-size temporaries per tap (200 000 random positions: 0.59 -> 0.034 s, the same values).
+
 Positions are source *pixel-edge* coordinates: pixel ``[r, c]`` covers ``[c, c+1) x [r, r+1)``, its centre is
 ``(c + 0.5, r + 0.5)``. Source pixels outside the array and NaN count as no data; a float result is NaN where its
 nearest source pixel has no data, and otherwise the kernel's weights are renormalized over the valid pixels.
@@ -20,20 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["KERNEL_REACH_PX", "resample_at"]
+__all__ = ["KERNEL_REACH_PX", "resample_at", "resample_on_lattice"]
 
 #: Source pixels a kernel reads beyond the one holding the position (average: plus the footprint's half size).
 KERNEL_REACH_PX = {"nearest": 1, "bilinear": 2, "cubic": 3, "average": 2}
-
-
-def _keys(t: np.ndarray) -> list[np.ndarray]:
-    """Keys cubic convolution weights (a = -0.5) of the four taps at offsets -1, 0, 1, 2 for fraction ``t``."""
-    a = -0.5
-    def w(d: np.ndarray) -> np.ndarray:
-        d = np.abs(d)
-        return np.where(d <= 1, ((a + 2) * d - (a + 3)) * d * d + 1,
-                        np.where(d < 2, ((a * d - 5 * a) * d + 8 * a) * d - 4 * a, 0.0))
-    return [w(t + 1), w(t), w(1 - t), w(2 - t)]
 
 
 _Tap = tuple[np.ndarray, np.ndarray, np.ndarray]  # (clipped index, inside the array, weight) along one axis
@@ -79,18 +72,14 @@ def resample_at(src: np.ndarray, u: np.ndarray, v: np.ndarray, *, resampling: st
         picked = src[near_r[0], near_c[0]]
         return np.where(near_r[1] & near_c[1], picked, np.asarray(fill).astype(src.dtype)).astype(src.dtype,
                                                                                                    copy=False)
-    centre_valid = near_r[1] & near_c[1] & np.isfinite(src[near_r[0], near_c[0]])
     if resampling in ("bilinear", "cubic", "cubic_spline"):
-        x, y = u - 0.5, v - 0.5
-        first_c, first_r = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
-        if resampling == "bilinear":
-            wx, wy, start = [1 - (x - first_c), x - first_c], [1 - (y - first_r), y - first_r], 0
-        else:
-            wx, wy, start = _keys(x - first_c), _keys(y - first_r), -1
-        rows = [_axis(first_r + start + k, h, r0, wk) for k, wk in enumerate(wy)]
-        cols = [_axis(first_c + start + k, w, c0, wk) for k, wk in enumerate(wx)]
-        total, weight = _weighted(src, rows, cols)
-    elif resampling == "average":
+        from ._resampling_kernels import sample_points  # numba: imported by the processes that resample
+        out = np.empty(u.shape, dtype=np.float64)
+        sample_points(np.ascontiguousarray(src), u.reshape(-1), v.reshape(-1), r0, c0, resampling != "bilinear",
+                      out.reshape(-1))
+        return out.astype(src.dtype)
+    centre_valid = near_r[1] & near_c[1] & np.isfinite(src[near_r[0], near_c[0]])
+    if resampling == "average":
         rows = [_axis(i, h, r0, wk) for i, wk in _overlaps(v, footprint[1])]
         cols = [_axis(i, w, c0, wk) for i, wk in _overlaps(u, footprint[0])]
         total, weight = _weighted(src, rows, cols)
@@ -109,3 +98,20 @@ def _overlaps(centre: np.ndarray, size: float) -> list[tuple[np.ndarray, np.ndar
     taps = int(np.ceil(size)) + 1
     return [(first + k, np.clip(np.minimum(first + k + 1, stop) - np.maximum(first + k, start), 0.0, None))
             for k in range(taps)]
+
+
+def resample_on_lattice(src: np.ndarray, lattice_u: np.ndarray, lattice_v: np.ndarray, ix: np.ndarray,
+                        wx: np.ndarray, iy: np.ndarray, wy: np.ndarray, *, resampling: str) -> np.ndarray:
+    """``src`` (float, 2-D) sampled with ``bilinear`` or ``cubic`` at positions interpolated bilinearly from a
+    lattice of pixel-edge positions: output pixel ``[r, c]`` lies between the nodes ``(iy[r], ix[c])`` and
+    ``(iy[r] + 1, ix[c] + 1)`` of ``lattice_u``/``lattice_v`` (2-D), at fractions ``wy[r]``, ``wx[c]``. Returns
+    ``(len(iy), len(ix))`` of ``src``'s dtype, NaN where there is no data (as :func:`resample_at`)."""
+    if resampling not in ("bilinear", "cubic"):
+        raise ValueError(f"resample_on_lattice takes bilinear or cubic, not {resampling!r}")
+    from ._resampling_kernels import sample_lattice  # numba: imported by the processes that resample
+    out = np.empty((iy.size, ix.size), dtype=np.float64)
+    sample_lattice(np.ascontiguousarray(src), np.ascontiguousarray(lattice_u, dtype=np.float64),
+                   np.ascontiguousarray(lattice_v, dtype=np.float64), np.asarray(ix, dtype=np.intp),
+                   np.asarray(wx, dtype=np.float64), np.asarray(iy, dtype=np.intp), np.asarray(wy, dtype=np.float64),
+                   resampling == "cubic", out)
+    return out.astype(src.dtype)

@@ -34,8 +34,9 @@ __all__ = ["target_geobox", "geometric_homogenization", "mask_clouds", "l1b_shif
            "run", "VERSION"]
 
 #: Implementation version: scenes recorded with an older one are processed again on rerun (3: coreg_local; 4:
-#: ``nodata`` from the surface-reflectance bands only).
-VERSION = "4"
+#: ``nodata`` from the surface-reflectance bands only; 5: float bands warped into another CRS are sampled at the
+#: exactly transformed positions, :mod:`gmsdask.algorithms.warp`).
+VERSION = "5"
 
 MASKS = ("nodata", "saturated")
 #: Smallest L2A output block (pixels a side) derived from finer sources: smaller blocks would add tasks (Dask's

@@ -39,8 +39,9 @@ from ._contract import LevelCanceled, LevelContext, LevelOutcome, TileOutput
 __all__ = ["TileWrite", "TileCrop", "DirectSource", "cube_path", "cube_sensor", "scene_tiles", "cube_chunks",
            "crop_to_tile", "direct_source", "write_scene_to_tiles", "run", "VERSION"]
 
-# 3: tiles of another UTM zone are warped straight from the scene before L2A (resampled once)
-VERSION = "3"
+# 3: tiles of another UTM zone are warped straight from the scene before L2A (resampled once); 4: their float
+# bands sampled at the exactly transformed positions (gmsdask.algorithms.warp)
+VERSION = "4"
 
 #: Makes a scene's L2C-ready group (the variables of the L2A/L2B group) straight on a grid, in one resampling from
 #: the scene before L2A; L2C calls it with a window of a tile grid that does not nest with the scene's L2A grid.
