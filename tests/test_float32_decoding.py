@@ -64,3 +64,10 @@ def test_numpy_backed_variables_still_decode():
     out = decode_float32(ds)["B02"].values
     assert out.dtype == np.float32 and np.isnan(out[0, 0])
     assert np.allclose(out.ravel()[1:], [1e-3, 2e-3, 3e-3])
+
+
+def test_a_fill_value_given_as_a_float_still_masks():
+    stored = np.array([[-9999, 7], [8, -9999]], dtype=np.int16)
+    ds = xr.Dataset({"B03": _raw(stored, scale_factor=float(np.float32(1e-4)), _FillValue=-9999.0)})
+    out = decode_float32(ds)["B03"].values
+    assert np.isnan(out[0, 0]) and np.isnan(out[1, 1]) and np.isfinite(out[0, 1]) and np.isfinite(out[1, 0])

@@ -44,8 +44,11 @@ def decode_scaled_to_float32(stored: np.ndarray, *, scale_factor: float, add_off
         raise TypeError(f"decode_scaled_to_float32 takes integers, got {stored.dtype}")
     values = np.ascontiguousarray(stored)
     out = np.empty(values.shape, dtype=np.float32)
-    has_fill = fill_value is not None and np.can_cast(np.min_scalar_type(fill_value), values.dtype)
-    fill = values.dtype.type(fill_value if has_fill else 0)
+    # a fill value may come back from JSON as a float (-9999.0): it masks the integer it equals, as in xarray
+    info = np.iinfo(values.dtype)
+    has_fill = (fill_value is not None and float(fill_value).is_integer()
+                and info.min <= float(fill_value) <= info.max)
+    fill = values.dtype.type(int(fill_value) if has_fill else 0)
     _decode(values.reshape(-1), fill, has_fill, np.float32(scale_factor), np.float32(add_offset), out.reshape(-1))
     return out
 

@@ -8,7 +8,7 @@ the MGRS tiles of the neighbouring UTM zone). There a source window holds cloud 
 often than not, and GDAL's masked kernel costs 2.5x its unmasked one (cubic, 1024², zone to zone: 0.15 vs
 0.06 s); the full Landsat job spent ~85 s of worker time in them. Those warps take their source positions from
 pyproj on a lattice every ``_LATTICE_PX`` target pixels (bilinear between nodes) and sample with the compiled
-kernels of :mod:`.point_resampling` (~0.02 s for the same block): GDAL's kernels away from no data, the
+kernels of :mod:`.point_resampling` (~0.035 s for the same block): GDAL's kernels away from no data, the
 renormalized kernel next to it (NaN where the nearest source pixel has no data), positions closer to the exact
 transform than GDAL's approximate transformer (which allows 0.125 px).
 """
@@ -32,7 +32,7 @@ RESAMPLING_RADIUS_PX: dict[str, int] = {
 }
 
 #: Target pixels between the lattice nodes at which a warp into another CRS transforms coordinates exactly
-#: (pyproj); positions between nodes are bilinear. UTM zone to zone at 30 m: ~1e-4 px off the exact transform.
+#: (pyproj); positions between nodes are bilinear. UTM zone to zone at 30 m: ~1e-5 px off the exact transform.
 _LATTICE_PX = 16
 
 # GDAL cannot warp these dtypes; they go through a wider twin and come back.
