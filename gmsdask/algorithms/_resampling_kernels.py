@@ -70,7 +70,8 @@ def sample_points(src, u, v, r0, c0, cubic, out):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True)
 def sample_lattice(src, lattice_u, lattice_v, ix, wx, iy, wy, cubic, out):  # pragma: no cover - compiled
     """``out[r, c]`` sampled at the position interpolated bilinearly between the lattice nodes ``(iy[r] or +1,
-    ix[c] or +1)`` with weights ``wy[r]``, ``wx[c]``."""
+    ix[c] or +1)`` with weights ``wy[r]``, ``wx[c]``; left as it is where there is no data (``out`` comes
+    filled, in the source's dtype: no float64 copy and no masked copy afterwards)."""
     for r in range(out.shape[0]):
         j, fy = iy[r], wy[r]
         for c in range(out.shape[1]):
@@ -79,4 +80,6 @@ def sample_lattice(src, lattice_u, lattice_v, ix, wx, iy, wy, cubic, out):  # pr
                  + (lattice_u[j + 1, i] * (1.0 - fx) + lattice_u[j + 1, i + 1] * fx) * fy)
             v = ((lattice_v[j, i] * (1.0 - fx) + lattice_v[j, i + 1] * fx) * (1.0 - fy)
                  + (lattice_v[j + 1, i] * (1.0 - fx) + lattice_v[j + 1, i + 1] * fx) * fy)
-            out[r, c] = _sample(src, u, v, 0, 0, cubic)
+            value = _sample(src, u, v, 0, 0, cubic)
+            if not np.isnan(value):
+                out[r, c] = value

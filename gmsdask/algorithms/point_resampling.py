@@ -101,17 +101,18 @@ def _overlaps(centre: np.ndarray, size: float) -> list[tuple[np.ndarray, np.ndar
 
 
 def resample_on_lattice(src: np.ndarray, lattice_u: np.ndarray, lattice_v: np.ndarray, ix: np.ndarray,
-                        wx: np.ndarray, iy: np.ndarray, wy: np.ndarray, *, resampling: str) -> np.ndarray:
+                        wx: np.ndarray, iy: np.ndarray, wy: np.ndarray, *, resampling: str,
+                        fill: float = np.nan) -> np.ndarray:
     """``src`` (float, 2-D) sampled with ``bilinear`` or ``cubic`` at positions interpolated bilinearly from a
     lattice of pixel-edge positions: output pixel ``[r, c]`` lies between the nodes ``(iy[r], ix[c])`` and
     ``(iy[r] + 1, ix[c] + 1)`` of ``lattice_u``/``lattice_v`` (2-D), at fractions ``wy[r]``, ``wx[c]``. Returns
-    ``(len(iy), len(ix))`` of ``src``'s dtype, NaN where there is no data (as :func:`resample_at`)."""
+    ``(len(iy), len(ix))`` of ``src``'s dtype, ``fill`` where there is no data (NaN in :func:`resample_at`)."""
     if resampling not in ("bilinear", "cubic"):
         raise ValueError(f"resample_on_lattice takes bilinear or cubic, not {resampling!r}")
     from ._resampling_kernels import sample_lattice  # numba: imported by the processes that resample
-    out = np.empty((iy.size, ix.size), dtype=np.float64)
+    out = np.full((iy.size, ix.size), fill, dtype=src.dtype)
     sample_lattice(np.ascontiguousarray(src), np.ascontiguousarray(lattice_u, dtype=np.float64),
                    np.ascontiguousarray(lattice_v, dtype=np.float64), np.asarray(ix, dtype=np.intp),
                    np.asarray(wx, dtype=np.float64), np.asarray(iy, dtype=np.intp), np.asarray(wy, dtype=np.float64),
                    resampling == "cubic", out)
-    return out.astype(src.dtype)
+    return out

@@ -59,11 +59,10 @@ def warp_block(src: np.ndarray, src_grid: GeoBox, dst_grid: GeoBox, *, resamplin
     get ``dst_fill``. Returns an array of ``src``'s dtype.
     """
     if _across_crs_in_kernels(src, src_grid, dst_grid, resampling, src_nodata):
-        out = np.full(dst_grid.shape.yx, dst_fill, dtype=src.dtype)
-        if src.size:
-            sampled = resample_on_lattice(src, *_lattice_positions(src_grid, dst_grid), resampling=resampling)
-            np.copyto(out, sampled, where=~np.isnan(sampled))
-        return out
+        if not src.size:
+            return np.full(dst_grid.shape.yx, dst_fill, dtype=src.dtype)
+        return resample_on_lattice(src, *_lattice_positions(src_grid, dst_grid), resampling=resampling,
+                                   fill=dst_fill)
     work_dtype = _WARP_DTYPE.get(src.dtype, src.dtype)
     source = np.ascontiguousarray(src, dtype=work_dtype)
     fill = work_dtype.type(dst_fill)
