@@ -66,9 +66,9 @@ def resample_at(src: np.ndarray, u: np.ndarray, v: np.ndarray, *, resampling: st
     """
     u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
     (h, w), (r0, c0) = src.shape, origin
-    near_r = _axis(np.floor(v).astype(np.int64), h, r0)
-    near_c = _axis(np.floor(u).astype(np.int64), w, c0)
     if not np.issubdtype(src.dtype, np.floating) or resampling == "nearest":
+        near_r = _axis(np.floor(v).astype(np.int64), h, r0)
+        near_c = _axis(np.floor(u).astype(np.int64), w, c0)
         picked = src[near_r[0], near_c[0]]
         return np.where(near_r[1] & near_c[1], picked, np.asarray(fill).astype(src.dtype)).astype(src.dtype,
                                                                                                    copy=False)
@@ -78,15 +78,12 @@ def resample_at(src: np.ndarray, u: np.ndarray, v: np.ndarray, *, resampling: st
         sample_points(np.ascontiguousarray(src), u.reshape(-1), v.reshape(-1), r0, c0, resampling != "bilinear",
                       out.reshape(-1))
         return out.astype(src.dtype)
-    centre_valid = near_r[1] & near_c[1] & np.isfinite(src[near_r[0], near_c[0]])
-    if resampling == "average":
-        rows = [_axis(i, h, r0, wk) for i, wk in _overlaps(v, footprint[1])]
-        cols = [_axis(i, w, c0, wk) for i, wk in _overlaps(u, footprint[0])]
-        total, weight = _weighted(src, rows, cols)
-        centre_valid = weight > 0
-    else:
+    if resampling != "average":
         raise ValueError(f"resampling {resampling!r} is not supported here; use one of {', '.join(KERNEL_REACH_PX)}")
-    ok = centre_valid & (np.abs(weight) > 1e-12)
+    rows = [_axis(i, h, r0, wk) for i, wk in _overlaps(v, footprint[1])]
+    cols = [_axis(i, w, c0, wk) for i, wk in _overlaps(u, footprint[0])]
+    total, weight = _weighted(src, rows, cols)
+    ok = weight > 1e-12  # overlap weights are never negative
     out = np.where(ok, total / np.where(ok, weight, 1.0), np.nan)
     return out.astype(src.dtype)
 
