@@ -104,6 +104,7 @@ class JobConfig(BaseModel):
     # --- L1A: import --------------------------------------------------------------------------------
     skip_thermal: bool = True
     skip_pan: bool = True
+    decode_once: bool = True
     sort_bands_by_cwl: bool = True
     scale_factor_TOARef: int = 10000
     scale_factor_BOARef: int = 10000

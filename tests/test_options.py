@@ -44,6 +44,7 @@ HONOURED = {
     "delete_old_output": "test_option_effects.py::test_run_control_options",
     "skip_thermal": "test_option_effects.py::test_l1a_band_selection",
     "skip_pan": "test_option_effects.py::test_l1a_band_selection",
+    "decode_once": "test_decoded_copy.py::test_l1a_decodes_once_and_fmask_reads_its_20m_bands_from_the_copy",
     "sort_bands_by_cwl": "test_l2a.py::test_explicit_target_grid_and_unsorted_bands",
     "skip_coreg": "test_option_effects.py::test_run_flags_turn_levels_off",
     "spatial_ref_min_overlap": "test_option_effects.py::test_reference_options",

@@ -151,10 +151,16 @@ class SceneChain:
     def run(self, record: SceneRecord, target: str, job_scene_ids: set[int]) -> SceneResult:
         """The scene's chain up to ``target``; a failure is recorded and returned, never raised."""
         started = time.thread_time()  # this thread's CPU time: the client's own share of the scene
-        if self.scene_task_max_mb > 0 and product_megabytes(record.product_path) <= self.scene_task_max_mb:
-            result = self._run_as_task(record, target, job_scene_ids)
-        else:
-            result = self._run_chain(record, target, job_scene_ids)
+        try:
+            if self.scene_task_max_mb > 0 and product_megabytes(record.product_path) <= self.scene_task_max_mb:
+                result = self._run_as_task(record, target, job_scene_ids)
+            else:
+                result = self._run_chain(record, target, job_scene_ids)
+        finally:
+            ctx = self.context(record)
+            for level in self.registry.levels:
+                if level.end_of_chain is not None:
+                    level.end_of_chain(ctx)
         return replace(result, client_cpu_s=time.thread_time() - started)
 
     def _run_as_task(self, record: SceneRecord, target: str, job_scene_ids: set[int]) -> SceneResult:

@@ -42,6 +42,7 @@ from ..algorithms.radiometry import (
 from ..errors import BandFileError, MetadataError
 from ..sensors import Band, Sensor, get_sensor
 from .archive import ProductFiles
+from .decoded_copy import DecodedCopy
 from .landsat_ang import ang_angles_at
 from .mtl import LandsatMetadata, parse_mtl_xml, parse_odl
 from .product_name import LANDSAT_PRODUCT_ID
@@ -284,8 +285,10 @@ def _platform(meta: LandsatMetadata) -> str:
 
 
 def open_landsat(files: ProductFiles, *, chunks: int | Sequence[int] | Mapping[str, int] | None = None,
-                 mtl_member: str | None = None, overview_m: float | None = None) -> xr.DataTree:
-    """Open a Landsat product lazily (see ``gmsdask.io.open_scene``; ``overview_m`` reads a first look)."""
+                 mtl_member: str | None = None, overview_m: float | None = None,
+                 decoded: DecodedCopy | None = None) -> xr.DataTree:
+    """Open a Landsat product lazily (see ``gmsdask.io.open_scene``; ``overview_m`` reads a first look,
+    ``decoded`` a copy of the decoded bands: it covers JPEG 2000 files only, none of Landsat's)."""
     meta, mtl_member = read_landsat_metadata(files, mtl_member)
     platform = _platform(meta)
     try:
@@ -346,4 +349,4 @@ def open_landsat(files: ProductFiles, *, chunks: int | Sequence[int] | Mapping[s
     }
     return build_scene(bands, masks, attrs, chunk_rows_cols, sensor=sensor,
                        extra_groups={"angles": _angles_group(sun, ang, sensor).rio.write_crs(probe.crs)},
-                       overview_m=overview_m)
+                       overview_m=overview_m, decoded=decoded)

@@ -11,6 +11,7 @@ import xarray as xr
 
 from ..errors import UnknownProductError
 from .archive import ProductFiles
+from .decoded_copy import DecodedCopy
 from .product_name import LANDSAT_MTL_MEMBER
 
 __all__ = ["open_scene", "detect_product_type"]
@@ -33,7 +34,7 @@ def detect_product_type(files: ProductFiles) -> str:
 
 def open_scene(path: str | os.PathLike[str], *,
                chunks: int | Sequence[int] | Mapping[str, int] | None = None,
-               overview_m: float | None = None) -> xr.DataTree:
+               overview_m: float | None = None, decoded: DecodedCopy | None = None) -> xr.DataTree:
     """Open a Landsat or Sentinel-2 product lazily as a scene ``DataTree``.
 
     Parameters
@@ -65,5 +66,5 @@ def open_scene(path: str | os.PathLike[str], *,
     kind = "landsat" if mtl_file else detect_product_type(files)
     if kind == "landsat":
         return landsat.open_landsat(files, chunks=chunks, mtl_member=mtl_file.name if mtl_file else None,
-                                    overview_m=overview_m)
-    return sentinel2.open_sentinel2(files, chunks=chunks, overview_m=overview_m)
+                                    overview_m=overview_m, decoded=decoded)
+    return sentinel2.open_sentinel2(files, chunks=chunks, overview_m=overview_m, decoded=decoded)

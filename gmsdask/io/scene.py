@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask.array as da
 import rioxarray  # noqa: F401  (registers the .rio accessor used for CRS and transform)
@@ -20,6 +20,9 @@ from rasterio.crs import CRS
 from ..errors import ProductError
 from ..sensors import Sensor
 from .raster import RasterInfo, lazy_raster
+
+if TYPE_CHECKING:
+    from .decoded_copy import DecodedCopy
 
 __all__ = ["BandSource", "MaskSource", "normalize_chunks", "build_scene", "grid_coords", "overview_factor",
            "decoded_from_overviews"]
@@ -83,7 +86,7 @@ def _physical(band: BandSource, dn: da.Array, x: np.ndarray, y: np.ndarray) -> d
 
 
 def _group_dataset(bands: Sequence[BandSource], masks: Sequence[MaskSource], chunks: tuple[int, int],
-                   product: str) -> xr.Dataset:
+                   product: str, decoded: DecodedCopy | None) -> xr.Dataset:
     reference = (bands[0].raster if bands else masks[0].raster)
     for source in [*bands, *masks]:
         if source.raster.geobox != reference.geobox:
@@ -93,9 +96,11 @@ def _group_dataset(bands: Sequence[BandSource], masks: Sequence[MaskSource], chu
     variables: dict[str, xr.DataArray] = {}
     nodata_parts, saturated_parts = [], []
     for band in bands:
-        dn = lazy_raster(band.raster, chunks)
+        dn = lazy_raster(band.raster, chunks) if decoded is None else decoded.dn(band.raster)
         values = _physical(band, dn, x, y)
         variables[band.name] = xr.DataArray(values, dims=("y", "x"), attrs=dict(band.attrs))
+        # the file the band is decoded from (xarray's backends keep the file name under "source")
+        variables[band.name].encoding.update(source=band.raster.path, source_raster=band.raster)
         nodata_parts.append(da.isnan(values))
         if band.saturated_dn is not None:
             saturated_parts.append(dn == band.saturated_dn)
@@ -150,13 +155,17 @@ def decoded_from_overviews(tree: xr.DataTree, bands: Iterable[str]) -> bool:
 def build_scene(bands: Sequence[BandSource], masks: Sequence[MaskSource], attrs: Mapping[str, Any],
                 chunks: tuple[int, int], *, sensor: Sensor,
                 extra_groups: Mapping[str, xr.Dataset] | None = None,
-                overview_m: float | None = None) -> xr.DataTree:
+                overview_m: float | None = None, decoded: DecodedCopy | None = None) -> xr.DataTree:
     """The scene tree: one group per resolution, bands in the sensor's order, masks, root ``attrs``.
 
     ``overview_m`` makes a first look: every group read at the coarsest power-of-two reduction whose pixel is
     not coarser than ``overview_m`` metres (:func:`overview_factor`, :meth:`RasterInfo.reduced`), keeping its
     native group name; each variable's attrs say ``overview_m`` and whether it was ``decoded_from_overview``
-    (the file's own overview) rather than decimated from a full decode."""
+    (the file's own overview) rather than decimated from a full decode. ``decoded``: read the bands it covers
+    from that copy of their decoded values (:class:`~gmsdask.io.decoded_copy.DecodedCopy`, whose chunks are the
+    scene's). Each band variable's ``encoding`` holds its file (``source``) and ``source_raster``."""
+    if decoded is not None and tuple(decoded.chunks) != tuple(chunks):
+        raise ValueError(f"a decoded copy in chunks {decoded.chunks} cannot serve a scene in chunks {chunks}")
     bands, masks = _reduced(bands, overview_m), _reduced(masks, overview_m)
     order = {name: index for index, name in enumerate(sensor.band_names)}
     group_names = sorted({s.group for s in [*bands, *masks]}, key=lambda g: int(g[1:-1]))
@@ -165,7 +174,7 @@ def build_scene(bands: Sequence[BandSource], masks: Sequence[MaskSource], attrs:
         group_bands = sorted((b for b in bands if b.group == group), key=lambda b: order.get(b.name, 99))
         group_masks = [m for m in masks if m.group == group]
         product = str(attrs.get("product_id", ""))
-        children[group] = xr.DataTree(_group_dataset(group_bands, group_masks, chunks, product))
+        children[group] = xr.DataTree(_group_dataset(group_bands, group_masks, chunks, product, decoded))
     for name, dataset in (extra_groups or {}).items():
         children[name] = xr.DataTree(dataset)
     root_attrs = dict(attrs)

@@ -164,6 +164,9 @@ class Level:
     rebuild_when_done
         Whether a completed level is run again (without recording) to rebuild the lazy scene for the next level
         on a resumed job. False for levels with side effects (L2C).
+    end_of_chain
+        Called by the controller when a scene's chain ends, whatever its outcome, with the scene's context:
+        removes what the level left for the later levels of the run (L1A's decoded bands). None: nothing.
     """
 
     name: str
@@ -179,6 +182,7 @@ class Level:
     reference_level: str | None = None
     writes_scene: bool = True
     rebuild_when_done: bool = True
+    end_of_chain: Callable[[LevelContext], None] | None = None
 
 
 def product_stub(record: SceneRecord) -> xr.DataTree:

@@ -6,12 +6,16 @@ import xarray as xr
 
 from ..config import JobConfig
 from ..io import open_scene
+from ..io.decoded_copy import DecodedCopy
+from ..io.scene import normalize_chunks
 from ..sensors import get_sensor
 from ._contract import LevelContext, LevelOutcome
 
-__all__ = ["run", "VERSION"]
+__all__ = ["run", "decoded_copy", "delete_decoded_copy", "VERSION"]
 
 VERSION = "3"  # 3: Landsat angles group carries the view angles from the ANG.txt coefficients
+#: The decoded copy's directory in the scene's output directory.
+DECODED_COPY_NAME = "L1A_decoded.zarr"
 
 
 def _chain_bands(scene: xr.DataTree, cfg: JobConfig) -> xr.DataTree:
@@ -38,8 +42,36 @@ def _chain_bands(scene: xr.DataTree, cfg: JobConfig) -> xr.DataTree:
     return xr.DataTree(xr.Dataset(attrs=attrs), children=children)
 
 
+def _copy_of(ctx: LevelContext) -> DecodedCopy:
+    return DecodedCopy(str(ctx.output_dir / DECODED_COPY_NAME), normalize_chunks(ctx.config.chunks))
+
+
+def decoded_copy(ctx: LevelContext) -> DecodedCopy | None:
+    """Where L1A keeps the scene's decoded JPEG 2000 bands (``decode_once``), None when it does not."""
+    return _copy_of(ctx) if ctx.config.decode_once else None
+
+
+def delete_decoded_copy(ctx: LevelContext) -> None:
+    """Remove the scene's decoded copy (the level's ``end_of_chain``: a rerun decodes again)."""
+    _copy_of(ctx).delete()
+
+
 def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     """Open the scene's product (``ctx.record.product_path``) lazily on the configured chunk grid and keep the
-    bands the chain processes. ``scene`` is the product stub (:func:`gmsdask.levels.product_stub`)."""
-    opened = open_scene(ctx.record.product_path, chunks=ctx.config.chunks)
-    return LevelOutcome(_chain_bands(opened, ctx.config))
+    bands the chain processes. ``scene`` is the product stub (:func:`gmsdask.levels.product_stub`).
+
+    With ``decode_once`` the kept JPEG 2000 bands are decoded once, as the level's work, into a copy the later
+    levels read (:mod:`gmsdask.io.decoded_copy`); the controller deletes it when the scene's chain ends."""
+    copy = decoded_copy(ctx)
+    opened = _chain_bands(open_scene(ctx.record.product_path, chunks=ctx.config.chunks, decoded=copy), ctx.config)
+    rasters = [var.encoding["source_raster"] for node in opened.subtree for var in node.dataset.data_vars.values()
+               if "source_raster" in var.encoding]
+    work = None if copy is None else copy.write(rasters)
+    if work is None:
+        return LevelOutcome(opened)
+
+    def finish(results: tuple) -> LevelOutcome:
+        assert copy is not None
+        copy.mark_complete()
+        return LevelOutcome(opened, note=f"decoded {results[0] / 2**20:.0f} MiB of JPEG 2000 bands once")
+    return LevelOutcome(opened, work=(work,), finish=finish)

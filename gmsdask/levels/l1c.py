@@ -27,11 +27,13 @@ import xarray as xr
 from ..algorithms.fmask_qa import CLOUD, NODATA, SHADOW
 from ..atmosphere import correct_scene
 from ..io import open_scene
+from ..io.decoded_copy import DecodedCopy
 from ..io.scene import decoded_from_overviews
 from ..masks import coarse_masks, fmask_scene, mask_scene, product_qa_masks
 from ..masks.fmask import finer_fmask_bands, first_look_m, fmask_grid_m
 from ..sensors import get_sensor
 from ._contract import LevelContext, LevelOutcome
+from .l1a import decoded_copy
 
 __all__ = ["VERSION", "run"]
 
@@ -85,20 +87,22 @@ def _first_look(scene: xr.DataTree, look_m: float | None) -> xr.DataTree | None:
 
 
 def _fmask_input(scene: xr.DataTree, look_m: float | None,
-                 chunks: int | Sequence[int] | Mapping[str, int] | None = None) -> xr.DataTree:
+                 chunks: int | Sequence[int] | Mapping[str, int] | None = None,
+                 decoded: DecodedCopy | None = None) -> xr.DataTree:
     """What Fmask reads. A large scene (``look_m`` not None) whose Fmask bands finer than Fmask's grid decode
     from their files' overviews at the grid's pixel (Sentinel-2's 10 m B02, B03, B04, B08 at 20 m) gives the
     product opened at that pixel: Fmask used one 10 m pixel in four, and decoding all of them cost each of
     those bands a full JPEG 2000 decode more than the final pass's (an overview decode: ~20 % of it, measured
     on the synthetic tile's 2048 px windows). Otherwise (Landsat, whose bands are on Fmask's 30 m grid; small
     scenes; files without overviews) the scene itself. ``chunks``: what L1A opened the scene with
-    (``open_scene``'s), so that both trees end in the same processing blocks."""
+    (``open_scene``'s), so that both trees end in the same processing blocks; ``decoded``: L1A's copy of the
+    decoded bands (the bands Fmask reads at their own grid come from it instead of a second decode)."""
     grid_m = fmask_grid_m(scene)
     finer = finer_fmask_bands(scene)
     path = scene.attrs.get("product_path")
     if look_m is None or grid_m is None or not finer or not path:
         return scene
-    reduced = open_scene(str(path), chunks=chunks, overview_m=grid_m)
+    reduced = open_scene(str(path), chunks=chunks, overview_m=grid_m, decoded=decoded)
     if not decoded_from_overviews(reduced, finer):
         return scene
     return _in_processing_blocks(reduced)
@@ -146,8 +150,9 @@ def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
     scene = _in_processing_blocks(scene)
     look_m = first_look_m(scene)
     if algorithm == "FMASK":
-        masks = fmask_scene(_fmask_input(scene, look_m, cfg.chunks), cloud_buffer_m=cfg.cloud_buffer_m,
-                            shadow_buffer_m=cfg.shadow_buffer_m, snow_buffer_m=cfg.snow_buffer_m,
+        masks = fmask_scene(_fmask_input(scene, look_m, cfg.chunks, decoded_copy(ctx)),
+                            cloud_buffer_m=cfg.cloud_buffer_m, shadow_buffer_m=cfg.shadow_buffer_m,
+                            snow_buffer_m=cfg.snow_buffer_m,
                             first_look=_first_look(scene, look_m))
     else:
         masks = product_qa_masks(scene)

@@ -71,9 +71,9 @@ class LevelRegistry:
 BUILTIN_LEVELS: tuple[Level, ...] = (
     Level("L1A", 10, "import, metadata homogenization, TOA or surface reflectance", l1a.run,
           reads=("product archive",), adds=("resolution groups", "angles", "root metadata"),
-          options=("skip_thermal", "skip_pan", "tiling_block_size_XY", "scale_factor_TOARef",
+          options=("skip_thermal", "skip_pan", "tiling_block_size_XY", "decode_once", "scale_factor_TOARef",
                    "scale_factor_BOARef"),
-          version=l1a.VERSION),
+          version=l1a.VERSION, end_of_chain=l1a.delete_decoded_copy),
     Level("L1B", 20, "co-registration shift calculation", l1b.run,
           reads=("band nearest coreg_band_wavelength_for_matching", "reference scene"),
           adds=("root attrs coreg_*", "l1b group (coreg_local)"),

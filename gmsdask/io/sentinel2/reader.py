@@ -11,6 +11,7 @@ import xarray as xr
 from ...errors import BandFileError, MetadataError
 from ...sensors import Sensor, get_sensor
 from ..archive import ProductFiles
+from ..decoded_copy import DecodedCopy
 from ..scene import build_scene, crs_epsg, normalize_chunks
 from .angles import angles_dataset
 from .layout import Layout, find_layout, read_product_doc
@@ -51,7 +52,7 @@ def _band_files(files: ProductFiles, layout: Layout, product: XmlDoc,
 
 def open_sentinel2(files: ProductFiles, *,
                    chunks: int | Sequence[int] | Mapping[str, int] | None = None,
-                   overview_m: float | None = None) -> xr.DataTree:
+                   overview_m: float | None = None, decoded: DecodedCopy | None = None) -> xr.DataTree:
     """Open a Sentinel-2 L1C/L2A product lazily (see ``gmsdask.io.open_scene``).
 
     Parameters
@@ -62,6 +63,8 @@ def open_sentinel2(files: ProductFiles, *,
         Dask chunk size in pixels: an int, ``(y, x)`` or ``{"y": .., "x": ..}``; default 2048 x 2048.
     overview_m
         Read a first look instead (see ``gmsdask.io.open_scene``).
+    decoded
+        A copy of the decoded bands to read them from (see ``gmsdask.io.open_scene``).
 
     Returns
     -------
@@ -84,4 +87,5 @@ def open_sentinel2(files: ProductFiles, *,
     attrs = root_attrs(files, layout, product, tile, radiometry, platform, crs_epsg(crs), missing)
     angles = angles_dataset(tile, crs)
     return build_scene(bands, masks, attrs, normalize_chunks(chunks), sensor=sensor,
-                       extra_groups={"angles": angles} if angles is not None else None, overview_m=overview_m)
+                       extra_groups={"angles": angles} if angles is not None else None, overview_m=overview_m,
+                       decoded=decoded)

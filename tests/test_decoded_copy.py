@@ -1,0 +1,163 @@
+"""L1A's decoded copy (``decode_once``): a scene's JPEG 2000 bands decoded once into a Zarr store of the same
+integers, which the later passes read instead of decoding the files again (``gmsdask/io/decoded_copy.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import dask
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from distributed import Client
+
+from gmsdask import open_cube, set_config
+from gmsdask.catalog import Catalog
+from gmsdask.controller import ProcessController
+from gmsdask.io import open_scene
+from gmsdask.io.decoded_copy import DecodedCopy
+from gmsdask.io.raster import raster_info
+from gmsdask.levels import LevelContext, l1a, l1c, product_stub
+from gmsdask.masks import fmask
+from gmsdask.synthetic import sentinel2_extent, write_landsat_l1, write_sentinel2_l1c
+
+from .atmosphere_fixtures import atmosphere_cache  # noqa: F401
+
+TILE = "33UUU"
+CHUNKS = (128, 128)
+
+
+@pytest.fixture(scope="module")
+def s2(tmp_path_factory):
+    # the product of test_first_look (its 6S runs are in the test cache)
+    return write_sentinel2_l1c(tmp_path_factory.mktemp("copy") / "s2", tile=TILE, size=(600, 600), seed=11,
+                               cloud_fraction=0.3, aot550=0.25)
+
+
+def _rasters(tree: xr.DataTree) -> list:
+    return [var.encoding["source_raster"] for node in tree.subtree for var in node.dataset.data_vars.values()
+            if "source_raster" in var.encoding]
+
+
+def _bands(tree: xr.DataTree) -> dict[str, np.ndarray]:
+    with dask.config.set(scheduler="threads"):
+        return {f"{node.path}/{name}": var.values for node in tree.subtree
+                for name, var in node.dataset.data_vars.items() if var.dims == ("y", "x") and var.dtype == np.float32}
+
+
+def _written(copy: DecodedCopy, tree: xr.DataTree) -> None:
+    work = copy.write(_rasters(tree))
+    assert work is not None
+    with dask.config.set(scheduler="threads"):
+        assert work.compute() > 0
+
+
+def test_the_copy_covers_jpeg2000_bands_of_a_chunk_or_more_at_their_own_grid(s2, tmp_path):
+    copy = DecodedCopy(str(tmp_path / "copy.zarr"), CHUNKS)
+    rasters = {r.path.rsplit("_", 1)[-1]: r for r in _rasters(open_scene(s2.path, chunks=CHUNKS))}
+    assert copy.covers(rasters["B03.jp2"]) and copy.covers(rasters["B11.jp2"])  # 600² and 300² px
+    assert not copy.covers(rasters["B01.jp2"])  # 100² px: less than one chunk
+    assert not copy.covers(rasters["B03.jp2"].reduced(2))  # an overview read decodes a fraction anyway
+    landsat = write_landsat_l1(tmp_path / "l9", platform="LANDSAT_9", location=sentinel2_extent(TILE, (600, 600)),
+                               seed=3)
+    tif = raster_info(str(next(landsat.path.glob("*_B4.TIF"))))
+    assert not copy.covers(tif)  # GeoTIFF decodes about as fast as the copy reads
+
+
+def test_reads_take_the_copy_once_it_is_complete_and_the_file_otherwise(s2, tmp_path):
+    plain = open_scene(s2.path, chunks=CHUNKS)
+    copy = DecodedCopy(str(tmp_path / "copy.zarr"), CHUNKS)
+    tree = open_scene(s2.path, chunks=CHUNKS, decoded=copy)
+    expected = _bands(plain)
+    assert np.isfinite(expected["/r10m/B03"]).mean() > 0.5
+    layers = tree["r10m"].ds["B03"].data.dask.layers
+    assert any(name.startswith("read-copy-") for name in layers)  # the graph reads the copy
+    _written(copy, tree)
+    # written but not complete: the reads decode the files
+    b03 = copy.array_name(tree["r10m"].ds["B03"].encoding["source_raster"])
+    zarr.open_array(copy.location, path=b03, mode="r+")[:] = 0  # mark the copy's values (DN 0: no data)
+    assert not copy.complete
+    np.testing.assert_array_equal(_bands(tree)["/r10m/B03"], expected["/r10m/B03"])
+    # complete: the reads take the copy (here the zeros, proof that the file was not read)
+    copy.mark_complete()
+    assert np.isnan(_bands(tree)["/r10m/B03"]).all()
+    # a copy written again holds the files' integers: every band the same as decoded from its file
+    _written(copy, tree)
+    assert not copy.complete  # a new copy counts only once it is complete again
+    copy.mark_complete()
+    decoded = _bands(tree)
+    assert decoded.keys() == expected.keys()
+    for name, values in expected.items():
+        np.testing.assert_array_equal(decoded[name], values, err_msg=name)
+
+
+def test_a_deleted_copy_is_never_read(s2, tmp_path):
+    copy = DecodedCopy(str(tmp_path / "copy.zarr"), CHUNKS)
+    tree = open_scene(s2.path, chunks=CHUNKS, decoded=copy)
+    _written(copy, tree)
+    copy.mark_complete()
+    copy.delete()
+    assert not (tmp_path / "copy.zarr").exists()
+    # Zarr gives a missing chunk its fill value (0: no data); the reads decode the file instead
+    np.testing.assert_array_equal(_bands(tree)["/r20m/B11"], _bands(open_scene(s2.path, chunks=CHUNKS))["/r20m/B11"])
+
+
+def test_a_copy_must_have_the_scenes_chunks(s2, tmp_path):
+    with pytest.raises(ValueError, match="chunks"):
+        open_scene(s2.path, chunks=(256, 256), decoded=DecodedCopy(str(tmp_path / "copy.zarr"), CHUNKS))
+
+
+def test_l1a_decodes_once_and_fmask_reads_its_20m_bands_from_the_copy(s2, tmp_path, monkeypatch):
+    cfg = set_config(tiling_block_size_XY=CHUNKS, db_url=f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    catalog = Catalog.from_config(cfg)
+    (scene_id,) = catalog.add_products([s2.path])
+    record = catalog.scene(scene_id)
+    ctx = LevelContext(record=record, config=cfg, job_id=1, output_dir=tmp_path / "scene")
+    outcome = l1a.run(product_stub(record), ctx)
+    assert len(outcome.work) == 1 and outcome.finish is not None
+    with dask.config.set(scheduler="threads"):
+        results = dask.compute(*outcome.work)
+    done = outcome.finish(results)
+    copy = l1a.decoded_copy(ctx)
+    assert copy is not None and copy.complete and copy.location == str(tmp_path / "scene" / "L1A_decoded.zarr")
+    assert "decoded" in done.note
+    assert all(name.startswith(("read-copy-", "_convert_block"))
+               for name in done.scene["r20m"].ds["B11"].data.dask.layers)
+    # Fmask's input: the 10 m bands from their 20 m resolution levels, its 20 m bands from the copy
+    monkeypatch.setattr(fmask, "_STATISTICS_SAMPLES", 5000)
+    scene = l1c._in_processing_blocks(done.scene)
+    reduced = l1c._fmask_input(scene, fmask.first_look_m(scene), cfg.chunks, copy)
+    assert any(name.startswith("read-copy-") for name in reduced["r20m"].ds["B11"].data.dask.layers)
+    assert not any(name.startswith("read-copy-") for name in reduced["r10m"].ds["B03"].data.dask.layers)
+    l1a.delete_decoded_copy(ctx)
+    assert not (tmp_path / "scene" / "L1A_decoded.zarr").exists()
+    # without decode_once: no copy, no work
+    off = replace(ctx, config=set_config(tiling_block_size_XY=CHUNKS, decode_once=False))
+    assert l1a.decoded_copy(off) is None and l1a.run(product_stub(record), off).work == ()
+
+
+@pytest.mark.usefixtures("atmosphere_cache")
+def test_a_job_writes_the_same_cube_with_and_without_the_copy_and_leaves_no_copy(s2, tmp_path):
+    cubes = {}
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0"):
+        for decode_once in (False, True):
+            folder = tmp_path / str(decode_once)
+            cfg = set_config(db_url=f"sqlite:///{folder / 'catalog.sqlite'}", path_procdata_MGRS=folder / "cubes",
+                             path_procdata_scenes=folder / "scenes", path_job_logs=folder / "logs",
+                             target_gsd=60.0, tiling_block_size_XY=CHUNKS, scene_task_max_mb=0,
+                             decode_once=decode_once)
+            catalog = Catalog.from_config(cfg)
+            job_id = catalog.create_job(catalog.add_products([s2.path]), cfg)
+            controller = ProcessController(job_id, db_url=cfg.db_url)
+            controller.run_all_processors()
+            controller.shutdown()
+            (scene_id,) = catalog.job(job_id).scene_ids
+            l1a_record = next(r for r in catalog.level_records(job_id, scene_id) if r.level == "L1A")
+            assert ("decoded" in l1a_record.note) is decode_once
+            assert not list(folder.rglob("L1A_decoded.zarr"))  # deleted when the chain ended
+            (tile,) = catalog.tiles_written(job_id)
+            cubes[decode_once] = open_cube(tile.path).load()
+    # the 6 km scene in the tile's cube at 60 m: 100 x 100 pixels, 30 % of them clouds (3537 clear, buffered)
+    assert cubes[True].sizes["time"] == 1 and int(np.isfinite(cubes[True]["B04"]).sum()) > 2000
+    xr.testing.assert_identical(cubes[True], cubes[False])
