@@ -137,6 +137,20 @@ def test_l1a_decodes_once_and_fmask_reads_its_20m_bands_from_the_copy(s2, tmp_pa
     assert l1a.decoded_copy(off) is None and l1a.run(product_stub(record), off).work == ()
 
 
+def test_the_copy_is_made_for_runs_with_a_final_pass_only(s2, tmp_path):
+    cfg = set_config(tiling_block_size_XY=CHUNKS, db_url=f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    catalog = Catalog.from_config(cfg)
+    record = catalog.scene(catalog.add_products([s2.path])[0])
+    ctx = LevelContext(record=record, config=cfg, job_id=1, output_dir=tmp_path / "scene")
+    # L2B's product and L2C's cubes are written by default: a run to them reads every band in a final pass
+    for target, copied in (("L1A", False), ("L1B", False), ("L1C", False), ("L2A", False), ("L2B", True),
+                           ("L2C", True), (None, True)):
+        assert (len(l1a.run(product_stub(record), replace(ctx, target=target)).work) == 1) is copied, target
+    # a run to L1C that writes L1C's product reads every band there
+    writes_l1c = replace(ctx, target="L1C", config=cfg.model_copy(update={"exec_L1CP": (True, True, True)}))
+    assert len(l1a.run(product_stub(record), writes_l1c).work) == 1
+
+
 @pytest.mark.usefixtures("atmosphere_cache")
 def test_a_job_writes_the_same_cube_with_and_without_the_copy_and_leaves_no_copy(s2, tmp_path):
     cubes = {}
@@ -145,7 +159,7 @@ def test_a_job_writes_the_same_cube_with_and_without_the_copy_and_leaves_no_copy
             folder = tmp_path / str(decode_once)
             cfg = set_config(db_url=f"sqlite:///{folder / 'catalog.sqlite'}", path_procdata_MGRS=folder / "cubes",
                              path_procdata_scenes=folder / "scenes", path_job_logs=folder / "logs",
-                             target_gsd=60.0, tiling_block_size_XY=CHUNKS, scene_task_max_mb=0,
+                             target_gsd=60.0, tiling_block_size_XY=(256, 256), scene_task_max_mb=0,
                              decode_once=decode_once)
             catalog = Catalog.from_config(cfg)
             job_id = catalog.create_job(catalog.add_products([s2.path]), cfg)

@@ -207,7 +207,7 @@ class SceneChain:
 
     def _run_chain(self, record: SceneRecord, target: str, job_scene_ids: set[int]) -> SceneResult:
         entered: dict[str, xr.DataTree] = {}  # the scene as it entered each level of this run
-        ctx = replace(self.context(record),
+        ctx = replace(self.context(record), target=target,
                       scene_before=lambda name: (entered[name] if name in entered
                                                  else self.build(record, self._previous_level(name))))
         records = self.catalog.level_records(self.job_id, record.id)  # one catalogue call for both

@@ -16,6 +16,8 @@ __all__ = ["run", "decoded_copy", "delete_decoded_copy", "VERSION"]
 VERSION = "3"  # 3: Landsat angles group carries the view angles from the ANG.txt coefficients
 #: The decoded copy's directory in the scene's output directory.
 DECODED_COPY_NAME = "L1A_decoded.zarr"
+#: The levels after L1A whose write flags decide whether the copy pays (a plugin target: the whole chain).
+_LATER_LEVELS = ("L1B", "L1C", "L2A", "L2B", "L2C")
 
 
 def _chain_bands(scene: xr.DataTree, cfg: JobConfig) -> xr.DataTree:
@@ -47,8 +49,17 @@ def _copy_of(ctx: LevelContext) -> DecodedCopy:
 
 
 def decoded_copy(ctx: LevelContext) -> DecodedCopy | None:
-    """Where L1A keeps the scene's decoded JPEG 2000 bands (``decode_once``), None when it does not."""
-    return _copy_of(ctx) if ctx.config.decode_once else None
+    """Where L1A keeps the scene's decoded JPEG 2000 bands (``decode_once``), None when it does not.
+
+    The copy pays where a run reads the bands in a final pass after L1B's and Fmask's: where a level up to the
+    run's target writes its output (``exec_<level>P``'s write flag: by default L2B's product and L2C's cubes).
+    A run that ends before (``run_L1B_processing`` ...) reads each band at most once or twice, less than the
+    copy's full decode."""
+    if not ctx.config.decode_once:
+        return None
+    chain = ("L1A", *_LATER_LEVELS)
+    later = _LATER_LEVELS[: chain.index(ctx.target)] if ctx.target in chain else _LATER_LEVELS
+    return _copy_of(ctx) if any(ctx.config.exec_flags(level)[1] for level in later) else None
 
 
 def delete_decoded_copy(ctx: LevelContext) -> None:
