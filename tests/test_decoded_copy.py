@@ -65,6 +65,20 @@ def test_the_copy_covers_jpeg2000_bands_of_a_chunk_or_more_at_their_own_grid(s2,
     assert not copy.covers(tif)  # GeoTIFF decodes about as fast as the copy reads
 
 
+def test_the_copys_tasks_run_after_every_other_task(s2, tmp_path):
+    # scenes started together would otherwise all end their copies together and run their later passes in step
+    copy = DecodedCopy(str(tmp_path / "copy.zarr"), CHUNKS)
+    work = copy.write(_rasters(open_scene(s2.path, chunks=CHUNKS)))
+    with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0") as client:
+        future = client.compute(work)
+        assert future.result() > 0
+        # the copy's last task, kept while its future is: the scheduler's first priority element is minus the
+        # annotated priority (0 for every other task)
+        priorities = client.run_on_scheduler(lambda dask_scheduler: [
+            ts.priority[0] for key, ts in dask_scheduler.tasks.items() if "decoded-copy-written" in str(key)])
+    assert priorities == [10]
+
+
 def test_reads_take_the_copy_once_it_is_complete_and_the_file_otherwise(s2, tmp_path):
     plain = open_scene(s2.path, chunks=CHUNKS)
     copy = DecodedCopy(str(tmp_path / "copy.zarr"), CHUNKS)
