@@ -18,7 +18,7 @@ from gmsdask.controller import ProcessController
 from gmsdask.io import open_scene
 from gmsdask.io.decoded_copy import DecodedCopy
 from gmsdask.io.raster import raster_info
-from gmsdask.levels import LevelContext, l1a, l1c, product_stub
+from gmsdask.levels import LevelContext, default_registry, l1a, l1c, product_stub
 from gmsdask.masks import fmask
 from gmsdask.synthetic import sentinel2_extent, write_landsat_l1, write_sentinel2_l1c
 
@@ -157,11 +157,14 @@ def test_the_copy_is_made_for_runs_with_a_final_pass_only(s2, tmp_path):
     record = catalog.scene(catalog.add_products([s2.path])[0])
     ctx = LevelContext(record=record, config=cfg, job_id=1, output_dir=tmp_path / "scene")
     # L2B's product and L2C's cubes are written by default: a run to them reads every band in a final pass
+    names = default_registry().names
     for target, copied in (("L1A", False), ("L1B", False), ("L1C", False), ("L2A", False), ("L2B", True),
                            ("L2C", True), (None, True)):
-        assert (len(l1a.run(product_stub(record), replace(ctx, target=target)).work) == 1) is copied, target
+        run_levels = names[: names.index(target) + 1] if target else ()  # () where the run is unknown
+        assert (len(l1a.run(product_stub(record), replace(ctx, run_levels=run_levels)).work) == 1) is copied, target
     # a run to L1C that writes L1C's product reads every band there
-    writes_l1c = replace(ctx, target="L1C", config=cfg.model_copy(update={"exec_L1CP": (True, True, True)}))
+    writes_l1c = replace(ctx, run_levels=names[: names.index("L1C") + 1],
+                         config=cfg.model_copy(update={"exec_L1CP": (True, True, True)}))
     assert len(l1a.run(product_stub(record), writes_l1c).work) == 1
 
 
@@ -189,3 +192,18 @@ def test_a_job_writes_the_same_cube_with_and_without_the_copy_and_leaves_no_copy
     # the 6 km scene in the tile's cube at 60 m: 100 x 100 pixels, 30 % of them clouds (3537 clear, buffered)
     assert cubes[True].sizes["time"] == 1 and int(np.isfinite(cubes[True]["B04"]).sum()) > 2000
     xr.testing.assert_identical(cubes[True], cubes[False])
+
+
+def test_a_job_that_ends_before_the_final_pass_makes_no_copy(s2, tmp_path):
+    # the controller tells L1A which levels the run goes through: run_L1A_processing has no reader of a copy
+    cfg = set_config(db_url=f"sqlite:///{tmp_path / 'catalog.sqlite'}", path_procdata_scenes=tmp_path / "scenes",
+                     path_job_logs=tmp_path / "logs", tiling_block_size_XY=(256, 256), scene_task_max_mb=0)
+    catalog = Catalog.from_config(cfg)
+    (scene_id,) = catalog.add_products([s2.path])
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0"):
+        controller = ProcessController(catalog.create_job([scene_id], cfg), db_url=cfg.db_url)
+        (result,) = controller.run_L1A_processing()
+        controller.shutdown()
+    assert result.level_reached == "L1A", result
+    l1a_record = next(r for r in catalog.level_records(controller.job_ID, scene_id) if r.level == "L1A")
+    assert "decoded" not in l1a_record.note

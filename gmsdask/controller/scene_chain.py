@@ -207,7 +207,8 @@ class SceneChain:
 
     def _run_chain(self, record: SceneRecord, target: str, job_scene_ids: set[int]) -> SceneResult:
         entered: dict[str, xr.DataTree] = {}  # the scene as it entered each level of this run
-        ctx = replace(self.context(record), target=target,
+        levels = self.registry.upto(target)
+        ctx = replace(self.context(record), run_levels=tuple(level.name for level in levels),
                       scene_before=lambda name: (entered[name] if name in entered
                                                  else self.build(record, self._previous_level(name))))
         records = self.catalog.level_records(self.job_id, record.id)  # one catalogue call for both
@@ -215,7 +216,6 @@ class SceneChain:
         versions = {r.level: r.version for r in records}
         scene: xr.DataTree = product_stub(record)
         reached: str | None = None
-        levels = self.registry.upto(target)
         try:
             resume_at, stored_scene = self._resume_point(levels, statuses, versions, record)
             if stored_scene is not None:

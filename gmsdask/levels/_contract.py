@@ -59,9 +59,10 @@ class LevelContext:
         ``scene_before(level_name)`` gives the lazy scene as it entered that level of this run (L2C warps a tile of
         another UTM zone straight from the scene before L2A, so it is resampled once). Client-side like
         ``cancel_requested``: None in a pickled context and where the controller offers none.
-    target
-        The last level this run of the scene goes to (``run_L1A_processing`` ... ``run_L2C_processing``), so that
-        a level can leave out work that only later levels use (L1A's decoded copy); None where unknown.
+    run_levels
+        The names of the levels this run of the scene goes through, in the registry's order, up to the run's
+        target (``run_L1A_processing`` ... ``run_L2C_processing``), so that a level can leave out work only later
+        levels use (L1A's decoded copy); empty where unknown.
     """
 
     record: SceneRecord
@@ -71,7 +72,7 @@ class LevelContext:
     output_dir: Path = Path(".")
     cancel_requested: Callable[[], bool] = _never
     scene_before: Callable[[str], xr.DataTree] | None = None
-    target: str | None = None
+    run_levels: tuple[str, ...] = ()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

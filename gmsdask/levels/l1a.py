@@ -16,8 +16,6 @@ __all__ = ["run", "decoded_copy", "delete_decoded_copy", "VERSION"]
 VERSION = "3"  # 3: Landsat angles group carries the view angles from the ANG.txt coefficients
 #: The decoded copy's directory in the scene's output directory.
 DECODED_COPY_NAME = "L1A_decoded.zarr"
-#: The levels after L1A whose write flags decide whether the copy pays (a plugin target: the whole chain).
-_LATER_LEVELS = ("L1B", "L1C", "L2A", "L2B", "L2C")
 
 
 def _chain_bands(scene: xr.DataTree, cfg: JobConfig) -> xr.DataTree:
@@ -57,9 +55,17 @@ def decoded_copy(ctx: LevelContext) -> DecodedCopy | None:
     copy's full decode."""
     if not ctx.config.decode_once:
         return None
-    chain = ("L1A", *_LATER_LEVELS)
-    later = _LATER_LEVELS[: chain.index(ctx.target)] if ctx.target in chain else _LATER_LEVELS
-    return _copy_of(ctx) if any(ctx.config.exec_flags(level)[1] for level in later) else None
+    return _copy_of(ctx) if any(ctx.config.exec_flags(level)[1] for level in _later_levels(ctx)) else None
+
+
+def _later_levels(ctx: LevelContext) -> tuple[str, ...]:
+    """The levels of the run after L1A; for a run the context does not describe, every level the configuration
+    has ``exec_<level>P`` flags for."""
+    if "L1A" in ctx.run_levels:
+        return ctx.run_levels[ctx.run_levels.index("L1A") + 1:]
+    flagged = (name.removeprefix("exec_").removesuffix("P") for name in type(ctx.config).model_fields
+               if name.startswith("exec_") and name.endswith("P"))
+    return tuple(level for level in flagged if level != "L1A")
 
 
 def delete_decoded_copy(ctx: LevelContext) -> None:
