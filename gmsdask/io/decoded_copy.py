@@ -34,7 +34,7 @@ from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 from zarr.codecs import BloscCodec
 from zarr.errors import BaseZarrError
 
-from .raster import RasterInfo, lazy_raster, read_window
+from .raster import RasterInfo, WindowReader, lazy_raster, read_window
 
 __all__ = ["DecodedCopy"]
 
@@ -152,20 +152,17 @@ def _decode_into(_created: None, raster: RasterInfo, rows: slice, cols: slice, l
     return block.nbytes
 
 
-class _CopyReader:
+class _CopyReader(WindowReader):
     """Array-like view of one raster that indexing reads from the copy (or the file; see the module's text)."""
 
     def __init__(self, copy: DecodedCopy, raster: RasterInfo) -> None:
+        super().__init__(raster)
         self.copy = copy
-        self.raster = raster
         self.array = copy.array_name(raster)
-        self.shape = raster.shape
-        self.dtype = np.dtype(raster.dtype)
-        self.ndim = 2
 
     def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
-        rows, cols = (slice(*k.indices(n)[:2]) for k, n in zip(key, self.shape))
         if self.copy.complete:
+            rows, cols = self.window(key)
             try:
                 block = zarr.open_array(self.copy.location, path=self.array, mode="r")
                 values = block[rows, cols]
@@ -173,4 +170,4 @@ class _CopyReader:
                 values = None
             if values is not None and self.copy.complete:  # still there: every block read was in the copy
                 return values
-        return read_window(self.raster.path, rows, cols, self.raster.name, self.raster.reduction)
+        return super().__getitem__(key)

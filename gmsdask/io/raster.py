@@ -27,7 +27,7 @@ from rasterio.windows import Window
 
 from ..errors import BandFileError
 
-__all__ = ["RasterInfo", "raster_info", "lazy_raster", "read_window"]
+__all__ = ["RasterInfo", "raster_info", "lazy_raster", "read_window", "WindowReader"]
 
 _MAX_HANDLES_PER_THREAD = 64
 _thread_state = threading.local()
@@ -150,8 +150,11 @@ def read_window(path: str, rows: slice, cols: slice, name: str | None = None, re
         raise BandFileError(name or path, f"reading window {window} failed ({err})") from None
 
 
-class _WindowReader:
-    """Array-like view of band 1 of a raster file; indexing reads a window. Picklable (holds the path only)."""
+class WindowReader:
+    """Array-like view of band 1 of a raster file; indexing reads a window. Picklable (holds the path only).
+
+    The base of every band reader that :func:`dask.array.from_array` wraps (the decoded copy's reader reads its
+    windows elsewhere and falls back to the file)."""
 
     def __init__(self, info: RasterInfo) -> None:
         self.info = info
@@ -159,15 +162,20 @@ class _WindowReader:
         self.dtype = np.dtype(info.dtype)
         self.ndim = 2
 
-    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
+    def window(self, key: tuple[slice, slice]) -> tuple[slice, slice]:
+        """The rows and columns that ``key`` (Dask's slices, possibly open-ended) selects, with explicit bounds."""
         rows, cols = (slice(*k.indices(n)[:2]) for k, n in zip(key, self.shape))
+        return rows, cols
+
+    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
+        rows, cols = self.window(key)
         return read_window(self.info.path, rows, cols, self.info.name, self.info.reduction)
 
 
 def lazy_raster(info: RasterInfo, chunks: tuple[int, int]) -> da.Array:
     """A Dask array of band 1 of ``info``'s file with ``chunks`` = (rows, cols); nothing is read yet."""
     return da.from_array(
-        _WindowReader(info),
+        WindowReader(info),
         chunks=chunks,
         lock=False,
         asarray=False,
