@@ -1,5 +1,6 @@
 """Compiled kernels of :mod:`.point_resampling` (numba, compiled once per process and cached on disk): bilinear
-and Keys cubic (a = -0.5) at pixel-edge positions, float sources, weights renormalized over the valid taps.
+and Keys cubic (a = -0.5) at pixel-edge positions, and the area-weighted average over per-axis source pixel
+overlaps; float sources, weights renormalized over the valid taps.
 
 The arithmetic and the summation order (rows, then columns, in float64) are those of the numpy form these loops
 replaced, so the values are the same bits. A module of its own so that importing the geometry does not import
@@ -9,7 +10,7 @@ numba.
 import numba
 import numpy as np
 
-__all__ = ["sample_lattice", "sample_points"]
+__all__ = ["average_axes", "sample_lattice", "sample_points"]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -83,3 +84,31 @@ def sample_lattice(src, lattice_u, lattice_v, ix, wx, iy, wy, cubic, out):  # pr
             value = _sample(src, u, v, 0, 0, cubic)
             if not np.isnan(value):
                 out[r, c] = value
+
+
+@numba.njit(cache=True, nogil=True)
+def average_axes(src, row_index, row_weight, col_index, col_weight, out):  # pragma: no cover - compiled
+    """``out[r, c]``: the mean of the finite source pixels ``(row_index[k, r], col_index[m, c])`` weighted by
+    ``row_weight[k, r] * col_weight[m, c]`` (their overlap with the output pixel); left as it is where no valid
+    source pixel overlaps (``out`` comes filled). Indices outside ``src`` count as no data."""
+    h, w = src.shape
+    for r in range(out.shape[0]):
+        for c in range(out.shape[1]):
+            total = 0.0
+            weight = 0.0
+            for k in range(row_index.shape[0]):
+                i = row_index[k, r]
+                wr = row_weight[k, r]
+                if wr <= 0.0 or i < 0 or i >= h:
+                    continue
+                for m in range(col_index.shape[0]):
+                    j = col_index[m, c]
+                    wc = col_weight[m, c]
+                    if wc <= 0.0 or j < 0 or j >= w:
+                        continue
+                    value = np.float64(src[i, j])
+                    if np.isfinite(value):
+                        total += wr * wc * value
+                        weight += wr * wc
+            if weight > 1e-12:
+                out[r, c] = total / weight

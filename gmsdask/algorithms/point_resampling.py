@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["KERNEL_REACH_PX", "resample_at", "resample_on_lattice"]
+__all__ = ["KERNEL_REACH_PX", "resample_at", "resample_on_lattice", "average_on_axes"]
 
 #: Source pixels a kernel reads beyond the one holding the position (average: plus the footprint's half size).
 KERNEL_REACH_PX = {"nearest": 1, "bilinear": 2, "cubic": 3, "average": 2}
@@ -113,3 +113,35 @@ def resample_on_lattice(src: np.ndarray, lattice_u: np.ndarray, lattice_v: np.nd
                    np.asarray(wx, dtype=np.float64), np.asarray(iy, dtype=np.intp), np.asarray(wy, dtype=np.float64),
                    resampling == "cubic", out)
     return out
+
+
+def average_on_axes(src: np.ndarray, u: np.ndarray, v: np.ndarray, footprint: tuple[float, float], *,
+                    fill: float = np.nan) -> np.ndarray:
+    """``src`` (float, 2-D) averaged as :func:`resample_at`'s ``average`` onto a grid whose axes are the
+    source's (the same CRS, both north up): output column ``c`` is centred at source position ``u[c]``, row
+    ``r`` at ``v[r]`` (pixel-edge coordinates), ``footprint`` its size (columns, rows) in source pixels.
+
+    The overlaps are computed once per axis and the sum runs compiled (:mod:`._resampling_kernels`): the
+    values of GDAL's ``average`` to float32 rounding, in a fifth of its time. Returns ``(v.size, u.size)`` of
+    ``src``'s dtype, ``fill`` where no valid source pixel lies under the output pixel."""
+    from ._resampling_kernels import average_axes  # numba: imported by the processes that resample
+    row_index, row_weight = _axis_overlaps(np.asarray(v, dtype=np.float64), footprint[1], src.shape[0])
+    col_index, col_weight = _axis_overlaps(np.asarray(u, dtype=np.float64), footprint[0], src.shape[1])
+    out = np.full((row_index.shape[1], col_index.shape[1]), fill, dtype=src.dtype)
+    average_axes(np.ascontiguousarray(src), row_index, row_weight, col_index, col_weight, out)
+    return out
+
+
+def _axis_overlaps(centre: np.ndarray, size: float, n_source: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_overlaps` as two ``(taps, n)`` arrays, source index and overlap length, with GDAL's rule at the
+    source's edges: where a footprint overlaps the source, its part beyond the edge counts as the edge pixel's
+    (GDAL clamps the footprint's first and last pixel, not their weights)."""
+    taps = _overlaps(centre, size)
+    index = np.stack([i for i, _ in taps]).astype(np.intp)
+    length = np.stack([w for _, w in taps]).astype(np.float64)
+    before = np.where(index < 0, length, 0.0).sum(axis=0)
+    beyond = np.where(index >= n_source, length, 0.0).sum(axis=0)
+    length[(index < 0) | (index >= n_source)] = 0.0
+    length += np.where((index == 0) & (length > 0), before, 0.0)
+    length += np.where((index == n_source - 1) & (length > 0), beyond, 0.0)
+    return index, length

@@ -3,7 +3,10 @@
 No xarray or Dask here: :mod:`gmsdask.geometry.lazy_warp` cuts scenes into blocks and calls :func:`warp_block`
 per block. Grids are ``odc.geo.GeoBox`` values.
 
-GDAL does the work, except for float bands resampled bilinear or cubic into another CRS (a Landsat scene into
+GDAL does the work, except for two cases it is slow at. Float bands averaged onto a grid of the same CRS (L2A's
+10 and 20 m Sentinel-2 bands onto a 30 m tile grid) sum the per-axis overlaps in a compiled loop
+(:func:`.point_resampling.average_on_axes`): GDAL's values to float32 rounding, 5x faster (2048² at 10 m to
+30 m: 9 vs 47 ms). Float bands resampled bilinear or cubic into another CRS (a Landsat scene into
 the MGRS tiles of the neighbouring UTM zone). There a source window holds cloud holes or the swath's edge more
 often than not, and GDAL's masked kernel costs 2.5x its unmasked one (cubic, 1024², zone to zone: 0.15 vs
 0.06 s); the full Landsat job spent ~85 s of worker time in them. Those warps take their source positions from
@@ -21,7 +24,7 @@ from odc.geo.geobox import GeoBox
 from pyproj import Transformer
 from rasterio.enums import Resampling
 
-from .point_resampling import resample_on_lattice
+from .point_resampling import average_on_axes, resample_on_lattice
 
 __all__ = ["RESAMPLING_RADIUS_PX", "warp_block", "assemble_window"]
 
@@ -58,6 +61,8 @@ def warp_block(src: np.ndarray, src_grid: GeoBox, dst_grid: GeoBox, *, resamplin
     ``src_nodata`` (NaN for floats); the other methods are GDAL's kernels. Target pixels no source pixel reaches
     get ``dst_fill``. Returns an array of ``src``'s dtype.
     """
+    if _average_in_kernels(src, src_grid, dst_grid, resampling, src_nodata):
+        return average_on_axes(src, *_axis_positions(src_grid, dst_grid), fill=dst_fill)
     if _across_crs_in_kernels(src, src_grid, dst_grid, resampling, src_nodata):
         if not src.size:
             return np.full(dst_grid.shape.yx, dst_fill, dtype=src.dtype)
@@ -97,6 +102,26 @@ def _across_crs_in_kernels(src: np.ndarray, src_grid: GeoBox, dst_grid: GeoBox, 
                     for g in (src_grid, dst_grid))
             and abs(dst_grid.affine.a) <= abs(src_grid.affine.a) * 1.01
             and abs(dst_grid.affine.e) <= abs(src_grid.affine.e) * 1.01)
+
+
+def _average_in_kernels(src: np.ndarray, src_grid: GeoBox, dst_grid: GeoBox, resampling: str,
+                        src_nodata: float | int | None) -> bool:
+    """Whether a warp goes to :func:`average_on_axes` (see the module doc): float data whose no data is NaN,
+    ``average``, both grids in one CRS, north up and not flipped."""
+    return (resampling == "average" and np.issubdtype(src.dtype, np.floating)
+            and (src_nodata is None or np.isnan(src_nodata)) and src_grid.crs == dst_grid.crs
+            and all(g.affine.b == 0 and g.affine.d == 0 and g.affine.a > 0 and g.affine.e < 0
+                    for g in (src_grid, dst_grid)))
+
+
+def _axis_positions(src_grid: GeoBox, dst_grid: GeoBox) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """Source pixel-edge positions of ``dst_grid``'s column and row centres, and its pixel size in source pixels
+    (columns, rows), for two grids of one CRS whose axes are parallel."""
+    a, s = dst_grid.affine, src_grid.affine
+    ny, nx = dst_grid.shape.yx
+    u = (a.c + (np.arange(nx) + 0.5) * a.a - s.c) / s.a
+    v = (a.f + (np.arange(ny) + 0.5) * a.e - s.f) / s.e
+    return u, v, (a.a / s.a, a.e / s.e)
 
 
 def _lattice_positions(src_grid: GeoBox, dst_grid: GeoBox) -> tuple[np.ndarray, ...]:

@@ -35,8 +35,9 @@ __all__ = ["target_geobox", "geometric_homogenization", "mask_clouds", "l1b_shif
 
 #: Implementation version: scenes recorded with an older one are processed again on rerun (3: coreg_local; 4:
 #: ``nodata`` from the surface-reflectance bands only; 5: float bands warped into another CRS are sampled at the
-#: exactly transformed positions, :mod:`gmsdask.algorithms.warp`).
-VERSION = "5"
+#: exactly transformed positions, :mod:`gmsdask.algorithms.warp`; 6: float averages within a CRS by a compiled
+#: sum, GDAL's values to float32 rounding).
+VERSION = "6"
 
 MASKS = ("nodata", "saturated")
 #: Smallest L2A output block (pixels a side) derived from finer sources: smaller blocks would add tasks (Dask's
