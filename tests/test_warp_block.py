@@ -31,8 +31,8 @@ def _gdal_masked(src: np.ndarray, dst: GeoBox, resampling: str, nodata) -> np.nd
     return out
 
 
-@pytest.mark.parametrize("dst, resampling", [(SAME, "nearest"), (SAME, "bilinear"), (SAME, "cubic"),
-                                             (SAME, "average"), (CROSS, "nearest"), (CROSS, "average")])
+@pytest.mark.parametrize("dst, resampling", [(SAME, "nearest"), (SAME, "average"), (CROSS, "nearest"),
+                                             (CROSS, "average")])
 @pytest.mark.parametrize("holes", [False, True], ids=["complete", "with-holes"])
 def test_equals_gdals_masked_warp(dst, resampling, holes):
     rng = np.random.default_rng(3)
@@ -89,33 +89,46 @@ def _smooth(shape: tuple[int, int]) -> np.ndarray:
     return (0.2 + 0.1 * np.sin(rows / 7.0) * np.cos(cols / 9.0)).astype(np.float32)
 
 
-def _exact(src: np.ndarray, dst: GeoBox, resampling: str) -> np.ndarray:
-    """The kernel at every target pixel centre transformed by pyproj, one by one."""
+def _source_positions(dst: GeoBox) -> tuple[np.ndarray, np.ndarray]:
+    """Every target pixel centre in SOURCE's pixel-edge coordinates, transformed by pyproj one by one."""
     cols, rows = np.meshgrid(np.arange(dst.shape.x) + 0.5, np.arange(dst.shape.y) + 0.5)
     x, y = dst.affine * (cols, rows)
-    u, v = ~SOURCE.affine * Transformer.from_crs(str(dst.crs), str(SOURCE.crs), always_xy=True).transform(x, y)
-    return resample_at(src, u, v, resampling=resampling, fill=np.nan)
+    return ~SOURCE.affine * Transformer.from_crs(str(dst.crs), str(SOURCE.crs), always_xy=True).transform(x, y)
+
+
+def _exact(src: np.ndarray, dst: GeoBox, resampling: str) -> np.ndarray:
+    """The kernel at every target pixel centre transformed by pyproj, one by one."""
+    return resample_at(src, *_source_positions(dst), resampling=resampling, fill=np.nan)
 
 
 @pytest.mark.parametrize("resampling", ["bilinear", "cubic"])
-def test_float_warps_into_another_crs_sample_the_exact_positions(resampling):
+@pytest.mark.parametrize("dst, off_gdal", [(CROSS, 2e-3), (SAME, 2e-7)], ids=["another-crs", "same-crs"])
+def test_float_warps_sample_the_exact_positions(resampling, dst, off_gdal):
     src = _smooth(SOURCE.shape.yx)
     src[40:60, 100:130] = np.nan
-    out = warp_block(src, SOURCE, CROSS, resampling=resampling, src_nodata=np.nan, dst_fill=np.nan)
-    exact = _exact(src, CROSS, resampling)
+    src[200, 50] = np.nan
+    out = warp_block(src, SOURCE, dst, resampling=resampling, src_nodata=np.nan, dst_fill=np.nan)
+    exact = _exact(src, dst, resampling)
     np.testing.assert_array_equal(np.isnan(out), np.isnan(exact))
     np.testing.assert_allclose(out, exact, atol=2e-7, rtol=0)  # float32 rounding: the lattice is ~1e-5 px off
     assert 0.05 < np.isnan(out).mean() < 0.9
-    # GDAL's kernel where no tap has no data, at GDAL's approximate positions (it allows 0.125 px)
-    gdal = _gdal_masked(src, CROSS, resampling, np.nan)
-    near_hole = np.isnan(_gdal_masked(np.where(np.isnan(src), np.float32(1e6), src), CROSS, resampling, np.nan))
-    both = np.isfinite(out) & np.isfinite(gdal) & ~near_hole
-    assert np.abs(out[both] - gdal[both]).max() < 2e-3
+    # GDAL's kernel where every tap has data (GDAL extends the source's edge pixels outwards, the kernels here
+    # renormalize over the taps inside); into another CRS at GDAL's approximate positions (0.125 px)
+    gdal = _gdal_masked(src, dst, resampling, np.nan)
+    # a tap on a hole filled with 1e6 shows in the result
+    near_hole = ~(np.abs(_gdal_masked(np.where(np.isnan(src), np.float32(1e6), src), dst, resampling,
+                                      np.nan)) < 10)
+    u, v = _source_positions(dst)
+    inside = (u >= 2) & (u <= SOURCE.shape.x - 2) & (v >= 2) & (v <= SOURCE.shape.y - 2)
+    both = np.isfinite(out) & np.isfinite(gdal) & ~near_hole & inside
+    assert both.mean() > 0.05
+    assert np.abs(out[both] - gdal[both]).max() < off_gdal
 
 
-def test_a_warp_into_another_crs_does_not_depend_on_where_blocks_are_cut():
+@pytest.mark.parametrize("dst", [CROSS, SAME], ids=["another-crs", "same-crs"])
+def test_a_float_warp_does_not_depend_on_where_blocks_are_cut(dst):
     src = da.from_array(_smooth(SOURCE.shape.yx), chunks=64)
-    target = GeoBox((300, 300), CROSS.affine, CROSS.crs)
+    target = GeoBox((300, 300), dst.affine, dst.crs)
     whole = warp_lazy(src, SOURCE, target, resampling="cubic", fill=np.nan, chunks=(300, 300)).compute()
     blocks = warp_lazy(src, SOURCE, target, resampling="cubic", fill=np.nan, chunks=(77, 50)).compute()
     assert np.isfinite(whole).mean() > 0.3

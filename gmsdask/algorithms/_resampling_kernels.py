@@ -1,6 +1,7 @@
 """Compiled kernels of :mod:`.point_resampling` (numba, compiled once per process and cached on disk): bilinear
-and Keys cubic (a = -0.5) at pixel-edge positions, and the area-weighted average over per-axis source pixel
-overlaps; float sources, weights renormalized over the valid taps.
+and Keys cubic (a = -0.5) at pixel-edge positions, the same kernels separably on grids whose axes are the
+source's, and the area-weighted average over per-axis source pixel overlaps; float sources, weights renormalized
+over the valid taps.
 
 The arithmetic and the summation order (rows, then columns, in float64) are those of the numpy form these loops
 replaced, so the values are the same bits. A module of its own so that importing the geometry does not import
@@ -10,7 +11,7 @@ numba.
 import numba
 import numpy as np
 
-__all__ = ["average_axes", "sample_lattice", "sample_points"]
+__all__ = ["average_axes", "axis_taps", "sample_axes", "sample_lattice", "sample_points"]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -112,3 +113,72 @@ def average_axes(src, row_index, row_weight, col_index, col_weight, out):  # pra
                         weight += wr * wc
             if weight > 1e-12:
                 out[r, c] = total / weight
+
+
+@numba.njit(cache=True, nogil=True)
+def axis_taps(position, cubic):  # pragma: no cover - compiled
+    """Per output pixel along one axis (its centre at pixel-edge ``position``): the source indices and weights of
+    the kernel's taps, ``(taps, n)`` each, and the index of the nearest source pixel ``(n,)``."""
+    n = position.size
+    taps = 4 if cubic else 2
+    index = np.empty((taps, n), dtype=np.intp)
+    weight = np.empty((taps, n), dtype=np.float64)
+    nearest = np.empty(n, dtype=np.intp)
+    for i in range(n):
+        nearest[i] = int(np.floor(position[i]))
+        x = position[i] - 0.5
+        first = np.floor(x)
+        t = x - first
+        if cubic:
+            index[0, i], weight[0, i] = int(first) - 1, _keys_weight(t + 1.0)
+            index[1, i], weight[1, i] = int(first), _keys_weight(t)
+            index[2, i], weight[2, i] = int(first) + 1, _keys_weight(1.0 - t)
+            index[3, i], weight[3, i] = int(first) + 2, _keys_weight(2.0 - t)
+        else:
+            index[0, i], weight[0, i] = int(first), 1.0 - t
+            index[1, i], weight[1, i] = int(first) + 1, t
+    return index, weight, nearest
+
+
+@numba.njit(cache=True, nogil=True)
+def sample_axes(src, row_index, row_weight, row_nearest, col_index, col_weight, col_nearest,
+                out):  # pragma: no cover - compiled
+    """:func:`_sample`'s kernel on a grid whose rows and columns each sit at one source position (same CRS,
+    parallel axes), in two passes: along the columns of every source row, then along the rows. The sums of
+    weight x value and of weight over the valid taps are both separable, so the renormalized result is
+    :func:`_sample`'s (summed in another order). ``out`` comes filled and keeps its value where the nearest
+    source pixel has no data."""
+    h, w = src.shape
+    ny, nx = out.shape
+    total = np.zeros((h, nx))
+    weight = np.zeros((h, nx))
+    for i in range(h):
+        for c in range(nx):
+            t = 0.0
+            s = 0.0
+            for m in range(col_index.shape[0]):
+                j = col_index[m, c]
+                if j < 0 or j >= w:
+                    continue
+                value = np.float64(src[i, j])
+                if np.isfinite(value):
+                    t += col_weight[m, c] * value
+                    s += col_weight[m, c]
+            total[i, c] = t
+            weight[i, c] = s
+    for r in range(ny):
+        nr = row_nearest[r]
+        for c in range(nx):
+            nc = col_nearest[c]
+            if nr < 0 or nr >= h or nc < 0 or nc >= w or not np.isfinite(src[nr, nc]):
+                continue
+            t = 0.0
+            s = 0.0
+            for k in range(row_index.shape[0]):
+                i = row_index[k, r]
+                if i < 0 or i >= h:
+                    continue
+                t += row_weight[k, r] * total[i, c]
+                s += row_weight[k, r] * weight[i, c]
+            if abs(s) > 1e-12:
+                out[r, c] = t / s

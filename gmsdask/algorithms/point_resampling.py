@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["KERNEL_REACH_PX", "resample_at", "resample_on_lattice", "average_on_axes"]
+__all__ = ["KERNEL_REACH_PX", "resample_at", "resample_on_lattice", "resample_on_axes", "average_on_axes"]
 
 #: Source pixels a kernel reads beyond the one holding the position (average: plus the footprint's half size).
 KERNEL_REACH_PX = {"nearest": 1, "bilinear": 2, "cubic": 3, "average": 2}
@@ -112,6 +112,24 @@ def resample_on_lattice(src: np.ndarray, lattice_u: np.ndarray, lattice_v: np.nd
                    np.ascontiguousarray(lattice_v, dtype=np.float64), np.asarray(ix, dtype=np.intp),
                    np.asarray(wx, dtype=np.float64), np.asarray(iy, dtype=np.intp), np.asarray(wy, dtype=np.float64),
                    resampling == "cubic", out)
+    return out
+
+
+def resample_on_axes(src: np.ndarray, u: np.ndarray, v: np.ndarray, *, resampling: str,
+                     fill: float = np.nan) -> np.ndarray:
+    """``src`` (float, 2-D) sampled with ``bilinear`` or ``cubic`` as :func:`resample_at` does, onto a grid whose
+    axes are the source's (the same CRS, both north up): output column ``c`` sits at source position ``u[c]``,
+    row ``r`` at ``v[r]`` (pixel-edge coordinates). Separable, so ~4x faster than per-pixel positions; the
+    values are :func:`resample_at`'s to float32 rounding. Returns ``(v.size, u.size)`` of ``src``'s dtype,
+    ``fill`` where there is no data."""
+    if resampling not in ("bilinear", "cubic"):
+        raise ValueError(f"resample_on_axes takes bilinear or cubic, not {resampling!r}")
+    from ._resampling_kernels import axis_taps, sample_axes  # numba: imported by the processes that resample
+    cubic = resampling == "cubic"
+    rows = axis_taps(np.ascontiguousarray(v, dtype=np.float64), cubic)
+    cols = axis_taps(np.ascontiguousarray(u, dtype=np.float64), cubic)
+    out = np.full((np.size(v), np.size(u)), fill, dtype=src.dtype)
+    sample_axes(np.ascontiguousarray(src), *rows, *cols, out)
     return out
 
 

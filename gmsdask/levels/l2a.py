@@ -36,8 +36,9 @@ __all__ = ["target_geobox", "geometric_homogenization", "mask_clouds", "l1b_shif
 #: Implementation version: scenes recorded with an older one are processed again on rerun (3: coreg_local; 4:
 #: ``nodata`` from the surface-reflectance bands only; 5: float bands warped into another CRS are sampled at the
 #: exactly transformed positions, :mod:`gmsdask.algorithms.warp`; 6: float averages within a CRS by a compiled
-#: sum, GDAL's values to float32 rounding).
-VERSION = "6"
+#: sum, GDAL's values to float32 rounding; 7: bilinear and cubic within a CRS by the separable kernel, the
+#: renormalized kernel next to no data as into another CRS).
+VERSION = "7"
 
 MASKS = ("nodata", "saturated")
 #: Smallest L2A output block (pixels a side) derived from finer sources: smaller blocks would add tasks (Dask's
