@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import edt
 import numpy as np
-from scipy import ndimage
 
 from ..errors import ConfigError
 from .fmask_probability import SceneStatistics, cloud_probability
@@ -111,11 +111,14 @@ def dilate_m(mask: np.ndarray, distance_m: float, pixel_m: float) -> np.ndarray:
     ``mask`` pixel's centre (the :func:`disk_footprint` dilation; unchanged below one pixel).
 
     Computed with the Euclidean distance transform, whose cost does not grow with the radius (a 300 m
-    buffer at 10 m is a 61 x 61 disk: ~20x slower as a binary dilation).
+    buffer at 10 m is a 61 x 61 disk: ~20x slower as a binary dilation). The squared transform of the ``edt``
+    package: exact integers (float32 holds them below 4096 px), ~3x faster than scipy's, which computes the
+    nearest pixel's indices as well (a 2048² block: 0.12 vs 0.34 s; five buffers per Fmask block).
     """
     if radius_px(distance_m, pixel_m) == 0 or not mask.any():
         return mask.copy()
-    return ndimage.distance_transform_edt(~mask) * pixel_m <= distance_m + 1e-6
+    squared_px = edt.edtsq(~mask, black_border=False, parallel=1)  # one thread: Dask runs blocks side by side
+    return squared_px.astype(np.float64) * pixel_m ** 2 <= (distance_m + 1e-6) ** 2
 
 
 def erode_m(mask: np.ndarray, distance_m: float, pixel_m: float) -> np.ndarray:
