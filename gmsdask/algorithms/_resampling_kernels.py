@@ -1,17 +1,17 @@
 """Compiled kernels of :mod:`.point_resampling` (numba, compiled once per process and cached on disk): bilinear
-and Keys cubic (a = -0.5) at pixel-edge positions, the same kernels separably on grids whose axes are the
-source's, and the area-weighted average over per-axis source pixel overlaps; float sources, weights renormalized
-over the valid taps.
+and Keys cubic (a = -0.5) at pixel-edge positions, and any separable kernel (those two, or the area-weighted
+average's overlaps) on grids whose axes are the source's; float sources, weights renormalized over the valid
+taps.
 
-The arithmetic and the summation order (rows, then columns, in float64) are those of the numpy form these loops
-replaced, so the values are the same bits. A module of its own so that importing the geometry does not import
+The point kernels' arithmetic and summation order (rows, then columns, in float64) are those of the numpy form
+they replaced, so their values are the same bits; the separable passes sum in another order. A module of its own so that importing the geometry does not import
 numba.
 """
 
 import numba
 import numpy as np
 
-__all__ = ["average_axes", "axis_taps", "sample_axes", "sample_lattice", "sample_points"]
+__all__ = ["axis_taps", "sample_axes", "sample_lattice", "sample_points"]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -88,34 +88,6 @@ def sample_lattice(src, lattice_u, lattice_v, ix, wx, iy, wy, cubic, out):  # pr
 
 
 @numba.njit(cache=True, nogil=True)
-def average_axes(src, row_index, row_weight, col_index, col_weight, out):  # pragma: no cover - compiled
-    """``out[r, c]``: the mean of the finite source pixels ``(row_index[k, r], col_index[m, c])`` weighted by
-    ``row_weight[k, r] * col_weight[m, c]`` (their overlap with the output pixel); left as it is where no valid
-    source pixel overlaps (``out`` comes filled). Indices outside ``src`` count as no data."""
-    h, w = src.shape
-    for r in range(out.shape[0]):
-        for c in range(out.shape[1]):
-            total = 0.0
-            weight = 0.0
-            for k in range(row_index.shape[0]):
-                i = row_index[k, r]
-                wr = row_weight[k, r]
-                if wr <= 0.0 or i < 0 or i >= h:
-                    continue
-                for m in range(col_index.shape[0]):
-                    j = col_index[m, c]
-                    wc = col_weight[m, c]
-                    if wc <= 0.0 or j < 0 or j >= w:
-                        continue
-                    value = np.float64(src[i, j])
-                    if np.isfinite(value):
-                        total += wr * wc * value
-                        weight += wr * wc
-            if weight > 1e-12:
-                out[r, c] = total / weight
-
-
-@numba.njit(cache=True, nogil=True)
 def axis_taps(position, cubic):  # pragma: no cover - compiled
     """Per output pixel along one axis (its centre at pixel-edge ``position``): the source indices and weights of
     the kernel's taps, ``(taps, n)`` each, and the index of the nearest source pixel ``(n,)``."""
@@ -146,13 +118,15 @@ _STRIP_ROWS = 128
 
 
 @numba.njit(cache=True, nogil=True)
-def sample_axes(src, row_index, row_weight, row_nearest, col_index, col_weight, col_nearest,
+def sample_axes(src, row_index, row_weight, row_nearest, col_index, col_weight, col_nearest, check_nearest,
                 out):  # pragma: no cover - compiled
-    """:func:`_sample`'s kernel on a grid whose rows and columns each sit at one source position (same CRS,
-    parallel axes), in two passes per strip of output rows: along the columns of the source rows the strip
-    reaches, then along the rows. The sums of weight x value and of weight over the valid taps are both
-    separable, so the renormalized result is :func:`_sample`'s (summed in another order). ``out`` comes filled
-    and keeps its value where the nearest source pixel has no data."""
+    """A separable kernel on a grid whose rows and columns each sit at one source position (same CRS, parallel
+    axes): per output row and column the taps' source indices and weights, ``(taps, n)`` each. Two passes per
+    strip of output rows: along the columns of the source rows the strip reaches, then along the rows. The sums
+    of weight x value and of weight over the valid taps are both separable, so the result is the weights
+    renormalized over the valid taps (:func:`_sample`'s, summed in another order). ``out`` comes filled and
+    keeps its value where the weights sum to ~0 and, with ``check_nearest``, where the nearest source pixel
+    (``row_nearest``, ``col_nearest``) has no data."""
     h, w = src.shape
     ny, nx = out.shape
     for r0 in range(0, ny, _STRIP_ROWS):
@@ -178,11 +152,11 @@ def sample_axes(src, row_index, row_weight, row_nearest, col_index, col_weight, 
                 total[i - lo, c] = t
                 weight[i - lo, c] = s
         for r in range(r0, r1):
-            nr = row_nearest[r]
             for c in range(nx):
-                nc = col_nearest[c]
-                if nr < 0 or nr >= h or nc < 0 or nc >= w or not np.isfinite(src[nr, nc]):
-                    continue
+                if check_nearest:
+                    nr, nc = row_nearest[r], col_nearest[c]
+                    if nr < 0 or nr >= h or nc < 0 or nc >= w or not np.isfinite(src[nr, nc]):
+                        continue
                 t = 0.0
                 s = 0.0
                 for k in range(row_index.shape[0]):

@@ -129,7 +129,9 @@ def resample_on_axes(src: np.ndarray, u: np.ndarray, v: np.ndarray, *, resamplin
     rows = axis_taps(np.ascontiguousarray(v, dtype=np.float64), cubic)
     cols = axis_taps(np.ascontiguousarray(u, dtype=np.float64), cubic)
     out = np.full((np.size(v), np.size(u)), fill, dtype=src.dtype)
-    sample_axes(np.ascontiguousarray(src), *rows, *cols, out)
+    (row_index, row_weight, row_nearest), (col_index, col_weight, col_nearest) = rows, cols
+    sample_axes(np.ascontiguousarray(src), row_index, row_weight, row_nearest, col_index, col_weight, col_nearest,
+                True, out)
     return out
 
 
@@ -139,14 +141,17 @@ def average_on_axes(src: np.ndarray, u: np.ndarray, v: np.ndarray, footprint: tu
     source's (the same CRS, both north up): output column ``c`` is centred at source position ``u[c]``, row
     ``r`` at ``v[r]`` (pixel-edge coordinates), ``footprint`` its size (columns, rows) in source pixels.
 
-    The overlaps are computed once per axis and the sum runs compiled (:mod:`._resampling_kernels`): the
-    values of GDAL's ``average`` to float32 rounding, in a fifth of its time. Returns ``(v.size, u.size)`` of
-    ``src``'s dtype, ``fill`` where no valid source pixel lies under the output pixel."""
-    from ._resampling_kernels import average_axes  # numba: imported by the processes that resample
+    The overlaps are computed once per axis and summed by the separable kernel of :func:`resample_on_axes`
+    (:mod:`._resampling_kernels`): the values of GDAL's ``average`` to float32 rounding, in under a third of its time.
+    Returns ``(v.size, u.size)`` of ``src``'s dtype, ``fill`` where no valid source pixel lies under the output
+    pixel."""
+    from ._resampling_kernels import sample_axes  # numba: imported by the processes that resample
     row_index, row_weight = _axis_overlaps(np.asarray(v, dtype=np.float64), footprint[1], src.shape[0])
     col_index, col_weight = _axis_overlaps(np.asarray(u, dtype=np.float64), footprint[0], src.shape[1])
     out = np.full((row_index.shape[1], col_index.shape[1]), fill, dtype=src.dtype)
-    average_axes(np.ascontiguousarray(src), row_index, row_weight, col_index, col_weight, out)
+    no_nearest = np.zeros(0, dtype=np.intp)  # every output pixel with a valid overlap has a value
+    sample_axes(np.ascontiguousarray(src), row_index, row_weight, no_nearest, col_index, col_weight, no_nearest,
+                False, out)
     return out
 
 
