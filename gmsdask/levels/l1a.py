@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xarray as xr
 
-from ..config import JobConfig
+from ..config import LEVELS, JobConfig
 from ..io import open_scene
 from ..io.decoded_copy import DecodedCopy
 from ..io.scene import normalize_chunks
@@ -59,13 +59,9 @@ def decoded_copy(ctx: LevelContext) -> DecodedCopy | None:
 
 
 def _later_levels(ctx: LevelContext) -> tuple[str, ...]:
-    """The levels of the run after L1A; for a run the context does not describe, every level the configuration
-    has ``exec_<level>P`` flags for."""
-    if "L1A" in ctx.run_levels:
-        return ctx.run_levels[ctx.run_levels.index("L1A") + 1:]
-    flagged = (name.removeprefix("exec_").removesuffix("P") for name in type(ctx.config).model_fields
-               if name.startswith("exec_") and name.endswith("P"))
-    return tuple(level for level in flagged if level != "L1A")
+    """The levels of the run after L1A; for a run the context does not describe, the built-in chain's."""
+    levels = ctx.run_levels if "L1A" in ctx.run_levels else LEVELS
+    return levels[levels.index("L1A") + 1:]
 
 
 def delete_decoded_copy(ctx: LevelContext) -> None:
