@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from gmsdask.algorithms.warp import warp_block
 from gmsdask.config import JobConfig
 from gmsdask.errors import ConfigError
 from gmsdask.geometry import warp_lazy
@@ -68,6 +69,28 @@ def test_l2a_blocks_cover_one_block_of_the_finest_source():
     source = da.zeros(tiles[10.0].shape.yx, dtype=np.float32, chunks=2048)
     warped = warp_lazy(source, tiles[10.0], tiles[30.0], resampling="average", fill=np.nan, chunks=chunks)
     assert max(_pieces_per_block(warped)) <= 4  # 2 x 2 source blocks at most (16 with 2048 px blocks at 30 m)
+
+
+def test_an_average_onto_nested_blocks_reads_whole_source_blocks_without_padding():
+    """A 30 m block whose edges fall on the edges of 10 or 20 m source pixels averages only the pixels under it:
+    it reads its one source block as it is (no padding by the kernel's radius, no task that cuts a part), and
+    its values are those of the unblocked average; blocks cut elsewhere are padded and agree too."""
+    rng = np.random.default_rng(7)
+    dst = tile_geobox("29UNU", 30.0)[:1220, :1220]
+    for gsd, block in ((10.0, 1830), (20.0, 915)):
+        src = tile_geobox("29UNU", gsd)[:int(36600 // gsd), :int(36600 // gsd)]
+        values = rng.random(src.shape.yx, dtype=np.float32)
+        values[100:200, 500:1300] = np.nan  # a cloud hole across a block edge
+        truth = warp_block(values, src, dst, resampling="average", src_nodata=np.nan, dst_fill=np.nan)
+        source = da.from_array(values, chunks=block)
+        nested = warp_lazy(source, src, dst, resampling="average", fill=np.nan, chunks=(610, 610))
+        graph = dict(nested.__dask_graph__())
+        assert not [key for key in graph if str(key[0]).endswith("-window")]
+        assert _pieces_per_block(nested) == [1, 1, 1, 1]
+        np.testing.assert_array_equal(nested.compute(), truth)
+        cut_elsewhere = warp_lazy(source, src, dst, resampling="average", fill=np.nan, chunks=(500, 500))
+        assert [key for key in dict(cut_elsewhere.__dask_graph__()) if str(key[0]).endswith("-window")]
+        np.testing.assert_array_equal(cut_elsewhere.compute(), truth)
 
 
 def test_a_warp_task_holds_copies_of_the_parts_it_needs_not_whole_source_blocks():

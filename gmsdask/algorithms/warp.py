@@ -30,7 +30,7 @@ from rasterio.enums import Resampling
 
 from .point_resampling import average_on_axes, resample_on_axes, resample_on_lattice
 
-__all__ = ["RESAMPLING_RADIUS_PX", "warp_block", "assemble_window"]
+__all__ = ["RESAMPLING_RADIUS_PX", "warp_block", "assemble_window", "footprint_window"]
 
 #: Source pixels a resampling kernel reaches beyond the pixel it centres on (used to pad block windows so
 #: results do not depend on where blocks are cut).
@@ -65,7 +65,7 @@ def warp_block(src: np.ndarray, src_grid: GeoBox, dst_grid: GeoBox, *, resamplin
     ``src_nodata`` (NaN for floats); the other methods are GDAL's kernels. Target pixels no source pixel reaches
     get ``dst_fill``. Returns an array of ``src``'s dtype.
     """
-    if _average_in_kernels(src, src_grid, dst_grid, resampling, src_nodata):
+    if _average_in_kernels(src.dtype, src_grid, dst_grid, resampling, src_nodata):
         return average_on_axes(src, *_axis_positions(src_grid, dst_grid), fill=dst_fill)
     if _sampled_in_kernels(src, src_grid, dst_grid, resampling, src_nodata):
         if not src.size:
@@ -111,11 +111,31 @@ def _sampled_in_kernels(src: np.ndarray, src_grid: GeoBox, dst_grid: GeoBox, res
             and abs(dst_grid.affine.e) <= abs(src_grid.affine.e) * 1.01)
 
 
-def _average_in_kernels(src: np.ndarray, src_grid: GeoBox, dst_grid: GeoBox, resampling: str,
+def footprint_window(src_grid: GeoBox, dst_grid: GeoBox, resampling: str, dtype: np.dtype
+                     ) -> tuple[slice, slice] | None:
+    """The source pixels (rows, cols of ``src_grid``) that :func:`warp_block` reads for ``dst_grid`` and no
+    others, when there are no others to read: an area average of float data within a CRS (the kernel of
+    :func:`.point_resampling.average_on_axes`) onto a block whose edges fall on source pixel edges (a 30 m
+    block nested in the 10 or 20 m grid of a Sentinel-2 tile). Such a block needs no padding by the kernel's
+    radius, and its window is often one whole source block. None when the window must be padded."""
+    if not _average_in_kernels(np.dtype(dtype), src_grid, dst_grid, resampling, None):
+        return None
+    ny, nx = dst_grid.shape.yx
+    cols, rows = ~src_grid.affine * (dst_grid.affine * (np.array([0.0, nx]), np.array([0.0, ny])))
+    edges = np.concatenate([rows, cols])
+    if not np.allclose(edges, np.round(edges), rtol=0.0, atol=1e-6):
+        return None
+    (r0, r1), (c0, c1) = np.round(rows).astype(int), np.round(cols).astype(int)
+    n_rows, n_cols = src_grid.shape.yx
+    return (slice(min(max(r0, 0), n_rows), min(max(r1, 0), n_rows)),
+            slice(min(max(c0, 0), n_cols), min(max(c1, 0), n_cols)))
+
+
+def _average_in_kernels(dtype: np.dtype, src_grid: GeoBox, dst_grid: GeoBox, resampling: str,
                         src_nodata: float | int | None) -> bool:
     """Whether a warp goes to :func:`average_on_axes` (see the module doc): float data whose no data is NaN,
     ``average``, both grids in one CRS, north up and not flipped."""
-    return (resampling == "average" and np.issubdtype(src.dtype, np.floating)
+    return (resampling == "average" and np.issubdtype(dtype, np.floating)
             and (src_nodata is None or np.isnan(src_nodata)) and src_grid.crs == dst_grid.crs
             and all(g.affine.b == 0 and g.affine.d == 0 and g.affine.a > 0 and g.affine.e < 0
                     for g in (src_grid, dst_grid)))

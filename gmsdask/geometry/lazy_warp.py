@@ -18,8 +18,9 @@ from dask.highlevelgraph import HighLevelGraph
 from odc.geo.geobox import GeoBox, GeoboxTiles
 from odc.geo.overlap import compute_reproject_roi
 
-from ..algorithms.warp import RESAMPLING_RADIUS_PX, assemble_window, warp_block
+from ..algorithms.warp import RESAMPLING_RADIUS_PX, assemble_window, footprint_window, warp_block
 from ..errors import ConfigError
+from ..io.block_windows import window_blocks
 
 __all__ = ["as_dask", "choose_resampling", "pixel_size_in", "qa_fill_value", "warp_lazy", "warp_variable"]
 
@@ -64,32 +65,6 @@ def _warp_task(blocks: list[np.ndarray], n_block_cols: int, rows: slice, cols: s
     return warp_block(window, src, dst, resampling=resampling, src_nodata=src_nodata, dst_fill=fill)
 
 
-def _piece(block: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
-    """The part of a source block under one output block's window, as an array of its own: a view would keep
-    the whole block (or what the block is a view of, e.g. L1C's two-layer blocks) in memory for as long as
-    the window's task waits for its other parts."""
-    part = block[rows, cols]
-    return block if part.shape == block.shape and block.base is None else part.copy()
-
-
-def _source_pieces(data: da.Array, row_edges: np.ndarray, col_edges: np.ndarray, rows: slice, cols: slice
-                   ) -> tuple[list[tuple[tuple[str, int, int], slice, slice]], int]:
-    """The blocks of ``data`` under the pixel window ``rows``, ``cols`` (row-major), each with the part of it the
-    window covers (block-relative slices), and how many block columns they span; ``row_edges``/``col_edges``
-    are the cumulative block edges of ``data``. Stitched in order, the parts are the window."""
-    by0 = int(np.searchsorted(row_edges, rows.start, side="right")) - 1
-    by1 = int(np.searchsorted(row_edges, rows.stop, side="left"))
-    bx0 = int(np.searchsorted(col_edges, cols.start, side="right")) - 1
-    bx1 = int(np.searchsorted(col_edges, cols.stop, side="left"))
-
-    def part(start: int, stop: int, edges: np.ndarray, index: int) -> slice:
-        return slice(int(max(start, edges[index]) - edges[index]), int(min(stop, edges[index + 1]) - edges[index]))
-    pieces = [((data.name, by, bx), part(rows.start, rows.stop, row_edges, by), part(cols.start, cols.stop,
-                                                                                     col_edges, bx))
-              for by in range(by0, by1) for bx in range(bx0, bx1)]
-    return pieces, bx1 - bx0
-
-
 def warp_lazy(data: da.Array, src: GeoBox, dst: GeoBox, *, resampling: str, fill: float | int | bool,
               chunks: tuple[int, int]) -> da.Array:
     """A lazy 2-D ``(y, x)`` array on ``dst`` resampled from ``data`` on ``src``; output blocks are ``chunks``.
@@ -111,21 +86,22 @@ def warp_lazy(data: da.Array, src: GeoBox, dst: GeoBox, *, resampling: str, fill
     def task(keys, n_block_cols, inner_rows, inner_cols, rows, cols, sub, out_rows, out_cols):
         return (_warp_task, keys, n_block_cols, inner_rows, inner_cols, src[rows, cols], sub, resampling,
                 src_nodata, fill)
-    return windowed_layer(name, data, src, dst, chunks=chunks, padding=pad, fill=fill, task=task)
+    return windowed_layer(name, data, src, dst, chunks=chunks, padding=pad, fill=fill, task=task,
+                          footprint=lambda sub: footprint_window(src, sub, resampling, dtype))
 
 
 def windowed_layer(name: str, data: da.Array, src: GeoBox, dst: GeoBox, *, chunks: tuple[int, int], padding: int,
-                   fill: float | int | bool, task: Callable[..., tuple]) -> da.Array:
+                   fill: float | int | bool, task: Callable[..., tuple],
+                   footprint: Callable[[GeoBox], tuple[slice, slice] | None] | None = None) -> da.Array:
     """A lazy array on ``dst`` in blocks of ``chunks``: one task per output block, made by ``task(keys,
     n_block_cols, inner_rows, inner_cols, rows, cols, sub, out_rows, out_cols)`` from the parts of ``data``'s
     blocks (on ``src``) under the block's footprint padded by ``padding`` source pixels: ``keys`` name those
     parts (row-major, ``n_block_cols`` a row; :func:`assemble_window` stitches them) and ``inner_rows``,
-    ``inner_cols`` are the whole stitched window. Each part is a task of its own that copies it out of its
-    source block, so the block is released once its parts are cut. Blocks the source does not reach are
-    ``fill``."""
+    ``inner_cols`` are the whole stitched window; blocks are cut as
+    :func:`gmsdask.io.block_windows.window_blocks` cuts them. ``footprint(sub)``, when given, is the
+    window of an output block whose kernel reads only the source pixels under it (no ``padding``), or None.
+    Blocks the source does not reach are ``fill``."""
     dst_tiles = GeoboxTiles(dst, chunks)
-    row_edges = np.cumsum((0, *data.chunks[0]))
-    col_edges = np.cumsum((0, *data.chunks[1]))
     out_row_edges = np.cumsum((0, *dst_tiles.chunks[0]))
     out_col_edges = np.cumsum((0, *dst_tiles.chunks[1]))
     layer: dict = {}
@@ -133,17 +109,15 @@ def windowed_layer(name: str, data: da.Array, src: GeoBox, dst: GeoBox, *, chunk
     for iy in range(n_rows):
         for ix in range(n_cols):
             sub = dst_tiles[iy, ix]
-            rows, cols = compute_reproject_roi(src, sub, padding=padding).roi_src
+            window = footprint(sub) if footprint is not None else None
+            rows, cols = window if window is not None else compute_reproject_roi(src, sub, padding=padding).roi_src
             if rows.stop <= rows.start or cols.stop <= cols.start:
                 layer[(name, iy, ix)] = (np.full, sub.shape.yx, fill, data.dtype)
                 continue
             out_rows = slice(int(out_row_edges[iy]), int(out_row_edges[iy + 1]))
             out_cols = slice(int(out_col_edges[ix]), int(out_col_edges[ix + 1]))
-            pieces, n_block_cols = _source_pieces(data, row_edges, col_edges, rows, cols)
-            keys = [(f"{name}-window", iy, ix, n) for n in range(len(pieces))]
-            layer.update({key: (_piece, *piece) for key, piece in zip(keys, pieces)})
-            window = (slice(0, rows.stop - rows.start), slice(0, cols.stop - cols.start))
-            layer[(name, iy, ix)] = task(keys, n_block_cols, *window, rows, cols, sub, out_rows, out_cols)
+            keys, n_block_cols, *stitched = window_blocks(data, rows, cols, layer, (f"{name}-window", iy, ix))
+            layer[(name, iy, ix)] = task(keys, n_block_cols, *stitched, rows, cols, sub, out_rows, out_cols)
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[data])
     return da.Array(graph, name, chunks=dst_tiles.chunks, dtype=data.dtype,
                     meta=np.empty((0, 0), dtype=data.dtype))
