@@ -150,10 +150,16 @@ def test_tie_points_run_as_one_task_per_block_and_match_in_memory_results(real_p
     grid, ref_c, tgt_c = prepare_pair(ref, tgt)
     graph = _point_graph(ref_c, tgt_c, grid, 100, (256, 256), MatchSettings())
     n_points = graph.shape[0] * graph.shape[1] * graph.shape[2]
-    layer = [name for name in graph.__dask_graph__().layers if name.startswith("coreg-tie-points")]
+    layers = graph.__dask_graph__().layers
+    layer = [name for name in layers if name.startswith("coreg-tie-points")]
     assert len(layer) == 1
-    n_tasks = len(graph.__dask_graph__().layers[layer[0]])
+    keys = list(layers[layer[0]])
+    n_tasks = sum(1 for key in keys if key[0] == graph.name)
     assert n_tasks == graph.shape[0] * graph.shape[1] and n_tasks * 20 < n_points  # blocks, not points
+    # the rest cut the parts of the images' blocks under a block's windows: at most 2 x 2 blocks per image,
+    # with no rechunk, overlap or slicing layers of small tasks between the images and the matches
+    assert len(keys) - n_tasks <= 8 * n_tasks
+    assert not [name for name in layers if name.split("-")[0] in ("rechunk", "overlap", "getitem", "concatenate")]
     # lazy (Dask-backed) inputs give the same table as in-memory ones
     crop = dict(y=slice(1000, 1800), x=slice(0, 900))
     lazy_ref = ref.copy(data=da.from_array(ref.values, chunks=300))

@@ -1,10 +1,10 @@
 """Local co-registration: a grid of tie points, each a matching window, computed as Dask tasks.
 
-Both images are brought onto their common grid (lazily), cut into blocks of k x k grid points, and each block is
-extended by the reach of a window (half a window plus the iteration margin) with ``dask.array.overlap``. One task
-per block matches its points from the pixels it holds: a graph of a few tasks per block, neither one task per
-point nor the whole image in one task. The table then gets AROSICS's column names and its three-level outlier
-filter (:mod:`gmsdask.algorithms.tie_point_filter`).
+Both images are brought onto their common grid (lazily) and the grid points are grouped in blocks of k x k.
+One task per block matches its points from the pixels their windows reach (half a window plus the iteration
+margin around each point), read from the images' blocks under them (:mod:`gmsdask.io.block_windows`): a graph
+of a few tasks per block, neither one task per point nor the whole image in one task. The table then gets
+AROSICS's column names and its three-level outlier filter (:mod:`gmsdask.algorithms.tie_point_filter`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,14 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+from dask.utils import apply
 
 from ..algorithms.phase_correlation import FAILURE_REASONS, MatchSettings, margin_px, match_window, single_threaded_blas
 from ..algorithms.tie_point_filter import FilterSettings, outlier_reasons
+from ..algorithms.warp import assemble_window
+from ..io.block_windows import window_blocks
 from .grid import CommonGrid
 from .shift import prepare_pair, window_shape
 
@@ -29,10 +34,9 @@ TIE_POINT_COLUMNS = ["POINT_ID", "X_IM", "Y_IM", "X_MAP", "Y_MAP", "X_SHIFT_PX",
                      "Y_SHIFT_M", "ABS_SHIFT", "RELIABILITY", "SSIM_BEFORE", "SSIM_AFTER", "SSIM_IMPROVED",
                      "OUTLIER", "REASON"]
 
-# Grid points per block side, at least: 36 windows (~0.3 s of work) per task keep the ~1 ms task overhead
-# negligible and still give a few dozen tasks for a tile's grid (more per side when the grid is dense, so that a
-# block is at least as large as a window's reach, which dask.array.overlap requires).
-_MIN_POINTS_PER_BLOCK_SIDE = 6
+# Grid points per block side: 36 windows (~0.3 s of work) per task keep the ~1 ms task overhead negligible and
+# still give a few dozen tasks for a tile's grid.
+_POINTS_PER_BLOCK_SIDE = 6
 # Failure codes stored in the block results ("" = matched).
 _REASONS = ("", *FAILURE_REASONS)
 # Per-point output fields of a block task, in this order.
@@ -51,34 +55,30 @@ def point_positions(n: int, offset: float, grid_res: int, reach: int) -> np.ndar
     return np.round(np.arange(first, last + 1e-9, grid_res)).astype(int)
 
 
-def _block_chunks(positions: np.ndarray, n: int, k: int) -> tuple[tuple[int, ...], list[np.ndarray]]:
-    """Chunk sizes along one axis so that each chunk holds k consecutive points, and the points per chunk."""
-    groups = [positions[i:i + k] for i in range(0, len(positions), k)]
-    bounds = [0] + [int((g[-1] + nxt[0]) // 2) + 1 for g, nxt in zip(groups[:-1], groups[1:])] + [n]
-    return tuple(int(b - a) for a, b in zip(bounds[:-1], bounds[1:])), groups
+def _point_blocks(positions: np.ndarray, k: int) -> list[np.ndarray]:
+    """The points along one axis in groups of k consecutive ones (one block of tasks' worth)."""
+    return [positions[i:i + k] for i in range(0, len(positions), k)]
 
 
-def _match_block(ref: np.ndarray, tgt: np.ndarray, *, rows_by_block: list[np.ndarray],
-                 cols_by_block: list[np.ndarray], starts: tuple[list[int], list[int]], depth: tuple[int, int],
-                 window: tuple[int, int], settings: MatchSettings, capacity: int,
-                 block_id: tuple[int, ...] = (0, 0)) -> np.ndarray:
-    """Match every point of one overlapped block; returns (1, 1, capacity, len(_FIELDS)) float64, unused rows
-    NaN."""
-    bi, bj = block_id[:2]  # the output has two more (new) axes
-    rows, cols = rows_by_block[bi], cols_by_block[bj]
-    # first common-grid pixel this overlapped block holds (edge blocks are not extended outwards)
-    r_origin = max(starts[0][bi] - depth[0], 0)
-    c_origin = max(starts[1][bj] - depth[1], 0)
+def _match_block(ref: list[np.ndarray], ref_layout: tuple, tgt: list[np.ndarray], tgt_layout: tuple, *,
+                 rows: np.ndarray, cols: np.ndarray, origin: tuple[int, int], window: tuple[int, int],
+                 settings: MatchSettings, capacity: int) -> np.ndarray:
+    """Match every point of one block of ``rows`` x ``cols`` common-grid points, from the blocks of both images
+    under the block's windows (stitched by their ``(n_block_cols, inner_rows, inner_cols)`` layouts into
+    windows whose first pixel is common-grid pixel ``origin``); returns (1, 1, capacity, len(_FIELDS))
+    float64, unused rows NaN."""
+    ref_image = assemble_window(ref, *ref_layout)
+    tgt_image = assemble_window(tgt, *tgt_layout)
     margin = margin_px(settings.max_shift)
     half = (window[0] // 2, window[1] // 2)
     out = np.full((1, 1, capacity, len(_FIELDS)), np.nan)
     i = 0
     for row in rows:
         for col in cols:
-            r0 = row - half[0] - margin - r_origin
-            c0 = col - half[1] - margin - c_origin
+            r0 = row - half[0] - margin - origin[0]
+            c0 = col - half[1] - margin - origin[1]
             sl = (slice(r0, r0 + window[0] + 2 * margin), slice(c0, c0 + window[1] + 2 * margin))
-            ref_region, tgt_region = ref[sl], tgt[sl]
+            ref_region, tgt_region = ref_image[sl], tgt_image[sl]
             centre = (half[0] + margin, half[1] + margin)
             valid = np.isfinite(ref_region[centre]) and np.isfinite(tgt_region[centre])
             m = match_window(ref_region, tgt_region, window, settings) if valid else None
@@ -107,21 +107,28 @@ def _point_graph(ref: xr.DataArray, tgt: xr.DataArray, grid: CommonGrid, grid_re
     cols = point_positions(shape[1], offset[1], grid_res, depth[1])
     if rows.size == 0 or cols.size == 0:
         return None
-    k = max(_MIN_POINTS_PER_BLOCK_SIDE, math.ceil(max(depth) / grid_res))
-    row_chunks, rows_by_block = _block_chunks(rows, shape[0], k)
-    col_chunks, cols_by_block = _block_chunks(cols, shape[1], k)
-    starts = (list(np.cumsum((0,) + row_chunks[:-1])), list(np.cumsum((0,) + col_chunks[:-1])))
-    arrays = []
-    for image in (ref, tgt):
-        data = image.data if isinstance(image.data, da.Array) else da.from_array(np.asarray(image.data))
-        data = data.rechunk((row_chunks, col_chunks))
-        arrays.append(da.overlap.overlap(data, depth={0: depth[0], 1: depth[1]}, boundary="none"))
-    return da.map_blocks(
-        _match_block, *arrays, dtype=np.float64, new_axis=[2, 3],
-        chunks=((1,) * len(row_chunks), (1,) * len(col_chunks), (k * k,), (len(_FIELDS),)),
-        rows_by_block=rows_by_block, cols_by_block=cols_by_block,
-        starts=([int(s) for s in starts[0]], [int(s) for s in starts[1]]), depth=depth, window=window,
-        settings=settings, capacity=k * k, name="coreg-tie-points")
+    k = _POINTS_PER_BLOCK_SIDE
+    rows_by_block, cols_by_block = _point_blocks(rows, k), _point_blocks(cols, k)
+    images = [image.data if isinstance(image.data, da.Array) else da.from_array(np.asarray(image.data))
+              for image in (ref, tgt)]
+    name = f"coreg-tie-points-{tokenize(*(image.name for image in images), grid_res, window, settings)}"
+    layer: dict = {}
+    for bi, block_rows in enumerate(rows_by_block):
+        # the pixels the block's windows reach: from the first point's window to the last one's
+        pixel_rows = slice(int(block_rows[0] - depth[0]), int(block_rows[-1] - depth[0] + window[0] + 2 * margin))
+        for bj, block_cols in enumerate(cols_by_block):
+            pixel_cols = slice(int(block_cols[0] - depth[1]),
+                               int(block_cols[-1] - depth[1] + window[1] + 2 * margin))
+            reads = []
+            for which, image in zip(("reference", "target"), images):
+                keys, *layout = window_blocks(image, pixel_rows, pixel_cols, layer, (f"{name}-{which}", bi, bj))
+                reads += [keys, tuple(layout)]
+            layer[(name, bi, bj, 0, 0)] = (apply, _match_block, reads, {
+                "rows": block_rows, "cols": block_cols, "origin": (pixel_rows.start, pixel_cols.start),
+                "window": window, "settings": settings, "capacity": k * k})
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=images)
+    return da.Array(graph, name, chunks=((1,) * len(rows_by_block), (1,) * len(cols_by_block), (k * k,),
+                                         (len(_FIELDS),)), dtype=np.float64)
 
 
 def _empty_table() -> pd.DataFrame:
