@@ -8,10 +8,18 @@ tasks (split, merge, getitem, concatenate: ~25 per window), each a scheduler rou
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+from dask.utils import apply
 
-__all__ = ["window_blocks"]
+from ..algorithms.warp import assemble_window
+
+__all__ = ["window_blocks", "map_neighbourhoods"]
 
 
 def window_blocks(data: da.Array, rows: slice, cols: slice, layer: dict, part_key: tuple
@@ -52,3 +60,46 @@ def window_blocks(data: da.Array, rows: slice, cols: slice, layer: dict, part_ke
 
 def _part(block: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
     return block[rows, cols].copy()
+
+
+def map_neighbourhoods(function: Callable[..., np.ndarray], arrays: Sequence[da.Array], depth: int, *,
+                       extra: Sequence[Any] = (), dtype: np.dtype, name: str, **kwargs: Any) -> da.Array:
+    """``function(*windows, *extra, **kwargs)`` for every block of ``arrays`` (2-D, one chunking), trimmed back
+    to the block: each window is the block with ``depth`` pixels of its neighbours on every side, fewer at the
+    arrays' edges (``dask.array.map_overlap`` with ``boundary="none"``). ``function`` returns one 2-D array of
+    its windows' shape; ``extra`` may hold 0-d Dask arrays (a scene statistic), passed as their values.
+
+    One task per block, from the blocks under its window (:func:`window_blocks`), where ``map_overlap`` makes
+    each window of ~20 small tasks (slices of the eight neighbours, concatenations, a trim) and keeps the
+    padded copies in memory until their block's task runs."""
+    first = arrays[0]
+    if any(array.chunks != first.chunks for array in arrays):
+        raise ValueError("map_neighbourhoods takes arrays of one chunking")
+    token = tokenize(function, *(array.name for array in arrays), depth, extra, kwargs)
+    out_name = f"{name}-{token}"
+    extra_args = [value.__dask_keys__()[0] if isinstance(value, da.Array) else value for value in extra]
+    row_edges = np.cumsum((0, *first.chunks[0]))
+    col_edges = np.cumsum((0, *first.chunks[1]))
+    n_rows, n_cols = first.shape
+    layer: dict = {}
+    for by in range(len(first.chunks[0])):
+        rows = slice(int(max(row_edges[by] - depth, 0)), int(min(row_edges[by + 1] + depth, n_rows)))
+        trim_rows = slice(int(row_edges[by] - rows.start), int(row_edges[by + 1] - rows.start))
+        for bx in range(len(first.chunks[1])):
+            cols = slice(int(max(col_edges[bx] - depth, 0)), int(min(col_edges[bx + 1] + depth, n_cols)))
+            trim_cols = slice(int(col_edges[bx] - cols.start), int(col_edges[bx + 1] - cols.start))
+            reads = []
+            for index, array in enumerate(arrays):
+                keys, *layout = window_blocks(array, rows, cols, layer, (f"{out_name}-part", by, bx, index))
+                reads.append([keys, tuple(layout)])  # a list: Dask replaces keys in lists, not in tuples
+            layer[(out_name, by, bx)] = (apply, _neighbourhood_task, [function, reads, extra_args, trim_rows,
+                                                                     trim_cols], kwargs)
+    dependencies = [*arrays, *(value for value in extra if isinstance(value, da.Array))]
+    graph = HighLevelGraph.from_collections(out_name, layer, dependencies=dependencies)
+    return da.Array(graph, out_name, chunks=first.chunks, dtype=dtype, meta=np.empty((0, 0), dtype=dtype))
+
+
+def _neighbourhood_task(function: Callable[..., np.ndarray], reads: list, extra: list, trim_rows: slice,
+                        trim_cols: slice, **kwargs: Any) -> np.ndarray:
+    windows = [assemble_window(blocks, *layout) for blocks, layout in reads]
+    return function(*windows, *extra, **kwargs)[trim_rows, trim_cols]

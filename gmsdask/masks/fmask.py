@@ -14,7 +14,8 @@ The computation is three explicit steps, all in one lazy graph (nothing is compu
    itself, and then every per-pixel block waits until every block of every band has been read: at a whole
    Sentinel-2 tile that held 1.4 GB of TOA blocks per worker. Overview pixels are low-pass values rather than
    samples; pixels within ``_LOOK_MARGIN_PX`` of no data are left out, as the filter mixes the fill in.
-2. **Per-pixel tests and neighbourhood steps** (``dask.array.overlap`` + ``blockwise``): the spectral tests, cloud
+2. **Per-pixel tests and neighbourhood steps** (one task per block and its neighbours' margins,
+   :func:`gmsdask.io.block_windows.map_neighbourhoods`): the spectral tests, cloud
    probability, Fmask 4's false-positive removal, the cloud displacement index (Sentinel-2) and the cloud
    and snow buffers. The overlap is the sum of all neighbourhood radii
    (:func:`gmsdask.algorithms.fmask_cloud.neighbourhood_radius_px`), so there are no seams.
@@ -50,6 +51,7 @@ from ..algorithms.fmask_qa import CLASS_NAMES, combine_classes
 from ..algorithms.fmask_shadow import edge_shadows, match_shadows, potential_shadow
 from ..algorithms.fmask_spectral import FmaskInputs, spectral_features
 from ..errors import ProcessingError
+from ..io.block_windows import map_neighbourhoods
 from ..io.scene import decoded_from_overviews
 
 __all__ = ["CONFIDENCE_NODATA", "finer_fmask_bands", "first_look_m", "fmask_band_names", "fmask_grid_m",
@@ -374,14 +376,8 @@ def fmask_scene(scene: xr.DataTree, *, cloud_buffer_m: float = 300.0, shadow_buf
 
     # 2. per-pixel tests with the overlap of every neighbourhood step
     depth = neighbourhood_radius_px(params, pixel_m, with_cdi="red_edge3" in inputs and "nir_broad" in inputs)
-    axes = {0: depth, 1: depth}
-    padded = [da.overlap.overlap(array, depth=axes, boundary="none") for array in arrays]
-    args: list[Any] = []
-    for array in padded:
-        args += [array, "ij"]
-    packed = da.blockwise(_pixel_block, "ij", *args, stats, "", dtype=np.uint16, roles=roles, params=params,
-                          pixel_m=pixel_m, meta=np.empty((0, 0), dtype=np.uint16))
-    packed = da.overlap.trim_internal(packed, axes, boundary="none")
+    packed = map_neighbourhoods(_pixel_block, arrays, depth, extra=(stats,), dtype=np.dtype(np.uint16),
+                                name="fmask-pixel-tests", roles=roles, params=params, pixel_m=pixel_m)
 
     # 3. shadows on the coarse grid (one task), looked up by every chunk
     step = max(1, round(params.shadow_grid_m / pixel_m))
