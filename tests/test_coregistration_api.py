@@ -209,6 +209,23 @@ def test_position_and_max_shift(crop_image):
     assert outside.status.startswith("failed:position") and outside.status.endswith("is outside the overlap")
 
 
+def test_a_clouded_centre_moves_the_global_window_to_the_next_candidate_lazy_or_not(crop_image):
+    """The centre window without enough valid data: the next of the eight positions around it is read (one at a
+    time, after the first window was computed with everything else), for in-memory and Dask-backed images."""
+    values = fourier_shifted(crop_image.values, (2.0, -1.5)).astype(np.float32)
+    rows, cols = values.shape
+    values[rows // 2 - 100:rows // 2 + 100, cols // 2 - 100:cols // 2 + 100] = np.nan  # a cloud on the centre
+    target = crop_image.copy(data=values)
+    lazy = (crop_image.copy(data=da.from_array(crop_image.values, chunks=128)),
+            target.copy(data=da.from_array(values, chunks=128)))
+    for reference, moved in ((crop_image, target), lazy):
+        result = calculate_shift(reference, moved, window_size=128)
+        assert result.success
+        assert (result.x_shift_px, result.y_shift_px) == pytest.approx((1.5, -2.0), abs=0.05)
+        centre_x = float(crop_image.x[cols // 2])
+        assert abs(result.x_map - centre_x) > 50  # not the centre window
+
+
 def test_inputs_without_georeference_are_rejected():
     plain = xr.DataArray(np.zeros((64, 64), dtype=np.float32), dims=("y", "x"))
     with pytest.raises(CoregInputError, match="reference"):

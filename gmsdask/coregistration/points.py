@@ -10,6 +10,7 @@ AROSICS's column names and its three-level outlier filter (:mod:`gmsdask.algorit
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import dask
 import dask.array as da
@@ -27,7 +28,7 @@ from ..io.block_windows import window_blocks
 from .grid import CommonGrid
 from .shift import prepare_pair, window_shape
 
-__all__ = ["TIE_POINT_COLUMNS", "tie_points", "point_positions"]
+__all__ = ["TIE_POINT_COLUMNS", "TiePointPlan", "tie_points", "plan_tie_points", "point_positions"]
 
 #: Columns of the tie-point table (AROSICS's names, plus ``REASON``: why a point is an outlier, "" if valid).
 TIE_POINT_COLUMNS = ["POINT_ID", "X_IM", "Y_IM", "X_MAP", "Y_MAP", "X_SHIFT_PX", "Y_SHIFT_PX", "X_SHIFT_M",
@@ -162,17 +163,39 @@ def tie_points(reference: xr.DataArray, target: xr.DataArray, *, grid_res: int =
         (``"failed:<why>"`` for a window that could not be matched, ``"reliability"``, ``"ssim"`` or
         ``"ransac"`` for a filtered one). The computation runs on the current Dask scheduler.
     """
+    plan = plan_tie_points(reference, target, grid_res=grid_res, window_size=window_size, max_shift=max_shift)
+    if plan.graph is None:
+        return plan.table(None, min_reliability)
+    with single_threaded_blas():  # process-wide, so it covers the scheduler's threads too
+        (values,) = dask.compute(plan.graph)  # a few tasks per block of k x k points, on the current scheduler
+    return plan.table(values, min_reliability)
+
+
+@dataclass(frozen=True)
+class TiePointPlan:
+    """The tie points of a pair, planned but not matched: ``graph`` (a Dask array, None when no point fits the
+    overlap) computes the matches, which a caller may compute together with other work (under
+    :func:`gmsdask.algorithms.phase_correlation.single_threaded_blas`) and hand to :meth:`table`."""
+
+    graph: da.Array | None
+    grid: CommonGrid | None
+
+    def table(self, values: np.ndarray | None, min_reliability: float = 60) -> pd.DataFrame:
+        """The tie-point table of :func:`tie_points` from the computed ``graph``."""
+        if values is None or self.grid is None:
+            return _empty_table()
+        return _table(values.reshape(-1, len(_FIELDS)), self.grid, min_reliability)
+
+
+def plan_tie_points(reference: xr.DataArray, target: xr.DataArray, *, grid_res: int = 100,
+                    window_size: int | tuple[int, int] = 256, max_shift: float = 5) -> TiePointPlan:
+    """:func:`tie_points` up to the matching (same parameters)."""
     pair = prepare_pair(reference, target)
     if pair is None:
-        return _empty_table()
+        return TiePointPlan(None, None)
     grid, ref, tgt = pair
     settings = MatchSettings(max_shift=float(max_shift))
-    graph = _point_graph(ref, tgt, grid, int(grid_res), window_shape(window_size), settings)
-    if graph is None:
-        return _empty_table()
-    with single_threaded_blas():  # process-wide, so it covers the scheduler's threads too
-        (values,) = dask.compute(graph)  # a few tasks per block of k x k points, on the current scheduler
-    return _table(values.reshape(-1, len(_FIELDS)), grid, min_reliability)
+    return TiePointPlan(_point_graph(ref, tgt, grid, int(grid_res), window_shape(window_size), settings), grid)
 
 
 def _table(values: np.ndarray, grid: CommonGrid, min_reliability: float) -> pd.DataFrame:

@@ -15,17 +15,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import dask
 import numpy as np
 import odc.geo.xr  # noqa: F401  (registers the .odc accessor)
 import pandas as pd
 import xarray as xr
 from odc.geo.xr import xr_reproject
 
+from ..algorithms.phase_correlation import single_threaded_blas
 from ..algorithms.quality import CLOUD_DECODERS
 from ..errors import ProcessingError
 from ..geometry.scene_grid import nested_nearest
-from .points import tie_points
-from .shift import ShiftResult, calculate_shift
+from .points import plan_tie_points
+from .shift import ShiftResult, plan_global_window
 
 __all__ = ["CoregResult", "matching_band", "cloud_masked_band", "coregister_scene", "NIR_NM"]
 
@@ -210,10 +212,18 @@ def _match(target_scene: xr.DataTree, reference_scene: xr.DataTree, wavelength_n
     tgt_group, tgt_band = matching_band(target_scene, wavelength_nm, cross_sensor=nir)
     reference = cloud_masked_band(reference_scene, ref_group, ref_band)
     target = cloud_masked_band(target_scene, tgt_group, tgt_band)
-    global_window = calculate_shift(reference, target, window_size=settings.window_size,
-                                    max_shift=settings.max_shift)
-    points = tie_points(reference, target, grid_res=settings.grid_res, window_size=settings.window_size,
-                        max_shift=settings.max_shift, min_reliability=settings.min_reliability)
+    window_plan = plan_global_window(reference, target, window_size=settings.window_size,
+                                     max_shift=settings.max_shift)
+    point_plan = plan_tie_points(reference, target, grid_res=settings.grid_res, window_size=settings.window_size,
+                                 max_shift=settings.max_shift)
+    # one computation: the blocks under the global window are read once, and the workers wait for one round trip
+    lazy = [*window_plan.first_regions, *([point_plan.graph] if point_plan.graph is not None else [])]
+    with single_threaded_blas():  # process-wide, so it covers the scheduler's threads too
+        values = list(dask.compute(*lazy))
+    n_regions = len(window_plan.first_regions)
+    global_window = window_plan.finish(values[:n_regions])
+    points = point_plan.table(values[n_regions] if point_plan.graph is not None else None,
+                              settings.min_reliability)
     valid = points[~points["OUTLIER"]]
     common = dict(reference_band=f"{ref_group}/{ref_band}", target_band=f"{tgt_group}/{tgt_band}",
                   global_window=global_window, points=points, reference_id=settings.reference_id,

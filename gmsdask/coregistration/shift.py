@@ -10,15 +10,18 @@ content, ``l1b_shift_m = (dx east, dy north) = (-x_shift_m, -y_shift_m)`` (:attr
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import dask
 import numpy as np
 import xarray as xr
 
 from ..algorithms.phase_correlation import MatchSettings, WindowMatch, margin_px, match_window
 from .grid import CommonGrid, common_grid, image_geobox, on_grid
 
-__all__ = ["ShiftResult", "calculate_shift", "window_shape", "prepare_pair"]
+__all__ = ["ShiftResult", "GlobalWindowPlan", "calculate_shift", "plan_global_window", "window_shape", "prepare_pair"]
 
 # The smallest window worth matching when the overlap is smaller than the requested window.
 _MIN_WINDOW = 32
@@ -113,9 +116,89 @@ def _candidates(shape: tuple[int, int], reach: tuple[int, int]) -> list[tuple[in
 
 
 def _region(image: xr.DataArray, row: int, col: int, half: tuple[int, int], margin: int,
-            window: tuple[int, int]) -> np.ndarray:
+            window: tuple[int, int]) -> Any:
+    """The matching region around common-grid pixel (row, col), lazy when ``image`` is."""
     r0, c0 = row - half[0] - margin, col - half[1] - margin
-    return np.asarray(image[r0:r0 + window[0] + 2 * margin, c0:c0 + window[1] + 2 * margin].values)
+    return image[r0:r0 + window[0] + 2 * margin, c0:c0 + window[1] + 2 * margin].data
+
+
+@dataclass(frozen=True)
+class GlobalWindowPlan:
+    """The global window of a pair, planned but not read: :attr:`first_regions` are the (lazy) reference and
+    target regions of the first candidate position, which a caller may compute together with other work (L1B
+    computes them with the tie points, so that the reference's blocks are read once, in one round trip) and
+    hand to :meth:`finish`. A failure known before any pixel is read is :attr:`outcome`."""
+
+    outcome: ShiftResult | None
+    grid: CommonGrid | None = None
+    ref: xr.DataArray | None = None
+    tgt: xr.DataArray | None = None
+    window: tuple[int, int] = (0, 0)
+    candidates: tuple[tuple[int, int], ...] = ()
+    settings: MatchSettings | None = None
+
+    @property
+    def first_regions(self) -> list[Any]:
+        """The reference and target regions of the first candidate (Dask arrays, or numpy when in memory)."""
+        if self.outcome is not None:
+            return []
+        return [_region(image, *self.candidates[0], self._half, self._margin, self.window)
+                for image in (self.ref, self.tgt)]
+
+    @property
+    def _half(self) -> tuple[int, int]:
+        return self.window[0] // 2, self.window[1] // 2
+
+    @property
+    def _margin(self) -> int:
+        return margin_px(self.settings.max_shift)
+
+    def finish(self, first_regions: Sequence[np.ndarray]) -> ShiftResult:
+        """The shift, from the computed :attr:`first_regions`; the other candidate positions are read (one at a
+        time) only when the first one has too little valid data."""
+        if self.outcome is not None:
+            return self.outcome
+        first: ShiftResult | None = None
+        for n, (row, col) in enumerate(self.candidates):
+            regions = first_regions if n == 0 else dask.compute(
+                *(_region(image, row, col, self._half, self._margin, self.window) for image in (self.ref, self.tgt)))
+            match = match_window(np.asarray(regions[0]), np.asarray(regions[1]), self.window, self.settings)
+            result = to_result(match, self.grid, row, col, self.window)
+            if match.success or "valid data" not in match.status:
+                return result
+            first = first or result
+        return first
+
+
+def plan_global_window(reference: xr.DataArray, target: xr.DataArray, *,
+                       window_size: int | tuple[int, int] = 256, max_shift: float = 5,
+                       position: tuple[float, float] | None = None) -> GlobalWindowPlan:
+    """:func:`calculate_shift` up to the reading of pixels (same parameters)."""
+    pair = prepare_pair(reference, target)
+    if pair is None:
+        return GlobalWindowPlan(ShiftResult.failed("no overlap"))
+    grid, ref, tgt = pair
+    settings = MatchSettings(max_shift=float(max_shift))
+    margin = margin_px(max_shift)
+    rows, cols = grid.geobox.shape
+    req_rows, req_cols = window_shape(window_size)
+    window = (min(req_rows, (rows - 2 * margin) // 2 * 2), min(req_cols, (cols - 2 * margin) // 2 * 2))
+    if min(window) < _MIN_WINDOW:
+        return GlobalWindowPlan(ShiftResult.failed(f"overlap smaller than the matching window ({rows} x {cols} px)"))
+    half = (window[0] // 2, window[1] // 2)
+    reach = (half[0] + margin, half[1] + margin)
+    if position is not None:
+        col_f, row_f = ~grid.geobox.affine * (float(position[0]), float(position[1]))
+        if not (0 <= row_f < rows and 0 <= col_f < cols):
+            return GlobalWindowPlan(ShiftResult.failed(f"position {tuple(position)} is outside the overlap",
+                                                       window_size=window))
+        # as AROSICS does, a window reaching beyond the overlap is moved inwards until it fits
+        row = min(max(int(math.floor(row_f)), reach[0]), rows - reach[0])
+        col = min(max(int(math.floor(col_f)), reach[1]), cols - reach[1])
+        candidates = [(row, col)]
+    else:
+        candidates = _candidates((rows, cols), reach)
+    return GlobalWindowPlan(None, grid, ref, tgt, window, tuple(candidates), settings)
 
 
 def calculate_shift(reference: xr.DataArray, target: xr.DataArray, *, window_size: int | tuple[int, int] = 256,
@@ -145,35 +228,6 @@ def calculate_shift(reference: xr.DataArray, target: xr.DataArray, *, window_siz
         ``failed:shift exceeds max_shift``, ``failed:overlap smaller than the matching window ...``,
         ``failed:position ... is outside the overlap``.
     """
-    pair = prepare_pair(reference, target)
-    if pair is None:
-        return ShiftResult.failed("no overlap")
-    grid, ref, tgt = pair
-    settings = MatchSettings(max_shift=float(max_shift))
-    margin = margin_px(max_shift)
-    rows, cols = grid.geobox.shape
-    req_rows, req_cols = window_shape(window_size)
-    window = (min(req_rows, (rows - 2 * margin) // 2 * 2), min(req_cols, (cols - 2 * margin) // 2 * 2))
-    if min(window) < _MIN_WINDOW:
-        return ShiftResult.failed(f"overlap smaller than the matching window ({rows} x {cols} px)")
-    half = (window[0] // 2, window[1] // 2)
-    reach = (half[0] + margin, half[1] + margin)
-    if position is not None:
-        col_f, row_f = ~grid.geobox.affine * (float(position[0]), float(position[1]))
-        if not (0 <= row_f < rows and 0 <= col_f < cols):
-            return ShiftResult.failed(f"position {tuple(position)} is outside the overlap", window_size=window)
-        # as AROSICS does, a window reaching beyond the overlap is moved inwards until it fits
-        row = min(max(int(math.floor(row_f)), reach[0]), rows - reach[0])
-        col = min(max(int(math.floor(col_f)), reach[1]), cols - reach[1])
-        candidates = [(row, col)]
-    else:
-        candidates = _candidates((rows, cols), reach)
-    first: ShiftResult | None = None
-    for row, col in candidates:
-        match = match_window(_region(ref, row, col, half, margin, window),
-                             _region(tgt, row, col, half, margin, window), window, settings)
-        result = to_result(match, grid, row, col, window)
-        if match.success or "valid data" not in match.status:
-            return result
-        first = first or result
-    return first
+    plan = plan_global_window(reference, target, window_size=window_size, max_shift=max_shift, position=position)
+    regions = plan.first_regions
+    return plan.finish(list(dask.compute(*regions)) if regions else [])
