@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+from dataclasses import replace
 from pathlib import Path
 
 import dask
@@ -86,6 +87,23 @@ def test_rewriting_a_scene_replaces_its_slot_and_the_old_version_stays_readable(
         open_cube(path, version="nope")
     with pytest.raises(ProcessingError, match="exists already"):
         tag_cube(path, "job-1")
+
+
+def test_a_cube_keeps_its_chunks_when_a_later_job_tiles_otherwise(tmp_path):
+    """A job whose ``tiling_block_size_XY`` differs from the cube's chunks writes whole stored chunks: chunk tasks
+    cut by the job's blocks would write parts of one chunk in separate forks, and the merge kept one part (2048
+    of the second scene's 24376 pixels were lost before)."""
+    location = tmp_path / "T.icechunk"
+    with dask.config.set(scheduler="threads", num_workers=4):
+        write(location, "A")
+        seed, _, origin = SCENES["B"]
+        write_scene(location, scene_dataset(seed), replace(GRID, chunks=(48, 48)), scene_slot("B"), origin=origin)
+    cube = open_cube(location)
+    for scene_id in ("A", "B"):
+        assert_slot_holds(cube, scene_id)
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(location)))
+    stored = zarr.open_group(repo.readonly_session("main").store, mode="r")
+    assert stored["B02"].chunks == stored["nodata"].chunks == (1, 64, 64)
 
 
 def test_per_slot_coordinates_are_checked(tmp_path):

@@ -37,7 +37,7 @@ import functools
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,7 @@ class _Slot:
     index: int
     created: bool
     replaced: bool
+    chunks: tuple[int, int]
 
 
 def _time_arrays(group: zarr.Group) -> dict[str, zarr.Array]:
@@ -177,6 +178,7 @@ def _prepare(store: icechunk.IcechunkStore, location: str, grid: CubeGrid, specs
                                                  compressor=grid.compressor, attrs=grid.attrs))
     else:
         _check_grid(location, group, grid.geobox)
+        grid = replace(grid, chunks=_stored_chunks(group, grid.chunks))
         missing = {name: spec for name, spec in specs.items() if name not in group}
         if missing:
             documents = template_documents(missing, grid.geobox, chunks=grid.chunks, compressor=grid.compressor,
@@ -200,7 +202,16 @@ def _prepare(store: icechunk.IcechunkStore, location: str, grid: CubeGrid, specs
         keep = _covered_chunks(*window, grid.chunks, grid.geobox.shape.yx)
         for name, arr in _pixel_arrays(group).items():
             _clear_slot(store, name, arr, index, keep if name in specs else set())
-    return _Slot(index, created, replaced)
+    return _Slot(index, created, replaced, grid.chunks)
+
+
+def _stored_chunks(group: zarr.Group, default: tuple[int, int]) -> tuple[int, int]:
+    """The spatial chunks ``(y, x)`` of an existing cube, which it keeps whatever ``tiling_block_size_XY`` a
+    later job has: each chunk task writes whole stored chunks in a fork of its own, and two forks that wrote
+    parts of one chunk would lose one part when they are merged."""
+    for arr in _pixel_arrays(group).values():
+        return int(arr.chunks[1]), int(arr.chunks[2])
+    return default
 
 
 def _clear_slot(store: icechunk.IcechunkStore, name: str, arr: zarr.Array, index: int,
@@ -387,7 +398,7 @@ def write_scene(location: str | os.PathLike[str], data: xr.Dataset, grid: CubeGr
                 stored = {name: spec_from_array(name, zarr.open_array(fork.store, path=name, mode="r"))
                           for name in specs}
                 if previous is None:
-                    tasks = _chunk_tasks(fork, data, stored, placed.index, origin, grid.chunks)
+                    tasks = _chunk_tasks(fork, data, stored, placed.index, origin, placed.chunks)
                     forks = []
                     for start in range(0, len(tasks), _BATCH):
                         _check_cancel(should_cancel, location, slot.scene_id)
