@@ -7,12 +7,14 @@ import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
+from affine import Affine
+from odc.geo.geobox import GeoBox
 
 from gmsdask.algorithms.warp import warp_block
 from gmsdask.config import JobConfig
 from gmsdask.errors import ConfigError
 from gmsdask.geometry import warp_lazy
-from gmsdask.levels.l2a import _output_chunks, geometric_homogenization, target_geobox
+from gmsdask.levels.l2a import _output_chunks, _source_block, geometric_homogenization, target_geobox
 from gmsdask.mgrs_grid import tile_geobox, tile_origin
 
 from .scene_factory import GroupSpec, landsat_scene, make_scene, ramp_values, s2_scene
@@ -59,16 +61,30 @@ def test_l2a_is_lazy_and_its_graph_grows_with_blocks_not_pixels():
 def test_l2a_blocks_cover_one_block_of_the_finest_source():
     """A 30 m block of a Sentinel-2 tile reads about one 10 m source block per band, not the 61 km square of a
     2048 px 30 m block: otherwise a worker holds most of a tile's 10 m bands until its warps can run
-    (issue 13's memory figure: 2.5 GiB per worker for a whole tile)."""
+    (issue 13's memory figure: 2.5 GiB per worker for a whole tile). Measured from the source's own chunks
+    (1830 px, a tile's 10 m bands split evenly), the 30 m blocks' edges fall on the source blocks' edges."""
     tiles = {gsd: tile_geobox("29UNU", gsd) for gsd in (10.0, 20.0, 30.0, 60.0)}
-    chunks = _output_chunks(JobConfig(), [tiles[10.0], tiles[20.0], tiles[60.0]], tiles[30.0])
+    chunks = _output_chunks((2048, 2048), [tiles[10.0], tiles[20.0], tiles[60.0]], tiles[30.0])
     assert chunks == (682, 682)  # 2046 px of 10 m
-    assert _output_chunks(JobConfig(), [tiles[30.0]], tiles[30.0]) == (2048, 2048)  # Landsat 30 m to 30 m
-    assert _output_chunks(JobConfig(), [tiles[60.0]], tiles[30.0]) == (2048, 2048)  # going finer: the setting
-    assert _output_chunks(JobConfig(tiling_block_size_XY=(64, 96)), [tiles[10.0]], tiles[30.0]) == (96, 64)
+    assert _output_chunks((2048, 2048), [tiles[30.0]], tiles[30.0]) == (2048, 2048)  # Landsat 30 m to 30 m
+    assert _output_chunks((2048, 2048), [tiles[60.0]], tiles[30.0]) == (2048, 2048)  # going finer: the block
+    assert _output_chunks((96, 64), [tiles[10.0]], tiles[30.0]) == (96, 64)  # never larger than the block
     source = da.zeros(tiles[10.0].shape.yx, dtype=np.float32, chunks=2048)
     warped = warp_lazy(source, tiles[10.0], tiles[30.0], resampling="average", fill=np.nan, chunks=chunks)
     assert max(_pieces_per_block(warped)) <= 4  # 2 x 2 source blocks at most (16 with 2048 px blocks at 30 m)
+
+    # the chain's own blocks: the finest group's chunks set them, not the configuration's
+    scene = s2_scene(chunks=48)
+    groups = {name: scene[name].to_dataset() for name in ("r10m", "r20m", "r60m")}
+    grids = {name: ds.odc.geobox for name, ds in groups.items()}
+    assert _source_block(CFG, groups, grids, tiles[30.0]) == (48, 48)
+    in_memory = {name: ds.compute() for name, ds in groups.items()}
+    assert _source_block(CFG, in_memory, grids, tiles[30.0]) == (64, 64)
+    tile_source = da.zeros(tiles[10.0].shape.yx, dtype=np.float32, chunks=1830)
+    nested = _output_chunks((1830, 1830), [tiles[10.0], tiles[20.0]], tiles[30.0])
+    assert nested == (610, 610)
+    warped = warp_lazy(tile_source, tiles[10.0], tiles[30.0], resampling="average", fill=np.nan, chunks=nested)
+    assert max(_pieces_per_block(warped)) == 1  # each 30 m block is one whole 10 m block
 
 
 def test_an_average_onto_nested_blocks_reads_whole_source_blocks_without_padding():
@@ -91,6 +107,13 @@ def test_an_average_onto_nested_blocks_reads_whole_source_blocks_without_padding
         cut_elsewhere = warp_lazy(source, src, dst, resampling="average", fill=np.nan, chunks=(500, 500))
         assert [key for key in dict(cut_elsewhere.__dask_graph__()) if str(key[0]).endswith("-window")]
         np.testing.assert_array_equal(cut_elsewhere.compute(), truth)
+        # moved by L1B's shift (a fraction of a pixel and more): the footprint rounded out, no padding, so a
+        # block reads its own source block and the side of its neighbours the shift points to (2 x 2 at most)
+        moved = GeoBox(src.shape, Affine.translation(-gsd * 1.37, gsd * 0.42) * src.affine, src.crs)
+        truth = warp_block(values, moved, dst, resampling="average", src_nodata=np.nan, dst_fill=np.nan)
+        shifted = warp_lazy(source, moved, dst, resampling="average", fill=np.nan, chunks=(610, 610))
+        assert max(_pieces_per_block(shifted)) <= 4
+        np.testing.assert_array_equal(shifted.compute(), truth)
 
 
 def test_a_warp_task_holds_copies_of_the_parts_it_needs_not_whole_source_blocks():

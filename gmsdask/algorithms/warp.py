@@ -113,22 +113,20 @@ def _sampled_in_kernels(src: np.ndarray, src_grid: GeoBox, dst_grid: GeoBox, res
 
 def footprint_window(src_grid: GeoBox, dst_grid: GeoBox, resampling: str, dtype: np.dtype
                      ) -> tuple[slice, slice] | None:
-    """The source pixels (rows, cols of ``src_grid``) that :func:`warp_block` reads for ``dst_grid`` and no
-    others, when there are no others to read: an area average of float data within a CRS (the kernel of
-    :func:`.point_resampling.average_on_axes`) onto a block whose edges fall on source pixel edges (a 30 m
-    block nested in the 10 or 20 m grid of a Sentinel-2 tile). Such a block needs no padding by the kernel's
-    radius, and its window is often one whole source block. None when the window must be padded."""
+    """The source pixels (rows, cols of ``src_grid``) that :func:`warp_block` reads for ``dst_grid``, when they
+    are the pixels under it and no others: an area average of float data within a CRS (the kernel of
+    :func:`.point_resampling.average_on_axes`), whose window needs no padding by the kernel's radius, only
+    the footprint rounded out to whole pixels (a 30 m block nested in a Sentinel-2 tile's 10 m grid reads
+    exactly one source block). None when the window must be padded."""
     if not _average_in_kernels(np.dtype(dtype), src_grid, dst_grid, resampling, None):
         return None
     ny, nx = dst_grid.shape.yx
     cols, rows = ~src_grid.affine * (dst_grid.affine * (np.array([0.0, nx]), np.array([0.0, ny])))
-    edges = np.concatenate([rows, cols])
-    if not np.allclose(edges, np.round(edges), rtol=0.0, atol=1e-6):
-        return None
-    (r0, r1), (c0, c1) = np.round(rows).astype(int), np.round(cols).astype(int)
+    # outwards, but not by a pixel the footprint reaches by rounding noise (its weight would be ~1e-10)
+    (r0, c0), (r1, c1) = np.floor(np.array([rows[0], cols[0]]) + 1e-9), np.ceil(np.array([rows[1], cols[1]]) - 1e-9)
     n_rows, n_cols = src_grid.shape.yx
-    return (slice(min(max(r0, 0), n_rows), min(max(r1, 0), n_rows)),
-            slice(min(max(c0, 0), n_cols), min(max(c1, 0), n_cols)))
+    return (slice(int(min(max(r0, 0), n_rows)), int(min(max(r1, 0), n_rows))),
+            slice(int(min(max(c0, 0), n_cols)), int(min(max(c1, 0), n_cols))))
 
 
 def _average_in_kernels(dtype: np.dtype, src_grid: GeoBox, dst_grid: GeoBox, resampling: str,

@@ -113,18 +113,31 @@ def _warp(var: xr.DataArray, src: GeoBox, dst: GeoBox, *, resampling: str, fill:
     return xr.DataArray(data, dims=("y", "x"), attrs=dict(var.attrs))
 
 
-def _output_chunks(cfg: JobConfig, sources: list[GeoBox], dst: GeoBox) -> tuple[int, int]:
-    """L2A's output block ``(y, x)`` in ``dst`` pixels: ``tiling_block_size_XY`` of the finest source grid,
-    measured on the ground (rounded down), at most ``tiling_block_size_XY`` ``dst`` pixels.
+def _output_chunks(block: tuple[int, int], sources: list[GeoBox], dst: GeoBox) -> tuple[int, int]:
+    """L2A's output block ``(y, x)`` in ``dst`` pixels: a ``block`` of the finest source grid (its Dask chunk),
+    measured on the ground (rounded down), at most ``block`` ``dst`` pixels.
 
-    A block of the coarser output then reads at most 2 x 2 source blocks per band: with 2048 px blocks at both
+    A block of the coarser output then reads about one source block per band: with 2048 px blocks at both
     10 m and 30 m, one 30 m block read the 10 m blocks of a 61 km square (up to 16), so a worker held much of
-    a tile's 10 m bands until a block's warps could run (issue 13's memory figure).
+    a tile's 10 m bands until a block's warps could run (issue 13's memory figure). Measured from the source's
+    own chunks (a Sentinel-2 tile's 10 m bands in 1830 px chunks: 610 px at 30 m), an output block's edges fall
+    on source block edges, so its warp waits for slivers of its neighbours only, not for large parts of them.
     """
     finest_m = min((pixel_size_in(src, dst) for src in sources), default=abs(dst.resolution.x))
     ratio = min(1.0, finest_m / abs(dst.resolution.x))
     return tuple(min(size, max(_MIN_BLOCK_PX, math.floor(size * ratio + 1e-9)))  # type: ignore[return-value]
-                 for size in (cfg.chunks["y"], cfg.chunks["x"]))
+                 for size in block)
+
+
+def _source_block(cfg: JobConfig, groups: dict[str, xr.Dataset], grids: dict[str, GeoBox],
+                  dst: GeoBox) -> tuple[int, int]:
+    """The Dask chunk ``(y, x)`` of the finest source group's bands (the largest, where the last is cut
+    short), or ``tiling_block_size_XY`` when they are in memory."""
+    finest = min(grids, key=lambda name: pixel_size_in(grids[name], dst))
+    for var in groups[finest].data_vars.values():
+        if var.dims == ("y", "x") and var.chunks:
+            return max(var.chunks[0]), max(var.chunks[1])
+    return cfg.chunks["y"], cfg.chunks["x"]
 
 
 def _nodata_bands(scene: xr.DataTree, order: list[str]) -> list[str]:
@@ -173,7 +186,7 @@ def geometric_homogenization(scene: xr.DataTree, cfg: JobConfig, *, target: GeoB
     groups = resolution_groups(scene)
     dst = target if target is not None else target_geobox(scene, cfg, shift_m=shift_m)
     grids = {group_name: group_geobox(ds, f"{name}/{group_name}") for group_name, ds in groups.items()}
-    chunks = _output_chunks(cfg, list(grids.values()), dst)
+    chunks = _output_chunks(_source_block(cfg, groups, grids, dst), list(grids.values()), dst)
     default_alg = cfg.spatial_resamp_alg_default
 
     bands: dict[str, xr.DataArray] = {}
