@@ -75,15 +75,9 @@ def cube_path(cfg: JobConfig, tile: str, quantity: str = "surface_reflectance") 
 
 
 def cube_chunks(cfg: JobConfig, gbox: GeoBox) -> tuple[int, int]:
-    """Spatial Zarr/Dask chunks ``(y, x)`` of a new cube: the tile split evenly into as many chunks along each
-    axis as ``tiling_block_size_XY`` needs (an MGRS tile's 3660 px at 30 m: 2 x 1830 px with 2048 px blocks,
-    not 2048 + 1612). Equal chunks make equal write tasks, and at every tile size a chunk window holds no more
-    than one block's pixels. An existing cube keeps the chunks it was created with."""
-    return tuple(_even_chunk(n, cfg.chunks[axis]) for n, axis in zip(gbox.shape.yx, ("y", "x")))  # type: ignore
-
-
-def _even_chunk(n: int, block: int) -> int:
-    return -(-n // -(-n // block)) if n > 0 else block
+    """Spatial Zarr/Dask chunks ``(y, x)`` of a cube: ``tiling_block_size_XY`` clipped to the tile."""
+    ny, nx = gbox.shape.yx
+    return min(cfg.chunks["y"], ny), min(cfg.chunks["x"], nx)
 
 
 def _nested_offset(src: GeoBox, dst: GeoBox) -> tuple[int, int] | None:
