@@ -116,8 +116,8 @@ def footprint_window(src_grid: GeoBox, dst_grid: GeoBox, resampling: str, dtype:
     """The source pixels (rows, cols of ``src_grid``) that :func:`warp_block` reads for ``dst_grid``, when they
     are the pixels under it and no others: an area average of float data within a CRS (the kernel of
     :func:`.point_resampling.average_on_axes`), whose window needs no padding by the kernel's radius, only
-    the footprint rounded out to whole pixels (a 30 m block nested in a Sentinel-2 tile's 10 m grid reads
-    exactly one source block). None when the window must be padded."""
+    the footprint rounded out to whole pixels (a 30 m block whose edges fall on the edges of 10 m source
+    blocks reads exactly one of them). None when the window must be padded."""
     if not _average_in_kernels(np.dtype(dtype), src_grid, dst_grid, resampling, None):
         return None
     ny, nx = dst_grid.shape.yx

@@ -2,7 +2,8 @@
 
 odc-geo's own chunked ``xr_reproject`` left ~1 % seams at block edges with cubic resampling (measured when L2A
 was written), so each task here reads the source blocks under its output block plus the kernel's radius
-(:mod:`gmsdask.algorithms.warp`) and results do not depend on where blocks are cut.
+(:mod:`gmsdask.algorithms.warp`; an average within a CRS reads its footprint only) and results do not depend on
+where blocks are cut.
 """
 
 from __future__ import annotations

@@ -120,8 +120,9 @@ def _output_chunks(block: tuple[int, int], sources: list[GeoBox], dst: GeoBox) -
     A block of the coarser output then reads about one source block per band: with 2048 px blocks at both
     10 m and 30 m, one 30 m block read the 10 m blocks of a 61 km square (up to 16), so a worker held much of
     a tile's 10 m bands until a block's warps could run (issue 13's memory figure). Measured from the source's
-    own chunks (a Sentinel-2 tile's 10 m bands in 1830 px chunks: 610 px at 30 m), an output block's edges fall
-    on source block edges, so its warp waits for slivers of its neighbours only, not for large parts of them.
+    own chunks, an output block's edges fall on source block edges wherever the source grid nests in the
+    output's (10 m chunks of 1830 px, a tile split evenly, give 610 px at 30 m), so its warp then waits for
+    slivers of its neighbours only; today's readers cut a tile's 10980 px into 2048 px chunks (682 at 30 m).
     """
     finest_m = min((pixel_size_in(src, dst) for src in sources), default=abs(dst.resolution.x))
     ratio = min(1.0, finest_m / abs(dst.resolution.x))
