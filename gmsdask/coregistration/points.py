@@ -163,7 +163,8 @@ def tie_points(reference: xr.DataArray, target: xr.DataArray, *, grid_res: int =
         (``"failed:<why>"`` for a window that could not be matched, ``"reliability"``, ``"ssim"`` or
         ``"ransac"`` for a filtered one). The computation runs on the current Dask scheduler.
     """
-    plan = plan_tie_points(reference, target, grid_res=grid_res, window_size=window_size, max_shift=max_shift)
+    plan = plan_tie_points(prepare_pair(reference, target), grid_res=grid_res, window_size=window_size,
+                           max_shift=max_shift)
     if plan.graph is None:
         return plan.table(None, min_reliability)
     with single_threaded_blas():  # process-wide, so it covers the scheduler's threads too
@@ -187,10 +188,10 @@ class TiePointPlan:
         return _table(values.reshape(-1, len(_FIELDS)), self.grid, min_reliability)
 
 
-def plan_tie_points(reference: xr.DataArray, target: xr.DataArray, *, grid_res: int = 100,
+def plan_tie_points(pair: tuple[CommonGrid, xr.DataArray, xr.DataArray] | None, *, grid_res: int = 100,
                     window_size: int | tuple[int, int] = 256, max_shift: float = 5) -> TiePointPlan:
-    """:func:`tie_points` up to the matching (same parameters)."""
-    pair = prepare_pair(reference, target)
+    """:func:`tie_points` up to the matching, on a pair from :func:`~gmsdask.coregistration.shift.prepare_pair`
+    (the other parameters as there)."""
     if pair is None:
         return TiePointPlan(None, None)
     grid, ref, tgt = pair

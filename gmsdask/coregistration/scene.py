@@ -27,7 +27,7 @@ from ..algorithms.quality import CLOUD_DECODERS
 from ..errors import ProcessingError
 from ..geometry.scene_grid import nested_nearest
 from .points import plan_tie_points
-from .shift import ShiftResult, plan_global_window
+from .shift import ShiftResult, plan_global_window, prepare_pair
 
 __all__ = ["CoregResult", "matching_band", "cloud_masked_band", "coregister_scene", "NIR_NM"]
 
@@ -212,18 +212,16 @@ def _match(target_scene: xr.DataTree, reference_scene: xr.DataTree, wavelength_n
     tgt_group, tgt_band = matching_band(target_scene, wavelength_nm, cross_sensor=nir)
     reference = cloud_masked_band(reference_scene, ref_group, ref_band)
     target = cloud_masked_band(target_scene, tgt_group, tgt_band)
-    window_plan = plan_global_window(reference, target, window_size=settings.window_size,
-                                     max_shift=settings.max_shift)
-    point_plan = plan_tie_points(reference, target, grid_res=settings.grid_res, window_size=settings.window_size,
+    pair = prepare_pair(reference, target)  # one common grid for both plans
+    window_plan = plan_global_window(pair, window_size=settings.window_size, max_shift=settings.max_shift)
+    point_plan = plan_tie_points(pair, grid_res=settings.grid_res, window_size=settings.window_size,
                                  max_shift=settings.max_shift)
     # one computation: the blocks under the global window are read once, and the workers wait for one round trip
-    lazy = [*window_plan.first_regions, *([point_plan.graph] if point_plan.graph is not None else [])]
+    regions = window_plan.first_regions
     with single_threaded_blas():  # process-wide, so it covers the scheduler's threads too
-        values = list(dask.compute(*lazy))
-    n_regions = len(window_plan.first_regions)
-    global_window = window_plan.finish(values[:n_regions])
-    points = point_plan.table(values[n_regions] if point_plan.graph is not None else None,
-                              settings.min_reliability)
+        *region_values, matches = dask.compute(*regions, point_plan.graph)  # a None graph computes to None
+    global_window = window_plan.finish(region_values)
+    points = point_plan.table(matches, settings.min_reliability)
     valid = points[~points["OUTLIER"]]
     common = dict(reference_band=f"{ref_group}/{ref_band}", target_band=f"{tgt_group}/{tgt_band}",
                   global_window=global_window, points=points, reference_id=settings.reference_id,

@@ -170,11 +170,11 @@ class GlobalWindowPlan:
         return first
 
 
-def plan_global_window(reference: xr.DataArray, target: xr.DataArray, *,
+def plan_global_window(pair: tuple[CommonGrid, xr.DataArray, xr.DataArray] | None, *,
                        window_size: int | tuple[int, int] = 256, max_shift: float = 5,
                        position: tuple[float, float] | None = None) -> GlobalWindowPlan:
-    """:func:`calculate_shift` up to the reading of pixels (same parameters)."""
-    pair = prepare_pair(reference, target)
+    """:func:`calculate_shift` up to the reading of pixels, on a pair from :func:`prepare_pair` (the other
+    parameters as there)."""
     if pair is None:
         return GlobalWindowPlan(ShiftResult.failed("no overlap"))
     grid, ref, tgt = pair
@@ -228,6 +228,7 @@ def calculate_shift(reference: xr.DataArray, target: xr.DataArray, *, window_siz
         ``failed:shift exceeds max_shift``, ``failed:overlap smaller than the matching window ...``,
         ``failed:position ... is outside the overlap``.
     """
-    plan = plan_global_window(reference, target, window_size=window_size, max_shift=max_shift, position=position)
+    plan = plan_global_window(prepare_pair(reference, target), window_size=window_size, max_shift=max_shift,
+                              position=position)
     regions = plan.first_regions
     return plan.finish(list(dask.compute(*regions)) if regions else [])
