@@ -13,6 +13,7 @@ import zarr
 from distributed import Client
 
 from gmsdask import open_cube, set_config
+from gmsdask.algorithms.fmask_qa import CLOUD, NODATA
 from gmsdask.catalog import Catalog
 from gmsdask.controller import ProcessController
 from gmsdask.io import open_scene
@@ -138,12 +139,33 @@ def test_l1a_decodes_once_and_fmask_reads_its_20m_bands_from_the_copy(s2, tmp_pa
     assert "decoded" in done.note
     assert all(name.startswith(("read-copy-", "_convert_block"))
                for name in done.scene["r20m"].ds["B11"].data.dask.layers)
-    # Fmask's input: the 10 m bands from their 20 m resolution levels, its 20 m bands from the copy
+    # Fmask's input: its 20 m bands from the copy, the 10 m bands as means of the copy's 2 x 2 pixels on the
+    # 20 m grid (no JPEG 2000 decode, not even of an overview)
     monkeypatch.setattr(fmask, "_STATISTICS_SAMPLES", 5000)
     scene = l1c._in_processing_blocks(done.scene)
     reduced = l1c._fmask_input(scene, fmask.first_look_m(scene), cfg.chunks, copy)
     assert any(name.startswith("read-copy-") for name in reduced["r20m"].ds["B11"].data.dask.layers)
-    assert not any(name.startswith("read-copy-") for name in reduced["r10m"].ds["B03"].data.dask.layers)
+    ten, twenty = reduced["r10m"].ds, scene["r20m"].ds
+    assert any(name.startswith("read-copy-") for name in ten["B03"].data.dask.layers)
+    assert ten.sizes == twenty.sizes and np.array_equal(ten.x.values, twenty.x.values)
+    assert ten["B03"].data.chunks == twenty["B11"].data.chunks
+    full = scene["r10m"].ds["B03"].values
+    expected = full.reshape(full.shape[0] // 2, 2, full.shape[1] // 2, 2).mean(axis=(1, 3))
+    np.testing.assert_allclose(ten["B03"].values, expected, rtol=1e-6)
+    saturated = scene["r10m"].ds["saturated"].values
+    assert (ten["saturated"].values == saturated.reshape(expected.shape[0], 2, -1, 2).any(axis=(1, 3))).all()
+    # and Fmask finds the synthetic clouds from them
+    look = open_scene(s2.path, overview_m=fmask.first_look_m(scene))
+    with dask.config.set(scheduler="threads"):
+        classes = fmask.fmask_scene(reduced, cloud_buffer_m=0.0, shadow_buffer_m=0.0, snow_buffer_m=0.0,
+                                    first_look=look).fmask.values
+    truth = s2.scene["r20m"]
+    cloud = classes == CLOUD
+    assert 2.0 * (cloud & truth.cloud.values).sum() / (cloud.sum() + truth.cloud.values.sum()) >= 0.9
+    assert ((classes == NODATA) == truth.nodata.values).all()
+    # without the copy: the overviews, as before
+    assert not any(name.startswith("read-copy-") for name in l1c._fmask_input(
+        scene, fmask.first_look_m(scene), cfg.chunks)["r10m"].ds["B03"].data.dask.layers)
     l1a.delete_decoded_copy(ctx)
     assert not (tmp_path / "scene" / "L1A_decoded.zarr").exists()
     # without decode_once: no copy, no work

@@ -54,8 +54,8 @@ from ..errors import ProcessingError
 from ..io.block_windows import map_neighbourhoods
 from ..io.scene import decoded_from_overviews
 
-__all__ = ["CONFIDENCE_NODATA", "finer_fmask_bands", "first_look_m", "fmask_band_names", "fmask_grid_m",
-           "fmask_scene"]
+__all__ = ["CONFIDENCE_NODATA", "finer_fmask_bands", "first_look_m", "fmask_band_names", "fmask_grid_group",
+           "fmask_grid_m", "fmask_scene"]
 
 #: ``cloud_confidence`` value of no-data pixels.
 CONFIDENCE_NODATA = 255
@@ -268,6 +268,13 @@ def _grid_group(scene: xr.DataTree) -> tuple[str, xr.Dataset] | None:
     except KeyError:
         return None
     return _find(_groups(scene), swir1)
+
+
+def fmask_grid_group(scene: xr.DataTree) -> str | None:
+    """Name of the group that holds Fmask's working grid (the scene's SWIR1 band), None as for
+    :func:`fmask_grid_m`."""
+    found = _grid_group(scene)
+    return None if found is None else found[0]
 
 
 def fmask_grid_m(scene: xr.DataTree) -> float | None:
