@@ -40,6 +40,20 @@ def test_lut_interpolation_error_against_direct_6s_runs_is_below_0_001(atmospher
     assert 1e-5 < worst < 0.001
 
 
+def test_coefficients_along_aot_equal_the_pointwise_interpolation(atmosphere_cache):
+    tables, _ = build_tables("SENTINEL_2B", ["B12"], AtmosphereState(0.0), INTERPOLATION_GRID,
+                             cache_dir=atmosphere_cache)
+    table = tables["B12"]
+    rng = np.random.default_rng(3)
+    sun, view, azimuth = rng.uniform(20, 60, 50), rng.uniform(0, 12, 50), rng.uniform(0, 180, 50)
+    aot = np.array([-0.05, 0.0, 0.07, 0.3, 0.55, 1.0, 1.2])  # nodes, between them and beyond both ends
+    along = table.coefficients_along_aot(aot, sun, view, azimuth)
+    pointwise = table.coefficients(aot[None, :], sun[:, None], view[:, None], azimuth[:, None])
+    for name, values in pointwise.items():
+        assert along[name].shape == (50, aot.size)
+        np.testing.assert_allclose(along[name], values, rtol=1e-12, atol=1e-15)
+
+
 def test_a_regenerated_table_sample_equals_the_committed_one(atmosphere_cache):
     tables, _ = build_tables("SENTINEL_2B", ["B12"], AtmosphereState(0.0), INTERPOLATION_GRID,
                              cache_dir=atmosphere_cache)

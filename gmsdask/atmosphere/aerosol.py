@@ -232,10 +232,8 @@ def dark_target_statistics(scene: xr.DataTree, roles: dict[str, tuple[str, str]]
 
 def _coefficients_along_aot(table: BandTable, geometry: dict[str, np.ndarray]
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = geometry["sun_zenith"].size
-    aot = np.broadcast_to(_AOT_SEARCH[None, :], (n, len(_AOT_SEARCH)))
-    c = table.coefficients(aot, geometry["sun_zenith"].reshape(-1, 1), geometry["view_zenith"].reshape(-1, 1),
-                           geometry["relative_azimuth"].reshape(-1, 1))
+    c = table.coefficients_along_aot(_AOT_SEARCH, geometry["sun_zenith"], geometry["view_zenith"],
+                                     geometry["relative_azimuth"])
     return c["path_reflectance"], c["transmittance"], c["spherical_albedo"]
 
 

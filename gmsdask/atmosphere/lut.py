@@ -141,6 +141,25 @@ class BandTable:
             result += weight * self.values[(slice(None), *index)]
         return {name: result[c].reshape(shape) for c, name in enumerate(COEFFICIENTS)}
 
+    def coefficients_along_aot(self, aot550: np.ndarray, sun_zenith_deg: np.ndarray, view_zenith_deg: np.ndarray,
+                               relative_azimuth_deg: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`coefficients` at every one of ``aot550`` (1-D) for each of ``n`` geometries (1-D angle arrays
+        in degrees): float64 arrays of shape ``(n, len(aot550))``, the same values.
+
+        The interpolation is multilinear, so it separates: the geometry is interpolated at the table's AOT
+        nodes (``n x 8`` points), then every AOT node row is interpolated along the AOT axis by one matrix
+        product. Interpolating all ``n x len(aot550)`` points at once (a 3 km cell grid of a tile against 401
+        AOT values) cost ~0.3 s per band in the client, on the job's critical path."""
+        geometry = [np.asarray(a, dtype=np.float64).ravel() for a in
+                    (sun_zenith_deg, view_zenith_deg, relative_azimuth_deg)]
+        nodes = np.asarray(self.aot, dtype=np.float64)
+        at_nodes = self.coefficients(nodes[None, :], *(a[:, None] for a in geometry))
+        weights = np.zeros((np.size(aot550), nodes.size))
+        rows = np.arange(np.size(aot550))
+        for index, weight in _segment(nodes, np.asarray(aot550, dtype=np.float64).ravel()):
+            np.add.at(weights, (rows, index), weight)
+        return {name: values @ weights.T for name, values in at_nodes.items()}
+
 
 def _segment(axis: np.ndarray, coord: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """(node index, weight) pairs of linear interpolation along one axis; one pair for a one-node axis.
