@@ -117,8 +117,8 @@ def _fmask_input(scene: xr.DataTree, look_m: float | None,
 def _copied_bands_averaged(scene: xr.DataTree, bands: Sequence[str], grid_m: float,
                            decoded: DecodedCopy | None) -> xr.DataTree | None:
     """The scene with the groups of ``bands`` (finer than Fmask's ``grid_m`` grid) replaced by the means of
-    their ``k`` x ``k`` pixels on that grid (``any`` for the boolean masks beside them), one task per block
-    fused with its read; None unless the decoded copy holds every one of ``bands`` and each group nests in the
+    their ``k`` x ``k`` pixels on that grid (``any`` for the boolean masks beside them), one task per source
+    block fused with its read; None unless the decoded copy holds every one of ``bands`` and each group nests in the
     grid (whole multiples of pixels and chunks, the same corner).
 
     Why: the 20 m overviews of Sentinel-2's four 10 m bands cost ~0.5 s of JPEG 2000 decoding per 2048² block
@@ -129,8 +129,6 @@ def _copied_bands_averaged(scene: xr.DataTree, bands: Sequence[str], grid_m: flo
     if decoded is None or grid_group is None:
         return None
     grid = scene[grid_group].ds
-    grid_chunks = next(var.data.chunks for var in grid.data_vars.values()
-                       if isinstance(var.data, da.Array) and var.dims == ("y", "x"))
     out = scene.copy()
     for group in {name for name, child in scene.children.items() for band in bands if band in child.ds.data_vars}:
         ds = scene[group].to_dataset()
@@ -149,7 +147,8 @@ def _copied_bands_averaged(scene: xr.DataTree, bands: Sequence[str], grid_m: flo
             if any(size % factor for axis_chunks in var.data.chunks for size in axis_chunks):
                 return None
             reduce = np.any if var.dtype == bool else np.mean
-            data = da.coarsen(reduce, var.data, {0: factor, 1: factor}).rechunk(grid_chunks)
+            # in the source's blocks, reduced (2048 px at 10 m: 1024 px at 20 m, Fmask's blocks): no merge
+            data = da.coarsen(reduce, var.data, {0: factor, 1: factor})
             variables[name] = xr.DataArray(data, dims=("y", "x"),
                                            attrs={**var.attrs, "fmask_input": f"mean of {factor}x{factor} pixels"})
         out[group] = xr.DataTree(xr.Dataset(variables, coords=grid.coords, attrs=ds.attrs))

@@ -60,6 +60,12 @@ __all__ = ["CONFIDENCE_NODATA", "finer_fmask_bands", "first_look_m", "fmask_band
 #: ``cloud_confidence`` value of no-data pixels.
 CONFIDENCE_NODATA = 255
 _STATISTICS_SAMPLES = 1_000_000
+#: Largest side (pixels) of the blocks Fmask's per-pixel steps work on (the scene's chunks are cut to it). A block's
+#: test waits for its neighbours' blocks of every input band (~10 of them), so a pass of 2048 px blocks held two
+#: block rows of a whole tile's inputs at 20 m, ~1 GB, before the first test could run: the job's peak worker
+#: memory (1.9-2.1 GiB on 2026-11-30, once Fmask's 10 m inputs came from the decoded copy fast enough to be all
+#: made ahead). At 1024 px the same pass peaked at 1.4 GiB and the job took as long.
+_BLOCK_PX = 1024
 #: First-look pixels this close to no data are left out of the statistics: the overviews' wavelet low-pass
 #: mixes the fill value into them.
 _LOOK_MARGIN_PX = 2
@@ -152,6 +158,12 @@ def _on_grid(variable: xr.DataArray, source: xr.Dataset, grid: xr.Dataset, chunk
     return _take_nearest(data, rows, cols).rechunk(chunks)
 
 
+def _split(chunks: tuple[int, ...], most: int) -> tuple[int, ...]:
+    """An axis' chunks, each cut into pieces of at most ``most`` pixels (the last piece of a chunk may be
+    shorter)."""
+    return tuple(min(most, size - start) for size in chunks for start in range(0, size, most))
+
+
 def _inputs(scene: xr.DataTree) -> tuple[xr.Dataset, dict[str, da.Array]]:
     """The working grid's group and the Fmask inputs on it (dask arrays, same chunks)."""
     name = _scene_name(scene)
@@ -165,7 +177,7 @@ def _inputs(scene: xr.DataTree) -> tuple[xr.Dataset, dict[str, da.Array]]:
     if found is None:
         raise ProcessingError(name, "L1C", f"Fmask needs SWIR1 band {roles['swir1']}, which the scene lacks")
     _, grid = found
-    chunks = grid[roles["swir1"]].data.chunks
+    chunks = tuple(_split(axis, _BLOCK_PX) for axis in grid[roles["swir1"]].data.chunks)
     inputs: dict[str, da.Array] = {}
     for role, band in roles.items():
         located = _find(groups, band)
@@ -404,6 +416,10 @@ def fmask_scene(scene: xr.DataTree, *, cloud_buffer_m: float = 300.0, shadow_buf
     classes = da.blockwise(_classes_block, "ij", packed, "ij", rows, "i", cols, "j", shadow, "", step=step,
                            dtype=np.uint8, meta=np.empty((0, 0), dtype=np.uint8))
     confidence = da.map_blocks(_confidence_block, packed, dtype=np.uint8, meta=np.empty((0, 0), dtype=np.uint8))
+    # back in the grid group's chunks (Fmask's own blocks are cut to _BLOCK_PX): what L1C masks and corrects in
+    group_chunks = next(var.data.chunks for var in grid.data_vars.values()
+                        if isinstance(var.data, da.Array) and var.dims == ("y", "x"))
+    classes, confidence = classes.rechunk(group_chunks), confidence.rechunk(group_chunks)
 
     coords = {"x": grid.x, "y": grid.y}
     if "spatial_ref" in grid.coords:
