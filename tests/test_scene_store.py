@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import dask
@@ -71,24 +70,6 @@ def test_a_level_product_stores_the_same_bytes_as_xarrays_to_zarr(tmp_path: Path
     np.testing.assert_allclose(back["r10m"]["B02"].values, truth, atol=0.5e-4 + 1e-7)
     assert back["r10m"]["B02"].dtype == np.float32 and back.attrs["platform"] == "SENTINEL_2A"
     np.testing.assert_array_equal(back["r10m"]["nodata"].values, scene["r10m"]["nodata"].values)
-
-
-def test_a_level_product_reads_back_in_other_chunks_with_one_read_per_block(tmp_path: Path) -> None:
-    scene = _scene()
-    write_scene(scene, tmp_path / "product.zarr")
-    stored = read_scene(tmp_path / "product.zarr")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # splitting the stored 16 px chunks is what is asked: no warning
-        back = read_scene(tmp_path / "product.zarr", {"y": 32, "x": 32})
-    band = back["r10m"]["B02"].data
-    assert band.chunks == ((32, 18), (32, 32, 6)) and back["r20m"]["B11"].data.chunks == ((25,), (32, 3))
-    assert back["angles"]["sun_zenith"].shape == (3, 4)  # dimensions not named stay whole
-    # per block a read and its decoding (the array inlined in the reads, no shared key, no merges)
-    graph = dict(band.__dask_graph__())
-    assert len(graph) == 2 * 6 and not any(str(key).startswith("original-") for key in graph)
-    for group, name in (("r10m", "B02"), ("r10m", "fmask"), ("r10m", "nodata"), ("r20m", "B11")):
-        np.testing.assert_array_equal(back[group][name].values, stored[group][name].values, err_msg=name)
-        assert back[group][name].dtype == stored[group][name].dtype
 
 
 def test_a_level_product_is_written_by_one_task_per_variable_and_chunk(tmp_path: Path) -> None:

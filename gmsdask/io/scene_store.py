@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -110,18 +109,7 @@ def _written(_blocks: list) -> None:
     return None
 
 
-def read_scene(path: str | Path, chunks: Mapping[str, int] | None = None) -> xr.DataTree:
-    """A scene tree written by :func:`write_scene`, lazily (reflectance decoded back to float).
-
-    ``chunks``: Dask chunks per dimension (``{"y": .., "x": ..}``, other dimensions whole), default the stored
-    chunks. The chain reads a product in the job's tiling blocks, which are the cube's chunks: a whole tile's L2B
-    product is stored in L2A's blocks (682 px at 30 m), and reading it in those made ~1400 tiny tasks (decode,
-    merge) that the workers waited on the scheduler for, where one read per cube chunk and variable does."""
-    if not chunks:
-        tree = xr.open_datatree(str(path), engine="zarr", chunks={}, decode_coords="all", mask_and_scale=False)
-    else:
-        # opened without Dask (cache=False: nothing held in memory), then chunked: opening with chunks that split
-        # the stored ones warns about what is wanted here; inline_array keeps each read a root task
-        tree = xr.open_datatree(str(path), engine="zarr", chunks=None, cache=False, decode_coords="all",
-                                mask_and_scale=False).chunk(dict(chunks), inline_array=True)
+def read_scene(path: str | Path) -> xr.DataTree:
+    """A scene tree written by :func:`write_scene`, lazily (reflectance decoded back to float)."""
+    tree = xr.open_datatree(str(path), engine="zarr", chunks={}, decode_coords="all", mask_and_scale=False)
     return tree.map_over_datasets(decode_float32)
