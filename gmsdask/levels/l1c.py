@@ -27,6 +27,7 @@ import xarray as xr
 
 from ..algorithms.fmask_qa import CLOUD, NODATA, SHADOW
 from ..atmosphere import correct_scene
+from ..geometry import group_geobox
 from ..io import open_scene
 from ..io.decoded_copy import DecodedCopy
 from ..io.scene import decoded_from_overviews
@@ -132,7 +133,7 @@ def _copied_bands_averaged(scene: xr.DataTree, bands: Sequence[str], grid_m: flo
     out = scene.copy()
     for group in {name for name, child in scene.children.items() for band in bands if band in child.ds.data_vars}:
         ds = scene[group].to_dataset()
-        factor = int(round(grid_m / _pixel_size(ds)))
+        factor = int(round(grid_m / abs(group_geobox(ds, group, "L1C").resolution.x)))
         nested = (factor > 1 and ds.sizes["y"] == grid.sizes["y"] * factor and ds.sizes["x"] == grid.sizes["x"] * factor
                   and all(np.allclose(ds[axis].values.reshape(-1, factor).mean(axis=1), grid[axis].values)
                           for axis in ("y", "x")))
@@ -153,10 +154,6 @@ def _copied_bands_averaged(scene: xr.DataTree, bands: Sequence[str], grid_m: flo
                                            attrs={**var.attrs, "fmask_input": f"mean of {factor}x{factor} pixels"})
         out[group] = xr.DataTree(xr.Dataset(variables, coords=grid.coords, attrs=ds.attrs))
     return out
-
-
-def _pixel_size(ds: xr.Dataset) -> float:
-    return float(abs(ds.x.values[1] - ds.x.values[0]))
 
 
 def _retrieval_look(scene: xr.DataTree, masks: xr.Dataset, look_m: float | None) -> xr.DataTree | None:

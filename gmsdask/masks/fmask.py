@@ -64,7 +64,7 @@ _STATISTICS_SAMPLES = 1_000_000
 #: test waits for its neighbours' blocks of every input band (~10 of them), so a pass of 2048 px blocks held two
 #: block rows of a whole tile's inputs at 20 m, ~1 GB, before the first test could run: the job's peak worker
 #: memory (1.9-2.1 GiB on 2026-11-30, once Fmask's 10 m inputs came from the decoded copy fast enough to be all
-#: made ahead). At 1024 px the same pass peaked at 1.4 GiB and the job took as long.
+#: made ahead). At 1024 px the same pass peaked at 1.2-1.4 GiB (profiled) and the job took as long.
 _BLOCK_PX = 1024
 #: First-look pixels this close to no data are left out of the statistics: the overviews' wavelet low-pass
 #: mixes the fill value into them.
