@@ -416,9 +416,8 @@ def fmask_scene(scene: xr.DataTree, *, cloud_buffer_m: float = 300.0, shadow_buf
     classes = da.blockwise(_classes_block, "ij", packed, "ij", rows, "i", cols, "j", shadow, "", step=step,
                            dtype=np.uint8, meta=np.empty((0, 0), dtype=np.uint8))
     confidence = da.map_blocks(_confidence_block, packed, dtype=np.uint8, meta=np.empty((0, 0), dtype=np.uint8))
-    # back in the grid group's chunks (Fmask's own blocks are cut to _BLOCK_PX): what L1C masks and corrects in
-    group_chunks = next(var.data.chunks for var in grid.data_vars.values()
-                        if isinstance(var.data, da.Array) and var.dims == ("y", "x"))
+    # back in the chunks of the SWIR1 band that _inputs cut to _BLOCK_PX: what L1C masks and corrects in
+    group_chunks = grid[fmask_band_names(str(scene.attrs["sensor"]))["swir1"]].data.chunks
     classes, confidence = classes.rechunk(group_chunks), confidence.rechunk(group_chunks)
 
     coords = {"x": grid.x, "y": grid.y}
