@@ -51,3 +51,31 @@ def test_window_tasks_give_each_write_the_blocks_at_its_index() -> None:
     assert dask.compute(*tasks, scheduler="sync") == tuple(index for index, _write in writes)
     np.testing.assert_array_equal(seen[(1, 0)][0], (values[3:, :3] + 1) * 2)
     np.testing.assert_array_equal(seen[(1, 0)][1], -values[3:, :3])
+
+
+def test_reads_only_a_window_needs_run_inside_its_task(tmp_path) -> None:
+    """Blocks read from storage (no dependencies) that one window alone consumes are read inside its task: no task
+    of their own for the scheduler to start ahead of the window; a block other tasks need stays a task."""
+    import zarr
+
+    values = np.arange(64, dtype=np.float32).reshape(8, 8)
+    stored = []
+    for name in ("a", "b"):
+        array = zarr.open_array(str(tmp_path / f"{name}.zarr"), mode="w", shape=(8, 8), chunks=(4, 4), dtype="f4")
+        array[:] = values
+        stored.append(da.from_array(array, chunks=4, inline_array=True))
+    own, shared = stored[0] * 2, stored[1] - 3
+    also_needs_shared = shared.sum(axis=0)  # a second consumer of `shared`'s blocks
+    writes = [((i, j), lambda parts: [float(part.sum()) for part in parts]) for i in range(2) for j in range(2)]
+    tasks = window_tasks([own, shared], writes, "test-window")
+    graph = dict(tasks[0].__dask_graph__())
+    assert len(graph) == 4  # every block read inside its window
+    got = dask.compute(*tasks, scheduler="sync")
+    for (i, j), sums in zip([w[0] for w in writes], got):
+        block = values[4 * i:4 * i + 4, 4 * j:4 * j + 4]
+        assert sums == [float((block * 2).sum()), float((block - 3).sum())]
+    # the shared blocks have two consumers when both are computed together: they stay tasks of their own
+    both = window_tasks([own, shared, also_needs_shared[None, :].rechunk((1, 4))], [((0, j), writes[j][1])
+                        for j in range(2)], "test-window")
+    graph = dict(both[0].__dask_graph__())
+    assert sum(key[0].startswith("test-window") for key in graph) == 2 and len(graph) > 2

@@ -304,3 +304,26 @@ def test_a_small_scene_is_written_as_its_own_pixels_without_padding(tmp_path):
     _assert_holds(cube, "small", l2a)
     slot = _slot(cube, "small")
     assert int((slot.nodata == 0).sum()) == int((~ds.nodata.values.astype(bool)).sum())
+
+
+def test_a_level_product_read_back_is_read_in_the_cubes_windows_each_inside_its_window_task(tmp_path):
+    """An L2A product on disk, read back as the chain reads it (the job's tiling blocks from the scene's corner),
+    starts mid-chunk in the cube: L2C reads it again in the cube's windows, one read per window and variable
+    inside the window's task (no merges, nothing read ahead), and the cube holds the product's values."""
+    from gmsdask.io.block_graph import window_tasks
+    from gmsdask.io.scene_store import read_scene, write_scene
+
+    cfg = _cfg(tmp_path, tiling_block_size_XY=(128, 128))
+    l2a = _l2a(cfg, offset_m=(33_000.0, 31_980.0), size_m=(5_400.0, 4_200.0), chunks=37)
+    write_scene(l2a, tmp_path / "L2A.zarr")
+    back = read_scene(tmp_path / "L2A.zarr", cfg.chunks)
+    ds = back["r30m"].to_dataset()
+    crop = crop_to_tile(ds, tile_geobox("29UNU"), cfg)
+    chunks = crop.data["B02"].data.chunks
+    assert chunks[0][0] != 128 and all(size == 128 for size in chunks[0][1:-1])  # the cube's windows, not 128s
+    arrays = [var.data for var in crop.data.data_vars.values()]
+    writes = [((i, j), len) for i in range(len(chunks[0])) for j in range(len(chunks[1]))]
+    graph = dict(window_tasks(arrays, writes, "window")[0].__dask_graph__())
+    assert len(graph) == len(writes)  # every read inside a window's task
+    write_scene_to_tiles(back, cfg, scene_id="A", tiles=["29UNU"])
+    _assert_holds(open_cube(cube_path(cfg, "29UNU")), "A", l2a)

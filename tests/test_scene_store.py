@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import dask
@@ -72,6 +73,24 @@ def test_a_level_product_stores_the_same_bytes_as_xarrays_to_zarr(tmp_path: Path
     np.testing.assert_array_equal(back["r10m"]["nodata"].values, scene["r10m"]["nodata"].values)
 
 
+def test_a_level_product_reads_back_in_other_chunks_with_one_read_per_block(tmp_path: Path) -> None:
+    scene = _scene()
+    write_scene(scene, tmp_path / "product.zarr")
+    stored = read_scene(tmp_path / "product.zarr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # splitting the stored 16 px chunks is what is asked: no warning
+        back = read_scene(tmp_path / "product.zarr", {"y": 32, "x": 32})
+    band = back["r10m"]["B02"].data
+    assert band.chunks == ((32, 18), (32, 32, 6)) and back["r20m"]["B11"].data.chunks == ((25,), (32, 3))
+    assert back["angles"]["sun_zenith"].shape == (3, 4)  # dimensions not named stay whole
+    # per block a read and its decoding (the array inlined in the reads, no shared key, no merges)
+    graph = dict(band.__dask_graph__())
+    assert len(graph) == 2 * 6 and not any(str(key).startswith("original-") for key in graph)
+    for group, name in (("r10m", "B02"), ("r10m", "fmask"), ("r10m", "nodata"), ("r20m", "B11")):
+        np.testing.assert_array_equal(back[group][name].values, stored[group][name].values, err_msg=name)
+        assert back[group][name].dtype == stored[group][name].dtype
+
+
 def test_a_level_product_is_written_by_one_task_per_variable_and_chunk(tmp_path: Path) -> None:
     scene = _scene()
     (written,) = dask.optimize(write_scene(scene, tmp_path / "p.zarr", compute=False))
@@ -124,3 +143,20 @@ def test_two_variables_of_one_array_are_both_written(tmp_path: Path) -> None:
     back = read_scene(tmp_path / "p.zarr")["r"]
     np.testing.assert_allclose(back["a"].values, values, atol=0.5e-4 + 1e-7)
     np.testing.assert_allclose(back["b"].values, values, atol=0.5e-4 + 1e-7)
+
+
+def test_a_window_of_a_product_read_back_is_read_again_in_its_own_blocks(tmp_path: Path) -> None:
+    from gmsdask.io.scene_store import read_window
+
+    scene = _scene()
+    write_scene(scene, tmp_path / "product.zarr")
+    back = read_scene(tmp_path / "product.zarr", {"y": 32, "x": 32})
+    ds = back["r10m"].to_dataset()
+    window = read_window(ds, slice(5, 45), slice(3, 70), ((11, 29), (29, 32, 6)))
+    assert window["B02"].data.chunks == ((11, 29), (29, 32, 6))
+    for name in ds.data_vars:
+        np.testing.assert_array_equal(window[name].values, ds[name].values[5:45, 3:70], err_msg=name)
+        assert window[name].dtype == ds[name].dtype
+    # a variable computed on since the read, or one not read from a product, is not read again
+    assert read_window(ds.assign(B02=ds.B02 * 2), slice(0, 5), slice(0, 5), ((5,), (5,))) is None
+    assert read_window(scene["r10m"].to_dataset(), slice(0, 5), slice(0, 5), ((5,), (5,))) is None

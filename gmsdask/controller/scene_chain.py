@@ -322,7 +322,7 @@ class SceneChain:
                 break
             if (stored := self._stored_path(level, record)) is not None:
                 start, path = index, stored
-        return start, (None if path is None else read_scene(path))
+        return start, (None if path is None else read_scene(path, self.config.chunks))
 
     def _stored_path(self, level: Level, record: SceneRecord) -> Path | None:
         _run, write, _delete = self.config.exec_flags(level.name)
@@ -331,7 +331,7 @@ class SceneChain:
 
     def _stored_product(self, level: Level, record: SceneRecord) -> xr.DataTree | None:
         path = self._stored_path(level, record)
-        return None if path is None else read_scene(path)
+        return None if path is None else read_scene(path, self.config.chunks)
 
     def _run_level(self, level: Level, scene: xr.DataTree, ctx: LevelContext, *, record: bool) -> LevelOutcome:
         run, write, _delete = self.config.exec_flags(level.name)
@@ -362,7 +362,8 @@ class SceneChain:
             _swap_into_place(staging, product)
             # the levels after this one read the written product: continuing with the lazy tree would compute
             # every level up to here a second time (the write above already paid for them once)
-            outcome = replace(outcome, scene=read_scene(product), outputs=(*outcome.outputs, str(product)))
+            outcome = replace(outcome, scene=read_scene(product, self.config.chunks),
+                              outputs=(*outcome.outputs, str(product)))
         seconds = time.perf_counter() - started
         if record:
             for tile in outcome.tiles:

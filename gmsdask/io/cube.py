@@ -36,10 +36,11 @@ from .cube_storage import (
     normalize_location,
     open_repository,
 )
-from .cube_writer import CubeGrid, CubeWrite, SceneSlot, write_scene
+from .cube_writer import CubeGrid, CubeWrite, SceneSlot, aligned_chunks, write_scene
 from .float32_decoding import decode_float32
 
-__all__ = ["REFLECTANCE_SCALE", "FILL_INT16", "CubeCommit", "CubeGrid", "CubeWrite", "SceneSlot", "cube_location",
+__all__ = ["REFLECTANCE_SCALE", "FILL_INT16", "CubeCommit", "CubeGrid", "CubeWrite", "SceneSlot", "aligned_chunks",
+           "cube_location",
            "open_cube", "open_cube_session", "cube_log", "tag_cube", "write_scene", "scene_slot_coordinates",
            "utc_time"]
 

@@ -75,7 +75,7 @@ from .cube_storage import (
     write_guard,
 )
 
-__all__ = ["CubeGrid", "SceneSlot", "CubeWrite", "write_scene"]
+__all__ = ["CubeGrid", "SceneSlot", "CubeWrite", "write_scene", "aligned_chunks"]
 
 _BATCH = 64  # chunk tasks per computation: the forks of a batch are merged before the next starts
 _CANCEL_POLL_S = 0.1  # how often a running batch looks at the cancel flag
@@ -248,9 +248,10 @@ def _write_window(fork: icechunk.ForkSession, specs: Mapping[str, VariableSpec],
     return fork, valid
 
 
-def _aligned_chunks(start: int, length: int, chunk: int) -> tuple[int, ...]:
+def aligned_chunks(start: int, length: int, chunk: int) -> tuple[int, ...]:
     """Dask chunk sizes of ``length`` pixels from grid pixel ``start`` whose boundaries are the cube's Zarr chunk
-    boundaries (the first and last may be partial)."""
+    boundaries (the first and last may be partial): the blocks the writer writes a scene's window in, one chunk
+    window per block."""
     sizes, position, stop = [], start, start + length
     while position < stop:
         end = min((position // chunk + 1) * chunk, stop)
@@ -265,7 +266,7 @@ def _chunk_tasks(fork: icechunk.ForkSession, data: xr.Dataset, specs: Mapping[st
     derived = any(is_band(name, spec) for name, spec in specs.items())
     sources = {name: var.data for name, var in data.data_vars.items() if not (derived and name == "nodata")}
     ny, nx = next(iter(sources.values())).shape
-    blocks = (_aligned_chunks(origin[0], ny, chunks[0]), _aligned_chunks(origin[1], nx, chunks[1]))
+    blocks = (aligned_chunks(origin[0], ny, chunks[0]), aligned_chunks(origin[1], nx, chunks[1]))
     arrays = [(array if isinstance(array, da.Array) else da.from_array(array)).rechunk(blocks)
               for array in sources.values()]
     row_starts = origin[0] + np.concatenate([[0], np.cumsum(blocks[0])])
@@ -382,8 +383,8 @@ def write_scene(location: str | os.PathLike[str], data: xr.Dataset, grid: CubeGr
         problem = old_cube_problem(Path(location).with_suffix(".zarr"))
         if problem:
             raise CubeWriteError(slot.scene_id, "L2C", problem)
-    windows = (len(_aligned_chunks(origin[0], ny, grid.chunks[0]))
-               * len(_aligned_chunks(origin[1], nx, grid.chunks[1])))
+    windows = (len(aligned_chunks(origin[0], ny, grid.chunks[0]))
+               * len(aligned_chunks(origin[1], nx, grid.chunks[1])))
     exclusive = (write_guard(location) if windows <= _EXCLUSIVE_MAX_WINDOWS and _computes_in_this_thread()
                  else contextlib.nullcontext())
     valid = 0

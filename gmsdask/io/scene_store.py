@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,12 @@ from xarray.backends.zarr import encode_zarr_variable
 from .block_graph import block_keys
 from .float32_decoding import decode_float32
 
-__all__ = ["reflectance_encoding", "write_scene", "read_scene"]
+__all__ = ["reflectance_encoding", "write_scene", "read_scene", "read_window"]
 
 REFLECTANCE_SCALE = 1e-4
 REFLECTANCE_FILL = -9999
+#: Encoding key of a variable read by :func:`read_scene`: ``(product path, group, variable, Dask array name)``
+_ORIGIN = "gmsdask_level_product"
 
 # Level products carry consolidated metadata on purpose (one read opens a product); zarr 3 warns about it at every
 # write, from each worker process that writes one (scene tasks). A filter, not ``catch_warnings``, which is not
@@ -109,7 +112,48 @@ def _written(_blocks: list) -> None:
     return None
 
 
-def read_scene(path: str | Path) -> xr.DataTree:
-    """A scene tree written by :func:`write_scene`, lazily (reflectance decoded back to float)."""
-    tree = xr.open_datatree(str(path), engine="zarr", chunks={}, decode_coords="all", mask_and_scale=False)
-    return tree.map_over_datasets(decode_float32)
+def read_scene(path: str | Path, chunks: Mapping[str, int] | None = None) -> xr.DataTree:
+    """A scene tree written by :func:`write_scene`, lazily (reflectance decoded back to float).
+
+    ``chunks``: Dask chunks per dimension (``{"y": .., "x": ..}``, other dimensions whole), default the stored
+    chunks. The chain reads a product in the job's tiling blocks, which are the cube's chunks: a whole tile's L2B
+    product is stored in L2A's blocks (682 px at 30 m), and reading it in those made ~1400 tiny tasks (decode,
+    merge) that the workers waited on the scheduler for, where one read per cube chunk and variable does.
+    Each lazy variable remembers where it was read from, so that :func:`read_window` can read a window of it
+    again in other blocks."""
+    if not chunks:
+        tree = xr.open_datatree(str(path), engine="zarr", chunks={}, decode_coords="all", mask_and_scale=False)
+    else:
+        # opened without Dask (cache=False: nothing held in memory), then chunked: opening with chunks that split
+        # the stored ones warns about what is wanted here; inline_array keeps each read a root task
+        tree = xr.open_datatree(str(path), engine="zarr", chunks=None, cache=False, decode_coords="all",
+                                mask_and_scale=False).chunk(dict(chunks), inline_array=True)
+    decoded = tree.map_over_datasets(decode_float32)
+    for node in decoded.subtree:
+        for name, var in node.dataset.data_vars.items():
+            if isinstance(var.data, da.Array):
+                node[name].encoding[_ORIGIN] = (str(path), node.path, name, var.data.name)
+    return decoded
+
+
+def read_window(dataset: xr.Dataset, rows: slice, cols: slice,
+                blocks: tuple[tuple[int, ...], tuple[int, ...]]) -> xr.Dataset | None:
+    """The variables of ``dataset``, pixels ``[rows, cols]``, read again from the level product that
+    :func:`read_scene` read them from, in Dask blocks of ``blocks`` pixels (sizes along y, along x), one read and
+    decoding per block; None unless every variable is a ``(y, x)`` array as read from one product group.
+
+    A cube's windows rarely start where the product's blocks do (a tile's cube grid is grown by
+    ``mgrs_pixel_buffer`` pixels): rechunking the blocks as read makes merge tasks and shares product blocks
+    between windows; reading each window's blocks where it needs them does neither."""
+    origins = {tuple(var.encoding.get(_ORIGIN, (None,))[:2]) for var in dataset.data_vars.values()}
+    if len(origins) != 1 or None in next(iter(origins)):
+        return None
+    for name, var in dataset.data_vars.items():
+        path, group, stored_name, dask_name = var.encoding[_ORIGIN]
+        if stored_name != name or var.dims != ("y", "x") or getattr(var.data, "name", None) != dask_name:
+            return None  # renamed or computed on since it was read
+    path, group = next(iter(origins))
+    stored = xr.open_dataset(path, group=group.strip("/") or None, engine="zarr", chunks=None, cache=False,
+                             decode_coords="all", mask_and_scale=False)
+    window = stored[list(dataset.data_vars)].isel(y=rows, x=cols)
+    return decode_float32(window.chunk({"y": blocks[0], "x": blocks[1]}, inline_array=True))

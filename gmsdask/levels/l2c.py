@@ -29,7 +29,9 @@ from odc.geo.overlap import compute_reproject_roi
 from .. import __version__
 from ..config import JobConfig
 from ..errors import CubeWriteCanceled, ProcessingError
-from ..io.cube import CubeGrid, SceneSlot, cube_location, scene_slot_coordinates, utc_time, write_scene
+from ..io.cube import (CubeGrid, SceneSlot, aligned_chunks, cube_location, scene_slot_coordinates, utc_time,
+                       write_scene)
+from ..io.scene_store import read_window
 from ..io.cube_storage import is_url
 from ..mgrs_grid import footprint_reaches_core, normalize_tile, tile_epsg, tile_geobox, tiles_intersecting
 from ..geometry import as_dask, choose_resampling, group_geobox, resolution_groups, warp_lazy
@@ -146,8 +148,12 @@ def crop_to_tile(ds: xr.Dataset, tile_gbox: GeoBox, cfg: JobConfig, *,
         # nested: the scene's own pixels, sliced; the cube writer writes the parts of the chunks they reach (no
         # fill is made around them: for a scene smaller than a chunk that padding was most of L2C's work)
         (r0, r1), (c0, c1) = ((max(lo, 0), min(hi, size)) for (lo, hi), size in zip(reach, tile_gbox.shape.yx))
-        sliced = {name: xr.DataArray(as_dask(var.data, chunks)[r0 + offset[0]:r1 + offset[0],
-                                                             c0 + offset[1]:c1 + offset[1]],
+        rows, cols = slice(r0 + offset[0], r1 + offset[0]), slice(c0 + offset[1], c1 + offset[1])
+        # a level product read back is read again in the blocks the cube writer writes, each inside its window's
+        # task (gmsdask.io.block_graph): no merges of the product's blocks, nothing read ahead of its window
+        window = read_window(ds, rows, cols, (aligned_chunks(r0, r1 - r0, chunks[0]),
+                                              aligned_chunks(c0, c1 - c0, chunks[1])))
+        sliced = {name: xr.DataArray(as_dask(var.data, chunks)[rows, cols] if window is None else window[name].data,
                                      dims=("y", "x"), attrs=dict(var.attrs))
                   for name, var in ds.data_vars.items()}
         return TileCrop(slice(r0, r1), slice(c0, c1), xr.Dataset(sliced), resamplings=1)
