@@ -80,6 +80,7 @@ class JobConfig(BaseModel):
     memory_limit_per_worker: str = "auto"
     retries: int = Field(default=2, ge=0)
     scene_task_max_mb: float = Field(default=16.0, ge=0)
+    whole_scene_task_max_mb: float = Field(default=2000.0, ge=0)
 
     exec_L1AP: ExecFlags = (True, False, True)
     exec_L1BP: ExecFlags = (True, False, True)

@@ -58,7 +58,7 @@ CANCEL_LIMIT_S = 10.0
 #: levels whose first task per scene fails ``GMSDASK_TEST_FAILURES`` times before it succeeds
 FLAKY_LEVELS = {"L1B": FLAKY_L1B, "L2C": FLAKY_L2C}
 #: every scene's graph built on the client (the chunks' tasks on the workers)
-CLIENT_GRAPHS = {"scene_task_max_mb": 0.0}
+CLIENT_GRAPHS = {"scene_task_max_mb": 0.0, "whole_scene_task_max_mb": 0.0}
 #: the workers' marker folder (below the cluster's directory) for fault levels that run inside scene tasks
 WORKER_MARKERS = "worker-markers"
 
@@ -126,15 +126,19 @@ def _chunk_writes_by_worker(task_stream: list[dict]) -> dict[str, int]:
     return dict(Counter(task["worker"] for task in task_stream if key_split(task["key"]) == "cube-window"))
 
 
-@pytest.mark.parametrize("scene_task_max_mb,scene_tasks", [(0.0, 0), (0.2, 1), (16.0, 2)],
-                         ids=["client-graphs", "mixed", "scene-tasks"])
-def test_job_on_a_real_cluster_writes_the_cubes_of_an_in_process_run(scene_task_max_mb, scene_tasks, tmp_path,
-                                                                      cluster, reference_cubes, monkeypatch):
+@pytest.mark.parametrize("scene_task_max_mb,whole_scene_task_max_mb,scene_tasks",
+                         [(0.0, 0.0, 0), (0.2, 0.0, 1), (16.0, 0.0, 2), (0.0, 16.0, 2)],
+                         ids=["client-graphs", "mixed", "scene-tasks", "whole-scenes"])
+def test_job_on_a_real_cluster_writes_the_cubes_of_an_in_process_run(scene_task_max_mb, whole_scene_task_max_mb,
+                                                                      scene_tasks, tmp_path, cluster,
+                                                                      reference_cubes, monkeypatch):
     # relative output paths in the job's configuration: the workers run in another folder, so the cubes land in
     # the right place only because paths are made absolute when the job starts
     monkeypatch.chdir(tmp_path)
-    # the products are 0.09 MB (LC08) and 0.43 MB (LT05): 0.2 MB runs one as a scene task, the other's graph here
-    catalog, job_id = _job(Path("job"), cluster.scheduler_address, scene_task_max_mb=scene_task_max_mb)
+    # the products are 0.09 MB (LC08) and 0.43 MB (LT05): 0.2 MB runs one as a scene task, the other's graph here;
+    # whole scenes: a job of as many scenes as workers runs each as a task, whatever scene_task_max_mb says
+    catalog, job_id = _job(Path("job"), cluster.scheduler_address, scene_task_max_mb=scene_task_max_mb,
+                           whole_scene_task_max_mb=whole_scene_task_max_mb)
     assert catalog.job(job_id).config["path_procdata_MGRS"] == "job/cubes"
     controller = ProcessController(job_id, db_url=catalog.url)
     with cluster.client() as observer, get_task_stream(client=observer) as stream:
@@ -468,3 +472,57 @@ def test_killing_the_controller_mid_cube_write_then_rerunning_gives_the_undistur
     assert rerun.wait(180) == 0, (tmp_path / "rerun.log").read_text()[-3000:]
     assert catalog.job(job_id).status == "finished"
     _assert_same_cubes(_cubes(catalog, job_id), reference_cubes)
+
+
+@pytest.mark.parametrize("workers", [2, 1])
+def test_whole_scenes_wait_for_their_reference_inside_their_tasks(workers, tmp_path, cluster):
+    """Three dates of one tile, one the others' L1B reference, each run as one task (``whole_scene_task_max_mb``):
+    a task waits inside for its reference's L1A, also on one worker, where it must leave the worker's only thread
+    to the reference's task (else the job would hang), and every scene is co-registered to the reference."""
+    from gmsdask.synthetic import write_sentinel2_l1c
+
+    products = [write_sentinel2_l1c(tmp_path / f"in{day}", tile="33UUU", size=(240, 240),
+                                    acquisition_time=f"2024-06-{day:02d}", cloud_fraction=0.0 if day == 11 else 0.1,
+                                    seed=day).path for day in (1, 6, 11)]
+    folder = tmp_path / "job"
+    cfg = set_config(db_url=f"sqlite:///{folder / 'catalog.sqlite'}", path_procdata_MGRS=folder / "cubes",
+                     path_procdata_scenes=folder / "scenes", path_job_logs=folder / "logs",
+                     scheduler_address=cluster.scheduler_address if workers == 2 else None, target_gsd=60.0,
+                     tiling_block_size_XY=(128, 128), scene_task_max_mb=0.0, whole_scene_task_max_mb=100.0,
+                     skip_spechomo=True, brdf_correction=False)
+    catalog = Catalog.from_config(cfg)
+    job_id = catalog.create_job(catalog.add_products(products), cfg)
+    controller = ProcessController(job_id, db_url=catalog.url)
+    if workers == 2:
+        observer = cluster.client()
+    else:  # a cluster of one single-threaded worker process as the job's current client
+        from distributed import LocalCluster
+
+        local = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0")
+        observer = Client(local)
+    try:
+        with get_task_stream(client=observer) as stream:
+            finished = threading.Event()
+            runner = threading.Thread(target=lambda: (controller.run_all_processors(), finished.set()), daemon=True)
+            runner.start()
+            runner.join(timeout=600)
+            assert finished.is_set(), "the job hung: a waiting scene task held the thread its reference needed"
+    finally:
+        controller.shutdown()
+        observer.close()
+        if workers == 1:
+            local.close()
+    assert catalog.job(job_id).status == "finished"
+    assert [key_split(task["key"]) for task in stream.data].count("scene-task") == 3
+    l1b = {}
+    for scene_id in catalog.job(job_id).scene_ids:
+        records = {r.level: r for r in catalog.level_records(job_id, scene_id)}
+        assert records["L2C"].status == "done", records
+        l1b[scene_id] = records["L1B"].facts
+    # the clearest date is the anchor; the others matched against it (240 px scenes are too small for a shift to
+    # be found, but the match ran on the reference's L1A, which the tasks waited for)
+    anchor = next(facts for facts in l1b.values() if facts["coreg_status"] == "reference")
+    dependents = [facts for facts in l1b.values() if facts is not anchor]
+    assert len(dependents) == 2, l1b
+    assert all("20240611" in facts["reference_id"] and facts["reference_band"] == "r10m/B03"
+               and facts["coreg_status"] != "no_reference" for facts in dependents), l1b

@@ -29,6 +29,7 @@ HONOURED = {
     "memory_limit_per_worker": "test_option_effects.py::test_cluster_options",
     "retries": "test_option_effects.py::test_cluster_options",
     "scene_task_max_mb": "test_cluster_faults.py::test_job_on_a_real_cluster_writes_the_cubes_of_an_in_process_run",
+    "whole_scene_task_max_mb": "test_cluster_faults.py::test_whole_scenes_wait_for_their_reference_inside_their_tasks",
     "exec_L1AP": "test_controller.py::test_level_products_are_written_where_asked",
     "exec_L1BP": "test_option_effects.py::test_run_flags_turn_levels_off",
     "exec_L1CP": "test_option_effects.py::test_run_flags_turn_levels_off",

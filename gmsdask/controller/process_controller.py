@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import threading
+import uuid
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from ..errors import JobError
 from ..io.cube_storage import quiet_handled_icechunk_warnings
 from ..levels import LevelRegistry, default_registry
 from .planning import plan_references, start_order
+from .level_events import SharedLevels
 from .progress import JobProgress
 from .scene_chain import COMPLETED, SceneChain, SceneResult
 from .scene_task import stop_event_name, workers_outside
@@ -358,15 +360,18 @@ class ProcessController:
         previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()]
 
-    def _scene_task_max_mb(self, client: Any) -> float:
-        """``scene_task_max_mb``, or 0 where scene tasks cannot run: workers in this process share its Dask
-        scheduler setting (see :mod:`.scene_task`)."""
-        limit = self.config.scene_task_max_mb
-        if limit > 0 and not workers_outside(client):
+    def _scene_task_limits(self, client: Any, n_scenes: int) -> tuple[float, float]:
+        """``(scene_task_max_mb, whole_scene_task_max_mb)`` for this job: the second 0 in a job of fewer scenes
+        than workers (a scene's chunks are then spread over every worker), both 0 where scene tasks cannot run:
+        workers in this process share its Dask scheduler setting (see :mod:`.scene_task`)."""
+        small, whole = self.config.scene_task_max_mb, self.config.whole_scene_task_max_mb
+        if n_scenes < len(client.scheduler_info().get("workers", {})):
+            whole = 0.0
+        if (small > 0 or whole > 0) and not workers_outside(client):
             self._logger.info("job %s: the Dask workers run in this process; every scene's graph is built here "
-                              "(scene_task_max_mb needs worker processes)", self.job_ID)
-            return 0.0
-        return limit
+                              "(scene tasks need worker processes)", self.job_ID)
+            return 0.0, 0.0
+        return small, whole
 
     def _run_scenes(self, scenes: list[SceneRecord], target: str, client: Any,
                     references: dict[int, tuple], taken_away: threading.Event) -> list[SceneResult]:
@@ -381,10 +386,13 @@ class ProcessController:
                     self._timings.append({"scene_id": record.id, "product_id": record.product_id, "level": level,
                                           "status": status, "seconds": seconds})
 
-            self._chain = SceneChain(self.job_ID, self.config, self.registry, self.catalog, client, self._logger,
-                                     self._cancel, references, on_level, self._scene_task_max_mb(client),
-                                     stop_event_name(self.job_ID))
             job_scene_ids = {scene.id for scene in scenes}
+            small, whole = self._scene_task_limits(client, len(scenes))
+            self._chain = SceneChain(self.job_ID, self.config, self.registry, self.catalog, client, self._logger,
+                                     self._cancel, references, on_level, small, stop_event_name(self.job_ID),
+                                     whole_scene_task_max_mb=whole,
+                                     shared_levels=(SharedLevels(f"gmsdask-job-{self.job_ID}-{uuid.uuid4().hex}")
+                                                    if whole > 0 else None))
             futures = {pool.submit(self._chain.run, scene, target, job_scene_ids): scene for scene in scenes}
             results: list[SceneResult] = []
             pending = set(futures)

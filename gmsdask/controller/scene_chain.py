@@ -25,6 +25,7 @@ from ..config import JobConfig
 from ..errors import DiskFullError
 from ..io.scene_store import read_scene, write_scene
 from ..levels import Level, LevelCanceled, LevelContext, LevelOutcome, LevelRegistry, product_stub
+from .level_events import SharedLevels
 from .scene_task import SceneTask, SceneTaskReport, product_megabytes, replay, run_scene_task
 from .stoppable import Cancelled, gather_or_cancel
 
@@ -32,6 +33,8 @@ __all__ = ["SceneResult", "SceneChain", "Cancelled", "COMPLETED"]
 
 #: Level states a rerun does not repeat.
 COMPLETED = frozenset({"done", "skipped"})
+#: Pseudo-level of the events that say a scene's task was submitted (or that it never will be)
+_SUBMITTED = "(submitted)"
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,12 @@ class SceneChain:
     scene_task_max_mb: float = 0.0
     #: name of the ``distributed.Event`` that tells running scene tasks the job was stopped
     stop_event: str = ""
+    #: in a job of at least as many scenes as workers, products up to this size (MB) run as one task each too
+    #: (with ``shared_levels``); 0: never
+    whole_scene_task_max_mb: float = 0.0
+    #: announcements of reached levels shared with the job's scene tasks (scenes of the job wait for each other
+    #: inside their tasks); None: in this process only, a scene task waits for its references before it starts
+    shared_levels: SharedLevels | None = None
 
     def __post_init__(self) -> None:
         self._reached: dict[tuple[int, str], threading.Event] = {}
@@ -85,6 +94,10 @@ class SceneChain:
             return
         for _role, reference in ctx.references:
             if reference.id in job_scene_ids and reference.id != ctx.record.id:
+                if self.shared_levels is not None:
+                    if not self.shared_levels.wait(reference.id, level.reference_level, self.client, self.cancel):
+                        raise Cancelled(f"job {self.job_id} was stopped")
+                    continue
                 event = self._event(reference.id, level.reference_level)
                 while not event.wait(0.2):
                     if self.cancel.is_set():
@@ -93,6 +106,8 @@ class SceneChain:
     def _announce(self, scene_id: int, level_names: list[str]) -> None:
         for name in level_names:
             self._event(scene_id, name).set()
+        if self.shared_levels is not None:
+            self.shared_levels.announce(scene_id, level_names, self.client)
 
     def release_all(self, scene_id: int) -> None:
         """Wake scenes waiting for ``scene_id`` (it failed or finished early: they go on without waiting)."""
@@ -152,16 +167,27 @@ class SceneChain:
         """The scene's chain up to ``target``; a failure is recorded and returned, never raised."""
         started = time.thread_time()  # this thread's CPU time: the client's own share of the scene
         try:
-            if self.scene_task_max_mb > 0 and product_megabytes(record.product_path) <= self.scene_task_max_mb:
+            if self._runs_as_task(record):
                 result = self._run_as_task(record, target, job_scene_ids)
             else:
+                self._event(record.id, _SUBMITTED).set()
                 result = self._run_chain(record, target, job_scene_ids)
         finally:
+            self._event(record.id, _SUBMITTED).set()
             ctx = self.context(record)
             for level in self.registry.levels:
                 if level.end_of_chain is not None:
                     level.end_of_chain(ctx)
         return replace(result, client_cpu_s=time.thread_time() - started)
+
+    def _runs_as_task(self, record: SceneRecord) -> bool:
+        """Whether the scene's chain runs as one task on a worker: a small product (``scene_task_max_mb``), or in a
+        job of at least as many scenes as workers a product up to ``whole_scene_task_max_mb``. Whole scenes side
+        by side need no client-built graphs, scheduler round trips or transfers between workers."""
+        if self.scene_task_max_mb <= 0 and self.whole_scene_task_max_mb <= 0:
+            return False
+        megabytes = product_megabytes(record.product_path)
+        return megabytes <= max(self.scene_task_max_mb, self.whole_scene_task_max_mb)
 
     def _run_as_task(self, record: SceneRecord, target: str, job_scene_ids: set[int]) -> SceneResult:
         """The scene's chain as one task on a worker (:mod:`.scene_task`); its records replayed here."""
@@ -170,16 +196,26 @@ class SceneChain:
         levels = self.registry.upto(target)
         records = tuple(self.catalog.level_records(self.job_id, record.id))
         try:
-            for level in levels:  # the task runs every level: each level's references first
-                self._wait_for_references(level, ctx, job_scene_ids)
+            if self.shared_levels is None:  # the task runs every level: each level's references first
+                for level in levels:
+                    self._wait_for_references(level, ctx, job_scene_ids)
+            else:  # it waits for them inside: submitted after them (and behind them in the queue: priority)
+                for _role, reference in ctx.references:
+                    if reference.id in job_scene_ids and reference.id != record.id:
+                        while not self._event(reference.id, _SUBMITTED).wait(0.2):
+                            if self.cancel.is_set():
+                                raise Cancelled(f"job {self.job_id} was stopped")
             if self.cancel.is_set():
                 raise Cancelled(f"job {self.job_id} was stopped")
             task = SceneTask(self.job_id, self.config, self.registry, record, target, ctx.references, records,
-                             self.stop_event)
+                             self.stop_event, self.shared_levels, frozenset(job_scene_ids))
             # a task raises only with disable_exception_handler (the chain records every other failure): once
             retries = 0 if self.config.disable_exception_handler else self.config.retries
             future = self.client.submit(run_scene_task, task, retries=retries, pure=False,
+                                        priority=int(any(record.id in {r.id for _, r in refs}
+                                                         for refs in self.references.values())),
                                         key=f"scene-task-{record.product_id}-{uuid.uuid4().hex[:8]}")
+            self._event(record.id, _SUBMITTED).set()
             (report,) = self._wait([future])
         except Cancelled as stop:
             self.release_all(record.id)

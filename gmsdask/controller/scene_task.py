@@ -35,6 +35,7 @@ from ..catalog import ErrorReport, LevelRecord, SceneRecord
 from ..config import JobConfig
 from ..io.cube_storage import quiet_handled_icechunk_warnings
 from ..levels import LevelRegistry
+from .level_events import SharedLevels
 
 __all__ = ["SceneTask", "SceneTaskReport", "run_scene_task", "product_megabytes", "workers_outside"]
 
@@ -56,6 +57,11 @@ class SceneTask:
     level_records: tuple[LevelRecord, ...]
     #: name of the ``distributed.Event`` the client sets when the job is stopped
     stop_event: str
+    #: the job's shared level announcements: the task waits for its references inside and announces its levels
+    #: as it completes them; None: its references were complete when it was submitted
+    shared_levels: SharedLevels | None = None
+    #: the job's scenes (a reference outside the job is complete already)
+    job_scene_ids: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -171,12 +177,15 @@ def run_scene_task(task: SceneTask) -> SceneTaskReport:
 
     chain = SceneChain(task.job_id, task.config, task.registry, catalog, client=None,  # type: ignore[arg-type]
                        logger=logger, cancel=stop, references={task.record.id: task.references},
-                       on_level=on_level)
+                       on_level=on_level, shared_levels=task.shared_levels)
     try:
         # the watcher first: binding its event may create the worker's client, which makes itself the process's
         # Dask scheduler
         with _stop_watcher(task.stop_event, stop), _synchronous_dask():
-            result = chain.run(task.record, task.target, {task.record.id})
+            if task.shared_levels is not None:
+                task.shared_levels.task_started(task.record.id)
+            result = chain.run(task.record, task.target,
+                               set(task.job_scene_ids) if task.shared_levels is not None else {task.record.id})
     finally:
         logger.removeHandler(handler)
         logging.Logger.manager.loggerDict.pop(logger.name, None)  # one logger per task: do not keep them all
