@@ -34,7 +34,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
-# issue 13's suite (18.9 min at scale 1 on 2 cores once benchmarks/.cache holds the inputs and the cold 6S
+# issue 13's suite (15-16 min at scale 1 on 2 cores once benchmarks/.cache holds the inputs and the cold 6S
 # tables' manifest; a fresh clone's first run writes the inputs and builds the tables, ~25 min more; target 20);
 # BENCH_ARGS=--quick for 1/8 tile
 bench: $(STAMP)

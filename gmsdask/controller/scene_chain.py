@@ -170,10 +170,10 @@ class SceneChain:
             if self._runs_as_task(record):
                 result = self._run_as_task(record, target, job_scene_ids)
             else:
-                self._event(record.id, _SUBMITTED).set()
+                self._event(record.id, _SUBMITTED).set()  # its levels are announced here, as they complete
                 result = self._run_chain(record, target, job_scene_ids)
         finally:
-            self._event(record.id, _SUBMITTED).set()
+            self._event(record.id, _SUBMITTED).set()  # also when it failed before its task was submitted
             ctx = self.context(record)
             for level in self.registry.levels:
                 if level.end_of_chain is not None:
@@ -211,9 +211,8 @@ class SceneChain:
                              self.stop_event, self.shared_levels, frozenset(job_scene_ids))
             # a task raises only with disable_exception_handler (the chain records every other failure): once
             retries = 0 if self.config.disable_exception_handler else self.config.retries
-            future = self.client.submit(run_scene_task, task, retries=retries, pure=False,
-                                        priority=int(any(record.id in {r.id for _, r in refs}
-                                                         for refs in self.references.values())),
+            is_reference = any(ref.id == record.id for pairs in self.references.values() for _role, ref in pairs)
+            future = self.client.submit(run_scene_task, task, retries=retries, pure=False, priority=int(is_reference),
                                         key=f"scene-task-{record.product_id}-{uuid.uuid4().hex[:8]}")
             self._event(record.id, _SUBMITTED).set()
             (report,) = self._wait([future])

@@ -6,7 +6,9 @@ construction, level products, catalogue calls: about 1 s of client CPU per scene
 scene that is more than its pixel work, so a job of many small scenes was bound by the client's one Python
 thread (29 % of a 100-scene run) while the workers waited. As one task, the building runs on the workers, in
 parallel, and a small scene's pixel work runs there with Dask's synchronous scheduler (no graph to ship, no
-scheduler round trips). Large scenes keep the client-built graph: their chunks are spread over every worker.
+scheduler round trips). Large scenes keep the client-built graph, their chunks spread over every worker, unless
+the job has at least as many scenes as workers: then products up to ``whole_scene_task_max_mb`` run as tasks too,
+whole scenes side by side, and wait for their references inside (:mod:`.level_events`).
 
 What stays as it was: only the client writes the catalogue and the job log (the task records its catalogue
 calls, level events and log lines, and the client replays them in order); a scene's failure is recorded with its
