@@ -360,12 +360,12 @@ class ProcessController:
         previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()]
 
-    def _scene_task_limits(self, client: Any, n_scenes: int) -> tuple[float, float]:
+    def _scene_task_limits(self, client: Any, n_scenes: int, n_workers: int) -> tuple[float, float]:
         """``(scene_task_max_mb, whole_scene_task_max_mb)`` for this job: the second 0 in a job of fewer scenes
         than workers (a scene's chunks are then spread over every worker), both 0 where scene tasks cannot run:
         workers in this process share its Dask scheduler setting (see :mod:`.scene_task`)."""
         small, whole = self.config.scene_task_max_mb, self.config.whole_scene_task_max_mb
-        if n_scenes < len(client.scheduler_info().get("workers", {})):
+        if n_scenes < n_workers:
             whole = 0.0
         if (small > 0 or whole > 0) and not workers_outside(client):
             self._logger.info("job %s: the Dask workers run in this process; every scene's graph is built here "
@@ -376,7 +376,8 @@ class ProcessController:
     def _run_scenes(self, scenes: list[SceneRecord], target: str, client: Any,
                     references: dict[int, tuple], taken_away: threading.Event) -> list[SceneResult]:
         # Enough scenes in flight to keep every worker busy while others are opened or written.
-        in_flight = max(1, min(len(scenes), 2 * len(client.scheduler_info().get("workers", {})) or 2))
+        n_workers = len(client.scheduler_info().get("workers", {}))
+        in_flight = max(1, min(len(scenes), 2 * n_workers or 2))
         n_levels = len(self.registry.upto(target))
         with JobProgress(self.job_ID, target, len(scenes), n_levels) as progress, \
                 ThreadPoolExecutor(in_flight) as pool:
@@ -387,7 +388,7 @@ class ProcessController:
                                           "status": status, "seconds": seconds})
 
             job_scene_ids = {scene.id for scene in scenes}
-            small, whole = self._scene_task_limits(client, len(scenes))
+            small, whole = self._scene_task_limits(client, len(scenes), n_workers)
             self._chain = SceneChain(self.job_ID, self.config, self.registry, self.catalog, client, self._logger,
                                      self._cancel, references, on_level, small, stop_event_name(self.job_ID),
                                      whole_scene_task_max_mb=whole,

@@ -26,6 +26,10 @@ REFLECTANCE_SCALE = 1e-4
 REFLECTANCE_FILL = -9999
 #: Encoding key of a variable read by :func:`read_scene`: ``(product path, group, variable, Dask array name)``
 _ORIGIN = "gmsdask_level_product"
+#: How a product is opened before it is chunked by hand: without Dask, nothing cached in memory (chunked with
+#: ``inline_array``, every read is a root task of its own), CF decoding left to :func:`decode_float32`
+_UNCHUNKED: dict[str, Any] = {"engine": "zarr", "chunks": None, "cache": False, "decode_coords": "all",
+                              "mask_and_scale": False}
 
 # Level products carry consolidated metadata on purpose (one read opens a product); zarr 3 warns about it at every
 # write, from each worker process that writes one (scene tasks). A filter, not ``catch_warnings``, which is not
@@ -126,8 +130,7 @@ def read_scene(path: str | Path, chunks: Mapping[str, int] | None = None) -> xr.
     else:
         # opened without Dask (cache=False: nothing held in memory), then chunked: opening with chunks that split
         # the stored ones warns about what is wanted here; inline_array keeps each read a root task
-        tree = xr.open_datatree(str(path), engine="zarr", chunks=None, cache=False, decode_coords="all",
-                                mask_and_scale=False).chunk(dict(chunks), inline_array=True)
+        tree = xr.open_datatree(str(path), **_UNCHUNKED).chunk(dict(chunks), inline_array=True)
     decoded = tree.map_over_datasets(decode_float32)
     for node in decoded.subtree:
         for name, var in node.dataset.data_vars.items():
@@ -153,7 +156,6 @@ def read_window(dataset: xr.Dataset, rows: slice, cols: slice,
         if stored_name != name or var.dims != ("y", "x") or getattr(var.data, "name", None) != dask_name:
             return None  # renamed or computed on since it was read
     path, group = next(iter(origins))
-    stored = xr.open_dataset(path, group=group.strip("/") or None, engine="zarr", chunks=None, cache=False,
-                             decode_coords="all", mask_and_scale=False)
+    stored = xr.open_dataset(path, group=group.strip("/") or None, **_UNCHUNKED)
     window = stored[list(dataset.data_vars)].isel(y=rows, x=cols)
     return decode_float32(window.chunk({"y": blocks[0], "x": blocks[1]}, inline_array=True))
