@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from .config import set_config
+from .terminal import console
 from .errors import ConfigError, GmsdaskError
 from .io.cube import cube_log, tag_cube
 from .io.cube_export import compact_cube, export_cube
@@ -22,7 +22,6 @@ from .io.cube_storage import cube_location
 from .mgrs_grid import normalize_tile
 
 cube_app = typer.Typer(help="Inspect, export and maintain MGRS tile cubes.", no_args_is_help=True)
-console = Console()
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="JSON or TOML configuration file.")]
 SensorOption = Annotated[Optional[str], typer.Option("--sensor", help="Virtual sensor (default: from the config).")]
@@ -37,7 +36,7 @@ def _location(tile: str, sensor: str | None, config: Path | None) -> str:
 
 
 def _fail(error: Exception) -> None:
-    console.print(f"[red]error:[/red] {error}")
+    console().print(f"[red]error:[/red] {error}")
     raise typer.Exit(code=2)
 
 
@@ -51,7 +50,7 @@ def log(tile: TileArgument, sensor: SensorOption = None, config: ConfigOption = 
     table = Table("commit", "written (UTC)", "message")
     for commit in commits:
         table.add_row(commit.id, commit.time.strftime("%Y-%m-%d %H:%M:%S"), commit.message)
-    console.print(table)
+    console().print(table)
 
 
 @cube_app.command("tag")
@@ -63,7 +62,7 @@ def tag(tile: TileArgument, name: Annotated[str, typer.Argument(help="The tag.")
         tagged = tag_cube(_location(tile, sensor, config), name, snapshot)
     except GmsdaskError as error:
         _fail(error)
-    console.print(f"tagged {tagged} as {name}")
+    console().print(f"tagged {tagged} as {name}")
 
 
 @cube_app.command("export")
@@ -84,14 +83,14 @@ def export(tile: TileArgument,
             from .indices.export import export_sen2chain
 
             written = export_sen2chain(location, out, time=time)
-            console.print(f"{len(written)} files written to {out} (Sen2Chain layout)")
+            console().print(f"{len(written)} files written to {out} (Sen2Chain layout)")
             return
         if layout != "hls":
             raise ConfigError("--layout", f"unknown layout {layout!r}; allowed: hls, sen2chain")
         written = export_cube(location, out, format=format, time=time)
     except GmsdaskError as error:
         _fail(error)
-    console.print(f"{len(written)} {'files' if format == 'cog' else 'store'} written to {out}")
+    console().print(f"{len(written)} {'files' if format == 'cog' else 'store'} written to {out}")
 
 
 @cube_app.command("compact")
@@ -101,7 +100,7 @@ def compact(tile: TileArgument, sensor: SensorOption = None, config: ConfigOptio
         snapshot = compact_cube(_location(tile, sensor, config))
     except GmsdaskError as error:
         _fail(error)
-    console.print("already in time order" if snapshot is None else f"compacted: commit {snapshot}")
+    console().print("already in time order" if snapshot is None else f"compacted: commit {snapshot}")
 
 
 @cube_app.command("migrate")
@@ -114,7 +113,7 @@ def migrate(path: Annotated[Path, typer.Argument(help="A plain-Zarr cube <TILE>.
         result = migrate_cube(path, rebuild=rebuild)
     except GmsdaskError as error:
         _fail(error)
-    console.print(f"{result.location}: {result.slots} slots, commit {result.snapshot_id}")
+    console().print(f"{result.location}: {result.slots} slots, commit {result.snapshot_id}")
     if result.dropped_scenes:
-        console.print(f"left out (reprocess them): {', '.join(result.dropped_scenes)}; "
+        console().print(f"left out (reprocess them): {', '.join(result.dropped_scenes)}; "
                       f"variables dropped: {', '.join(result.dropped_variables)}")

@@ -47,7 +47,7 @@ def archive_add(paths: Annotated[Optional[list[Path]], typer.Argument(
         targets = list(paths) if paths else [Path(cfg.path_archive)]
         products, skipped = _products_in(targets)
         for line in skipped:
-            console.print(f"[yellow]skipped[/yellow] {line}")
+            console().print(f"[yellow]skipped[/yellow] {line}")
         if not products:
             fail(f"no products found in {', '.join(map(str, targets))}", code=1)
         catalog = Catalog.from_config(cfg)
@@ -60,8 +60,8 @@ def archive_add(paths: Annotated[Optional[list[Path]], typer.Argument(
     except GmsdaskError as error:
         fail(error)
     for line in failed:
-        console.print(f"[red]not catalogued[/red] {line}")
-    console.print(f"catalogued {len(scene_ids)} scene(s): {', '.join(map(str, scene_ids)) or '-'}")
+        console().print(f"[red]not catalogued[/red] {line}")
+    console().print(f"catalogued {len(scene_ids)} scene(s): {', '.join(map(str, scene_ids)) or '-'}")
     if failed:
         raise typer.Exit(code=1)
 
@@ -79,7 +79,7 @@ def archive_list(tile: Annotated[Optional[str], typer.Option(help="Only scenes t
         table.add_row(str(scene.id), scene.product_id, scene.platform, f"{scene.acquisition_time:%Y-%m-%d %H:%M}",
                       "-" if scene.cloud_cover_pct is None else f"{scene.cloud_cover_pct:.1f}",
                       " ".join(scene.mgrs_tiles))
-    console.print(table)
+    console().print(table)
 
 
 def _read_catalog(config: Path | None, db_url: str | None) -> Catalog:
@@ -131,7 +131,7 @@ def job_create(
         job_id = catalog.create_job(ids, cfg, comment=comment)
     except GmsdaskError as error:
         fail(error)
-    console.print(f"created job {job_id} with {len(ids)} scene(s)")
+    console().print(f"created job {job_id} with {len(ids)} scene(s)")
 
 
 @job_app.command("list")
@@ -146,7 +146,7 @@ def job_list(config: ConfigOption = None, db_url: DbOption = None) -> None:
     for job in jobs:
         table.add_row(str(job.id), _job_status(catalog, job), str(len(job.scene_ids)),
                       f"{job.creation_time:%Y-%m-%d %H:%M}", job.comment)
-    console.print(table)
+    console().print(table)
 
 
 def _job_status(catalog: Catalog, job) -> str:  # noqa: ANN001
@@ -164,13 +164,13 @@ def status(job_id: Annotated[int, typer.Argument(help="The job.")], config: Conf
         statistics = record.statistics  # counted from the level states when read: live while a job runs
     except GmsdaskError as error:
         fail(error)
-    console.print(f"job {record.id}: [bold]{_job_status(catalog, record)}[/bold], {len(record.scene_ids)} scene(s), "
+    console().print(f"job {record.id}: [bold]{_job_status(catalog, record)}[/bold], {len(record.scene_ids)} scene(s), "
                   f"created {record.creation_time:%Y-%m-%d %H:%M}, comment {record.comment!r}")
     keys = sorted({k for counts in statistics.values() for k in counts} | {"done", "skipped", "failed"})
     table = Table("level", *keys)
     for level, counts in statistics.items():
         table.add_row(level, *(str(counts.get(k, 0)) for k in keys))
-    console.print(table)
+    console().print(table)
     for failure in catalog.failures(job_id):
-        console.print(f"[red]{failure.product_id}[/red] failed at {failure.level}: "
+        console().print(f"[red]{failure.product_id}[/red] failed at {failure.level}: "
                       f"{failure.error_type}: {failure.error_message}")

@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Annotated, NoReturn, Optional
 
 import typer
-from rich.console import Console
 
 from ..config import JobConfig, set_config
+from ..terminal import console
 
 __all__ = ["console", "ConfigOption", "DbOption", "job_config", "fail", "configure_logging"]
 
-console = Console()
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="JSON or TOML configuration file.")]
 DbOption = Annotated[Optional[str], typer.Option("--db-url", help="Catalogue URL (default: from the config).")]
@@ -41,5 +40,5 @@ def configure_logging() -> None:
 
 def fail(error: Exception | str, code: int = 2) -> NoReturn:
     """Print the error and leave with a non-zero exit code."""
-    console.print(f"[red]error:[/red] {error}")
+    console().print(f"[red]error:[/red] {error}")
     raise typer.Exit(code=code)

@@ -53,9 +53,9 @@ def _print_summary(controller) -> None:  # noqa: ANN001
         table.add_column(str(column))
     for row in summary.itertuples(index=False):
         table.add_row(*[str(value) for value in row])
-    console.print(table)
+    console().print(table)
     for tile in controller.catalog.tiles_written(record.id):
-        console.print(f"  cube {tile.tile}: {tile.path}")
+        console().print(f"  cube {tile.tile}: {tile.path}")
 
 
 def demo(workdir: Annotated[Path, typer.Option(help="Where the sample data and outputs go (a new or empty folder, "
@@ -67,6 +67,6 @@ def demo(workdir: Annotated[Path, typer.Option(help="Where the sample data and o
 
     configure_logging()
     try:
-        run_demo(workdir, cpus=cpus, console=console)
+        run_demo(workdir, cpus=cpus, console=console())
     except GmsdaskError as error:
         fail(error)

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ..errors import GmsdaskError
+from ..terminal import console
 from . import cfg_format
 from .api import Job, Jobs
 from .home import gmsdask_home, job_file
@@ -30,7 +30,6 @@ cron_app = typer.Typer(help="Run a routine from cron: enable, disable, remove it
                        no_args_is_help=True)
 routine_app.add_typer(task_app, name="task")
 routine_app.add_typer(cron_app, name="cron")
-console = Console()
 
 Jid = Annotated[str, typer.Argument(help="Routine id (letters, digits, '-' and '_').")]
 TaskId = Annotated[int, typer.Argument(help="Task id (its line in the table, from 0).")]
@@ -38,7 +37,7 @@ Tabfile = Annotated[Path | None, typer.Option("--tabfile", help="Crontab file to
 
 
 def _fail(error: Exception) -> None:
-    console.print(f"[red]error:[/red] {error}", highlight=False)
+    console().print(f"[red]error:[/red] {error}", highlight=False)
     raise typer.Exit(code=2)
 
 
@@ -48,7 +47,7 @@ def _print_frame(frame: Any, title: str) -> None:
         table.add_column(str(column))
     for row in frame.itertuples(index=False):
         table.add_row(*["" if value is None else str(value) for value in row])
-    console.print(table)
+    console().print(table)
 
 
 def _existing(jid: str, tabfile: Path | None = None) -> Job:
@@ -76,8 +75,8 @@ def show(jid: Jid, tabfile: Tabfile = None) -> None:
         _fail(error)
     for name, value in vars(job.settings).items():
         if name != "extra":
-            console.print(f"{name} = {value}", highlight=False)
-    console.print(f"cron: {job.cron_status} {job.cron_timing or ''}", highlight=False)
+            console().print(f"{name} = {value}", highlight=False)
+    console().print(f"cron: {job.cron_status} {job.cron_timing or ''}", highlight=False)
     _print_frame(job.tasks, f"routine {jid}: tasks")
 
 
@@ -94,7 +93,7 @@ def create(jid: Jid,
         job = Job(jid)
         for name, value in _fields(timing=timing, logs=logs, nb_proc=nb_proc, provider=provider).items():
             setattr(job, name, value)
-        console.print(f"created {job.save()}", highlight=False)
+        console().print(f"created {job.save()}", highlight=False)
     except GmsdaskError as error:
         _fail(error)
 
@@ -141,7 +140,7 @@ def task_add(jid: Jid, tile: TileOpt = None, date_min: DateMin = None, date_max:
         job.save()
     except GmsdaskError as error:
         _fail(error)
-    console.print(f"routine {jid}: task {task_id} added", highlight=False)
+    console().print(f"routine {jid}: task {task_id} added", highlight=False)
 
 
 @task_app.command("edit")
@@ -159,7 +158,7 @@ def task_edit(jid: Jid, task_id: TaskId, tile: TileOpt = None, date_min: DateMin
         job.save()
     except GmsdaskError as error:
         _fail(error)
-    console.print(f"routine {jid}: task {task_id} edited", highlight=False)
+    console().print(f"routine {jid}: task {task_id} edited", highlight=False)
 
 
 @task_app.command("remove")
@@ -171,7 +170,7 @@ def task_remove(jid: Jid, task_id: TaskId) -> None:
         job.save()
     except GmsdaskError as error:
         _fail(error)
-    console.print(f"routine {jid}: task {task_id} removed", highlight=False)
+    console().print(f"routine {jid}: task {task_id} removed", highlight=False)
 
 
 @routine_app.command("run")
@@ -191,9 +190,9 @@ def run(jid: Jid,
         table.add_row(str(t.task_id), t.tile, t.status, str(len(t.found)), str(len(t.processed)),
                       str(len(t.already_processed)), "" if t.catalog_job_id is None else str(t.catalog_job_id),
                       str(len(t.removed)), "\n".join(t.errors))
-    console.print(table)
+    console().print(table)
     if report.log_file:
-        console.print(f"log: {report.log_file}", highlight=False)
+        console().print(f"log: {report.log_file}", highlight=False)
     if not report.ok:
         raise typer.Exit(code=1)
 
@@ -206,7 +205,7 @@ def cron_enable(jid: Jid, tabfile: Tabfile = None) -> None:
         job.cron_enable()
     except GmsdaskError as error:
         _fail(error)
-    console.print(f"routine {jid}: cron {job.cron_status} ({job.cron_timing})", highlight=False)
+    console().print(f"routine {jid}: cron {job.cron_status} ({job.cron_timing})", highlight=False)
 
 
 @cron_app.command("disable")
@@ -217,7 +216,7 @@ def cron_disable(jid: Jid, tabfile: Tabfile = None) -> None:
         job.cron_disable()
     except GmsdaskError as error:
         _fail(error)
-    console.print(f"routine {jid}: cron {job.cron_status}", highlight=False)
+    console().print(f"routine {jid}: cron {job.cron_status}", highlight=False)
 
 
 @cron_app.command("remove")
@@ -227,7 +226,7 @@ def cron_remove(jid: Jid, tabfile: Tabfile = None) -> None:
         Job(jid, crontab=tabfile).cron_remove()
     except GmsdaskError as error:
         _fail(error)
-    console.print(f"routine {jid}: cron entry removed", highlight=False)
+    console().print(f"routine {jid}: cron entry removed", highlight=False)
 
 
 @routine_app.command("import")
@@ -246,4 +245,4 @@ def import_cfg(path: Annotated[Path, typer.Argument(help="A Sen2Chain job_<jid>.
         target.write_text(text)
     except (GmsdaskError, RoutineIdError, OSError) as error:
         _fail(error)
-    console.print(f"imported {path} as routine {name} ({len(routine.tasks)} task(s)): {target}", highlight=False)
+    console().print(f"imported {path} as routine {name} ({len(routine.tasks)} task(s)): {target}", highlight=False)
