@@ -13,13 +13,13 @@ import typer
 from rich.table import Table
 
 from .config import set_config
-from .terminal import console
 from .errors import ConfigError, GmsdaskError
 from .io.cube import cube_log, tag_cube
 from .io.cube_export import compact_cube, export_cube
 from .io.cube_migrate import migrate_cube
 from .io.cube_storage import cube_location
 from .mgrs_grid import normalize_tile
+from .terminal import console
 
 cube_app = typer.Typer(help="Inspect, export and maintain MGRS tile cubes.", no_args_is_help=True)
 
@@ -116,4 +116,4 @@ def migrate(path: Annotated[Path, typer.Argument(help="A plain-Zarr cube <TILE>.
     console().print(f"{result.location}: {result.slots} slots, commit {result.snapshot_id}")
     if result.dropped_scenes:
         console().print(f"left out (reprocess them): {', '.join(result.dropped_scenes)}; "
-                      f"variables dropped: {', '.join(result.dropped_variables)}")
+                        f"variables dropped: {', '.join(result.dropped_variables)}")

@@ -164,8 +164,8 @@ def status(job_id: Annotated[int, typer.Argument(help="The job.")], config: Conf
         statistics = record.statistics  # counted from the level states when read: live while a job runs
     except GmsdaskError as error:
         fail(error)
-    console().print(f"job {record.id}: [bold]{_job_status(catalog, record)}[/bold], {len(record.scene_ids)} scene(s), "
-                  f"created {record.creation_time:%Y-%m-%d %H:%M}, comment {record.comment!r}")
+    console().print(f"job {record.id}: [bold]{_job_status(catalog, record)}[/bold], {len(record.scene_ids)} "
+                    f"scene(s), created {record.creation_time:%Y-%m-%d %H:%M}, comment {record.comment!r}")
     keys = sorted({k for counts in statistics.values() for k in counts} | {"done", "skipped", "failed"})
     table = Table("level", *keys)
     for level, counts in statistics.items():
@@ -173,4 +173,4 @@ def status(job_id: Annotated[int, typer.Argument(help="The job.")], config: Conf
     console().print(table)
     for failure in catalog.failures(job_id):
         console().print(f"[red]{failure.product_id}[/red] failed at {failure.level}: "
-                      f"{failure.error_type}: {failure.error_message}")
+                        f"{failure.error_type}: {failure.error_message}")
