@@ -423,9 +423,11 @@ def _decoding_threads(path: str) -> int:
     watcher = threading.Thread(target=watch)
     watcher.start()
     before = len(os.listdir("/proc/self/task"))  # this process's threads, the watcher included
-    raster_module.read_window(path, slice(0, 2048), slice(0, 2048))
-    done.set()
-    watcher.join()
+    try:
+        raster_module.read_window(path, slice(0, 2048), slice(0, 2048))
+    finally:  # a failing read must not leave the watcher running (the test would hang instead of failing)
+        done.set()
+        watcher.join()
     return peak[0] - before
 
 
