@@ -34,7 +34,7 @@ from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 from zarr.codecs import BloscCodec
 from zarr.errors import BaseZarrError
 
-from .raster import RasterInfo, WindowReader, lazy_raster, read_window
+from .raster import RasterInfo, WindowReader, lazy_raster, read_window, whole_blocks
 
 __all__ = ["DecodedCopy"]
 
@@ -51,12 +51,19 @@ _CODEC = BloscCodec(cname="lz4", clevel=1, shuffle="bitshuffle")
 class DecodedCopy:
     """Where a scene's JPEG 2000 bands are kept decoded (a Zarr store on a file system every worker sees).
 
-    ``location`` is the store's directory; ``chunks`` the ``(rows, cols)`` blocks it is written and read in (the
-    scene's chunks, so that each read is one Zarr chunk).
+    ``location`` is the store's directory; ``chunks`` the ``(rows, cols)`` blocks the scene reads it in (the
+    scene's chunks); each band is written in whole blocks of its file (:meth:`store_chunks`).
     """
 
     location: str
     chunks: tuple[int, int]
+
+    def store_chunks(self, raster: RasterInfo) -> tuple[int, int]:
+        """``(rows, cols)`` of the windows ``raster`` is decoded in, each one Zarr chunk of the copy: whole blocks of
+        its file, as many as come closest to :attr:`chunks` (:func:`~gmsdask.io.raster.whole_blocks`: a window that
+        cuts a JPEG 2000 tile decodes all of it). The scene then reads its chunks across the copy's; a Zarr chunk
+        decompresses in a few milliseconds."""
+        return whole_blocks(raster, self.chunks)
 
     def covers(self, raster: RasterInfo) -> bool:
         """Whether ``raster`` is decoded into the copy: a JPEG 2000 file read at its own grid, of at least one full
@@ -67,7 +74,7 @@ class DecodedCopy:
     def array_name(self, raster: RasterInfo) -> str:
         """The Zarr array of ``raster`` in the copy: the file's name and a token of its full path, its grid, the
         copy's chunks and the file's size and modification time (where the path is a plain file's)."""
-        token = tokenize(raster.path, raster.shape, raster.dtype, self.chunks, _stat(raster.path))
+        token = tokenize(raster.path, raster.shape, raster.dtype, self.store_chunks(raster), _stat(raster.path))
         return f"{Path(raster.path).stem}-{token}"
 
     def dn(self, raster: RasterInfo) -> da.Array:
@@ -93,11 +100,12 @@ class DecodedCopy:
         graph: dict = {created: (_create, self, tuple(covered))}
         keys: list = []
         for raster, name in zip(covered, names):
-            prefix = f"decode-once-{tokenize(self.location, raster.path, raster.shape, self.chunks)}"
-            for iy, row0 in enumerate(range(0, raster.height, self.chunks[0])):
-                for ix, col0 in enumerate(range(0, raster.width, self.chunks[1])):
-                    rows = slice(row0, min(row0 + self.chunks[0], raster.height))
-                    cols = slice(col0, min(col0 + self.chunks[1], raster.width))
+            window = self.store_chunks(raster)
+            prefix = f"decode-once-{tokenize(self.location, raster.path, raster.shape, window)}"
+            for iy, row0 in enumerate(range(0, raster.height, window[0])):
+                for ix, col0 in enumerate(range(0, raster.width, window[1])):
+                    rows = slice(row0, min(row0 + window[0], raster.height))
+                    cols = slice(col0, min(col0 + window[1], raster.width))
                     graph[(prefix, iy, ix)] = (_decode_into, created, raster, rows, cols, self.location, name)
                     keys.append((prefix, iy, ix))
         done = f"decoded-copy-written-{tokenize(self.location, keys)}"
@@ -141,7 +149,7 @@ def _create(copy: DecodedCopy, rasters: tuple[RasterInfo, ...]) -> None:
     for raster in rasters:
         name = copy.array_name(raster)
         if name not in group:
-            group.create_array(name, shape=raster.shape, chunks=copy.chunks, dtype=raster.dtype,
+            group.create_array(name, shape=raster.shape, chunks=copy.store_chunks(raster), dtype=raster.dtype,
                                compressors=[_CODEC], fill_value=0)
 
 

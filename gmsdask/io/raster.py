@@ -27,7 +27,7 @@ from rasterio.windows import Window
 
 from ..errors import BandFileError
 
-__all__ = ["RasterInfo", "raster_info", "lazy_raster", "read_window", "WindowReader"]
+__all__ = ["RasterInfo", "raster_info", "lazy_raster", "read_window", "WindowReader", "whole_blocks"]
 
 _MAX_HANDLES_PER_THREAD = 64
 _thread_state = threading.local()
@@ -56,6 +56,9 @@ class RasterInfo:
     overview_factors: tuple[int, ...] = ()
     #: Native pixels per pixel of ``geobox`` along each axis (1: the file's own grid; see :meth:`reduced`).
     reduction: int = 1
+    #: ``(rows, cols)`` of the blocks GDAL decodes the file in (a JPEG 2000 file's tiles, a GeoTIFF's tiles or
+    #: strips; None when not known). A window whose edges cut these blocks decodes the blocks it cuts in full.
+    block_shape: tuple[int, int] | None = None
 
     def reduced(self, factor: int) -> RasterInfo:
         """This raster read ``factor`` times coarser along each axis: a grid of ``floor(n / factor)`` pixels
@@ -103,6 +106,21 @@ class RasterInfo:
         return abs(self.transform.a)
 
 
+def whole_blocks(raster: RasterInfo, chunks: tuple[int, int]) -> tuple[int, int]:
+    """``(rows, cols)`` of windows of ``raster`` that hold whole blocks of its file (:attr:`RasterInfo.block_shape`),
+    as many as come closest to ``chunks``, at most the raster's extent; ``chunks`` where the blocks are not known.
+
+    GDAL decodes a JPEG 2000 file tile by tile: a window that cuts a tile decodes all of it, and the window beside
+    it, often on another worker, decodes it again. Measured with a fresh handle per window (as on different
+    workers): four rows of a whole tile's B03 (1024 px tiles) took 19.1 s of CPU in 2046 px windows and 9.5 s in
+    2048 px ones; all of B05 (640 x 1024 px blocks) 5.2 s in 2048 px windows and 4.2 s in 1920 x 2048 px ones,
+    as much as one read of the whole band."""
+    if raster.block_shape is None:
+        return chunks
+    return tuple(min(extent, max(1, round(chunk / block)) * block)  # type: ignore[return-value]
+                 for extent, chunk, block in zip(raster.shape, chunks, raster.block_shape))
+
+
 def _dataset(path: str) -> rasterio.io.DatasetReader:
     """This thread's open handle of ``path`` (opened on first use, least recently used closed first)."""
     cache: OrderedDict[str, Any] | None = getattr(_thread_state, "handles", None)
@@ -118,6 +136,11 @@ def _dataset(path: str) -> rasterio.io.DatasetReader:
     return handle
 
 
+def _block_shape(dataset: rasterio.io.DatasetReader) -> tuple[int, int]:
+    rows, cols = dataset.block_shapes[0]
+    return int(rows), int(cols)
+
+
 def raster_info(path: str, name: str | None = None) -> RasterInfo:
     """Header information of a single-band raster; a missing or undecodable file raises ``BandFileError``."""
     label = name or path
@@ -129,7 +152,8 @@ def raster_info(path: str, name: str | None = None) -> RasterInfo:
             return RasterInfo(path=path, name=label,
                               geobox=GeoBox((dataset.height, dataset.width), dataset.transform, crs),
                               dtype=dataset.dtypes[0], nodata=dataset.nodata,
-                              overview_factors=tuple(int(f) for f in dataset.overviews(1)))
+                              overview_factors=tuple(int(f) for f in dataset.overviews(1)),
+                              block_shape=_block_shape(dataset))
     except RasterioError as err:
         raise BandFileError(label, f"cannot open raster ({err})") from None
 

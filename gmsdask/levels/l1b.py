@@ -24,6 +24,7 @@ from ..coregistration import CoregResult, coregister_scene
 from ..coregistration.local import local_field
 from ..geometry import group_geobox
 from ..io import open_scene
+from ..io.raster import whole_blocks
 from ._contract import LevelContext, LevelOutcome
 from .coreg_reference import ANCHOR_ROLE, REFERENCE_ROLE, select_reference
 
@@ -39,6 +40,18 @@ MIN_FIELD_POINTS = 10
 def _json_safe(facts: dict[str, Any]) -> dict[str, Any]:
     """NaN (a failed match's shifts) as null: JSON and PostgreSQL know no NaN."""
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in facts.items()}
+
+
+def _reference_scene(path: str, chunks: tuple[int, int]) -> xr.DataTree:
+    """The reference scene, in chunks of whole tiles of its finest band's file. Its bands are read from their
+    files (only a job's own scenes have a decoded copy), and windows that cut the tiles decode a cut tile once for
+    each window (:func:`~gmsdask.io.raster.whole_blocks`): a whole tile's B03 took L1B 24.1 s of worker time in
+    2046 px chunks and 13.9 s in 2048 px ones. The reference's chunks need not be the scene's."""
+    scene = open_scene(path, chunks=chunks)
+    rasters = [var.encoding["source_raster"] for node in scene.subtree for var in node.ds.data_vars.values()
+               if "source_raster" in var.encoding]
+    aligned = whole_blocks(min(rasters, key=lambda r: r.resolution), chunks) if rasters else chunks
+    return scene if aligned == chunks else open_scene(path, chunks=aligned)
 
 
 def _marked(scene: xr.DataTree, status: str, shift_m: tuple[float, float] = (0.0, 0.0), reliability: float = 0.0,
@@ -59,7 +72,7 @@ def run(scene: xr.DataTree, ctx: LevelContext) -> LevelOutcome:
         note = "no reference scene fits (platform, cloud cover, overlap, season); not shifted"
         return LevelOutcome(_marked(scene, "no_reference"), note=note, facts={"coreg_status": "no_reference"})
     cfg = ctx.config
-    reference_scene = open_scene(reference.product_path, chunks=cfg.chunks)
+    reference_scene = _reference_scene(reference.product_path, (cfg.chunks["y"], cfg.chunks["x"]))
     result = coregister_scene(scene, reference_scene, window_size=tuple(cfg.coreg_window_size),
                               max_shift=cfg.coreg_max_shift_allowed, local=cfg.coreg_local,
                               grid_res=cfg.coreg_grid_res, wavelength_nm=cfg.coreg_band_wavelength_for_matching)
