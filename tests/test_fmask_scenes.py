@@ -23,6 +23,7 @@ from gmsdask.masks import (
     mask_scene,
     product_qa_masks,
 )
+from gmsdask.masks import fmask as fmask_module
 from gmsdask.masks.fmask import _nearest_index, _take_nearest
 from gmsdask.masks.esa_gml import rasterize_esa_cloud_mask, read_esa_cloud_polygons
 from gmsdask.synthetic import sentinel2_extent, write_landsat_l1, write_sentinel2_l1c
@@ -104,6 +105,17 @@ def test_two_chunk_sizes_give_identical_masks(s2_cloudy, landsat_cloudy):
         first, second = (fmask_scene(open_scene(product.path, chunks=c)) for c in chunks)
         assert first.fmask.data.chunks != second.fmask.data.chunks
         xr.testing.assert_identical(first.compute(), second.compute())
+
+
+def test_fmask_blocks_nest_the_chunks_of_every_input(s2_cloudy, monkeypatch):
+    """Blocks cut from the 20 m chunks must not straddle the 10 m bands' chunks measured on the 20 m grid (10 m
+    chunks of 126 px are 63 px there): otherwise each block waits for, and holds, two chunks of each 10 m input."""
+    monkeypatch.setattr(fmask_module, "_BLOCK_PX", 64)
+    _, inputs = fmask_module._inputs(open_scene(s2_cloudy.path, chunks=126))  # 20 m chunks: 126, 126, 48 px
+    expected = ((63, 63, 63, 63, 48),) * 2
+    assert {role: data.chunks for role, data in inputs.items()} == {role: expected for role in inputs}
+    blue = inputs["blue"]  # B02 at 10 m, taken onto the 20 m grid in its own chunks: nothing to rechunk
+    assert not [name for name in blue.dask.layers if name.startswith("rechunk")]
 
 
 def test_fully_clouded_scene_has_no_clear_pixel(out):

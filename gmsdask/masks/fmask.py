@@ -164,6 +164,20 @@ def _split(chunks: tuple[int, ...], most: int) -> tuple[int, ...]:
     return tuple(min(most, size - start) for size in chunks for start in range(0, size, most))
 
 
+def _block_px(sources: dict[str, xr.Dataset], roles: dict[str, str], grid: xr.Dataset, dim: str) -> int:
+    """Side of Fmask's blocks along ``dim`` (grid pixels): :data:`_BLOCK_PX`, or less where an input's chunk covers
+    less ground (Sentinel-2's 10 m chunks of 2046 px are 1023 px of the 20 m grid), so that every input's chunks
+    nest in the blocks. Blocks of 1024 px across chunks of 1023 made each block wait for two chunks of each 10 m
+    input and held them (a whole tile's Fmask pass: ~430 MiB of merges per worker)."""
+    block = _BLOCK_PX
+    for role, source in sources.items():
+        data = source[roles[role]].data
+        if isinstance(data, da.Array):
+            on_grid = max(data.chunks[source[roles[role]].dims.index(dim)]) * grid.sizes[dim] / source.sizes[dim]
+            block = min(block, max(1, math.floor(on_grid + 1e-9)))
+    return block
+
+
 def _inputs(scene: xr.DataTree) -> tuple[xr.Dataset, dict[str, da.Array]]:
     """The working grid's group and the Fmask inputs on it (dask arrays, same chunks)."""
     name = _scene_name(scene)
@@ -177,15 +191,19 @@ def _inputs(scene: xr.DataTree) -> tuple[xr.Dataset, dict[str, da.Array]]:
     if found is None:
         raise ProcessingError(name, "L1C", f"Fmask needs SWIR1 band {roles['swir1']}, which the scene lacks")
     _, grid = found
-    chunks = tuple(_split(axis, _BLOCK_PX) for axis in grid[roles["swir1"]].data.chunks)
-    inputs: dict[str, da.Array] = {}
+    sources: dict[str, xr.Dataset] = {}
     for role, band in roles.items():
         located = _find(groups, band)
         if located is None:
             if role in _COMMON:
                 raise ProcessingError(name, "L1C", f"Fmask needs band {band} ({role}), which the scene lacks")
             continue  # optional input (thermal, cirrus, CDI bands)
-        inputs[role] = _on_grid(located[1][band], located[1], grid, chunks).astype(np.float32)
+        sources[role] = located[1]
+    chunks = tuple(_split(axis, _block_px(sources, roles, grid, dim))
+                   for axis, dim in zip(grid[roles["swir1"]].data.chunks, ("y", "x")))
+    inputs: dict[str, da.Array] = {}
+    for role, source in sources.items():
+        inputs[role] = _on_grid(source[roles[role]], source, grid, chunks).astype(np.float32)
     blue_group = _find(groups, roles["blue"])
     if blue_group is not None and "saturated" in blue_group[1]:
         inputs["saturated_visible"] = _on_grid(blue_group[1]["saturated"], blue_group[1], grid, chunks)
