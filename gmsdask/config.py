@@ -72,7 +72,10 @@ class JobConfig(BaseModel):
     allow_subMultiprocessing: bool = True
     disable_exception_handler: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    tiling_block_size_XY: tuple[int, int] = (2048, 2048)
+    #: 2046, not GeoMultiSens's 2048: a multiple of 6 px, so that a block of a Sentinel-2 tile's 10, 20 and 60 m
+    #: bands and of the 30 m output covers the same ground and L2A's output blocks nest in the source's
+    #: (``docs/performance.md``, memory).
+    tiling_block_size_XY: tuple[int, int] = (2046, 2046)
     is_test: bool = False
     profiling: bool = False
     benchmark_global: bool = False

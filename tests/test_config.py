@@ -14,8 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_defaults_follow_geomultisens():
     cfg = set_config()
-    assert cfg.tiling_block_size_XY == (2048, 2048)
-    assert cfg.chunks == {"y": 2048, "x": 2048}
+    assert cfg.tiling_block_size_XY == (2046, 2046)
+    assert cfg.chunks == {"y": 2046, "x": 2046}
     assert cfg.exec_flags("L1A") == (True, False, True)
     assert cfg.exec_flags("L2C") == (True, True, False)
     assert cfg.spatial_resamp_alg_default == "cubic"

@@ -121,8 +121,9 @@ def _output_chunks(block: tuple[int, int], sources: list[GeoBox], dst: GeoBox) -
     10 m and 30 m, one 30 m block read the 10 m blocks of a 61 km square (up to 16), so a worker held much of
     a tile's 10 m bands until a block's warps could run (issue 13's memory figure). Measured from the source's
     own chunks, an output block's edges fall on source block edges wherever the source grid nests in the
-    output's (10 m chunks of 1830 px, a tile split evenly, give 610 px at 30 m), so its warp then waits for
-    slivers of its neighbours only; today's readers cut a tile's 10980 px into 2048 px chunks (682 at 30 m).
+    output's: the default 2046 px chunks at 10 m give 682 px at 30 m, and an unshifted warp reads one source
+    block. With 2048 px chunks (682.67 px at 30 m) every output block also needed slivers of the next source
+    blocks, which then stayed in memory for a row of the scene: a whole tile's final pass grew by ~500 MiB.
     """
     finest_m = min((pixel_size_in(src, dst) for src in sources), default=abs(dst.resolution.x))
     ratio = min(1.0, finest_m / abs(dst.resolution.x))
