@@ -9,7 +9,7 @@ import dask.array as da
 import numpy as np
 from dask._task_spec import Alias
 
-from gmsdask.io.block_graph import block_keys, optimized_graph, window_tasks
+from gmsdask.io.block_graph import DeferredBlock, block_keys, materialized, optimized_graph, window_tasks
 
 
 def test_block_keys_leave_no_alias_and_give_the_same_blocks() -> None:
@@ -79,3 +79,34 @@ def test_reads_only_a_window_needs_run_inside_its_task(tmp_path) -> None:
                         for j in range(2)], "test-window")
     graph = dict(both[0].__dask_graph__())
     assert sum(key[0].startswith("test-window") for key in graph) == 2 and len(graph) > 2
+
+
+def test_deferred_reads_reach_the_write_unread_and_are_read_one_at_a_time(tmp_path) -> None:
+    """With ``deferred`` the window's own reads reach its write as ``DeferredBlock`` s, read when the write asks:
+    a cube window then holds one of its ~40 variables at a time instead of all of them; a block computed by a
+    task of its own still arrives as values."""
+    import zarr
+
+    values = np.arange(64, dtype=np.float32).reshape(8, 8)
+    stored = []
+    for name in ("a", "b"):
+        array = zarr.open_array(str(tmp_path / f"{name}.zarr"), mode="w", shape=(8, 8), chunks=(4, 4), dtype="f4")
+        array[:] = values
+        stored.append(da.from_array(array, chunks=4, inline_array=True))
+    computed = da.from_array(values, chunks=2).rechunk(4) + 1  # merges of other tasks: a task of its own
+    events = []
+
+    def write(parts):
+        assert [isinstance(part, DeferredBlock) for part in parts] == [True, True, False]
+        sums = []
+        for number, part in enumerate(parts):
+            block = materialized(part)
+            events.append(f"read {number}")
+            sums.append(float(block.sum()))
+        return sums
+
+    tasks = window_tasks([stored[0] * 2, stored[1] - 3, computed], [((1, 1), write)], "test-window", deferred=True)
+    (sums,) = dask.compute(*tasks, scheduler="sync")
+    block = values[4:, 4:]
+    assert sums == [float((block * 2).sum()), float((block - 3).sum()), float((block + 1).sum())]
+    assert events == ["read 0", "read 1", "read 2"]

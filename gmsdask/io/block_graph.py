@@ -15,13 +15,13 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 import dask.array as da
-from dask._task_spec import Alias, GraphNode, List, Task, TaskRef
+from dask._task_spec import Alias, DataNode, GraphNode, List, Task, TaskRef
 from dask.array.optimization import optimize as optimize_array_graph
 from dask.core import flatten, get_dependencies
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
-__all__ = ["optimized_graph", "block_keys", "window_tasks"]
+__all__ = ["optimized_graph", "block_keys", "window_tasks", "DeferredBlock", "materialized"]
 
 
 def optimized_graph(arrays: list[da.Array]) -> dict:
@@ -55,8 +55,26 @@ def block_keys(arrays: list[da.Array]) -> tuple[dict, list[list]]:
     return graph, resolved
 
 
+class DeferredBlock:
+    """A block that its window's task reads when its write asks for it (:func:`materialized`): a read of stored
+    data that :func:`window_tasks` moved into the window with ``deferred=True``. Read one by one, a window's ~40
+    blocks are not all in memory at once: a cube window's task held ~300-350 MiB per worker, every block of its
+    window, before its first write."""
+
+    def __init__(self, read: Task) -> None:
+        self._read = read
+
+    def __call__(self) -> Any:
+        return self._read()
+
+
+def materialized(block: Any) -> Any:
+    """``block`` itself, or its values read now where it is a :class:`DeferredBlock`."""
+    return block() if isinstance(block, DeferredBlock) else block
+
+
 def window_tasks(arrays: list[da.Array], writes: Iterable[tuple[tuple[int, ...], Callable[[list], Any]]],
-                 name: str) -> list[Delayed]:
+                 name: str, *, deferred: bool = False) -> list[Delayed]:
     """One delayed task per ``(block index, write)`` of ``writes``: ``write`` called with the list of the blocks
     of ``arrays`` at that index (all arrays share one chunking), on the arrays' graph from :func:`block_keys`.
     Built by hand: one ``dask.delayed`` call per window would merge the whole upstream graph once per window and
@@ -64,7 +82,8 @@ def window_tasks(arrays: list[da.Array], writes: Iterable[tuple[tuple[int, ...],
 
     A block whose task depends on nothing (a read of stored data, as a level product read back in the windows'
     chunks) and that no other task needs is computed inside its window's task instead of as a task of its own
-    (:func:`_inline_reads`)."""
+    (:func:`_inline_reads`); with ``deferred`` it reaches ``write`` as a :class:`DeferredBlock` that ``write``
+    reads when it needs it (:func:`materialized`)."""
     graph, keys = block_keys(arrays)
     token = uuid.uuid4().hex
     tasks = []
@@ -73,11 +92,11 @@ def window_tasks(arrays: list[da.Array], writes: Iterable[tuple[tuple[int, ...],
         graph[key] = Task(key, write, List(*(TaskRef(functools.reduce(lambda nested, i: nested[i], index, of_array))
                                              for of_array in keys)))
         tasks.append(key)
-    _inline_reads(graph, tasks)
+    _inline_reads(graph, tasks, deferred)
     return [Delayed(key, graph) for key in tasks]
 
 
-def _inline_reads(graph: dict, windows: list[Hashable]) -> None:
+def _inline_reads(graph: dict, windows: list[Hashable], deferred: bool = False) -> None:
     """Moves into each of ``windows`` (keys of :class:`Task` s in ``graph``) the tasks it depends on that have no
     dependencies of their own and no other dependent, in place.
 
@@ -94,7 +113,8 @@ def _inline_reads(graph: dict, windows: list[Hashable]) -> None:
         inline = {key: graph[key] for key in task.dependencies
                   if dependents.get(key) == 1 and isinstance(graph.get(key), Task) and not graph[key].dependencies}
         if inline:
-            graph[window] = task.substitute(inline)
+            graph[window] = task.substitute({key: DataNode(None, DeferredBlock(read)) for key, read in inline.items()}
+                                            if deferred else inline)
             for key in inline:
                 del graph[key]
 

@@ -50,7 +50,7 @@ import zarr
 from odc.geo.geobox import GeoBox
 
 from ..errors import CubeWriteCanceled, CubeWriteError, ProcessingError
-from .block_graph import window_tasks
+from .block_graph import DeferredBlock, materialized, window_tasks
 from .cube_migrate import old_cube_problem
 from .cube_schema import (
     TIME_UNITS,
@@ -228,23 +228,28 @@ def _clear_slot(store: icechunk.IcechunkStore, name: str, arr: zarr.Array, index
 
 
 def _write_window(fork: icechunk.ForkSession, specs: Mapping[str, VariableSpec], index: int,
-                  rows: tuple[int, int], cols: tuple[int, int], names: list[str], parts: list[np.ndarray]
-                  ) -> tuple[icechunk.ForkSession, int]:
-    """Step 2 for one chunk window: encode and write the blocks (``parts`` of the variables ``names``) and the
-    window's ``nodata``; returns the fork and the window's count of pixels with data (all pixels when the scene
-    has no bands to tell)."""
+                  rows: tuple[int, int], cols: tuple[int, int], names: list[str],
+                  parts: list[np.ndarray | DeferredBlock]) -> tuple[icechunk.ForkSession, int]:
+    """Step 2 for one chunk window: encode and write the blocks (``parts`` of the variables ``names``, arrays or
+    :class:`~gmsdask.io.block_graph.DeferredBlock` s read here one at a time) and the window's ``nodata``; returns
+    the fork and the window's count of pixels with data (all pixels when the scene has no bands to tell)."""
     blocks = dict(zip(names, parts))
     region = (index, slice(*rows), slice(*cols))
-    bands = [name for name, spec in specs.items() if is_band(name, spec)]
+    bands = {name for name, spec in specs.items() if is_band(name, spec)}
     valid = (rows[1] - rows[0]) * (cols[1] - cols[0])
-    if bands:  # the slot's nodata, from the bands of this window only: no band is read back from the cube
-        nodata = np.zeros(np.shape(blocks[bands[0]]), dtype=bool)
-        for name in bands:
-            nodata |= ~np.isfinite(blocks[name])
-        blocks = {**blocks, "nodata": nodata}
-        valid = int(nodata.size - np.count_nonzero(nodata))
+    nodata = np.zeros((rows[1] - rows[0], cols[1] - cols[0]), dtype=bool)
     for name, spec in specs.items():
-        zarr.open_array(fork.store, path=name, mode="r+")[region] = encode_block(spec, blocks[name])
+        if bands and name == "nodata":
+            continue  # derived from this window's bands below: no band is read back from the cube
+        block = materialized(blocks.pop(name))
+        if name in bands:
+            nodata |= ~np.isfinite(block)
+        zarr.open_array(fork.store, path=name, mode="r+")[region] = encode_block(spec, block)
+        del block  # before the next variable is read
+    if bands:
+        if "nodata" in specs:
+            zarr.open_array(fork.store, path="nodata", mode="r+")[region] = encode_block(specs["nodata"], nodata)
+        valid = int(nodata.size - np.count_nonzero(nodata))
     return fork, valid
 
 
@@ -277,7 +282,7 @@ def _chunk_tasks(fork: icechunk.ForkSession, data: xr.Dataset, specs: Mapping[st
             rows = (int(row_starts[i]), int(row_starts[i + 1]))
             cols = (int(col_starts[j]), int(col_starts[j + 1]))
             writes.append(((i, j), functools.partial(_write_window, fork, specs, index, rows, cols, list(sources))))
-    return window_tasks(arrays, writes, "cube-window")
+    return window_tasks(arrays, writes, "cube-window", deferred=True)
 
 
 def _copy_slot(source: icechunk.Session, target: icechunk.IcechunkStore, names: list[str], old: int, new: int,
