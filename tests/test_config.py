@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_defaults_follow_geomultisens():
     cfg = set_config()
+    # the one departure: a multiple of 6 px (GeoMultiSens: 2048), so that Sentinel-2's blocks nest (JobConfig)
     assert cfg.tiling_block_size_XY == (2046, 2046)
     assert cfg.chunks == {"y": 2046, "x": 2046}
     assert cfg.exec_flags("L1A") == (True, False, True)

@@ -18,8 +18,8 @@ from gmsdask.io.decoded_copy import DecodedCopy
 from gmsdask.io.raster import raster_info, read_window, whole_blocks
 from gmsdask.levels import l1b
 from gmsdask.synthetic import write_sentinel2_l1c
-from gmsdask.synthetic.rasters import write_sentinel2_jp2
 from gmsdask.synthetic.grid import PixelGrid
+from gmsdask.synthetic.rasters import write_sentinel2_jp2
 
 
 @pytest.fixture(scope="module")
