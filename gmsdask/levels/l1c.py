@@ -148,7 +148,7 @@ def _copied_bands_averaged(scene: xr.DataTree, bands: Sequence[str], grid_m: flo
             if any(size % factor for axis_chunks in var.data.chunks for size in axis_chunks):
                 return None
             reduce = np.any if var.dtype == bool else np.mean
-            # in the source's blocks, reduced (2048 px at 10 m: 1024 px at 20 m, Fmask's blocks): no merge
+            # in the source's blocks, reduced (2046 px at 10 m: 1023 px at 20 m, Fmask's blocks): no merge
             data = da.coarsen(reduce, var.data, {0: factor, 1: factor})
             variables[name] = xr.DataArray(data, dims=("y", "x"),
                                            attrs={**var.attrs, "fmask_input": f"mean of {factor}x{factor} pixels"})
