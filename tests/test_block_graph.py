@@ -53,9 +53,8 @@ def test_window_tasks_give_each_write_the_blocks_at_its_index() -> None:
     np.testing.assert_array_equal(seen[(1, 0)][1], -values[3:, :3])
 
 
-def test_reads_only_a_window_needs_run_inside_its_task(tmp_path) -> None:
-    """Blocks read from storage (no dependencies) that one window alone consumes are read inside its task: no task
-    of their own for the scheduler to start ahead of the window; a block other tasks need stays a task."""
+def _stored_arrays(tmp_path) -> tuple[np.ndarray, list[da.Array]]:
+    """Two 8 x 8 Zarr arrays of the same values, read as Dask arrays of 4 x 4 blocks (each read a root task)."""
     import zarr
 
     values = np.arange(64, dtype=np.float32).reshape(8, 8)
@@ -64,6 +63,13 @@ def test_reads_only_a_window_needs_run_inside_its_task(tmp_path) -> None:
         array = zarr.open_array(str(tmp_path / f"{name}.zarr"), mode="w", shape=(8, 8), chunks=(4, 4), dtype="f4")
         array[:] = values
         stored.append(da.from_array(array, chunks=4, inline_array=True))
+    return values, stored
+
+
+def test_reads_only_a_window_needs_run_inside_its_task(tmp_path) -> None:
+    """Blocks read from storage (no dependencies) that one window alone consumes are read inside its task: no task
+    of their own for the scheduler to start ahead of the window; a block other tasks need stays a task."""
+    values, stored = _stored_arrays(tmp_path)
     own, shared = stored[0] * 2, stored[1] - 3
     also_needs_shared = shared.sum(axis=0)  # a second consumer of `shared`'s blocks
     writes = [((i, j), lambda parts: [float(part.sum()) for part in parts]) for i in range(2) for j in range(2)]
@@ -85,14 +91,7 @@ def test_deferred_reads_reach_the_write_unread_and_are_read_one_at_a_time(tmp_pa
     """With ``deferred`` the window's own reads reach its write as ``DeferredBlock`` s, read when the write asks:
     a cube window then holds one of its ~40 variables at a time instead of all of them; a block computed by a
     task of its own still arrives as values."""
-    import zarr
-
-    values = np.arange(64, dtype=np.float32).reshape(8, 8)
-    stored = []
-    for name in ("a", "b"):
-        array = zarr.open_array(str(tmp_path / f"{name}.zarr"), mode="w", shape=(8, 8), chunks=(4, 4), dtype="f4")
-        array[:] = values
-        stored.append(da.from_array(array, chunks=4, inline_array=True))
+    values, stored = _stored_arrays(tmp_path)
     computed = da.from_array(values, chunks=2).rechunk(4) + 1  # merges of other tasks: a task of its own
     events = []
 
