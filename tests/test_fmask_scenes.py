@@ -116,6 +116,12 @@ def test_fmask_blocks_nest_the_chunks_of_every_input(s2_cloudy, monkeypatch):
     assert {role: data.chunks for role, data in inputs.items()} == {role: expected for role in inputs}
     blue = inputs["blue"]  # B02 at 10 m, taken onto the 20 m grid in its own chunks: nothing to rechunk
     assert not [name for name in blue.dask.layers if name.startswith("rechunk")]
+    # B10 at 60 m (one chunk of 100 px) repeated onto the 20 m grid in pieces no larger than a block (repeated
+    # whole, it came out in blocks of half the scene, which the blocks cut from them kept alive)
+    repeated = {name: max(max(axis) for axis in layer.collection_annotations["chunks"])
+                for name, layer in inputs["cirrus"].dask.layers.items()
+                if name.startswith(("repeat", "concatenate")) and layer.collection_annotations}
+    assert repeated and max(repeated.values()) <= 63, repeated
 
 
 def test_fully_clouded_scene_has_no_clear_pixel(out):

@@ -155,7 +155,21 @@ def _on_grid(variable: xr.DataArray, source: xr.Dataset, grid: xr.Dataset, chunk
         return data.rechunk(chunks)
     rows = _nearest_index(grid.y.values, source.y.values)
     cols = _nearest_index(grid.x.values, source.x.values)
+    # a coarser source cut where the grid's chunks start, so that each block of the grid is repeated from a piece
+    # of its own: Sentinel-2's 60 m cirrus (one chunk) repeated whole onto the 20 m grid came out in blocks of half
+    # the scene (4 x 29 MiB at a whole tile), which the blocks cut from them kept alive for all of Fmask's pass
+    data = data.rechunk(tuple(_source_chunks(index, target, size) if size < index.size else source_chunks
+                              for index, target, size, source_chunks in zip((rows, cols), chunks, data.shape,
+                                                                            data.chunks)))
     return _take_nearest(data, rows, cols).rechunk(chunks)
+
+
+def _source_chunks(index: np.ndarray, target_chunks: tuple[int, ...], size: int) -> tuple[int, ...]:
+    """Chunks of a source axis of ``size`` pixels cut at the source pixel of each target chunk's first pixel
+    (``index``: the source pixel of each target pixel, :func:`_nearest_index`)."""
+    starts = np.cumsum((0, *target_chunks[:-1]))
+    edges = sorted({0, *(int(index[start]) for start in starts[1:])} - {size})
+    return tuple(int(step) for step in np.diff([*edges, size]))
 
 
 def _split(chunks: tuple[int, ...], most: int) -> tuple[int, ...]:
