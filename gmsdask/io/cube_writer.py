@@ -237,16 +237,17 @@ def _write_window(fork: icechunk.ForkSession, specs: Mapping[str, VariableSpec],
     region = (index, slice(*rows), slice(*cols))
     bands = {name for name, spec in specs.items() if is_band(name, spec)}
     valid = (rows[1] - rows[0]) * (cols[1] - cols[0])
-    nodata = np.zeros((rows[1] - rows[0], cols[1] - cols[0]), dtype=bool)
+    # the slot's nodata, from this window's bands as they are written: no band is read back from the cube
+    nodata = np.zeros((rows[1] - rows[0], cols[1] - cols[0]), dtype=bool) if bands else None
     for name, spec in specs.items():
-        if bands and name == "nodata":
-            continue  # derived from this window's bands below: no band is read back from the cube
+        if nodata is not None and name == "nodata":
+            continue  # written last, once every band has been seen
         block = materialized(blocks.pop(name))
-        if name in bands:
+        if nodata is not None and name in bands:
             nodata |= ~np.isfinite(block)
         zarr.open_array(fork.store, path=name, mode="r+")[region] = encode_block(spec, block)
         del block  # before the next variable is read
-    if bands:
+    if nodata is not None:
         if "nodata" in specs:
             zarr.open_array(fork.store, path="nodata", mode="r+")[region] = encode_block(specs["nodata"], nodata)
         valid = int(nodata.size - np.count_nonzero(nodata))
