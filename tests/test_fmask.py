@@ -152,9 +152,9 @@ def test_nir_and_swir1_holes_are_filled_side_by_side(monkeypatch):
     both = threading.Barrier(2, timeout=20)
     real_fill = fmask_shadow.fill_holes
 
-    def meeting_fill(values, border_value):
+    def meeting_fill(values, border_value, valid=None):
         both.wait()
-        return real_fill(values, border_value)
+        return real_fill(values, border_value, valid)
     monkeypatch.setattr(fmask_shadow, "fill_holes", meeting_fill)
     shadow = potential_shadow(image, image, np.ones(image.shape, bool), nir_background=0.3, swir1_background=0.3)
     np.testing.assert_array_equal(shadow, expected)
@@ -175,6 +175,36 @@ def test_priority_flood_equals_the_reconstruction_by_erosion(shape):
         np.testing.assert_array_equal(fill_holes_from_border(image), expected)
     with pytest.raises(ValueError, match="finite"):
         fill_holes_from_border(np.full((5, 5), np.nan))
+
+
+def test_priority_flood_fills_in_place_only_when_asked_and_its_index_width_does_not_matter():
+    from gmsdask.algorithms.priority_flood import _flood, fill_holes_from_border
+
+    rng = np.random.default_rng(3)
+    image = np.cumsum(np.cumsum(rng.standard_normal((60, 70)), axis=0), axis=1).astype(np.float32)
+    kept = image.copy()
+    filled = fill_holes_from_border(image)
+    np.testing.assert_array_equal(image, kept)          # the caller's image is left alone by default
+    assert (filled > image).any()                      # the relief has basins
+    wide = image.copy()
+    _flood(wide, np.empty(0, dtype=np.int64))           # 64-bit queues (grids of 2**31 pixels or more)
+    np.testing.assert_array_equal(wide, filled)
+    assert fill_holes_from_border(image, overwrite=True) is image
+    np.testing.assert_array_equal(image, filled)
+
+
+def test_potential_shadow_takes_pixels_outside_valid_as_background():
+    """No data (``valid`` False) pads the fill like the border does, whatever values it holds."""
+    image = np.full((30, 30), 0.3, dtype=np.float32)
+    image[10:15, 10:15] = 0.1
+    valid = np.ones(image.shape, bool)
+    valid[:, 25:] = False
+    expected = potential_shadow(np.where(valid, image, np.nan), np.where(valid, image, np.nan), valid,
+                                nir_background=0.3, swir1_background=0.3)
+    garbage = np.where(valid, image, np.float32(-5.0))  # a deep "basin" where there is no data
+    shadow = potential_shadow(garbage, garbage, valid, nir_background=0.3, swir1_background=0.3)
+    np.testing.assert_array_equal(shadow, expected)
+    assert shadow[10:15, 10:15].all() and not shadow[:, 25:].any()
 
 
 def test_potential_shadow_background_is_taken_again_without_the_shadows_found():

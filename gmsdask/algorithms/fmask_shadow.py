@@ -52,16 +52,16 @@ _MAX_SCORED_PIXELS = 20_000
 _HEIGHT_BATCH = 64
 
 
-def fill_holes(image: np.ndarray, border_value: float) -> np.ndarray:
+def fill_holes(image: np.ndarray, border_value: float, valid: np.ndarray | None = None) -> np.ndarray:
     """Grayscale hole filling: every local basin not connected to the border is raised to its spill level.
 
-    NaN pixels and the image border count as ``border_value``.
+    NaN pixels, pixels outside ``valid`` (bool, optional) and the image border count as ``border_value``.
     """
     # imported here: numba's import and first compilation (~0.7 s and ~3 s, then cached) are paid by the
     # processes that fill holes, not by every process that imports the masks
     from .priority_flood import fill_holes_from_border
 
-    values = np.where(np.isfinite(image), image, border_value)  # float32 (TOA blocks) stays float32
+    values = np.where(_usable(image, valid), image, border_value)  # float32 (TOA blocks) stays float32
     if values.dtype != np.float32:
         values = values.astype(np.float64)
     if min(values.shape) < 3:
@@ -70,37 +70,45 @@ def fill_holes(image: np.ndarray, border_value: float) -> np.ndarray:
     border = np.ones(values.shape, dtype=bool)
     border[1:-1, 1:-1] = False
     values[border] = np.maximum(values[border], border_value)
-    return fill_holes_from_border(values)
+    return fill_holes_from_border(values, overwrite=True)  # values is this function's own copy
+
+
+def _usable(band: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    return np.isfinite(band) if valid is None else valid & np.isfinite(band)
 
 
 def _dark_holes(nir: np.ndarray, swir1: np.ndarray, valid: np.ndarray, nir_background: float,
                 swir1_background: float) -> np.ndarray:
-    nir_background = nir_background if math.isfinite(nir_background) else float(np.nanmedian(nir))
-    swir1_background = swir1_background if math.isfinite(swir1_background) else float(np.nanmedian(swir1))
+    if not math.isfinite(nir_background):
+        nir_background = float(np.nanmedian(np.where(valid, nir, np.nan)))
+    if not math.isfinite(swir1_background):
+        swir1_background = float(np.nanmedian(np.where(valid, swir1, np.nan)))
     # The two fills are independent and the priority flood releases the GIL: filled side by side they take
     # the time of one. This step is one scene-wide task that every later block of the scene waits for (a
     # Landsat scene's took 16.5 s, 10 of them filling), so a second worker has nothing else to do meanwhile.
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fmask-fill") as pool:
-        filled_nir, filled_swir = pool.map(fill_holes, (nir, swir1), (nir_background, swir1_background))
-    dark_nir = filled_nir - np.nan_to_num(nir, nan=nir_background)
-    dark_swir = filled_swir - np.nan_to_num(swir1, nan=swir1_background)
-    return (np.minimum(dark_nir, dark_swir) > _SHADOW_DARKENING) & valid
+        filled_nir, filled_swir = pool.map(fill_holes, (nir, swir1), (nir_background, swir1_background),
+                                           (valid, valid))
+    # the darkening, in place: this task's memory is an area's worth of float32 layers (a whole Sentinel-2
+    # tile's 60 m grid: 13 MiB each), and it peaks here
+    dark_nir = np.subtract(filled_nir, np.where(_usable(nir, valid), nir, nir_background), out=filled_nir)
+    dark_swir = np.subtract(filled_swir, np.where(_usable(swir1, valid), swir1, swir1_background), out=filled_swir)
+    return (np.minimum(dark_nir, dark_swir, out=dark_nir) > _SHADOW_DARKENING) & valid
 
 
 def potential_shadow(nir: np.ndarray, swir1: np.ndarray, valid: np.ndarray, *, nir_background: float,
                      swir1_background: float, clear_land: np.ndarray | None = None) -> np.ndarray:
     """Potential cloud-shadow pixels (bool): dark holes in both NIR and SWIR1 (TOA reflectance).
 
-    ``nir_background``/``swir1_background`` pad no data and the image border (Fmask: the clear-land 17.5th
-    percentiles; NaN: the image median). With ``clear_land`` (bool, pixels free of cloud and water), the
-    holes are found a second time with the 17.5th percentiles of the clear land outside the first pass's holes.
+    ``nir_background``/``swir1_background`` pad no data (outside ``valid``, or NaN) and the image border (Fmask:
+    the clear-land 17.5th percentiles; NaN: the median of the valid pixels). With ``clear_land`` (bool, pixels
+    free of cloud and water), the holes are found a second time with the 17.5th percentiles of the clear land
+    outside the first pass's holes.
     """
-    nir = np.where(valid, nir, np.nan)
-    swir1 = np.where(valid, swir1, np.nan)
     holes = _dark_holes(nir, swir1, valid, nir_background, swir1_background)
     if clear_land is None:
         return holes
-    lit = clear_land & valid & ~holes & np.isfinite(nir) & np.isfinite(swir1)
+    lit = clear_land & ~holes & _usable(nir, valid) & _usable(swir1, valid)
     if lit.sum() < _MIN_BACKGROUND_PIXELS:
         return holes
     return _dark_holes(nir, swir1, valid, float(np.percentile(nir[lit], _BACKGROUND_PERCENT)),
