@@ -123,18 +123,39 @@ def test_a_copy_must_have_the_scenes_chunks(s2, tmp_path):
         open_scene(s2.path, chunks=(256, 256), decoded=DecodedCopy(str(tmp_path / "copy.zarr"), CHUNKS))
 
 
-def test_l1a_decodes_once_and_fmask_reads_its_20m_bands_from_the_copy(s2, tmp_path, monkeypatch):
+def _l1a_with_copy(product, tmp_path):
+    """L1A of ``product`` with its decoded copy written: the config, the context, the outcome and the copy."""
     cfg = set_config(tiling_block_size_XY=CHUNKS, db_url=f"sqlite:///{tmp_path / 'catalog.sqlite'}")
     catalog = Catalog.from_config(cfg)
-    (scene_id,) = catalog.add_products([s2.path])
+    (scene_id,) = catalog.add_products([product.path])
     record = catalog.scene(scene_id)
     ctx = LevelContext(record=record, config=cfg, job_id=1, output_dir=tmp_path / "scene")
     outcome = l1a.run(product_stub(record), ctx)
     assert len(outcome.work) == 1 and outcome.finish is not None
     with dask.config.set(scheduler="threads"):
         results = dask.compute(*outcome.work)
-    done = outcome.finish(results)
-    copy = l1a.decoded_copy(ctx)
+    return cfg, ctx, outcome.finish(results), l1a.decoded_copy(ctx)
+
+
+def test_fmask_reads_its_grid_group_from_the_copy_in_the_chunks_of_the_averaged_bands(s2, tmp_path, monkeypatch):
+    """The scene's 10 m chunks of 128 px are 64 px of Fmask's 20 m grid: the 20 m bands are read again from the
+    copy in 64 px chunks, so that every input of a Fmask block comes in a block of its own."""
+    cfg, _, done, copy = _l1a_with_copy(s2, tmp_path)
+    monkeypatch.setattr(fmask, "_STATISTICS_SAMPLES", 5000)
+    scene = done.scene
+    assert scene["r20m"].ds["B11"].data.chunks == ((128, 128, 44),) * 2
+    reduced = l1c._fmask_input(scene, fmask.first_look_m(scene), cfg.chunks, copy)
+    twenty = reduced["r20m"].ds
+    assert twenty["B11"].data.chunks == reduced["r10m"].ds["B03"].data.chunks == ((64,) * 4 + (44,),) * 2
+    assert all(name.startswith(("read-copy-", "_convert_block")) for name in twenty["B11"].data.dask.layers)
+    for band in ("B11", "B12", "B8A", "B07"):
+        np.testing.assert_array_equal(twenty[band].values, scene["r20m"].ds[band].values)
+    # chunks as fine already: nothing read again
+    assert l1c._grid_group_in_fine_chunks(reduced, copy, str(s2.path)) is reduced
+
+
+def test_l1a_decodes_once_and_fmask_reads_its_20m_bands_from_the_copy(s2, tmp_path, monkeypatch):
+    cfg, ctx, done, copy = _l1a_with_copy(s2, tmp_path)
     assert copy is not None and copy.complete and copy.location == str(tmp_path / "scene" / "L1A_decoded.zarr")
     assert "decoded" in done.note
     assert all(name.startswith(("read-copy-", "_convert_block"))
@@ -170,7 +191,7 @@ def test_l1a_decodes_once_and_fmask_reads_its_20m_bands_from_the_copy(s2, tmp_pa
     assert not (tmp_path / "scene" / "L1A_decoded.zarr").exists()
     # without decode_once: no copy, no work
     off = replace(ctx, config=set_config(tiling_block_size_XY=CHUNKS, decode_once=False))
-    assert l1a.decoded_copy(off) is None and l1a.run(product_stub(record), off).work == ()
+    assert l1a.decoded_copy(off) is None and l1a.run(product_stub(ctx.record), off).work == ()
 
 
 def test_the_copy_is_made_for_runs_with_a_final_pass_only(s2, tmp_path):

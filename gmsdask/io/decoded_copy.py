@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import dask.array as da
@@ -52,11 +52,22 @@ class DecodedCopy:
     """Where a scene's JPEG 2000 bands are kept decoded (a Zarr store on a file system every worker sees).
 
     ``location`` is the store's directory; ``chunks`` the ``(rows, cols)`` blocks the scene reads it in (the
-    scene's chunks); each band is written in whole blocks of its file (:meth:`store_chunks`).
+    scene's chunks); each band is written in whole blocks of its file (:meth:`store_chunks`). ``read_chunks``,
+    where set (:meth:`read_in`), are the blocks a reader takes instead: the same copy, read in other chunks.
     """
 
     location: str
     chunks: tuple[int, int]
+    read_chunks: tuple[int, int] | None = None
+
+    def read_in(self, chunks: tuple[int, int]) -> DecodedCopy:
+        """This copy, read in ``chunks`` (``(rows, cols)``) instead of the scene's (e.g. Fmask's smaller blocks)."""
+        return replace(self, read_chunks=(int(chunks[0]), int(chunks[1])))
+
+    @property
+    def scene_chunks(self) -> tuple[int, int]:
+        """The ``(rows, cols)`` blocks a scene read from this copy comes in."""
+        return self.read_chunks or tuple(self.chunks)
 
     def store_chunks(self, raster: RasterInfo) -> tuple[int, int]:
         """``(rows, cols)`` of the windows ``raster`` is decoded in, each one Zarr chunk of the copy: whole blocks of
@@ -81,12 +92,12 @@ class DecodedCopy:
         """``raster``'s digital numbers as a Dask array: read from the copy where it covers the raster (falling
         back to the file while the copy is incomplete or gone), else from the file itself."""
         if not self.covers(raster):
-            return lazy_raster(raster, self.chunks)
+            return lazy_raster(raster, self.scene_chunks)
         return da.from_array(
-            _CopyReader(self, raster), chunks=self.chunks, lock=False, asarray=False,
+            _CopyReader(self, raster), chunks=self.scene_chunks, lock=False, asarray=False,
             inline_array=True,  # read tasks stay root tasks, as in lazy_raster
             fancy=False, meta=np.empty((0, 0), dtype=raster.dtype),
-            name=f"read-copy-{tokenize(self.location, raster.path, raster.shape, self.chunks)}")
+            name=f"read-copy-{tokenize(self.location, raster.path, raster.shape, self.scene_chunks)}")
 
     def write(self, rasters: Iterable[RasterInfo]) -> Delayed | None:
         """A graph that decodes every covered raster of ``rasters`` once, one task per chunk, into the copy at

@@ -164,8 +164,9 @@ def build_scene(bands: Sequence[BandSource], masks: Sequence[MaskSource], attrs:
     (the file's own overview) rather than decimated from a full decode. ``decoded``: read the bands it covers
     from that copy of their decoded values (:class:`~gmsdask.io.decoded_copy.DecodedCopy`, whose chunks are the
     scene's). Each band variable's ``encoding`` holds its file (``source``) and ``source_raster``."""
-    if decoded is not None and tuple(decoded.chunks) != tuple(chunks):
-        raise ValueError(f"a decoded copy in chunks {decoded.chunks} cannot serve a scene in chunks {chunks}")
+    if decoded is not None and tuple(decoded.scene_chunks) != tuple(chunks):
+        raise ValueError(f"a decoded copy read in chunks {decoded.scene_chunks} cannot serve a scene in chunks "
+                         f"{chunks}")
     bands, masks = _reduced(bands, overview_m), _reduced(masks, overview_m)
     order = {name: index for index, name in enumerate(sensor.band_names)}
     group_names = sorted({s.group for s in [*bands, *masks]}, key=lambda g: int(g[1:-1]))

@@ -32,7 +32,7 @@ from ..io import open_scene
 from ..io.decoded_copy import DecodedCopy
 from ..io.scene import decoded_from_overviews
 from ..masks import coarse_masks, fmask_scene, mask_scene, product_qa_masks
-from ..masks.fmask import finer_fmask_bands, first_look_m, fmask_grid_group, fmask_grid_m
+from ..masks.fmask import finer_fmask_bands, first_look_m, fmask_band_names, fmask_grid_group, fmask_grid_m
 from ..sensors import get_sensor
 from ._contract import LevelContext, LevelOutcome
 from .l1a import decoded_copy
@@ -45,6 +45,11 @@ VERSION = "7"  # 7: Fmask's 10 m bands at 20 m as means of the copy's pixels; 6:
 PROCESSING_BLOCK_PX = 1024
 #: Chunk side of the first look (a whole tile's is 1372 px at 80 m: one read per band).
 _FIRST_LOOK_CHUNK_PX = 4096
+#: Chunk side of the aerosol and water-vapour look (a whole tile's is 2745 px at 40 m). Its sums run block by
+#: block, and in one chunk per band each band's block and its float64 copy (57 MiB at a whole tile) were held
+#: by every consumer at once: ~450 MiB per worker, the peak of a whole tile's L1C (2026-11-30). JPEG 2000
+#: overviews decode in 1024 px windows for the CPU time of one window per band (measured on the synthetic tile).
+_RETRIEVAL_LOOK_CHUNK_PX = 1024
 
 
 def _merged(chunks: tuple[int, ...], minimum: int) -> tuple[int, ...]:
@@ -79,13 +84,14 @@ def _in_processing_blocks(scene: xr.DataTree, minimum: int = PROCESSING_BLOCK_PX
     return out
 
 
-def _first_look(scene: xr.DataTree, look_m: float | None) -> xr.DataTree | None:
+def _first_look(scene: xr.DataTree, look_m: float | None, chunks: int = _FIRST_LOOK_CHUNK_PX
+                ) -> xr.DataTree | None:
     """The scene's product read at ``look_m`` metres (a first look: ``open_scene(..., overview_m=...)``), or None
     when ``look_m`` is None (a scene small enough for its own passes) or the scene has no ``product_path``."""
     path = scene.attrs.get("product_path")
     if look_m is None or not path:
         return None
-    return open_scene(str(path), chunks=_FIRST_LOOK_CHUNK_PX, overview_m=look_m)
+    return open_scene(str(path), chunks=chunks, overview_m=look_m)
 
 
 def _fmask_input(scene: xr.DataTree, look_m: float | None,
@@ -108,7 +114,7 @@ def _fmask_input(scene: xr.DataTree, look_m: float | None,
         return scene
     averaged = _copied_bands_averaged(scene, finer, grid_m, decoded)
     if averaged is not None:
-        return averaged
+        return _grid_group_in_fine_chunks(averaged, decoded, str(path))
     reduced = open_scene(str(path), chunks=chunks, overview_m=grid_m, decoded=decoded)
     if not decoded_from_overviews(reduced, finer):
         return scene
@@ -156,13 +162,41 @@ def _copied_bands_averaged(scene: xr.DataTree, bands: Sequence[str], grid_m: flo
     return out
 
 
+def _grid_group_in_fine_chunks(scene: xr.DataTree, decoded: DecodedCopy, path: str) -> xr.DataTree:
+    """``scene`` (:func:`_copied_bands_averaged`'s) with Fmask's grid group read again from the copy in the chunks
+    of the averaged finer bands (a whole tile's 20 m bands: 1023 px instead of 2046), where the copy holds its
+    Fmask bands; else ``scene`` as it is.
+
+    Why: Fmask tests a block once its neighbours' blocks are there, so its pass holds a front of input blocks.
+    In the scene's 2046 px chunks a 20 m band comes two Fmask block rows at a time, and the front was up to two
+    block rows of every 20 m input across the scene's width: memory that grows with the scene's side. Fmask
+    computes its masks before the correction reads the bands (L1C persists them), so the two passes never
+    shared these reads."""
+    group = fmask_grid_group(scene)
+    finer = [var.data for name, child in scene.children.items() if name != group
+             for var in child.ds.data_vars.values() if "fmask_input" in var.attrs and isinstance(var.data, da.Array)]
+    if group is None or not finer:
+        return scene
+    block = (max(finer[0].chunks[0]), max(finer[0].chunks[1]))
+    grid = scene[group].ds
+    bands = [band for band in fmask_band_names(str(scene.attrs["sensor"])).values() if band in grid.data_vars]
+    copied = all("source_raster" in grid[band].encoding and decoded.covers(grid[band].encoding["source_raster"])
+                 for band in bands)
+    if not copied or all(max(grid[band].data.chunks[axis]) <= block[axis] for band in bands for axis in (0, 1)):
+        return scene
+    reread = open_scene(path, chunks=block, decoded=decoded.read_in(block))
+    out = scene.copy()
+    out[group] = xr.DataTree(reread[group].to_dataset())
+    return out
+
+
 def _retrieval_look(scene: xr.DataTree, masks: xr.Dataset, look_m: float | None) -> xr.DataTree | None:
     """For a scene large enough for a first look (``look_m`` not None): the product at twice the masks' pixel
     size (Sentinel-2 40 m, Landsat 60 m: whole pixels of the 3 km aerosol cells), masked with the masks brought
     onto that grid, for the aerosol and water-vapour sums; None where a band of it would be decoded in full (no
     overviews)."""
     pixel_m = float(abs(masks.x.values[1] - masks.x.values[0]))
-    look = _first_look(scene, None if look_m is None else 2 * pixel_m)
+    look = _first_look(scene, None if look_m is None else 2 * pixel_m, _RETRIEVAL_LOOK_CHUNK_PX)
     if look is None:
         return None
     if not decoded_from_overviews(look, scene.attrs.get("band_names", [])):
