@@ -66,3 +66,29 @@ def test_no_dark_targets_gives_the_default(tables):
                 "relative_azimuth": np.zeros((2, 2))}
     field = retrieve_aerosol(DarkTargets(count, means, 100), tables, geometry, default_aot550=0.17)
     assert field.source == "default" and not field.retrieved.any() and np.all(field.aot550 == 0.17)
+
+
+@pytest.mark.parametrize("chunks", [1000, 256, (97, 130)])
+def test_cell_sums_count_and_sum_the_dark_pixels_of_each_cell_whatever_the_blocks(chunks):
+    """Per tier k, the pixels with 0 <= tier <= k are counted and their values summed (NaN as 0) in each cell;
+    cells cut by a block edge, and the partial cells at the scene's far edges, get every pixel they hold."""
+    import dask.array as da
+
+    from gmsdask.atmosphere.aerosol import _cell_sums
+
+    rng = np.random.default_rng(4)
+    rows, cols, cell = 331, 407, 50
+    shape = (-(-rows // cell), -(-cols // cell))         # 7 x 9 cells, the last ones partial
+    tier = rng.integers(-1, 3, (rows, cols)).astype(np.int8)
+    band = rng.random((rows, cols)).astype(np.float32)
+    band[rng.random((rows, cols)) < 0.02] = np.nan
+    totals = _cell_sums(da.from_array(tier, chunks=chunks), [da.from_array(band, chunks=chunks)], cell, shape,
+                        n_tiers=3).compute()
+    assert totals.shape == (2, 3, *shape)
+    for k in range(3):
+        for i in range(shape[0]):
+            for j in range(shape[1]):
+                window = np.s_[i * cell:(i + 1) * cell, j * cell:(j + 1) * cell]
+                dark = (tier[window] >= 0) & (tier[window] <= k)
+                assert totals[0, k, i, j] == dark.sum()
+                assert totals[1, k, i, j] == pytest.approx(np.nansum(np.where(dark, band[window].astype(np.float64), 0.0)), rel=1e-12)
