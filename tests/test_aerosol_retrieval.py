@@ -91,4 +91,5 @@ def test_cell_sums_count_and_sum_the_dark_pixels_of_each_cell_whatever_the_block
                 window = np.s_[i * cell:(i + 1) * cell, j * cell:(j + 1) * cell]
                 dark = (tier[window] >= 0) & (tier[window] <= k)
                 assert totals[0, k, i, j] == dark.sum()
-                assert totals[1, k, i, j] == pytest.approx(np.nansum(np.where(dark, band[window].astype(np.float64), 0.0)), rel=1e-12)
+                expected = np.nansum(np.where(dark, band[window].astype(np.float64), 0.0))
+                assert totals[1, k, i, j] == pytest.approx(expected, rel=1e-12)
