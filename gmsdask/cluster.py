@@ -24,7 +24,15 @@ __all__ = ["WORKER_ENVIRONMENT", "job_client", "worker_environment"]
 #: resident memory, in bounds. Measured on the benchmark's whole synthetic tile (2 workers, 2026-11-29): job
 #: 209.4 -> 164.3 s, worker system CPU 95.4 -> 33.3 s, peak worker memory 1427 -> 1645 MiB (32 MiB gave 166.2 s
 #: and 1759 MiB, 4 MiB most of the gain on a quarter tile: 59.5 -> 50.4 s, against 47.4 s with 12 MiB).
-WORKER_ENVIRONMENT: dict[str, str] = {"MALLOC_MMAP_THRESHOLD_": str(12 * 2**20)}
+#:
+#: ``ZARR_THREADING__MAX_WORKERS=1``: one worker is one core, as for GDAL's decoding (``gmsdask.io.raster``) and
+#: ``distributed``'s ``OMP_NUM_THREADS=1``. Zarr compresses and decompresses in a pool of its own (up to 6 threads
+#: on 2 cores), so a worker also ran codecs on the cores of the others: a worker alone on the benchmark's 2 cores used
+#: 1.06 of them (211.6 CPU s in 199.5 s, 4 quarter tiles), and two workers each fought the other for its core.
+#: Measured 2026-11-30 (4 quarter tiles, 2 workers, two pairs): 110.2 and 112.8 s with one codec thread against
+#: 114.0 and 114.3 s; the whole tile 126.7 s (126.9 s), the Landsat scene 193.3 s (199.9 s in the bench before).
+#: A lone worker on an idle machine is slower without the pool (218.8 vs 197-201 s): run as many workers as cores.
+WORKER_ENVIRONMENT: dict[str, str] = {"MALLOC_MMAP_THRESHOLD_": str(12 * 2**20), "ZARR_THREADING__MAX_WORKERS": "1"}
 
 
 def worker_environment() -> contextlib.AbstractContextManager:

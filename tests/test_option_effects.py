@@ -114,6 +114,9 @@ def test_cluster_options(tmp_path):
         (environ,) = client.run(lambda: dict(os.environ)).values()
         assert environ["MALLOC_MMAP_THRESHOLD_"] == WORKER_ENVIRONMENT["MALLOC_MMAP_THRESHOLD_"] == str(12 * 2**20)
         assert "MALLOC_MMAP_THRESHOLD_" not in dask.config.get("distributed.nanny.pre-spawn-environ")
+        # and Zarr's codecs run in one thread there (one worker, one core)
+        assert client.run(lambda: __import__("zarr").config.get("threading.max_workers")) == {
+            next(iter(client.scheduler_info()["workers"])): 1}
     with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster, \
             job_client(cfg.replace(scheduler_address=cluster.scheduler_address)) as client:
         assert client.scheduler.address == cluster.scheduler_address
