@@ -31,7 +31,8 @@ __all__ = ["WORKER_ENVIRONMENT", "job_client", "worker_environment"]
 #: 1.06 of them (211.6 CPU s in 199.5 s, 4 quarter tiles), and two workers each fought the other for its core.
 #: Measured 2026-11-30 (4 quarter tiles, 2 workers, two pairs): 110.2 and 112.8 s with one codec thread against
 #: 114.0 and 114.3 s; the whole tile 126.7 s (126.9 s), the Landsat scene 193.3 s (199.9 s in the bench before).
-#: A lone worker on an idle machine is slower without the pool (218.8 vs 197-201 s): run as many workers as cores.
+#: A lone worker on an idle machine is slower without the pool (203.8 s in `make bench`, 218.8 s in one run, against
+#: 197-201 s): it no longer borrows the idle core. Run as many workers as cores.
 WORKER_ENVIRONMENT: dict[str, str] = {"MALLOC_MMAP_THRESHOLD_": str(12 * 2**20), "ZARR_THREADING__MAX_WORKERS": "1"}
 
 
