@@ -117,7 +117,7 @@ def test_fmask_blocks_nest_the_chunks_of_every_input(s2_cloudy, monkeypatch):
     blue = inputs["blue"]  # B02 at 10 m, taken onto the 20 m grid in its own chunks: nothing to rechunk
     assert not [name for name in blue.dask.layers if name.startswith("rechunk")]
     # B10 at 60 m (one chunk of 100 px) repeated onto the 20 m grid in pieces no larger than a block (repeated
-    # whole, it came out in blocks of half the scene, which the blocks cut from them kept alive)
+    # whole, it came out in blocks of half the scene, each held until every block cut from it was cut)
     repeated = {name: max(max(axis) for axis in layer.collection_annotations["chunks"])
                 for name, layer in inputs["cirrus"].dask.layers.items()
                 if name.startswith(("repeat", "concatenate")) and layer.collection_annotations}

@@ -143,9 +143,7 @@ def _copied_bands_averaged(scene: xr.DataTree, bands: Sequence[str], grid_m: flo
         nested = (factor > 1 and ds.sizes["y"] == grid.sizes["y"] * factor and ds.sizes["x"] == grid.sizes["x"] * factor
                   and all(np.allclose(ds[axis].values.reshape(-1, factor).mean(axis=1), grid[axis].values)
                           for axis in ("y", "x")))
-        copied = all("source_raster" in ds[band].encoding and decoded.covers(ds[band].encoding["source_raster"])
-                     for band in bands if band in ds.data_vars)
-        if not (nested and copied):
+        if not (nested and _in_copy(ds, [band for band in bands if band in ds.data_vars], decoded)):
             return None
         variables = {}
         for name, var in ds.data_vars.items():
@@ -160,6 +158,12 @@ def _copied_bands_averaged(scene: xr.DataTree, bands: Sequence[str], grid_m: flo
                                            attrs={**var.attrs, "fmask_input": f"mean of {factor}x{factor} pixels"})
         out[group] = xr.DataTree(xr.Dataset(variables, coords=grid.coords, attrs=ds.attrs))
     return out
+
+
+def _in_copy(ds: xr.Dataset, bands: Sequence[str], decoded: DecodedCopy) -> bool:
+    """Whether the decoded copy holds every one of ``bands`` of ``ds`` (read from it, not from their files)."""
+    return all("source_raster" in ds[band].encoding and decoded.covers(ds[band].encoding["source_raster"])
+               for band in bands)
 
 
 def _grid_group_in_fine_chunks(scene: xr.DataTree, decoded: DecodedCopy, path: str) -> xr.DataTree:
@@ -180,9 +184,8 @@ def _grid_group_in_fine_chunks(scene: xr.DataTree, decoded: DecodedCopy, path: s
     block = (max(finer[0].chunks[0]), max(finer[0].chunks[1]))
     grid = scene[group].ds
     bands = [band for band in fmask_band_names(str(scene.attrs["sensor"])).values() if band in grid.data_vars]
-    copied = all("source_raster" in grid[band].encoding and decoded.covers(grid[band].encoding["source_raster"])
-                 for band in bands)
-    if not copied or all(max(grid[band].data.chunks[axis]) <= block[axis] for band in bands for axis in (0, 1)):
+    fine_already = all(max(grid[band].data.chunks[axis]) <= block[axis] for band in bands for axis in (0, 1))
+    if fine_already or not _in_copy(grid, bands, decoded):
         return scene
     reread = open_scene(path, chunks=block, decoded=decoded.read_in(block))
     out = scene.copy()

@@ -157,7 +157,7 @@ def _on_grid(variable: xr.DataArray, source: xr.Dataset, grid: xr.Dataset, chunk
     cols = _nearest_index(grid.x.values, source.x.values)
     # a coarser source cut where the grid's chunks start, so that each block of the grid is repeated from a piece
     # of its own: Sentinel-2's 60 m cirrus (one chunk) repeated whole onto the 20 m grid came out in blocks of half
-    # the scene (4 x 29 MiB at a whole tile), which the blocks cut from them kept alive for all of Fmask's pass
+    # the scene (4 x 29 MiB at a whole tile), each waiting until every block cut from it had been cut
     data = data.rechunk(tuple(_source_chunks(index, target, size) if size < index.size else source_chunks
                               for index, target, size, source_chunks in zip((rows, cols), chunks, data.shape,
                                                                             data.chunks)))
