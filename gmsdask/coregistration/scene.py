@@ -141,14 +141,17 @@ def cloud_masked_band(scene: xr.DataTree, group: str, band: str) -> xr.DataArray
             if qa_name not in layers.data_vars:
                 continue
             qa = layers[qa_name]
+            flagged = xr.apply_ufunc(decode, qa, dask="parallelized", output_dtypes=[bool])
             if group_name != group:
-                nested = nested_nearest(qa, gbox)
-                if nested is not None:
-                    qa = nested.chunk(dict(zip(image.dims, image.chunks))) if image.chunks else nested
-                else:
+                # decoded on the QA layer's own grid, then brought onto the band's: on nested grids each block of
+                # the band makes its part of the mask in its own task (nested_nearest), not ahead of it
+                nested = nested_nearest(flagged, gbox, chunks=image.chunks)
+                if nested is None:
                     fill = int(np.iinfo(qa.dtype).max) if np.issubdtype(qa.dtype, np.integer) else 0
                     qa = xr_reproject(qa, gbox, resampling="nearest", dst_nodata=fill)
-            flagged = xr.apply_ufunc(decode, qa, dask="parallelized", output_dtypes=[bool]).data
+                    nested = xr.apply_ufunc(decode, qa, dask="parallelized", output_dtypes=[bool])
+                flagged = nested
+            flagged = flagged.data
             clear = ~flagged if clear is None else clear & ~flagged
     if clear is None:
         return image
