@@ -33,7 +33,17 @@ __all__ = ["WORKER_ENVIRONMENT", "job_client", "worker_environment"]
 #: 114.0 and 114.3 s; the whole tile 126.7 s (126.9 s), the Landsat scene 193.3 s (199.9 s in the bench before).
 #: A lone worker on an idle machine is slower without the pool (203.8 s in `make bench`, 218.8 s in one run, against
 #: 197-201 s): it no longer borrows the idle core. Run as many workers as cores.
-WORKER_ENVIRONMENT: dict[str, str] = {"MALLOC_MMAP_THRESHOLD_": str(12 * 2**20), "ZARR_THREADING__MAX_WORKERS": "1"}
+#:
+#: ``MALLOC_ARENA_MAX=1``: one malloc heap per worker process. glibc gives threads that allocate at once heaps of
+#: their own (up to 8 per core), and a worker has several that do: its task thread, Zarr's codec thread, Icechunk's
+#: Tokio threads, the event loop. Memory freed in one heap is not reused by a thread of another, so each kept its
+#: own high-water mark, and large buffers were mapped and faulted in again. One worker computes one task at a time,
+#: so the heaps' lock is barely contended. Measured 2026-11-30 (2 workers, one run each, against the default):
+#: the Landsat scene 171.3 s against 188.2 and 189.2 s (worker system CPU 61 s against 79 and 89 s; its cube
+#: windows 60 s of task time against 83-89 s); 4 quarter tiles 105.3 s against 108.3 s; the whole tile's peak
+#: worker memory 917 MiB against 982-987 MiB and the quarter tile's 761 MiB against 813-864 MiB, the job as fast.
+WORKER_ENVIRONMENT: dict[str, str] = {"MALLOC_MMAP_THRESHOLD_": str(12 * 2**20), "MALLOC_ARENA_MAX": "1",
+                                      "ZARR_THREADING__MAX_WORKERS": "1"}
 
 
 def worker_environment() -> contextlib.AbstractContextManager:

@@ -114,6 +114,7 @@ def test_cluster_options(tmp_path):
         (environ,) = client.run(lambda: dict(os.environ)).values()
         assert environ["MALLOC_MMAP_THRESHOLD_"] == WORKER_ENVIRONMENT["MALLOC_MMAP_THRESHOLD_"] == str(12 * 2**20)
         assert "MALLOC_MMAP_THRESHOLD_" not in dask.config.get("distributed.nanny.pre-spawn-environ")
+        assert environ["MALLOC_ARENA_MAX"] == "1"  # one malloc heap per worker (gmsdask.cluster)
         # and Zarr's codecs run in one thread there (one worker, one core)
         assert client.run(lambda: __import__("zarr").config.get("threading.max_workers")) == {
             next(iter(client.scheduler_info()["workers"])): 1}
