@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dask
 import dask.array as da
 import numpy as np
+from dask.core import flatten, get_dependencies
 from dask.utils import key_split
 import pytest
 import xarray as xr
@@ -15,6 +17,7 @@ from scipy import ndimage
 from gmsdask.algorithms.fmask_qa import CLEAR, CLOUD, NODATA, SHADOW, product_qa_classes
 from gmsdask.errors import ProcessingError
 from gmsdask.io import open_scene
+from gmsdask.geometry.scene_grid import nested_within
 from gmsdask.masks import (
     CONFIDENCE_NODATA,
     class_cover_pct,
@@ -253,6 +256,35 @@ def test_mask_scene_blanks_clouds_and_shadows_on_every_grid_before_resampling(s2
     b10 = masked["r60m"].ds["B10"].values
     assert np.isnan(b10[np.isin(classes_20m[1::3, 1::3], (CLOUD, SHADOW))]).all()
     assert masked["angles"].ds.identical(scene["angles"].ds)
+
+
+def test_mask_scene_blanks_each_band_block_in_its_own_task(s2_cloudy):
+    """On grids nested in the mask's (10 m and 20 m in Fmask's 20 m), each band block looks its pixels up in the
+    class layer inside its own task: no mask block is made once and held for the group's other bands. The values
+    are those of the group-wide mask (the coarser 60 m group keeps it)."""
+    scene = open_scene(s2_cloudy.path, chunks=(128, 96))
+    masks = fmask_scene(scene)
+    nested = {group: nested_within(masks.odc.geobox, scene[group].ds.odc.geobox)
+              for group in ("r10m", "r20m", "r60m")}
+    assert nested == {"r10m": (0, 0, 2), "r20m": (0, 0, 1), "r60m": None}
+    masked = mask_scene(scene, masks)
+    classes = masks.fmask.compute()
+    # two bands of a group optimized together share no task but the class layer joined into one array
+    b02, b03 = dask.optimize(masked["r10m"].ds["B02"].data, masked["r10m"].ds["B03"].data)
+    graph = {**b02.__dask_graph__(), **b03.__dask_graph__()}
+    needs = [set().union(*(get_dependencies(graph, key) for key in flatten(band.__dask_keys__())))
+             for band in (b02, b03)]
+    (shared,) = needs[0] & needs[1]
+    reached, todo = set(), [shared]
+    while todo:
+        reached |= (new := get_dependencies(graph, todo.pop()) - reached)
+        todo.extend(new)
+    assert set(flatten(masks.fmask.data.__dask_keys__())) <= reached
+    for group, band, k in (("r10m", "B02", 2), ("r10m", "B03", 2), ("r20m", "B05", 1)):
+        hidden = np.isin(np.repeat(np.repeat(classes.values, k, 0), k, 1), (CLOUD, SHADOW))
+        values, before = masked[group].ds[band].values, scene[group].ds[band].values
+        assert hidden.any() and np.isnan(values[hidden]).all()
+        np.testing.assert_array_equal(values[~hidden], before[~hidden])
 
 
 @pytest.mark.parametrize("source_m,target_m", [(10.0, 20.0), (20.0, 10.0), (20.0, 60.0), (60.0, 20.0), (20.0, 30.0)])

@@ -18,7 +18,8 @@ from odc.geo.geobox import GeoBox
 from ..errors import ProcessingError
 
 __all__ = ["RESOLUTION_GROUP", "scene_name", "resolution_groups", "group_geobox", "shift_geobox", "grid_dataset",
-           "nested_placement", "nested_nearest", "nested_window"]
+           "nested_placement", "nested_within", "nested_nearest",
+           "nested_window"]
 
 #: Names of resolution groups in a scene tree (``r10m``, ``r30m`` ...).
 RESOLUTION_GROUP = re.compile(r"^r\d+m$")
@@ -89,6 +90,17 @@ def nested_placement(src: GeoBox, dst: GeoBox) -> tuple[int, int, int] | None:
     return int(round(row)), int(round(col)), k
 
 
+def nested_within(src: GeoBox, dst: GeoBox) -> tuple[int, int, int] | None:
+    """:func:`nested_placement` of ``dst`` in ``src`` when ``dst`` also lies wholly within ``src``, else None."""
+    placement = nested_placement(src, dst)
+    if placement is None:
+        return None
+    row, col, k = placement
+    if row < 0 or col < 0 or row + dst.shape.y > src.shape.y * k or col + dst.shape.x > src.shape.x * k:
+        return None
+    return placement
+
+
 def nested_nearest(data: xr.DataArray, dst: GeoBox,
                    chunks: tuple[tuple[int, ...], tuple[int, ...]] | None = None) -> xr.DataArray | None:
     """``data`` (on its own ``.odc.geobox``) on the finer grid ``dst`` by nearest neighbour, or None when ``dst``
@@ -102,14 +114,11 @@ def nested_nearest(data: xr.DataArray, dst: GeoBox,
     consume them, so the fine blocks are made inside their consumers' tasks instead of ahead of them: a whole
     tile's two 60 m cloud layers on the 10 m grid were ~230 MiB of blocks per worker, made early and held.
     """
-    src = data.odc.geobox
-    placement = nested_placement(src, dst)
+    placement = nested_within(data.odc.geobox, dst)
     if placement is None:
         return None
     row0, col0, k = placement
     ny, nx = dst.shape.yx
-    if row0 < 0 or col0 < 0 or row0 + ny > src.shape.y * k or col0 + nx > src.shape.x * k:
-        return None
     values = data.data
     if isinstance(values, da.Array):
         if chunks is None:
