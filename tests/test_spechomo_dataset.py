@@ -114,7 +114,9 @@ def test_a_large_chunk_is_predicted_in_strips_with_bounded_memory():
         tracemalloc.stop()
     # beside its output, a strip's temporaries (~15 MiB), whatever the chunk size (one call on the whole block: ~70 here)
     assert peak - output_bytes < 24 * 2**20, f"peak {peak / 2**20:.0f} MiB for an output of {output_bytes / 2**20:.0f} MiB"
+    # one C-contiguous array per band: a band is never gathered out of an array of all of them
+    assert len(out) == 22 and all(band.shape == block.shape[:2] and band.flags.c_contiguous for band in out)
     expected, error = homogenizer.predict_with_error(block)
-    np.testing.assert_array_equal(out[..., :11], expected)
-    np.testing.assert_array_equal(out[..., 11:], error)
-    assert np.isnan(out[5, :40]).all() and np.isfinite(out[6]).all()
+    np.testing.assert_array_equal(np.stack(out[:11], axis=-1), expected)
+    np.testing.assert_array_equal(np.stack(out[11:], axis=-1), error)
+    assert np.isnan(out[0][5, :40]).all() and np.isfinite(out[0][6]).all()
