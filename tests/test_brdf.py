@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -201,3 +202,34 @@ def test_real_landsat_scene_gets_landsat_like_view_angles(shared_data):
     out = nbar_dataset(grid, angles, platform="LANDSAT_8", latitude=-10.0)
     ratio = (out["B4"] / grid["B4"]).values[valid]
     assert 0.9 < np.nanmin(ratio) and np.nanmax(ratio) < 1.1  # a few per cent, as HLS's c-factors are
+
+
+def test_angles_and_kernels_are_made_one_array_each():
+    """The per-pixel angles (from nodes and from the nadir track) and the NBAR kernels come out of their block
+    functions as one 2-D array each: no task makes a (y, x, n) array that each of them is gathered out of."""
+    from dask.callbacks import Callback
+
+    shape = (20, 40)
+    coords = {"y": 1e6 - 30.0 * np.arange(shape[0]), "x": 4e5 + 30.0 * np.arange(shape[1])}
+    ds = xr.Dataset({"B4": (("y", "x"), da.from_array(np.full(shape, 0.1, np.float32), chunks=(8, 16)))},
+                    coords=coords, attrs={"product_id": "LC08_TEST"})
+    coarse = xr.Dataset({name: (("y", "x"), np.full((4, 4), value)) for name, value in
+                         (("sun_zenith", 40.0), ("sun_azimuth", 150.0), ("view_zenith", 5.0), ("view_azimuth", 100.0))},
+                        coords={"y": 1e6 - 200.0 * np.arange(4), "x": 4e5 + 400.0 * np.arange(4)})
+    footprint = "POLYGON((9.0 47.0, 10.0 47.0, 10.0 48.0, 9.0 48.0, 9.0 47.0))"
+    track = angles_on_grid(coarse[["sun_zenith", "sun_azimuth"]], ds, footprint_wkt=footprint, epsg=32632)
+    nbar = nbar_dataset(ds, angles_on_grid(coarse, ds), platform="LANDSAT_8", latitude=LATITUDE)
+
+    class Shapes(Callback):
+        def __init__(self):
+            super().__init__()
+            self.ndims = set()
+
+        def _posttask(self, key, result, dsk, state, worker_id):
+            for value in (result if isinstance(result, tuple) else (result,)):
+                if isinstance(value, np.ndarray):
+                    self.ndims.add(value.ndim)
+
+    with Shapes() as shapes:
+        dask.compute(track["view_zenith"].data, track["view_azimuth"].data, nbar["B4"].data, scheduler="sync")
+    assert shapes.ndims <= {0, 1, 2}

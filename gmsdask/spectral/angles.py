@@ -47,10 +47,13 @@ def footprint_centre(footprint_wkt: str, epsg: int) -> tuple[float, float, float
     return float(centre.y), float(x), float(y)
 
 
+# The block functions return one array per angle (and apply_ufunc as many outputs): one array with the angles on
+# a last axis was faulted in whole, each angle was then gathered out of it with a stride by a task of its own, and
+# the whole array stayed in memory until the last angle was taken (as for L2B's bands, gmsdask.spectral.dataset).
 def _interpolate_block(y: np.ndarray, x: np.ndarray, *, grid_y: np.ndarray, grid_x: np.ndarray,
-                       nodes: dict[str, np.ndarray]) -> np.ndarray:
-    """The angles of ``nodes`` (degrees, float32, last axis: sun zenith and azimuth, then view zenith and
-    azimuth where the nodes have view vectors) at every pixel of one block."""
+                       nodes: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """The angles of ``nodes`` (degrees, float32: sun zenith and azimuth, then view zenith and azimuth where the
+    nodes have view vectors) at every pixel of one block, one array each."""
     y, x = np.asarray(y)[:, 0], np.asarray(x)[0, :]
 
     def at(name: str) -> np.ndarray:
@@ -59,12 +62,12 @@ def _interpolate_block(y: np.ndarray, x: np.ndarray, *, grid_y: np.ndarray, grid
     angles = [at("sun_zenith"), np.rad2deg(np.arctan2(at("sun_east"), at("sun_north"))) % 360.0]
     if "view_east" in nodes:
         angles += view_angles_from_vector(at("view_east"), at("view_north"))
-    return np.stack(angles, axis=-1).astype(np.float32)
+    return tuple(angle.astype(np.float32) for angle in angles)
 
 
-def _track_block(y: np.ndarray, x: np.ndarray, *, track: tuple[float, float, float]) -> np.ndarray:
+def _track_block(y: np.ndarray, x: np.ndarray, *, track: tuple[float, float, float]) -> tuple[np.ndarray, ...]:
     zenith, azimuth = view_angles_from_track(x, y, *track)
-    return np.stack([zenith, azimuth], axis=-1).astype(np.float32)
+    return np.ascontiguousarray(zenith, dtype=np.float32), np.ascontiguousarray(azimuth, dtype=np.float32)
 
 
 def _pixel_coordinates(y: np.ndarray, x: np.ndarray, chunks: dict | None) -> tuple[xr.DataArray, xr.DataArray]:
@@ -118,12 +121,10 @@ def angles_on_grid(angles: xr.Dataset, like: xr.Dataset, *, footprint_wkt: str =
     chunks = dict(zip(template.dims, template.chunks)) if template is not None and template.chunks else None
     yy, xx = _pixel_coordinates(like["y"].values, like["x"].values, chunks)
     names = ["sun_zenith", "sun_azimuth", *(("view_zenith", "view_azimuth") if has_view else ())]
-    stacked = xr.apply_ufunc(
+    interpolated = xr.apply_ufunc(
         _interpolate_block, yy, xx, kwargs={"grid_y": grid_y, "grid_x": grid_x, "nodes": nodes},
-        output_core_dims=[["angle"]], dask="parallelized", output_dtypes=[np.float32],
-        dask_gufunc_kwargs={"output_sizes": {"angle": len(names)}})
-    out = xr.Dataset({name: stacked.isel(angle=i, drop=True).assign_attrs(units="degree")
-                      for i, name in enumerate(names)})
+        output_core_dims=[[]] * len(names), dask="parallelized", output_dtypes=[np.float32] * len(names))
+    out = xr.Dataset({name: angle.assign_attrs(units="degree") for name, angle in zip(names, interpolated)})
     source = str(angles.attrs.get("view_angles_source", "product angle grids"))
     if not has_view:
         if not footprint_wkt or not epsg:
@@ -131,11 +132,10 @@ def angles_on_grid(angles: xr.Dataset, like: xr.Dataset, *, footprint_wkt: str =
                                       "approximate them from the scene geometry")
         latitude, centre_x, centre_y = footprint_centre(footprint_wkt, epsg)
         track = (centre_x, centre_y, ground_track_azimuth(latitude))
-        view = xr.apply_ufunc(_track_block, yy, xx, kwargs={"track": track}, output_core_dims=[["angle"]],
-                              dask="parallelized", output_dtypes=[np.float32],
-                              dask_gufunc_kwargs={"output_sizes": {"angle": 2}})
-        out["view_zenith"] = view.isel(angle=0, drop=True).assign_attrs(units="degree")
-        out["view_azimuth"] = view.isel(angle=1, drop=True).assign_attrs(units="degree")
+        zenith, azimuth = xr.apply_ufunc(_track_block, yy, xx, kwargs={"track": track}, output_core_dims=[[], []],
+                                         dask="parallelized", output_dtypes=[np.float32, np.float32])
+        out["view_zenith"] = zenith.assign_attrs(units="degree")
+        out["view_azimuth"] = azimuth.assign_attrs(units="degree")
         source = (f"approximated: nadir track through the footprint centre, azimuth {track[2]:.1f} deg, "
                   f"705 km altitude")
     return out.assign_attrs(view_angles_source=source)

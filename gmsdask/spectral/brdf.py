@@ -22,15 +22,18 @@ __all__ = ["nbar_dataset", "ANGLE_NAMES"]
 ANGLE_NAMES = ("sun_zenith", "sun_azimuth", "view_zenith", "view_azimuth")
 
 
-def _kernels(sun_zenith, sun_azimuth, view_zenith, view_azimuth) -> np.ndarray:
+# The kernels come back as one array each (geometric, volumetric), not stacked on a last axis that each of them
+# would then be gathered out of with a stride (as for L2B's bands, gmsdask.spectral.dataset).
+def _kernels(sun_zenith, sun_azimuth, view_zenith, view_azimuth) -> tuple[np.ndarray, np.ndarray]:
     relative_azimuth = view_azimuth - sun_azimuth
-    return np.stack([li_sparse_r(sun_zenith, view_zenith, relative_azimuth),
-                     ross_thick(sun_zenith, view_zenith, relative_azimuth)], axis=-1).astype(np.float32)
+    return (np.ascontiguousarray(li_sparse_r(sun_zenith, view_zenith, relative_azimuth), dtype=np.float32),
+            np.ascontiguousarray(ross_thick(sun_zenith, view_zenith, relative_azimuth), dtype=np.float32))
 
 
-def _nadir_kernels(latitude) -> np.ndarray:
+def _nadir_kernels(latitude) -> tuple[np.ndarray, np.ndarray]:
     zenith = normalized_solar_zenith(latitude)
-    return np.stack([li_sparse_r(zenith, 0.0, 0.0), ross_thick(zenith, 0.0, 0.0)], axis=-1).astype(np.float32)
+    return (np.asarray(li_sparse_r(zenith, 0.0, 0.0), dtype=np.float32),
+            np.asarray(ross_thick(zenith, 0.0, 0.0), dtype=np.float32))
 
 
 def nbar_dataset(ds: xr.Dataset, angles: xr.Dataset, *, platform: str, latitude: float | xr.DataArray,
@@ -80,18 +83,14 @@ def nbar_dataset(ds: xr.Dataset, angles: xr.Dataset, *, platform: str, latitude:
             raise ProductError(scene, f"band {band} ({sensor.band(band).common_name}) has no HLS BRDF coefficients")
         coefficients[band] = found
 
-    kernel_dim = "brdf_kernel"
-    observed = xr.apply_ufunc(_kernels, *angle_arrays, output_core_dims=[[kernel_dim]], dask="parallelized",
-                              output_dtypes=[np.float32], dask_gufunc_kwargs={"output_sizes": {kernel_dim: 2}})
+    two = {"output_core_dims": [[], []], "dask": "parallelized", "output_dtypes": [np.float32, np.float32]}
+    observed_geo, observed_vol = xr.apply_ufunc(_kernels, *angle_arrays, **two)
     if isinstance(latitude, xr.DataArray):
-        nadir = xr.apply_ufunc(_nadir_kernels, latitude, output_core_dims=[[kernel_dim]], dask="parallelized",
-                               output_dtypes=[np.float32], dask_gufunc_kwargs={"output_sizes": {kernel_dim: 2}})
-        nadir_geo, nadir_vol = nadir.isel({kernel_dim: 0}), nadir.isel({kernel_dim: 1})
+        nadir_geo, nadir_vol = xr.apply_ufunc(_nadir_kernels, latitude, **two)
         extra = {}
     else:
         nadir_geo, nadir_vol = (float(v) for v in _nadir_kernels(float(latitude)))
         extra = {"brdf_normalized_sun_zenith_deg": round(float(normalized_solar_zenith(float(latitude))), 3)}
-    observed_geo, observed_vol = observed.isel({kernel_dim: 0}), observed.isel({kernel_dim: 1})
 
     out = ds.copy()
     for band, (f_iso, f_geo, f_vol) in coefficients.items():
