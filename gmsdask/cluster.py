@@ -41,7 +41,7 @@ __all__ = ["WORKER_ENVIRONMENT", "job_client", "worker_environment"]
 #: so the heaps' lock is barely contended. Measured 2026-11-30 (2 workers, one run each, against the default):
 #: the Landsat scene 171.3 s against 188.2 and 189.2 s (worker system CPU 61 s against 79 and 89 s; its cube
 #: windows 60 s of task time against 83-89 s); 4 quarter tiles 105.3 s against 108.3 s; the whole tile's peak
-#: worker memory 917 MiB against 982-987 MiB and the quarter tile's 761 MiB against 813-864 MiB, the job as fast.
+#: worker memory 917-919 MiB against 982-987 MiB, the quarter tile's 739-761 MiB against 813-864 MiB, as fast.
 WORKER_ENVIRONMENT: dict[str, str] = {"MALLOC_MMAP_THRESHOLD_": str(12 * 2**20), "MALLOC_ARENA_MAX": "1",
                                       "ZARR_THREADING__MAX_WORKERS": "1"}
 
