@@ -18,8 +18,7 @@ from odc.geo.geobox import GeoBox
 from ..errors import ProcessingError
 
 __all__ = ["RESOLUTION_GROUP", "scene_name", "resolution_groups", "group_geobox", "shift_geobox", "grid_dataset",
-           "nested_placement", "nested_within", "nested_nearest",
-           "nested_window"]
+           "nested_placement", "nested_within", "nested_nearest", "nested_window"]
 
 #: Names of resolution groups in a scene tree (``r10m``, ``r30m`` ...).
 RESOLUTION_GROUP = re.compile(r"^r\d+m$")

@@ -34,7 +34,8 @@ def _apply(*bands: np.ndarray, homogenizer: SpectralHomogenizer) -> tuple[np.nda
     """Every target band, then every band's error, each an array of the chunk's shape, from one chunk of each
     source band. One array per band rather than one array of all of them with the bands last: that array (370 MB
     for a 2046 px chunk of 11 bands) was faulted in page by page, then each band was gathered out of it with a
-    stride of 22 values and held until the last band was taken: 0.9 of a Landsat block's 1.6 s."""
+    stride of 22 values by a task of its own while the whole array was held (the full Landsat job: 296 -> 273 s
+    of task time, peak worker memory 3.4 -> 2.9 GiB)."""
     n_target = len(homogenizer.target_bands)
     out = tuple(np.empty(bands[0].shape, dtype=np.float32) for _ in range(2 * n_target))
     # strips of whole rows: the source bands are stacked one strip at a time, never a whole chunk
