@@ -193,6 +193,38 @@ def test_priority_flood_fills_in_place_only_when_asked_and_its_index_width_does_
     np.testing.assert_array_equal(image, filled)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_flood_per_band_serves_every_background(dtype):
+    """The fill with background b is max(b, the fill with the lowest background), exactly; so the two passes of
+    potential_shadow flood each band once and equal fills with each pass's background."""
+    from gmsdask.algorithms.fmask_shadow import _LOWEST, _SHADOW_DARKENING
+
+    rng = np.random.default_rng(7)
+    relief = np.cumsum(np.cumsum(rng.standard_normal((80, 90)), axis=0), axis=1)
+    nir = (0.25 + 0.01 * relief).astype(dtype)
+    swir1 = (0.2 + 0.012 * np.flip(relief, 1)).astype(dtype)
+    nir[30:33, 40:60] = np.nan
+    valid = np.ones(nir.shape, bool)
+    valid[:, 80:] = False
+    lowest = fill_holes(nir, _LOWEST, valid)
+    for background in (float(np.nanmin(nir)) - 1, float(np.nanpercentile(nir, 17.5)), float(np.nanmax(nir)) + 1):
+        filled = fill_holes(nir, background, valid)
+        assert filled.dtype == nir.dtype
+        np.testing.assert_array_equal(np.maximum(lowest, lowest.dtype.type(background)), filled)
+
+    def holes(b_nir, b_swir):  # one pass as written before: a flood per band and background
+        dark = [fill_holes(band, b, valid) - np.where(valid & np.isfinite(band), band, b)
+                for band, b in ((nir, b_nir), (swir1, b_swir))]
+        return (np.minimum(*dark) > _SHADOW_DARKENING) & valid
+    b_nir, b_swir = float(np.nanpercentile(nir, 17.5)), float(np.nanpercentile(swir1, 17.5))
+    first = holes(b_nir, b_swir)
+    lit = valid & ~first & np.isfinite(nir) & np.isfinite(swir1)
+    expected = holes(float(np.percentile(nir[lit], 17.5)), float(np.percentile(swir1[lit], 17.5)))
+    assert first.any() and expected.any() and (expected != first).any()
+    np.testing.assert_array_equal(potential_shadow(nir, swir1, valid, nir_background=b_nir, swir1_background=b_swir,
+                                                   clear_land=valid), expected)
+
+
 def test_potential_shadow_takes_pixels_outside_valid_as_background():
     """No data (``valid`` False) pads the fill like the border does, whatever values it holds."""
     image = np.full((30, 30), 0.3, dtype=np.float32)
