@@ -83,24 +83,21 @@ def mask_scene(scene: xr.DataTree, masks: xr.Dataset, *, classes: Iterable[int] 
             children[name] = child.copy()
             continue
         ds = child.to_dataset()
-        on_grid = masks if name == home else mask_on_grid(masks, ds)
-        hidden = on_grid["fmask"].isin(blanked).variable.data
-        hidden_da = xr.DataArray(hidden, dims=("y", "x"))
-        # where the group's grid nests in the mask's (a Sentinel-2 tile's 10 m and 20 m grids in Fmask's 20 m)
+        # where the group's grid nests in the mask's (a Sentinel-2 tile's 10 m and 20 m grids in Fmask's 20 m),
+        # each block of a variable looks its pixels up in the class layer in its own task (_blanked); elsewhere
+        # one mask for the group, looked up by nearest neighbour
         mask_grid, group_grid = masks.odc.geobox, ds.odc.geobox
         placement = nested_within(mask_grid, group_grid) if mask_grid is not None and group_grid is not None else None
-        if placement is not None and whole_classes is None:
+        targets = [band for band in ds.data_vars if band in band_names] + (["nodata"] if "nodata" in ds else [])
+        per_block = placement is not None and all(isinstance(ds[v].data, da.Array) for v in targets)
+        if per_block and whole_classes is None:
             whole_classes = _whole(masks["fmask"].data)
-        updated = {}
-        for band in (v for v in ds.data_vars if v in band_names):
-            if placement is not None and isinstance(ds[band].data, da.Array):
-                # no encoding kept, as `where` keeps none: the source file is no longer what the values are
-                updated[band] = xr.DataArray(_blanked(ds[band].data, whole_classes, blanked, placement),
-                                             dims=ds[band].dims, coords=ds[band].coords, attrs=ds[band].attrs)
-            else:
-                updated[band] = ds[band].where(~hidden_da).assign_attrs(ds[band].attrs)
-        if "nodata" in ds:
-            updated["nodata"] = (ds["nodata"] | hidden_da).assign_attrs(ds["nodata"].attrs)
+        nested = (whole_classes, placement) if per_block else None
+        group_mask = None
+        if not per_block:
+            on_grid = masks if name == home else mask_on_grid(masks, ds)
+            group_mask = xr.DataArray(on_grid["fmask"].isin(blanked).variable.data, dims=("y", "x"))
+        updated = {v: _hidden(ds[v], True if v == "nodata" else np.nan, blanked, nested, group_mask) for v in targets}
         if name == home:
             for layer in ("fmask", "cloud_confidence"):
                 if layer in masks:
@@ -110,27 +107,39 @@ def mask_scene(scene: xr.DataTree, masks: xr.Dataset, *, classes: Iterable[int] 
     return xr.DataTree(dataset=xr.Dataset(attrs=attrs), children=children)
 
 
+def _hidden(var: xr.DataArray, fill: float | bool, blanked: list[int],
+            nested: tuple[da.Array, tuple[int, int, int]] | None, group_mask: xr.DataArray | None) -> xr.DataArray:
+    """``var`` set to ``fill`` on the masked classes: block by block (``nested``: the class layer in one chunk and
+    where ``var``'s grid nests in it), else by the group's mask."""
+    if nested is not None:
+        # no encoding kept, as `where` keeps none: the source file is no longer what the values are
+        return xr.DataArray(_blanked(var.data, *nested, fill, blanked=blanked), dims=var.dims, coords=var.coords,
+                            attrs=var.attrs)
+    return var.where(~group_mask, fill).assign_attrs(var.attrs)
+
+
 def _whole(classes: da.Array | np.ndarray) -> da.Array:
     """The class layer in one chunk: one task that the blocks of every band depend on (joined once, not per band)."""
     return da.asarray(classes).rechunk(-1)
 
 
-def _blanked(band: da.Array, classes: da.Array, blanked: list[int], placement: tuple[int, int, int]) -> da.Array:
-    """``band`` NaN where ``classes`` (the class layer in one chunk, :func:`_whole`, on the grid ``band``'s nests
-    in, ``placement``) are among ``blanked``: each block looks its pixels up in its own task. A mask made once per
-    block and shared by the group's bands was made ahead of them and held until the last band had taken it: at a
-    whole tile ~150 MiB of 10 m and 20 m masks, made at the start of the final pass. The class layer is one
-    array (~30 MB at a whole tile's 20 m grid), the lookup a few ms per block."""
+def _blanked(band: da.Array, classes: da.Array, placement: tuple[int, int, int], fill: float | bool, *,
+             blanked: list[int]) -> da.Array:
+    """``band`` set to ``fill`` where ``classes`` (the class layer in one chunk, :func:`_whole`, on the grid that
+    ``band``'s nests in, ``placement``) are among ``blanked``: each block looks its pixels up in its own task. A
+    mask made once per block and shared by the group's variables was made ahead of them and held until the last
+    had taken it: at a whole tile ~150 MiB of 10 m and 20 m masks, made at the start of the final pass. The class
+    layer is one array (~30 MB at a whole tile's 20 m grid), the lookup a few ms per block."""
     # map_blocks does not align its arrays: the one-chunk layer goes whole to every block of the band
     return da.map_blocks(_blanked_block, band, classes, blanked=np.asarray(blanked, dtype=np.uint8),
-                         origin=placement[:2], factor=placement[2], dtype=band.dtype,
-                         name=f"cloud-blanked-{tokenize(band.name, classes.name, blanked, placement)}",
+                         origin=placement[:2], factor=placement[2], fill=fill, dtype=band.dtype,
+                         name=f"cloud-blanked-{tokenize(band.name, classes.name, blanked, placement, fill)}",
                          meta=np.empty((0, 0), dtype=band.dtype))
 
 
 def _blanked_block(block: np.ndarray, classes: np.ndarray, blanked: np.ndarray, origin: tuple[int, int],
-                   factor: int, block_info: dict | None = None) -> np.ndarray:
+                   factor: int, fill: float | bool, block_info: dict | None = None) -> np.ndarray:
     (top, bottom), (left, right) = block_info[0]["array-location"]
     hidden = np.isin(nested_window(classes, (origin[0] + top, origin[0] + bottom),
                                    (origin[1] + left, origin[1] + right), factor), blanked)
-    return np.where(hidden, np.array(np.nan, dtype=block.dtype), block)
+    return np.where(hidden, np.array(fill, dtype=block.dtype), block)
