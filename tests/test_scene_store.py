@@ -54,14 +54,26 @@ def _stored(path: Path) -> dict[str, tuple[np.ndarray, dict, int]]:
             for key, array in root.members(max_depth=None) if isinstance(array, zarr.Array)}
 
 
+def _exactly_rounded(values: np.ndarray) -> np.ndarray:
+    """Reflectance as int16 counts of the float32 factor 1e-4, rounded exactly (float64), fill -9999 for NaN."""
+    counts = np.rint(values.astype(np.float64) / np.float64(np.float32(1e-4)))
+    return np.where(np.isnan(values), -9999, np.clip(counts, -9998, 32767)).astype(np.int16)
+
+
 def test_a_level_product_stores_the_same_bytes_as_xarrays_to_zarr(tmp_path: Path) -> None:
+    """Except reflectance's counts, which are rounded exactly where xarray's float32 division is one count off."""
     scene = _scene()
     write_scene(scene, tmp_path / "windowed.zarr")
     _xarray_written(scene, tmp_path / "xarray.zarr")
     ours, theirs = _stored(tmp_path / "windowed.zarr"), _stored(tmp_path / "xarray.zarr")
     assert ours.keys() == theirs.keys() and "r10m/B02" in ours and "angles/sun_zenith" in ours
+    reflectance = {"r10m/B02": scene["r10m"]["B02"], "r10m/B03": scene["r10m"]["B03"], "r20m/B11": scene["r20m"]["B11"]}
     for key, (values, attrs, chunks) in theirs.items():
-        np.testing.assert_array_equal(ours[key][0], values, err_msg=key)
+        if key in reflectance:
+            np.testing.assert_array_equal(ours[key][0], _exactly_rounded(reflectance[key].values), err_msg=key)
+            assert np.abs(ours[key][0].astype(int) - values).max() <= 1, key
+        else:
+            np.testing.assert_array_equal(ours[key][0], values, err_msg=key)
         assert ours[key][0].dtype == values.dtype, key
         assert ours[key][1] == attrs, key
         assert ours[key][2] == chunks, key  # the all-NaN chunk is not stored by either
@@ -71,6 +83,16 @@ def test_a_level_product_stores_the_same_bytes_as_xarrays_to_zarr(tmp_path: Path
     np.testing.assert_allclose(back["r10m"]["B02"].values, truth, atol=0.5e-4 + 1e-7)
     assert back["r10m"]["B02"].dtype == np.float32 and back.attrs["platform"] == "SENTINEL_2A"
     np.testing.assert_array_equal(back["r10m"]["nodata"].values, scene["r10m"]["nodata"].values)
+
+
+def test_reflectance_out_of_int16s_range_is_clipped_not_wrapped(tmp_path: Path) -> None:
+    values = np.array([[5.0, -1.5, np.nan, 0.89465, -0.0001, np.inf]], dtype=np.float32)
+    band = xr.DataArray(da.from_array(values, chunks=(1, 3)), dims=("y", "x"), attrs={"units": "1"})
+    scene = xr.DataTree.from_dict({"/r10m": xr.Dataset({"B04": band})})
+    write_scene(scene, tmp_path / "p.zarr")
+    stored = zarr.open_array(str(tmp_path / "p.zarr"), path="r10m/B04", mode="r")[...]
+    # xarray's cast wrapped 5.0 (50000 counts) round to -15536 and kept -1.5 as -15000, below the fill code
+    np.testing.assert_array_equal(stored, [[32767, -9998, -9999, 8947, -1, -9999]])
 
 
 def test_a_level_product_reads_back_in_other_chunks_with_one_read_per_block(tmp_path: Path) -> None:

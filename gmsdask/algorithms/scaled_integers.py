@@ -1,10 +1,11 @@
 """Scaled integers (CF ``scale_factor``, ``add_offset``, ``_FillValue``): float blocks encoded to int16 and int16
 blocks decoded to float32, each in one compiled pass over the block (numba).
 
-Encoding (the cube writer's blocks): the value minus the offset, divided by the factor, in float64 (exact
-rounding for every float32 input), rounded half to even, clipped into int16 above the fill code (no valid pixel
-may decode as no data), the fill code where the value is not finite. numpy, in 128-row strips of reused scratch,
-took 7.7 ms per 2048 x 1612 block; this loop 0.7-1.9 ms, the same integers (2026-11-29).
+Encoding (the cube writer's blocks and the level products' reflectance): the value minus the offset, divided by
+the factor, in float64 (exact rounding for every float32 input), rounded half to even, clipped into int16 above
+the fill code (no valid pixel may decode as no data), the fill code where the value is not finite. numpy, in
+128-row strips of reused scratch, took 7.7 ms per 2048 x 1612 block; this loop 0.7-1.9 ms, the same integers
+(2026-11-29).
 
 Decoding (level products and cubes read back): xarray's CF coders mask and then scale a block, a float copy and
 a ``where`` for the fill, another copy for the scaling, the product and the sum in place: 8.1 ms per 2048² int16
