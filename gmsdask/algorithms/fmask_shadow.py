@@ -49,7 +49,6 @@ _SUNWARD_COMPONENT = 0.01
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 #: Object pixels used to score a height (a larger object is sampled with a fixed stride: deterministic).
 _MAX_SCORED_PIXELS = 20_000
-_HEIGHT_BATCH = 64
 
 
 def fill_holes(image: np.ndarray, border_value: float, valid: np.ndarray | None = None) -> np.ndarray:
@@ -204,24 +203,6 @@ def _scored_pixels(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.n
     return rows[::stride], cols[::stride]
 
 
-def _similarities(rows: np.ndarray, cols: np.ndarray, shifts: np.ndarray, label: int, labels: np.ndarray,
-                  valid: np.ndarray, target: np.ndarray, shade: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Similarity and evidence (shadow hits minus misses) for each displacement ``shifts`` (n, 2) in pixels (rows, cols)."""
-    height, width = labels.shape
-    r = np.rint(rows[:, None] + shifts[None, :, 0]).astype(np.int64)
-    c = np.rint(cols[:, None] + shifts[None, :, 1]).astype(np.int64)
-    inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
-    r, c = np.where(inside, r, 0), np.where(inside, c, 0)
-    counted = inside & valid[r, c] & (labels[r, c] != label)
-    hits = counted & target[r, c]
-    total = counted.sum(axis=0)
-    hit_count = hits.sum(axis=0)
-    shaded = (counted & shade[r, c]).sum(axis=0)
-    # evidence for the height: projected pixels on (visible) potential shadow minus those on bright clear ground
-    evidence = shaded - (total - hit_count)
-    return np.where(total > 0, hit_count / np.maximum(total, 1), 0.0), evidence
-
-
 def _best_height(similarity: np.ndarray, evidence: np.ndarray, threshold: float) -> int | None:
     """Index of the matched height: the most evidence (projected pixels on potential shadow minus those on
     clear ground that is not potential shadow), among the heights whose similarity reaches ``threshold``."""
@@ -253,15 +234,16 @@ def match_shadows(cloud: np.ndarray, potential: np.ndarray, valid: np.ndarray, *
     shade = potential & ~cloud
     heights_found: list[float] = []
     pixels_found: list[int] = []
-    for label, window in enumerate(ndimage.find_objects(labels), start=1):
-        rows, cols = np.nonzero(labels[window] == label)
-        rows, cols = rows + window[0].start, cols + window[1].start
+    # imported here, as the flood's kernels are: numba's import and compilation are paid by the processes that
+    # match shadows, not by every process that imports the masks
+    from ._shadow_kernels import height_scores, object_pixels
+
+    positions, starts = object_pixels(np.ascontiguousarray(labels), count)
+    for label in range(1, count + 1):
+        rows, cols = np.divmod(positions[starts[label]:starts[label + 1]], labels.shape[1])
         scored_rows, scored_cols = _scored_pixels(rows, cols)
-        parts = [_similarities(scored_rows, scored_cols, heights[i:i + _HEIGHT_BATCH, None] * per_metre[None, :],
-                               label, labels, valid, target, shade)
-                 for i in range(0, heights.size, _HEIGHT_BATCH)]
-        scores = np.concatenate([p[0] for p in parts])
-        shaded = np.concatenate([p[1] for p in parts])
+        scores, shaded = height_scores(scored_rows, scored_cols, heights, float(per_metre[0]), float(per_metre[1]),
+                                       label, labels, valid, target, shade)
         best = _best_height(scores, shaded, similarity)
         if best is None:
             continue
