@@ -1,7 +1,8 @@
 """Fmask cloud shadows: the potential-shadow layer and the matching of cloud objects (Zhu & Woodcock 2012).
 
-Pure numpy on one whole grid (the caller uses a coarse grid of the scene: labelling cloud objects and
-flood-filling are scene-wide operations that cannot be done per chunk).
+numpy on one whole grid (the caller uses a coarse grid of the scene: labelling cloud objects and flood-filling
+are scene-wide operations that cannot be done per chunk); the flood and the per-object scoring of the matching are
+compiled loops (:mod:`.priority_flood`, :mod:`._shadow_kernels`).
 
 - Potential shadow: shadows are local dark "holes" in NIR and SWIR1. Each band is flood-filled (grayscale
   hole filling, the morphological reconstruction by erosion from the border, computed by a priority flood:
