@@ -11,7 +11,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["height_scores", "object_pixels"]
+__all__ = ["height_scores"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -48,24 +48,3 @@ def height_scores(rows: np.ndarray, cols: np.ndarray, heights: np.ndarray, per_m
             similarity[k] = hits / total
     return similarity, evidence
 
-
-@numba.njit(cache=True, nogil=True)
-def object_pixels(labels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """The flat indices of the pixels of each object of ``labels`` (``ndimage.label``'s 1..``count``), in row-major
-    order: object ``k``'s are ``positions[starts[k]:starts[k + 1]]``. One pass to count, one to place (a counting
-    sort), where cutting each object's bounding box out of the label image cost a pass over the box per object."""
-    flat = labels.ravel()
-    starts = np.zeros(count + 2, dtype=np.int64)
-    for i in range(flat.size):
-        if flat[i] > 0:
-            starts[flat[i] + 1] += 1
-    for k in range(1, count + 1):
-        starts[k + 1] += starts[k]
-    positions = np.empty(starts[count + 1], dtype=np.int64)
-    placed = starts.copy()
-    for i in range(flat.size):
-        k = flat[i]
-        if k > 0:
-            positions[placed[k]] = i
-            placed[k] += 1
-    return positions, starts

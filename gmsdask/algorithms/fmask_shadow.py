@@ -237,11 +237,12 @@ def match_shadows(cloud: np.ndarray, potential: np.ndarray, valid: np.ndarray, *
     pixels_found: list[int] = []
     # imported here, as the flood's kernels are: numba's import and compilation are paid by the processes that
     # match shadows, not by every process that imports the masks
-    from ._shadow_kernels import height_scores, object_pixels
+    from ._shadow_kernels import height_scores
 
-    positions, starts = object_pixels(np.ascontiguousarray(labels), count)
+    # each object's pixels in row-major order, from one pass over the labels (not one per object's bounding box)
+    pixels = ndimage.value_indices(labels, ignore_value=0)
     for label in range(1, count + 1):
-        rows, cols = np.divmod(positions[starts[label]:starts[label + 1]], labels.shape[1])
+        rows, cols = pixels[label]
         scored_rows, scored_cols = _scored_pixels(rows, cols)
         scores, shaded = height_scores(scored_rows, scored_cols, heights, float(per_metre[0]), float(per_metre[1]),
                                        label, labels, valid, target, shade)
