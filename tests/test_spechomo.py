@@ -157,3 +157,52 @@ def test_bad_requests_name_the_option():
         SpectralHomogenizer(S2A, "LANDSAT_5", "LR")
     with pytest.raises(ConfigError, match=r"needs \(\.\.\., 7\)"):
         SpectralHomogenizer(L8, S2A, "LR").predict(np.zeros((3, 11)))
+
+
+def _numpy_predict(model, x):
+    """The numpy prediction the compiled one replaced (2026-12-01): distances by a matrix product, pixels sorted by
+    regression, one matrix product per regression. The reference of the test below."""
+    with np.errstate(invalid="ignore"):  # the non-finite pixels, set to NaN at the end
+        return _numpy_predict_finite(model, x.reshape(-1, x.shape[-1]).astype(np.float32))
+
+
+def _numpy_predict_finite(model, flat):
+    c = model.centroids.astype(np.float32)
+    partial = flat @ c.T * np.float32(-2.0) + np.sum(c * c, axis=1)[None, :]
+    best = np.argmin(partial, axis=1)
+    distance = np.sqrt(np.maximum(partial[np.arange(best.size), best] + np.einsum("ij,ij->i", flat, flat), 0.0))
+    labels = np.where(distance > model.far_distance, model.n_clusters, best)
+    coefficients = model.coefficients[labels]  # (n, n_terms, n_target)
+    n_source = flat.shape[1]
+    predicted = flat[:, model.baseline_index] + coefficients[:, 0] + np.einsum(
+        "ns,nst->nt", flat, coefficients[:, 1:n_source + 1])
+    if model.degree == 2:
+        predicted += np.einsum("ns,nst->nt", flat * flat, coefficients[:, n_source + 1:])
+    invalid = ~np.all(np.isfinite(flat), axis=1)
+    predicted[invalid] = np.nan
+    error = model.rmse[labels].copy()
+    error[invalid] = np.nan
+    return predicted.astype(np.float32), error, labels
+
+
+@pytest.mark.parametrize("degree", [1, 2])
+def test_compiled_prediction_matches_the_numpy_prediction(degree):
+    """Every regression of the model (50 clusters and the global one beyond ``far_distance``) predicts what numpy
+    predicts; a pixel may take the other of two nearly equidistant centroids (the distances are summed in another
+    order), which the test allows for one pixel in 10 000 at most."""
+    rng = np.random.default_rng(7)
+    source = rng.uniform(0.0, 0.6, (3000, 5))
+    target = np.column_stack([source @ rng.uniform(0.2, 0.5, 5), source[:, 1] ** 2 + 0.1, source[:, 4] * 0.9])
+    model = fit_cluster_regression(source, target, np.array([0, 1, 4]), n_clusters=50, degree=degree)
+    x = rng.uniform(-0.05, 0.8, (120, 250, 5)).astype(np.float32)  # beyond the training range: far pixels too
+    x[3, 4, 2] = np.nan
+    x[7, :, 0] = np.inf
+    prediction, error = predict_cluster_regression(model, x)
+    expected, expected_error, labels = _numpy_predict(model, x)
+    assert prediction.shape == error.shape == (120, 250, 3) and prediction.dtype == error.dtype == np.float32
+    flat, flat_error = prediction.reshape(-1, 3), error.reshape(-1, 3)
+    assert np.array_equal(np.isnan(flat), np.isnan(expected)) and np.isnan(flat).sum() == 3 * 251
+    assert len(set(labels.tolist())) == 51  # every cluster and the global regression were used
+    same_regression = np.all(flat_error == expected_error, axis=1) | np.isnan(expected_error[:, 0])
+    assert same_regression.mean() > 1 - 1e-4
+    np.testing.assert_allclose(flat[same_regression], expected[same_regression], rtol=0, atol=2e-6)

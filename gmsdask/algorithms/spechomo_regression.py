@@ -158,32 +158,21 @@ def fit_cluster_regression(source: np.ndarray, target: np.ndarray, baseline_inde
 def predict_cluster_regression(model: ClusterRegression, reflectance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Predicted target reflectance and its expected error, both ``(..., n_target)`` float32.
 
-    ``reflectance`` is ``(..., n_source)`` in the model's source band order (0-1).
+    ``reflectance`` is ``(..., n_source)`` in the model's source band order (0-1). Each pixel takes the
+    regression of its nearest centroid (:func:`assign_clusters`' rule), pixel by pixel in one compiled pass
+    (:mod:`._spechomo_kernels`, which says how it differs from numpy's arithmetic).
     """
+    # imported here: numba's import is paid by the processes that predict, not by ``import gmsdask``
+    from ._spechomo_kernels import predict_pixels
+
     x = np.asarray(reflectance, dtype=np.float32)
     n_source, n_target = x.shape[-1], model.coefficients.shape[2]
-    flat = x.reshape(-1, n_source)
-    prediction = np.full((flat.shape[0], n_target), np.nan, dtype=np.float32)
-    error = np.full((flat.shape[0], n_target), np.nan, dtype=np.float32)
-    valid = np.flatnonzero(np.all(np.isfinite(flat), axis=1))
-    if valid.size:
-        labels = assign_clusters(model, flat[valid])
-        # Sort pixels by regression once, so that each regression works on one contiguous slice. Sorted as int16,
-        # numpy's stable sort is a radix sort: 0.5 instead of 1.9 ms per 65536 labels (int32: timsort).
-        small = labels.astype(np.int16) if model.n_clusters < np.iinfo(np.int16).max else labels
-        order = np.argsort(small, kind="stable")
-        rows = valid[order]
-        labels = labels[order]
-        source = flat[rows]
-        predicted = source[:, model.baseline_index]
-        bounds = np.concatenate([[0], np.flatnonzero(np.diff(labels)) + 1, [labels.size]])
-        for start, stop in zip(bounds[:-1], bounds[1:]):
-            coefficients = model.coefficients[labels[start]]
-            part = source[start:stop]
-            predicted[start:stop] += part @ coefficients[1:n_source + 1] + coefficients[0]
-            if model.degree == 2:
-                predicted[start:stop] += (part * part) @ coefficients[n_source + 1:]
-        prediction[rows] = predicted
-        error[rows] = model.rmse[labels]
+    flat = np.ascontiguousarray(x.reshape(-1, n_source))
+    prediction = np.empty((flat.shape[0], n_target), dtype=np.float32)
+    error = np.empty((flat.shape[0], n_target), dtype=np.float32)
+    predict_pixels(flat, np.ascontiguousarray(model.centroids.T, dtype=np.float32),
+                   np.ascontiguousarray(model.coefficients, dtype=np.float32),
+                   np.ascontiguousarray(model.rmse, dtype=np.float32), np.float32(model.far_distance),
+                   np.ascontiguousarray(model.baseline_index, dtype=np.int64), model.degree == 2, prediction, error)
     shape = x.shape[:-1] + (n_target,)
     return prediction.reshape(shape), error.reshape(shape)
