@@ -85,6 +85,19 @@ def test_a_level_product_stores_the_same_bytes_as_xarrays_to_zarr(tmp_path: Path
     np.testing.assert_array_equal(back["r10m"]["nodata"].values, scene["r10m"]["nodata"].values)
 
 
+def test_a_level_products_variables_are_compressed_by_zstandard_level_1(tmp_path: Path) -> None:
+    """Level 1, not zarr's default 3: three times faster to write and ~1.5 times faster to read for ~10 % more bytes
+    (``scene_store._COMPRESSORS``). Every data variable, in memory or lazy, reflectance or not."""
+    scene = _scene()
+    write_scene(scene, tmp_path / "p.zarr")
+    root = zarr.open_group(str(tmp_path / "p.zarr"), mode="r")
+    names = [f"{node.path.strip('/')}/{name}" for node in scene.subtree for name in node.dataset.data_vars]
+    assert len(names) == 7
+    for name in names:
+        (codec,) = root[name].compressors
+        assert type(codec).__name__ == "ZstdCodec" and codec.level == 1, (name, codec)
+
+
 def test_reflectance_out_of_int16s_range_is_clipped_not_wrapped(tmp_path: Path) -> None:
     values = np.array([[5.0, -1.5, np.nan, 0.89465, -0.0001, np.inf]], dtype=np.float32)
     band = xr.DataArray(da.from_array(values, chunks=(1, 3)), dims=("y", "x"), attrs={"units": "1"})

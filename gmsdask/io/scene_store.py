@@ -15,6 +15,7 @@ import zarr
 from dask.base import tokenize
 from dask.core import flatten
 from dask.delayed import Delayed
+from zarr.codecs import ZstdCodec
 from xarray.backends.zarr import encode_zarr_variable
 
 from .block_graph import block_keys
@@ -26,6 +27,14 @@ REFLECTANCE_SCALE = 1e-4
 REFLECTANCE_FILL = -9999
 #: Encoding key of a variable read by :func:`read_scene`: ``(product path, group, variable, Dask array name)``
 _ORIGIN = "gmsdask_level_product"
+#: Zstandard at level 1 rather than zarr's default level 3. Measured on windows of up to 2048² px of three real
+#: Landsat-8 30 m bands as reflectance, one thread: level 3 compressed them 2.03-2.14x in 36-40 ms and decompressed
+#: them in 7.0-7.5 ms; level 1 1.83-1.91x in 16-17 ms and 4.5-5.2 ms. The chain writes each block of a product once
+#: and reads it several times (a cube window decodes every product chunk it touches whole, and the tiles overlap): on
+#: the full Landsat job the product's writes took 20.0 s instead of 25.8 s of worker time, the cube windows 58.2 s
+#: instead of 61.2 s. Blosc-LZ4 with byte shuffle was faster again (17.9 s and 50.8 s), but it compressed the real
+#: bands 1.18-1.29x: products ~60 % larger than with level 3.
+_COMPRESSORS = (ZstdCodec(level=1),)
 #: How a product is opened before it is chunked by hand: without Dask, nothing cached in memory (chunked with
 #: ``inline_array``, every read is a root task of its own), CF decoding left to :func:`decode_float32`
 _UNCHUNKED: dict[str, Any] = {"engine": "zarr", "chunks": None, "cache": False, "decode_coords": "all",
@@ -60,7 +69,7 @@ def write_scene(scene: xr.DataTree, path: str | Path, *, compute: bool = True) -
     # an explicit encoding replaces the variable's own, so keep its grid_mapping (the CRS link)
     encoding = {
         node.path: {name: {k: v for k, v in var.encoding.items() if k == "grid_mapping"} | reflectance_encoding(var)
-                    for name, var in node.dataset.data_vars.items()}
+                    | {"compressors": _COMPRESSORS} for name, var in node.dataset.data_vars.items()}
         for node in scene.subtree if node.has_data
     }
     template = xr.DataTree.from_dict({node.path: _placeholders(node.to_dataset(inherit=False))
