@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gmsdask.algorithms.spechomo_regression import fit_cluster_regression, predict_cluster_regression
+from gmsdask.algorithms.spechomo_regression import (assign_clusters, fit_cluster_regression,
+                                                     predict_cluster_regression)
 from gmsdask.algorithms.spechomo_simple import nearest_band_indices
 from gmsdask.errors import ConfigError
 from gmsdask.spectral import SpectralHomogenizer
@@ -160,24 +161,17 @@ def test_bad_requests_name_the_option():
 
 
 def _numpy_predict(model, x):
-    """The numpy prediction the compiled one replaced (2026-12-01): distances by a matrix product, pixels sorted by
-    regression, one matrix product per regression. The reference of the test below."""
-    with np.errstate(invalid="ignore"):  # the non-finite pixels, set to NaN at the end
-        return _numpy_predict_finite(model, x.reshape(-1, x.shape[-1]).astype(np.float32))
-
-
-def _numpy_predict_finite(model, flat):
-    c = model.centroids.astype(np.float32)
-    partial = flat @ c.T * np.float32(-2.0) + np.sum(c * c, axis=1)[None, :]
-    best = np.argmin(partial, axis=1)
-    distance = np.sqrt(np.maximum(partial[np.arange(best.size), best] + np.einsum("ij,ij->i", flat, flat), 0.0))
-    labels = np.where(distance > model.far_distance, model.n_clusters, best)
-    coefficients = model.coefficients[labels]  # (n, n_terms, n_target)
+    """The numpy prediction the compiled one replaced (2026-12-01): the regression of each pixel by
+    ``assign_clusters`` (distances by a matrix product), applied by numpy. The reference of the test below."""
+    flat = x.reshape(-1, x.shape[-1]).astype(np.float32)
     n_source = flat.shape[1]
-    predicted = flat[:, model.baseline_index] + coefficients[:, 0] + np.einsum(
-        "ns,nst->nt", flat, coefficients[:, 1:n_source + 1])
-    if model.degree == 2:
-        predicted += np.einsum("ns,nst->nt", flat * flat, coefficients[:, n_source + 1:])
+    with np.errstate(invalid="ignore"):  # the non-finite pixels, set to NaN below
+        labels = assign_clusters(model, flat)
+        coefficients = model.coefficients[labels]  # (n, n_terms, n_target)
+        predicted = flat[:, model.baseline_index] + coefficients[:, 0] + np.einsum(
+            "ns,nst->nt", flat, coefficients[:, 1:n_source + 1])
+        if model.degree == 2:
+            predicted += np.einsum("ns,nst->nt", flat * flat, coefficients[:, n_source + 1:])
     invalid = ~np.all(np.isfinite(flat), axis=1)
     predicted[invalid] = np.nan
     error = model.rmse[labels].copy()
