@@ -24,6 +24,39 @@ def test_bilinear_is_exact_on_linear_fields_inside_and_beyond_the_grid(descendin
     np.testing.assert_allclose(bilinear_from_grid(grid_y, grid_x, field, y, x), full, atol=1e-3)
 
 
+def _numpy_bilinear(grid_y, grid_x, values, y, x):
+    """The numpy form of ``bilinear_from_grid`` before its per-pixel pass was compiled (2026-12-01): the reference
+    of the test below."""
+    from gmsdask.algorithms.interpolation import _segments
+
+    row_index, row_fraction = _segments(grid_y, y)
+    col_index, col_fraction = _segments(grid_x, x)
+    first, last = int(row_index.min()), int(row_index.max()) + 2
+    nodes = values[first:last]
+    along_x = nodes[:, col_index] * (1.0 - col_fraction) + nodes[:, col_index + 1] * col_fraction
+    upper, lower = along_x[row_index - first], along_x[row_index + 1 - first]
+    return (upper * (1.0 - row_fraction)[:, None] + lower * row_fraction[:, None]).astype(np.float32)
+
+
+@pytest.mark.parametrize("descending_y", [True, False])
+def test_bilinear_has_the_bits_of_the_numpy_form(descending_y):
+    """Every pixel, inside and beyond a 5 km grid, in a block that starts anywhere: the same float32 bits as numpy's
+    float64 arithmetic rounded once (the TOA's per-pixel sun matches an independent implementation exactly)."""
+    rng = np.random.default_rng(11)
+    grid_y = np.linspace(6_000_000.0, 5_760_000.0, 49)
+    grid_x = np.linspace(300_000.0, 540_000.0, 49)
+    values = np.cos(np.deg2rad(rng.uniform(20.0, 70.0, (49, 49))))
+    if not descending_y:
+        grid_y, values = grid_y[::-1].copy(), values[::-1].copy()
+    y = 6_010_000.0 - 30.0 * (np.arange(3000) + 0.5)
+    x = 290_000.0 + 30.0 * (np.arange(700) + 0.5)
+    for rows, cols in ((slice(None), slice(None)), (slice(1234, 1301), slice(7, 700, 3))):
+        expected = _numpy_bilinear(grid_y, grid_x, values, y[rows], x[cols])
+        got = bilinear_from_grid(grid_y, grid_x, values, y[rows], x[cols])
+        assert got.dtype == np.float32 and got.shape == expected.shape
+        assert np.array_equal(got, expected)
+
+
 def test_bilinear_interpolates_between_nodes_not_nearest():
     grid = np.array([0.0, 10.0])
     values = np.array([[0.0, 10.0], [10.0, 20.0]])

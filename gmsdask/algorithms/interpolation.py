@@ -1,4 +1,4 @@
-"""Interpolation of coarse grids (angle grids) onto pixel grids (pure numpy)."""
+"""Interpolation of coarse grids (angle grids) onto pixel grids (numpy; the per-pixel pass compiled)."""
 
 from __future__ import annotations
 
@@ -56,10 +56,14 @@ def bilinear_from_grid(grid_y: np.ndarray, grid_x: np.ndarray, values: np.ndarra
     first, last = int(row_index.min()), int(row_index.max()) + 2
     nodes = values[first:last]
     along_x = nodes[:, col_index] * (1.0 - col_fraction) + nodes[:, col_index + 1] * col_fraction
-    upper = along_x[row_index - first]
-    lower = along_x[row_index + 1 - first]
-    out = upper * (1.0 - row_fraction)[:, None] + lower * row_fraction[:, None]
-    return out.astype(np.float32)
+    # the pass over every pixel, compiled (numpy's arithmetic, one float64 -> float32 rounding); imported here so
+    # that numba's import is paid by the processes that interpolate
+    from ._interpolation_kernels import between_rows
+
+    out = np.empty((len(row_index), len(col_index)), dtype=np.float32)
+    between_rows(np.ascontiguousarray(along_x), np.ascontiguousarray(row_index - first, dtype=np.int64),
+                 np.ascontiguousarray(row_fraction, dtype=np.float64), out)
+    return out
 
 
 def filled_from_nearest(values: np.ndarray) -> np.ndarray:
