@@ -23,10 +23,11 @@ __all__ = ["homogenize_dataset", "ERROR_PREFIX"]
 ERROR_PREFIX = "spechomo_error_"
 
 
-#: Pixels predicted at a time within a chunk. The prediction's temporaries (validity, cluster order, gathered
-#: spectra, the two outputs) are several times a chunk's input; strips keep them near 10 MB, so a worker
-#: holds the chunk's input and output and little more whatever the chunk size (an 1830 x 1830 px chunk of 11
-#: bands otherwise took ~1 GB beyond its own data, issue 13's memory figure).
+#: Pixels predicted at a time within a chunk. The stacked spectra and the prediction's two pixel-major outputs
+#: (the compiled prediction has no other temporaries since 2026-12-01; the numpy one had several) would be
+#: several times a chunk's input; strips keep them near 10 MB, so a worker holds the chunk's input and output and
+#: little more whatever the chunk size (an 1830 x 1830 px chunk of 11 bands otherwise took ~1 GB beyond its own
+#: data, issue 13's memory figure).
 _STRIP_PIXELS = 1 << 16
 
 
