@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from gmsdask import set_config
 from gmsdask.catalog import Catalog, SceneRecord
 from gmsdask.cli import app
-from gmsdask.cluster import WORKER_ENVIRONMENT, job_client
+from gmsdask.cluster import WORKER_CONFIG, WORKER_ENVIRONMENT, job_client
 from gmsdask.controller import ProcessController
 from gmsdask.demo import seed_sixs_cache, write_demo_products
 from gmsdask.levels import Level, LevelContext, LevelOutcome, default_registry, l1a, l1b, l1c, l2a, l2b, product_stub
@@ -118,6 +118,11 @@ def test_cluster_options(tmp_path):
         # and Zarr's codecs run in one thread there (one worker, one core)
         assert client.run(lambda: __import__("zarr").config.get("threading.max_workers")) == {
             next(iter(client.scheduler_info()["workers"])): 1}
+        # its profiler samples the task thread every 100 ms (WORKER_CONFIG); the job's own process kept Dask's 10 ms
+        (sampling_ms,) = client.run(lambda dask_worker: dask_worker.periodic_callbacks["profile"].callback_time
+                                    ).values()
+        assert sampling_ms == 100 and WORKER_CONFIG["distributed.worker.profile.interval"] == "100ms"
+        assert dask.config.get("distributed.worker.profile.interval") == "10ms"
     with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster, \
             job_client(cfg.replace(scheduler_address=cluster.scheduler_address)) as client:
         assert client.scheduler.address == cluster.scheduler_address
