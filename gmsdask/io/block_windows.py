@@ -35,27 +35,19 @@ def window_blocks(data: da.Array, rows: slice, cols: slice, layer: dict, part_ke
     that read ``keys`` belong to a layer that depends on ``data``."""
     row_edges = np.cumsum((0, *data.chunks[0]))
     col_edges = np.cumsum((0, *data.chunks[1]))
-    by0 = int(np.searchsorted(row_edges, rows.start, side="right")) - 1
-    by1 = int(np.searchsorted(row_edges, rows.stop, side="left"))
-    bx0 = int(np.searchsorted(col_edges, cols.start, side="right")) - 1
-    bx1 = int(np.searchsorted(col_edges, cols.stop, side="left"))
-
-    def part(start: int, stop: int, edges: np.ndarray, index: int) -> slice:
-        return slice(int(max(start, edges[index]) - edges[index]), int(min(stop, edges[index + 1]) - edges[index]))
+    under = _blocks_under(row_edges, col_edges, rows, cols)
     keys = []
-    for by in range(by0, by1):
-        part_rows = part(rows.start, rows.stop, row_edges, by)
-        for bx in range(bx0, bx1):
-            part_cols = part(cols.start, cols.stop, col_edges, bx)
-            key = (data.name, by, bx)
-            if (part_rows.stop - part_rows.start, part_cols.stop - part_cols.start) != (data.chunks[0][by],
-                                                                                        data.chunks[1][bx]):
-                layer[part_key + (len(keys),)] = (_part, key, part_rows, part_cols)
-                key = part_key + (len(keys),)
-            keys.append(key)
+    for (by, bx), part_rows, part_cols in under:
+        key = (data.name, by, bx)
+        if (part_rows.stop - part_rows.start, part_cols.stop - part_cols.start) != (data.chunks[0][by],
+                                                                                    data.chunks[1][bx]):
+            layer[part_key + (len(keys),)] = (_part, key, part_rows, part_cols)
+            key = part_key + (len(keys),)
+        keys.append(key)
+    n_block_cols = sum(block[0] == under[0][0][0] for block, _rows, _cols in under)
     # every block is cut to the window (a block row is cut in rows for all its blocks or for none; columns
     # alike), so the stitched blocks are the window itself
-    return keys, bx1 - bx0, slice(0, rows.stop - rows.start), slice(0, cols.stop - cols.start)
+    return keys, n_block_cols, slice(0, rows.stop - rows.start), slice(0, cols.stop - cols.start)
 
 
 def _part(block: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
@@ -69,9 +61,12 @@ def map_neighbourhoods(function: Callable[..., np.ndarray], arrays: Sequence[da.
     arrays' edges (``dask.array.map_overlap`` with ``boundary="none"``). ``function`` returns one 2-D array of
     its windows' shape; ``extra`` may hold 0-d Dask arrays (a scene statistic), passed as their values.
 
-    One task per block, from the blocks under its window (:func:`window_blocks`), where ``map_overlap`` makes
-    each window of ~20 small tasks (slices of the eight neighbours, concatenations, a trim) and keeps the
-    padded copies in memory until their block's task runs."""
+    One task per block, from the blocks under its window, where ``map_overlap`` makes each window of ~20 small
+    tasks (slices of the eight neighbours, concatenations, a trim) and keeps the padded copies in memory until
+    their block's task runs. The strips a block lends its neighbours are cut by one task per array and block,
+    as copies (the block itself can go once they are cut, as with :func:`window_blocks`), not by one task per
+    strip: a Landsat scene's Fmask pass had ~3,800 such strip tasks of a few milliseconds each, and on two cores
+    the scheduler's and the workers' cost per task left a fifth of the pass idle."""
     first = arrays[0]
     if any(array.chunks != first.chunks for array in arrays):
         raise ValueError("map_neighbourhoods takes arrays of one chunking")
@@ -81,25 +76,70 @@ def map_neighbourhoods(function: Callable[..., np.ndarray], arrays: Sequence[da.
     row_edges = np.cumsum((0, *first.chunks[0]))
     col_edges = np.cumsum((0, *first.chunks[1]))
     n_rows, n_cols = first.shape
-    layer: dict = {}
+    # every array has the same chunking, so a window's blocks and strips are the same for all of them:
+    # windows[(by, bx)] = (pieces, layout for assemble_window, trim_rows, trim_cols), a piece (source block,
+    # index of its strip or None for the whole block); strips[source block] = {strip: index}, the strips cut
+    # from the block for all the windows that reach into it
+    strips: dict[tuple[int, int], dict[tuple[int, int, int, int], int]] = {}
+    windows = {}
     for by in range(len(first.chunks[0])):
         rows = slice(int(max(row_edges[by] - depth, 0)), int(min(row_edges[by + 1] + depth, n_rows)))
         trim_rows = slice(int(row_edges[by] - rows.start), int(row_edges[by + 1] - rows.start))
         for bx in range(len(first.chunks[1])):
             cols = slice(int(max(col_edges[bx] - depth, 0)), int(min(col_edges[bx + 1] + depth, n_cols)))
             trim_cols = slice(int(col_edges[bx] - cols.start), int(col_edges[bx + 1] - cols.start))
-            reads = []
-            for index, array in enumerate(arrays):
-                keys, *layout = window_blocks(array, rows, cols, layer, (f"{out_name}-part", by, bx, index))
-                reads.append([keys, tuple(layout)])  # a list: Dask replaces keys in lists, not in tuples
-            layer[(out_name, by, bx)] = (apply, _neighbourhood_task, [function, reads, extra_args, trim_rows,
-                                                                     trim_cols], kwargs)
+            pieces, n_block_cols = [], 0
+            for (sby, sbx), part_rows, part_cols in _blocks_under(row_edges, col_edges, rows, cols):
+                whole = (part_rows.stop - part_rows.start, part_cols.stop - part_cols.start) == (
+                    first.chunks[0][sby], first.chunks[1][sbx])
+                cut = strips.setdefault((sby, sbx), {})
+                index = None if whole else cut.setdefault(
+                    (part_rows.start, part_rows.stop, part_cols.start, part_cols.stop), len(cut))
+                pieces.append(((sby, sbx), index))
+                n_block_cols += sby == pieces[0][0][0]
+            layout = (n_block_cols, slice(0, rows.stop - rows.start), slice(0, cols.stop - cols.start))
+            windows[(by, bx)] = (pieces, layout, trim_rows, trim_cols)
+    layer: dict = {}
+    for index, array in enumerate(arrays):
+        for block, cut in strips.items():
+            if cut:
+                layer[(f"{out_name}-strips", index, *block)] = (_strips, (array.name, *block), list(cut))
+    for (by, bx), (pieces, layout, trim_rows, trim_cols) in windows.items():
+        reads = []
+        for index, array in enumerate(arrays):
+            # lists: Dask replaces keys in lists, not in tuples; a strip is [its block's strips, its index]
+            blocks = [(array.name, *block) if strip is None else [(f"{out_name}-strips", index, *block), strip]
+                      for block, strip in pieces]
+            reads.append([blocks, layout])
+        layer[(out_name, by, bx)] = (apply, _neighbourhood_task, [function, reads, extra_args, trim_rows,
+                                                                 trim_cols], kwargs)
     dependencies = [*arrays, *(value for value in extra if isinstance(value, da.Array))]
     graph = HighLevelGraph.from_collections(out_name, layer, dependencies=dependencies)
     return da.Array(graph, out_name, chunks=first.chunks, dtype=dtype, meta=np.empty((0, 0), dtype=dtype))
 
 
+def _blocks_under(row_edges: np.ndarray, col_edges: np.ndarray, rows: slice, cols: slice
+                  ) -> list[tuple[tuple[int, int], slice, slice]]:
+    """The blocks under the window ``[rows, cols]``, row-major, each as ``((block row, block column), rows,
+    cols)`` of the window's part within the block (slices relative to the block)."""
+    by0 = int(np.searchsorted(row_edges, rows.start, side="right")) - 1
+    by1 = int(np.searchsorted(row_edges, rows.stop, side="left"))
+    bx0 = int(np.searchsorted(col_edges, cols.start, side="right")) - 1
+    bx1 = int(np.searchsorted(col_edges, cols.stop, side="left"))
+
+    def part(start: int, stop: int, edges: np.ndarray, index: int) -> slice:
+        return slice(int(max(start, edges[index]) - edges[index]), int(min(stop, edges[index + 1]) - edges[index]))
+    return [((by, bx), part(rows.start, rows.stop, row_edges, by), part(cols.start, cols.stop, col_edges, bx))
+            for by in range(by0, by1) for bx in range(bx0, bx1)]
+
+
+def _strips(block: np.ndarray, cuts: list[tuple[int, int, int, int]]) -> list[np.ndarray]:
+    """Copies of ``block[r0:r1, c0:c1]`` for every ``(r0, r1, c0, c1)`` of ``cuts``."""
+    return [block[r0:r1, c0:c1].copy() for r0, r1, c0, c1 in cuts]
+
+
 def _neighbourhood_task(function: Callable[..., np.ndarray], reads: list, extra: list, trim_rows: slice,
                         trim_cols: slice, **kwargs: Any) -> np.ndarray:
-    windows = [assemble_window(blocks, *layout) for blocks, layout in reads]
+    windows = [assemble_window([piece if isinstance(piece, np.ndarray) else piece[0][piece[1]] for piece in blocks],
+                               *layout) for blocks, layout in reads]
     return function(*windows, *extra, **kwargs)[trim_rows, trim_cols]
