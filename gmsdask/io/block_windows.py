@@ -32,7 +32,13 @@ def window_blocks(data: da.Array, rows: slice, cols: slice, layer: dict, part_ke
     of its own, added to ``layer`` under ``part_key + (n,)``, that copies the part out: a view would keep the
     whole block (or what the block is a view of, e.g. L1C's two-layer blocks) in memory for as long as the
     window's task waits for its other parts, and the copy lets the block go once its parts are cut. The tasks
-    that read ``keys`` belong to a layer that depends on ``data``."""
+    that read ``keys`` belong to a layer that depends on ``data``.
+
+    One task per part, not one per block for all windows (as :func:`map_neighbourhoods` cuts its strips): a
+    warp's windows are large parts of their blocks, and cut all at once they waited in memory for windows that
+    run much later. Tried on 2026-12-01 for the warps and the tie points: a Landsat scene's job went from 9,700
+    to 7,500 tasks and took as long (137.9 and 138.9 s against 137.1 and 136.5 s), its peak worker memory
+    3.4-3.7 GiB instead of 2.9-3.1 GiB."""
     row_edges = np.cumsum((0, *data.chunks[0]))
     col_edges = np.cumsum((0, *data.chunks[1]))
     under = _blocks_under(row_edges, col_edges, rows, cols)
