@@ -49,8 +49,8 @@ WORKER_ENVIRONMENT: dict[str, str] = {"MALLOC_MMAP_THRESHOLD_": str(12 * 2**20),
 #:
 #: ``distributed.worker.profile.interval`` 100 ms instead of 10 ms: a worker samples its task thread's Python stack
 #: for the statistical profile (the dashboard's profile page, ``Client.profile``, performance reports) on its
-#: event loop, and at 10 ms that took ~2.5 % of its CPU. Beside the task on a core of its own it costs nothing,
-#: on a machine with as many workers as cores it comes out of the tasks. Measured 2026-12-01 (4 quarter tiles, 2
+#: event loop, and at 10 ms that took ~2.5 % of its CPU. A lone worker on a machine with a core to spare pays it
+#: there; with as many workers as cores it comes out of the tasks. Measured 2026-12-01 (4 quarter tiles, 2
 #: workers, two pairs): the workers' event loops 3.7 and 4.2 s of CPU against 6.3 and 6.2 s, the workers' CPU
 #: 191.4 and 194.8 s against 197.0 and 200.5 s, the job 101.4 and 105.8 s against 105.2 and 108.4 s. Ten
 #: samples a second per worker still give a job of minutes thousands of samples (the benchmarks' per-level
