@@ -106,7 +106,7 @@ class SunAngleGrid:
 
     def cos_zenith_at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Cosine of the solar zenith at every pixel centre of the rectilinear grid ``y`` x ``x`` (float32)."""
-        return bilinear_from_grid(self.y, self.x, self.cos_zenith, y, x).astype(np.float32, copy=False)
+        return bilinear_from_grid(self.y, self.x, self.cos_zenith, y, x)  # float32 already
 
     def as_dataset(self) -> xr.Dataset:
         coords = {"y": ("y", self.y, {"units": "m"}), "x": ("x", self.x, {"units": "m"})}
